@@ -1,0 +1,86 @@
+"""Decode one video file with OpenCV into uint8 RGB frames at a target size.
+
+Pipeline per frame: decode (BGR) -> RGB -> resize (cv2.INTER_AREA, only if the size differs) -> keep or drop
+(fps resampling, then every k-th frame). No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+VIDEO_EXTENSIONS = (".avi", ".mpg", ".mpeg", ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".wmv", ".flv", ".ogv")
+INTERPOLATION = cv2.INTER_AREA
+
+
+class VideoError(Exception):
+    """A video file cannot be decoded; `str(err)` is the reason."""
+
+
+def is_video(path):
+    return os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS
+
+
+def decode(path, size=(160, 120), frame_skip=1, fps=None):
+    """Decode `path` -> (frames uint8 (T, H, W, 3) RGB with (W, H) = size, source fps).
+
+    fps: if given, resample in time to this rate first (source frame floor(j * src_fps / fps) for output j;
+    frames are repeated when fps > src_fps). frame_skip k then keeps frames 0, k, 2k, ... of the result.
+    Raises VideoError (unreadable, not a video, zero frames, truncated AVI).
+    """
+    path = os.fspath(path)
+    w, h = int(size[0]), int(size[1])
+    k = int(frame_skip)
+    if k < 1:
+        raise ValueError("frame_skip must be >= 1")
+    if not os.path.isfile(path):
+        raise VideoError("file not found")
+    if os.path.getsize(path) == 0:
+        raise VideoError("empty file (0 bytes)")
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            raise VideoError("cannot open as a video (not a video file or unsupported/corrupt container)")
+        src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not np.isfinite(src_fps) or src_fps <= 0:
+            src_fps = 0.0
+        header_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        resample = fps is not None and src_fps > 0 and abs(float(fps) - src_fps) > 1e-6
+        kept = []
+        n_decoded = 0
+        n_resampled = 0
+        while True:
+            ok, bgr = cap.read()
+            if not ok or bgr is None:
+                break
+            if resample:
+                # each source frame may be emitted 0, 1 or several times
+                reps = 0
+                while int(np.floor(n_resampled * src_fps / float(fps) + 1e-6)) == n_decoded:
+                    reps += 1
+                    n_resampled += 1
+                times = [n_resampled - reps + r for r in range(reps)]
+            else:
+                times = [n_decoded]
+            n_decoded += 1
+            sel = [t for t in times if t % k == 0]
+            if not sel:
+                continue
+            if bgr.ndim != 3 or bgr.shape[2] != 3:
+                raise VideoError(f"unexpected frame shape {bgr.shape}")
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            if rgb.shape[1] != w or rgb.shape[0] != h:
+                rgb = cv2.resize(rgb, (w, h), interpolation=INTERPOLATION)
+            kept.extend([rgb] * len(sel))
+    finally:
+        cap.release()
+    if n_decoded == 0:
+        raise VideoError("no decodable frames")
+    # AVI headers carry an exact frame count; far fewer decoded frames means a truncated/corrupt file.
+    if path.lower().endswith(".avi") and header_count > 0 and n_decoded < 0.9 * header_count:
+        raise VideoError(f"truncated or corrupt: decoded {n_decoded} of {header_count} frames in the header")
+    if not kept:
+        raise VideoError("no frames left after resampling/frame skip")
+    return np.stack(kept).astype(np.uint8, copy=False), src_fps
