@@ -1,0 +1,29 @@
+"""ttrnn: Tensor-Train RNNs (Yang, Krompass, Tresp, ICML 2017) on Keras 3.
+
+Layers are exported lazily (module-level `__getattr__`) so that `import ttrnn.store` and the preprocessing
+workers never start TensorFlow.
+"""
+
+import importlib
+
+_LAYERS = {
+    "TTDense": "ttrnn.layers",
+    "TTSimpleRNN": "ttrnn.recurrent",
+    "TTGRU": "ttrnn.recurrent",
+    "TTLSTM": "ttrnn.recurrent",
+}
+_SUBMODULES = ("tt", "layers", "recurrent", "activations", "store", "data", "models", "baselines")
+
+__all__ = list(_LAYERS)
+
+
+def __getattr__(name):
+    if name in _LAYERS:
+        return getattr(importlib.import_module(_LAYERS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ttrnn.{name}")
+    raise AttributeError(f"module 'ttrnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAYERS) | set(_SUBMODULES))

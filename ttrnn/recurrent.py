@@ -1,0 +1,397 @@
+"""TT recurrent layers: `TTSimpleRNN`, `TTGRU`, `TTLSTM` (Yang, Krompass, Tresp, ICML 2017).
+
+One TT-matrix maps a frame `(prod n,)` to all gate pre-activations `(gates * units,)`: the first output mode is
+multiplied by the number of gates (GRU 3, LSTM 4), so the dense kernel's column blocks `[g*units, (g+1)*units)`
+are the gates in Keras order (z, r, h) / (i, f, c, o) and `full_kernel()`, `recurrent_kernel`, `bias` drop into
+`keras.layers.GRU` / `LSTM` / `SimpleRNN` via `set_weights`.
+
+Arrangement (chosen by measurement, see `experiments/bench.py tt`): the layer scans over chunks of `time_chunk`
+frames; each chunk is projected through the TT cores with one contraction (so the big intermediates stay small
+and in cache) and then the recurrence runs over the chunk's steps. `time_chunk=1` projects inside every step,
+`time_chunk=0` projects the whole sequence before the recurrence.
+"""
+
+import math
+
+import keras
+from keras import ops
+from keras.src import backend
+
+from ttrnn import tt
+from ttrnn.activations import hard_sigmoid
+from ttrnn.layers import add_tt_cores, cast_input
+
+DEFAULT_TIME_CHUNK = 1
+
+PRESETS = {
+    # New users: TT-aware Glorot cores, logistic gates, cuDNN-style GRU, Keras-style per-gate recurrent dropout.
+    "modern": {"kernel_initializer": lambda: tt.TTGlorotNormal(), "recurrent_activation": "sigmoid",
+               "reset_after": True, "shared_recurrent_dropout": False},
+    # What the original Theano/Keras-2 code computed.
+    "paper": {"kernel_initializer": lambda: tt.FlatGlorotUniform(), "recurrent_activation": hard_sigmoid,
+              "reset_after": False, "shared_recurrent_dropout": True},
+}
+
+
+class _TTRecurrent(keras.layers.Layer):
+    """Shared machinery: TT input projection, chunked scan, masking, dropout, states, config.
+
+    Subclasses set `GATES`, `N_STATES` and implement `_build_bias` and `_cell(z, states, rec_masks)` where
+    `z` `(batch, gates * units)` is the projected input plus input bias.
+    """
+
+    GATES = 1
+    N_STATES = 1
+
+    def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, preset="modern", activation="tanh",
+                 recurrent_activation=None, use_bias=True, kernel_initializer=None,
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, shared_recurrent_dropout=None, return_sequences=False,
+                 return_state=False, go_backwards=False, time_chunk=DEFAULT_TIME_CHUNK, seed=None, **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        p = PRESETS[preset]
+        n, m, r = tt.check_tt_shape(tt_input_shape, tt_output_shape, tt_ranks)
+        self.preset = preset
+        self.tt_input_shape, self.tt_output_shape, self.tt_ranks = list(n), list(m), list(r)
+        self.units = math.prod(m)
+        # Gate factor in the first output mode: column blocks of full_kernel() are the gates.
+        self.tt_kernel_output_shape = [m[0] * self.GATES] + list(m[1:])
+        self.tt_param_count = tt.tt_param_count(n, self.tt_kernel_output_shape, r)
+        self.activation = keras.activations.get(activation)
+        self.recurrent_activation = keras.activations.get(
+            p["recurrent_activation"] if recurrent_activation is None else recurrent_activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(
+            p["kernel_initializer"]() if kernel_initializer is None else kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= float(rate) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {rate}")
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.shared_recurrent_dropout = bool(
+            p["shared_recurrent_dropout"] if shared_recurrent_dropout is None else shared_recurrent_dropout)
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        if int(time_chunk) < 0:
+            raise ValueError(f"time_chunk must be >= 0 (0 = project all frames at once), got {time_chunk}")
+        self.time_chunk = int(time_chunk)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    # ---- weights -------------------------------------------------------------------------------------------
+    def build(self, input_shape):
+        tt.check_tt_shape(self.tt_input_shape, self.tt_output_shape, self.tt_ranks, input_dim=input_shape[-1])
+        self.tt_cores = add_tt_cores(self, self.tt_input_shape, self.tt_kernel_output_shape, self.tt_ranks,
+                                     self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint)
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.GATES * self.units), name="recurrent_kernel",
+            initializer=self.recurrent_initializer, regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint)
+        self.bias = self._build_bias() if self.use_bias else None
+
+    def _build_bias(self):
+        return self.add_weight(shape=(self.GATES * self.units,), name="bias", initializer=self.bias_initializer,
+                               regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def _input_bias(self):
+        return self.bias
+
+    def full_kernel(self):
+        """Dense input-to-hidden kernel `(prod n, gates * units)`, gate blocks in Keras order."""
+        return tt.full(self.tt_cores)
+
+    # ---- forward -------------------------------------------------------------------------------------------
+    def _project(self, x, dp_mask):
+        """`x` `(..., B, D)` raw frames → `(..., B, gates*units)` pre-activations incl. input bias."""
+        x = cast_input(x, self.compute_dtype)
+        if dp_mask is not None:
+            x = x * dp_mask
+        z = tt.tt_matmul(x, self.tt_cores)
+        bias = self._input_bias() if self.use_bias else None
+        return z if bias is None else z + bias
+
+    def _recurrent_masks(self, h, training):
+        if not (training and self.recurrent_dropout > 0):
+            return None
+        ones = ops.ones_like(h)
+        count = 1 if self.shared_recurrent_dropout else self.GATES
+        masks = [keras.random.dropout(ones, self.recurrent_dropout, seed=self.seed_generator)
+                 for _ in range(count)]
+        return masks * self.GATES if self.shared_recurrent_dropout else masks
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        x = ops.convert_to_tensor(sequences)
+        batch = ops.shape(x)[0]
+        steps = ops.shape(x)[1]
+        if initial_state is None:
+            states = [ops.zeros((batch, self.units), dtype=self.compute_dtype) for _ in range(self.N_STATES)]
+        else:
+            states = [ops.cast(s, self.compute_dtype) for s in
+                      (initial_state if isinstance(initial_state, (list, tuple)) else [initial_state])]
+        step_mask = ops.ones((batch, steps), dtype="bool") if mask is None else ops.cast(mask, "bool")
+        if self.go_backwards:
+            x, step_mask = ops.flip(x, axis=1), ops.flip(step_mask, axis=1)
+        dp_mask = None
+        if training and self.dropout > 0:
+            dp_mask = keras.random.dropout(ops.ones((batch, x.shape[-1]), dtype=self.compute_dtype),
+                                           self.dropout, seed=self.seed_generator)
+        rec_masks = self._recurrent_masks(states[0], training)
+
+        x = ops.transpose(x, (1, 0, 2))                      # (T, B, D), time-major
+        step_mask = ops.transpose(step_mask, (1, 0))         # (T, B)
+        chunk = self.time_chunk
+        if chunk == 0:                                       # project every frame before the recurrence
+            x = self._project(x, dp_mask)
+            chunk = 1
+            project = False
+        else:
+            project = True
+        if chunk > 1:                                        # pad T to a multiple of the chunk, padding masked
+            pad = (-steps) % chunk
+            x = ops.pad(x, [[0, pad], [0, 0], [0, 0]])
+            step_mask = ops.pad(step_mask, [[0, pad], [0, 0]], constant_values=False)
+        x = ops.reshape(x, (-1, chunk, batch, x.shape[-1]))
+        step_mask = ops.reshape(step_mask, (-1, chunk, batch, 1))
+
+        def scan_step(inputs, carry):
+            xc, mc = inputs                                  # (chunk, B, D|GU), (chunk, B, 1)
+            zc = self._project(xc, dp_mask) if project else xc
+            carry = list(carry)
+            outs = []
+            for j in range(chunk):
+                _, new = self._cell(zc[j], carry, rec_masks)
+                carry = [ops.where(mc[j], s_new, s_old) for s_new, s_old in zip(new, carry)]
+                outs.append(carry[0])                        # masked step: previous output, as Keras
+            return ops.stack(outs, axis=0), carry
+
+        # Keras's own RNN loop (what keras.layers.RNN runs on), time-major over chunks.
+        # (input_length is passed because the inputs are a tuple; it is the number of chunks.)
+        n_chunks = x.shape[0] if x.shape[0] is not None else ops.shape(x)[0]
+        _, outputs, final = backend.rnn(scan_step, (x, step_mask), states, time_major=True,
+                                        input_length=n_chunks, return_all_outputs=self.return_sequences)
+        final = list(final)
+        if self.return_sequences:
+            outputs = ops.reshape(outputs, (-1, batch, self.units))[:steps]
+            output = ops.transpose(outputs, (1, 0, 2))
+        else:
+            output = final[0]
+        if self.return_state:
+            return [output] + final
+        return output
+
+    def compute_mask(self, inputs, mask=None):
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * self.N_STATES
+        return output_mask
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, steps = sequences_shape[0], sequences_shape[1]
+        out = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+        if self.return_state:
+            return [out] + [(batch, self.units)] * self.N_STATES
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "tt_input_shape": self.tt_input_shape,
+            "tt_output_shape": self.tt_output_shape,
+            "tt_ranks": self.tt_ranks,
+            "preset": self.preset,
+            "activation": keras.activations.serialize(self.activation),
+            "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": keras.initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": keras.regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer),
+            "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": keras.constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "shared_recurrent_dropout": self.shared_recurrent_dropout,
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "time_chunk": self.time_chunk,
+            "seed": self.seed,
+        })
+        return config
+
+
+_ARGS_DOC = """
+    Args:
+        tt_input_shape: input modes `n`; `prod(n)` must equal the frame dimension `D`.
+        tt_output_shape: hidden modes `m`; `units = prod(m)`. The TT kernel's first output mode is
+            `m_0 * gates`.
+        tt_ranks: `d + 1` ranks, `r_0 = r_d = 1`.
+        preset: "modern" (default) or "paper"; sets the defaults of `kernel_initializer`,
+            `recurrent_activation`, `reset_after` (GRU) and `shared_recurrent_dropout`. Explicit arguments win.
+            - modern: `TTGlorotNormal` cores (dense equivalent has Glorot variance), sigmoid gates,
+              `reset_after=True`, one recurrent-dropout mask per gate (as `keras.layers.GRU/LSTM`).
+            - paper: what the original TT-RNN code (Keras 2 / Theano) computed: `FlatGlorotUniform` cores
+              (Keras 2.0 glorot_uniform on the flat 1-D core vector: U(±sqrt(3/sqrt(L)))), Keras-1/2
+              `hard_sigmoid` = clip(0.2x + 0.5, 0, 1) gates, GRU reset gate applied before the recurrent
+              matmul (`reset_after=False`), and ONE recurrent-dropout mask (fixed per sequence) shared by all
+              gates' recurrent matmuls. The original's input `dropout` argument had no effect (its mask was
+              all ones); here `dropout` does what it says and both presets default it to 0. The original TT_GRU
+              also added its bias twice (a 2x reparametrisation of a zero-initialised bias); not reproduced.
+        activation, recurrent_activation, use_bias: as in Keras.
+        kernel_initializer / kernel_regularizer / kernel_constraint: for the TT cores (each core).
+        recurrent_*, bias_*: as in Keras; `bias` has the Keras layout.
+        dropout: input dropout, one mask per sequence on the raw frame, shared by all gates (the single TT
+            matrix projects all gates at once, like Keras `implementation=2`).
+        recurrent_dropout: variational dropout on the previous hidden state in the recurrent matmuls.
+        shared_recurrent_dropout: one mask for all gates (paper) instead of one per gate (Keras).
+        return_sequences, return_state, go_backwards: as in Keras (masked steps carry the state through and
+            repeat the previous output, as Keras 3 with its default `zero_output_for_mask=False`).
+        time_chunk: frames projected per TT contraction inside the scan (1 = per step, 0 = all frames before
+            the recurrence). Only speed changes.
+        seed: seed for the dropout masks.
+    Call: `layer(sequences, initial_state=None, mask=None, training=False)`, `sequences` `(batch, T, D)` float
+    or uint8 (cast inside); `mask` `(batch, T)` bool (or from an upstream `keras.layers.Masking(0.0)`).
+    Attributes: `tt_cores`, `tt_param_count` (cores only), `full_kernel()`, `recurrent_kernel`, `bias`.
+"""
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TTSimpleRNN(_TTRecurrent):
+    __doc__ = """Elman RNN `h_t = activation(x_t W + h_{t-1} U + b)` with a TT-matrix `W`; matches
+    `keras.layers.SimpleRNN` given `full_kernel()`, `recurrent_kernel`, `bias`.
+    """ + _ARGS_DOC
+
+    GATES = 1
+    N_STATES = 1
+
+    def _cell(self, z, states, rec_masks):
+        h = states[0] if rec_masks is None else states[0] * rec_masks[0]
+        out = z + ops.matmul(h, self.recurrent_kernel)
+        out = self.activation(out) if self.activation is not None else out
+        return out, [out]
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TTGRU(_TTRecurrent):
+    __doc__ = """GRU with a TT-matrix input kernel (gates z, r, h); matches `keras.layers.GRU` with the same
+    `reset_after` given `full_kernel()`, `recurrent_kernel`, `bias` (bias `(3U,)`, or `(2, 3U)` when
+    `reset_after=True`, as Keras).
+
+    Extra arg `reset_after`: None → preset (modern True, paper False = reset gate before the recurrent matmul,
+    as the original).
+    """ + _ARGS_DOC
+
+    GATES = 3
+    N_STATES = 1
+
+    def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, reset_after=None, preset="modern", **kwargs):
+        super().__init__(tt_input_shape, tt_output_shape, tt_ranks, preset=preset, **kwargs)
+        self.reset_after = bool(PRESETS[preset]["reset_after"] if reset_after is None else reset_after)
+
+    def _build_bias(self):
+        shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+        return self.add_weight(shape=shape, name="bias", initializer=self.bias_initializer,
+                               regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def _input_bias(self):
+        return self.bias[0] if self.reset_after else self.bias
+
+    def _cell(self, z, states, rec_masks):
+        u = self.units
+        h = states[0]
+        wr = self.recurrent_kernel
+        x_z, x_r, x_h = z[:, :u], z[:, u:2 * u], z[:, 2 * u:]
+        hz, hr, hh = (h, h, h) if rec_masks is None else (h * rec_masks[0], h * rec_masks[1], h * rec_masks[2])
+        if rec_masks is None:
+            inner = ops.matmul(h, wr if self.reset_after else wr[:, :2 * u])
+            rec_z, rec_r = inner[:, :u], inner[:, u:2 * u]
+        else:
+            rec_z, rec_r = ops.matmul(hz, wr[:, :u]), ops.matmul(hr, wr[:, u:2 * u])
+        if self.reset_after and self.use_bias:
+            rec_z = rec_z + self.bias[1, :u]
+            rec_r = rec_r + self.bias[1, u:2 * u]
+        zg = self.recurrent_activation(x_z + rec_z)
+        rg = self.recurrent_activation(x_r + rec_r)
+        if self.reset_after:
+            rec_h = inner[:, 2 * u:] if rec_masks is None else ops.matmul(hh, wr[:, 2 * u:])
+            if self.use_bias:
+                rec_h = rec_h + self.bias[1, 2 * u:]
+            rec_h = rg * rec_h
+        else:
+            rec_h = ops.matmul(rg * hh, wr[:, 2 * u:])
+        cand = self.activation(x_h + rec_h)
+        out = zg * h + (1.0 - zg) * cand
+        return out, [out]
+
+    def get_config(self):
+        config = super().get_config()
+        config["reset_after"] = self.reset_after
+        return config
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TTLSTM(_TTRecurrent):
+    __doc__ = """LSTM with a TT-matrix input kernel (gates i, f, c, o); matches `keras.layers.LSTM` given
+    `full_kernel()`, `recurrent_kernel`, `bias` `(4U,)`. States `[h, c]`.
+
+    Extra arg `unit_forget_bias` (default True, as Keras and the original): forget-gate bias starts at 1.
+    """ + _ARGS_DOC
+
+    GATES = 4
+    N_STATES = 2
+
+    def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, unit_forget_bias=True, **kwargs):
+        super().__init__(tt_input_shape, tt_output_shape, tt_ranks, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _build_bias(self):
+        u, init = self.units, self.bias_initializer
+        if self.unit_forget_bias:
+            def init(shape, dtype=None):
+                return ops.concatenate([
+                    self.bias_initializer((u,), dtype=dtype),
+                    keras.initializers.get("ones")((u,), dtype=dtype),
+                    self.bias_initializer((2 * u,), dtype=dtype),
+                ])
+        return self.add_weight(shape=(4 * u,), name="bias", initializer=init,
+                               regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    def _cell(self, z, states, rec_masks):
+        u = self.units
+        h, c = states
+        wr = self.recurrent_kernel
+        if rec_masks is None:
+            z = z + ops.matmul(h, wr)
+        else:
+            z = z + ops.concatenate(
+                [ops.matmul(h * rec_masks[g], wr[:, g * u:(g + 1) * u]) for g in range(4)], axis=-1)
+        i = self.recurrent_activation(z[:, :u])
+        f = self.recurrent_activation(z[:, u:2 * u])
+        c = f * c + i * self.activation(z[:, 2 * u:3 * u])
+        o = self.recurrent_activation(z[:, 3 * u:])
+        h = o * self.activation(c)
+        return h, [h, c]
+
+    def get_config(self):
+        config = super().get_config()
+        config["unit_forget_bias"] = self.unit_forget_bias
+        return config

@@ -1,0 +1,161 @@
+"""TT-matrix math on `keras.ops`: shape checks, parameter count, `full`, `tt_matmul`, core initializers.
+
+Convention (TensorLy's TT-matrix and t3f): core k has shape `(r_k, n_k, m_k, r_{k+1})` with input modes
+`n`, output modes `m` and ranks `r` (`r_0 = r_d = 1`). The dense equivalent `W = full(cores)` is the
+row-major `(prod n, prod m)` matrix: `W[(i_0..i_{d-1}), (j_0..j_{d-1})] = G_0[:, i_0, j_0, :] ... G_{d-1}[:, i_{d-1},
+j_{d-1}, :]`, and a TT layer computes `y = x @ W`.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def check_tt_shape(tt_input_shape, tt_output_shape, tt_ranks, input_dim=None):
+    """Validate a TT-matrix specification; return `(n, m, r)` as tuples of ints.
+
+    Raises `ValueError` naming the mismatch: unequal numbers of modes, a rank list of the wrong length,
+    `r_0` or `r_d` not 1, non-positive entries, or `prod(n) != input_dim` (when `input_dim` is given).
+    """
+    n, m, r = _int_tuple(tt_input_shape, "tt_input_shape"), _int_tuple(tt_output_shape, "tt_output_shape"), \
+        _int_tuple(tt_ranks, "tt_ranks")
+    if len(n) != len(m):
+        raise ValueError(f"tt_input_shape {list(n)} has {len(n)} modes but tt_output_shape {list(m)} has {len(m)}; "
+                         "they must have the same number of modes")
+    if len(r) != len(n) + 1:
+        raise ValueError(f"tt_ranks {list(r)} has length {len(r)}; expected len(tt_input_shape) + 1 = {len(n) + 1}")
+    if r[0] != 1 or r[-1] != 1:
+        raise ValueError(f"tt_ranks {list(r)}: the first and last rank must be 1 (got r_0={r[0]}, r_d={r[-1]})")
+    if input_dim is not None and math.prod(n) != int(input_dim):
+        raise ValueError(f"tt_input_shape {list(n)} has product {math.prod(n)} but the input dimension is "
+                         f"{int(input_dim)}")
+    return n, m, r
+
+
+def _int_tuple(values, name):
+    try:
+        out = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a list of positive integers, got {values!r}") from None
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    bad = [v for v in out if v <= 0]
+    if bad:
+        raise ValueError(f"{name} {list(out)} has non-positive entries {bad}; all entries must be positive")
+    return out
+
+
+def core_shapes(n, m, r):
+    """Shapes `(r_k, n_k, m_k, r_{k+1})` of the d cores."""
+    return [(r[k], n[k], m[k], r[k + 1]) for k in range(len(n))]
+
+
+def tt_param_count(n, m, r):
+    """Number of TT-core parameters: `sum_k r_k n_k m_k r_{k+1}` (bias not included)."""
+    n, m, r = check_tt_shape(n, m, r)
+    return int(sum(math.prod(s) for s in core_shapes(n, m, r)))
+
+
+def full(cores):
+    """Dense `(prod n, prod m)` matrix of a TT-matrix given as a list of cores `(r_k, n_k, m_k, r_{k+1})`."""
+    w = ops.reshape(cores[0], (cores[0].shape[1], cores[0].shape[2], cores[0].shape[3]))  # (N, M, r)
+    for core in cores[1:]:
+        rk, nk, mk, rk1 = core.shape
+        a, b = w.shape[0], w.shape[1]
+        w = ops.einsum("abr,rnms->anbms", w, core)
+        w = ops.reshape(w, (a * nk, b * mk, rk1))
+    return ops.reshape(w, (w.shape[0], w.shape[1]))
+
+
+def tt_matmul(x, cores):
+    """`x @ full(cores)` without forming the dense matrix: `x` `(..., prod n)` → `(..., prod m)`.
+
+    Contracts from the last core to the first (as the original TT-RNN code): with image-like inputs the last
+    input modes are large and `r_d = 1`, so the first (and only full-size) contraction shrinks the data fastest.
+    Each step is one 2-D matmul plus a transpose that moves the finished output mode to the front.
+    """
+    n = [int(c.shape[1]) for c in cores]
+    m = [int(c.shape[2]) for c in cores]
+    lead = ops.shape(x)[:-1]
+    res = ops.reshape(x, (-1, math.prod(n)))
+    batch = ops.shape(res)[0]
+    for k in range(len(cores) - 1, -1, -1):
+        rk, nk, mk, rk1 = (int(s) for s in cores[k].shape)
+        mat = ops.reshape(ops.transpose(cores[k], (1, 3, 0, 2)), (nk * rk1, rk * mk))
+        res = ops.matmul(ops.reshape(res, (-1, nk * rk1)), mat)      # (..., r_k m_k)
+        res = ops.transpose(ops.reshape(res, (-1, mk)))              # (m_k, ... r_k)
+    res = ops.transpose(ops.reshape(res, (-1, batch)))               # (batch, prod m)
+    return ops.reshape(res, tuple(lead) + (math.prod(m),))
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TTGlorotNormal(keras.initializers.Initializer):
+    """TT-aware Glorot: i.i.d. normal cores scaled so the dense equivalent has Glorot variance.
+
+    An entry of `full(cores)` is a sum of `prod(r_1..r_{d-1})` products of d core entries, so with core std `s`
+    its variance is `prod(r_inner) * s^(2d)`; we choose `s` so this equals `2 / (prod n + prod m)`.
+    Used through `core_initializers`; called on a single shape it falls back to Keras Glorot normal.
+    """
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def core_initializers(self, n, m, r):
+        target = 2.0 / (math.prod(n) + math.prod(m))
+        std = (target / math.prod(r[1:-1])) ** (1.0 / (2 * len(n)))
+        return [keras.initializers.RandomNormal(stddev=std, seed=_seed(self.seed, k)) for k in range(len(n))]
+
+    def __call__(self, shape, dtype=None):
+        return keras.initializers.GlorotNormal(seed=self.seed)(shape, dtype=dtype)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class FlatGlorotUniform(keras.initializers.Initializer):
+    """The original TT-RNN code's core init: Keras 2.0 `glorot_uniform` on the flat 1-D vector of all cores.
+
+    Keras 2.0's `_compute_fans` has no rule for 1-D shapes ("no specific assumptions") and sets
+    `fan_in = fan_out = sqrt(L)` for a vector of length L; `glorot_uniform` then samples
+    U(-limit, limit) with `limit = sqrt(3 / max(1, sqrt(L)))`. L is the total number of core parameters.
+    """
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def limit(self, n, m, r):
+        total = sum(math.prod(s) for s in core_shapes(n, m, r))
+        return math.sqrt(3.0 / max(1.0, math.sqrt(total)))
+
+    def core_initializers(self, n, m, r):
+        lim = self.limit(n, m, r)
+        return [keras.initializers.RandomUniform(-lim, lim, seed=_seed(self.seed, k)) for k in range(len(n))]
+
+    def __call__(self, shape, dtype=None):
+        lim = math.sqrt(3.0 / max(1.0, math.sqrt(math.prod(shape))))
+        return keras.initializers.RandomUniform(-lim, lim, seed=self.seed)(shape, dtype=dtype)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+def _seed(seed, k):
+    return None if seed is None else int(seed) + k
+
+
+def core_initializers(initializer, n, m, r):
+    """One Keras initializer per core: TT-aware ones (with `core_initializers`) get the whole TT shape,
+    any other Keras initializer is applied to each 4-D core on its own."""
+    init = keras.initializers.get(initializer)
+    if hasattr(init, "core_initializers"):
+        return init.core_initializers(n, m, r)
+    return [init] * len(n)
+
+
+def random_cores(n, m, r, seed=0, dtype="float32"):
+    """NumPy cores with standard-normal entries (for tests and benchmarks)."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(dtype) for s in core_shapes(n, m, r)]
