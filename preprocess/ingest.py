@@ -267,3 +267,23 @@ def check_source(src):
     if not os.path.isdir(src):
         raise IngestError(f"source is not a folder: {src}")
 
+
+
+def assign_ids(clips):
+    """Give clips their store ids in place: the file stem when stems are unique (UCF11, UCF101, Hollywood2),
+    else the relative path without extension with '/' -> '__'."""
+    stems = [os.path.splitext(os.path.basename(c.source))[0] for c in clips]
+    unique = len(set(stems)) == len(stems)
+    for c, stem in zip(clips, stems):
+        c.clip_id = stem if unique else os.path.splitext(c.source)[0].replace("/", "__")
+    return clips
+
+
+def walk_videos(root, skip_dirs=()):
+    """Sorted absolute paths of video files below `root`, skipping hidden folders and `skip_dirs` (lower case)."""
+    from preprocess.video import is_video
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in skip_dirs)
+        out.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_video(f) and not f.startswith("."))
+    return out

@@ -14,8 +14,7 @@ import os
 import re
 import sys
 
-from preprocess.ingest import Clip, IngestError, check_source, ingest, run_cli
-from preprocess.video import is_video
+from preprocess.ingest import Clip, IngestError, assign_ids, check_source, ingest, run_cli, walk_videos
 
 GROUP_RE = re.compile(r"^(v_.+?_\d+)(?:_\d+)?$")
 SKIP_DIRS = {"annotation", "annotations"}
@@ -24,8 +23,7 @@ SKIP_DIRS = {"annotation", "annotations"}
 def _group_of(parts, stem):
     """Group name from the folder names below the class folder, or from the clip's file name."""
     for p in parts[::-1]:
-        m = re.match(r"^v_.+_\d+$", p)
-        if m:
+        if re.match(r"^v_.+_\d+$", p):
             return p
     m = GROUP_RE.match(stem)
     return m.group(1) if m else (parts[-1] if parts else "")
@@ -39,10 +37,7 @@ def scan(src):
     found = {}
     for cls in class_dirs:
         root = os.path.join(src, cls)
-        vids = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d.lower() not in SKIP_DIRS and not d.startswith("."))
-            vids.extend(os.path.join(dirpath, f) for f in sorted(filenames) if is_video(f))
+        vids = walk_videos(root, SKIP_DIRS)
         if vids:
             found[cls] = vids
     if not found:
@@ -59,7 +54,7 @@ def scan(src):
             stem = os.path.splitext(os.path.basename(path))[0]
             clips.append(Clip(clip_id=stem, path=os.path.abspath(path), source=rel.replace(os.sep, "/"),
                               class_name=cls, label=label, group=_group_of(parts, stem)))
-    return clips, classes
+    return assign_ids(clips), classes
 
 
 def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="lzf", limit=None,

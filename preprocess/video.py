@@ -23,12 +23,49 @@ def is_video(path):
     return os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS
 
 
+def mpeg_ps_problem(path):
+    """Walk the packets of an MPEG program stream (.mpg); return a reason if the file is truncated inside a
+    packet or mostly unparseable, else None. (The decoder itself silently stops at a cut or at garbage, and a
+    cut exactly at a packet boundary is a valid shorter stream.) Files that are not program streams -> None."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    n = len(data)
+    if n < 4 or data[:4] != b"\x00\x00\x01\xba":
+        return None  # not a program stream (e.g. an elementary stream): no opinion
+    pos, skipped = 0, 0
+    while pos + 4 <= n:
+        if data[pos:pos + 3] != b"\x00\x00\x01" or data[pos + 3] < 0xB9:
+            nxt = data.find(b"\x00\x00\x01\xba", pos + 1)  # resync at the next pack header
+            skipped += (nxt if nxt >= 0 else n) - pos
+            if nxt < 0:
+                break
+            pos = nxt
+            continue
+        code = data[pos + 3]
+        if code == 0xBA:  # pack header: MPEG-2 (14 bytes + stuffing) or MPEG-1 (12 bytes)
+            if pos + 14 > n:
+                return f"truncated: file ends inside a pack header at byte {pos} of {n}"
+            length = 14 + (data[pos + 13] & 7) if data[pos + 4] >> 6 == 1 else 12
+        elif code == 0xB9:  # program end code
+            length = 4
+        else:  # system header or PES packet: 16-bit length field
+            if pos + 6 > n:
+                return f"truncated: file ends inside a packet header at byte {pos} of {n}"
+            length = 6 + int.from_bytes(data[pos + 4:pos + 6], "big")
+        if pos + length > n:
+            return f"truncated: last packet needs {pos + length - n} more bytes (file has {n})"
+        pos += length
+    if skipped > 0.05 * n:
+        return f"corrupt: {skipped} of {n} bytes are not valid MPEG program stream packets"
+    return None
+
+
 def decode(path, size=(160, 120), frame_skip=1, fps=None):
     """Decode `path` -> (frames uint8 (T, H, W, 3) RGB with (W, H) = size, source fps).
 
     fps: if given, resample in time to this rate first (source frame floor(j * src_fps / fps) for output j;
     frames are repeated when fps > src_fps). frame_skip k then keeps frames 0, k, 2k, ... of the result.
-    Raises VideoError (unreadable, not a video, zero frames, truncated AVI).
+    Raises VideoError (unreadable, not a video, zero frames, truncated AVI or MPEG program stream).
     """
     path = os.fspath(path)
     w, h = int(size[0]), int(size[1])
@@ -81,6 +118,10 @@ def decode(path, size=(160, 120), frame_skip=1, fps=None):
     # AVI headers carry an exact frame count; far fewer decoded frames means a truncated/corrupt file.
     if path.lower().endswith(".avi") and header_count > 0 and n_decoded < 0.9 * header_count:
         raise VideoError(f"truncated or corrupt: decoded {n_decoded} of {header_count} frames in the header")
+    if path.lower().endswith((".mpg", ".mpeg")):
+        problem = mpeg_ps_problem(path)
+        if problem:
+            raise VideoError(problem)
     if not kept:
         raise VideoError("no frames left after resampling/frame skip")
     return np.stack(kept).astype(np.uint8, copy=False), src_fps
