@@ -1,0 +1,282 @@
+"""Stream batches from a frame store: per-clip frame selection, length bucketing, pre-padding, worker processes.
+
+Nothing here holds the dataset: a batch is read when it is needed, by worker processes (h5py serializes threads, so
+processes give parallel reads), and at most `window` clips are in flight. Peak memory therefore depends on
+batch size x max-len, not on the number of clips.
+
+Data flow: `FrameStore` rows -> `ClipPlan` (which frames of which clip, chosen in the parent with a seeded RNG)
+-> `ReaderPool` (worker processes read and crop) -> `BatchFeed.batches()` (pad, stack, labels) -> `tf.data`.
+Frames stay uint8 all the way to the model, which casts and scales them itself (`ttrnn.pixels.PixelScaling`).
+"""
+import collections
+import multiprocessing
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ttrnn import sampling
+from ttrnn.store import FrameStore
+
+MODES = ("sequence", "mlp", "tsn", "c3d")
+
+
+@dataclass
+class InputSpec:
+    """How frames are taken from a clip.
+
+    sequence: the first `max_len` frames (every `frame_skip`-th), pre-padded with zero frames to the batch length,
+        as the original `pad_sequences(truncating='post')`; the model masks the zero frames.
+    mlp: `num_frames` frames (6 in the paper's TT-MLP), ascending, random in training.
+    tsn: one frame per segment of `num_frames` segments (random in training, centre in evaluation).
+    c3d: a window of `num_frames` consecutive frames, cropped to `crop` x `crop` (random in training, centre else).
+    """
+    mode: str = "sequence"
+    max_len: int = 1492
+    frame_skip: int = 1
+    num_frames: int = 6
+    crop: int = 112
+    pad_multiple: int = 16
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown input mode {self.mode!r} (choose from {', '.join(MODES)})")
+        if self.max_len < 1:
+            raise ValueError(f"max-len must be >= 1, got {self.max_len}")
+        if self.frame_skip < 1:
+            raise ValueError(f"frame-skip must be >= 1, got {self.frame_skip}")
+        if self.num_frames < 1:
+            raise ValueError(f"the number of frames per clip must be >= 1, got {self.num_frames}")
+
+    def effective_length(self, stored_length):
+        """Frames the model sees of a clip with `stored_length` stored frames (sequence mode: after skip, truncation)."""
+        if self.mode != "sequence":
+            return self.num_frames
+        return min(self.max_len, -(-int(stored_length) // self.frame_skip))
+
+
+@dataclass
+class ClipPlan:
+    """One read: clip row `row`; either the slice (max_len, frame_skip) or explicit `frames`; optional crop box."""
+    row: int
+    max_len: int = None
+    frame_skip: int = 1
+    frames: np.ndarray = None
+    box: tuple = None  # (top, left, size)
+
+
+def plan_clip(spec, row, length, training, rng, height=None, width=None):
+    """Choose the frames of one clip (in the parent process, so runs are reproducible from the seed)."""
+    if spec.mode == "sequence":
+        return ClipPlan(row, max_len=spec.max_len, frame_skip=spec.frame_skip)
+    if spec.mode == "mlp":
+        return ClipPlan(row, frames=sampling.mlp_indices(length, spec.num_frames, training, rng))
+    if spec.mode == "tsn":
+        return ClipPlan(row, frames=sampling.tsn_indices(length, spec.num_frames, training, rng))
+    frames = sampling.c3d_window(length, spec.num_frames, training, rng)
+    top, left = sampling.crop_box(height, width, spec.crop, training, rng)
+    return ClipPlan(row, frames=frames, box=(top, left, spec.crop))
+
+
+# --- worker processes -------------------------------------------------------------------------------------------
+_WORKER_STORE = None
+
+
+def _worker_init(path):
+    global _WORKER_STORE
+    _WORKER_STORE = FrameStore(path)  # opened lazily inside this process
+
+
+def read_plan(store, plan):
+    """Frames of one ClipPlan from an open store: uint8 (T, H, W, 3)."""
+    if plan.frames is None:
+        clip = store.read(plan.row, max_len=plan.max_len, frame_skip=plan.frame_skip)
+    else:
+        clip = store.read_frames(plan.row, plan.frames)
+    if plan.box is not None:
+        top, left, size = plan.box
+        clip = clip[:, top:top + size, left:left + size]
+    return np.ascontiguousarray(clip)
+
+
+def _worker_read(plan):
+    return read_plan(_WORKER_STORE, plan)
+
+
+class ReaderPool:
+    """Reads ClipPlans in `workers` processes (0 = in this process), in order, with at most `window` in flight.
+
+    Workers are started with 'spawn': the parent has TensorFlow running, and a fresh interpreter that imports only
+    numpy, h5py and `ttrnn.store` is both safe and light. Each worker opens its own h5py handle.
+    """
+
+    def __init__(self, path, workers=2, window=None):
+        self.path = str(path)
+        self.workers = int(workers)
+        self.window = window
+        self._pool = None
+        self._local = None
+
+    def _ensure(self):
+        if self.workers > 0 and self._pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(self.path,))
+        if self.workers == 0 and self._local is None:
+            self._local = FrameStore(self.path)
+
+    def imap(self, plans, window):
+        """Yield the frames of each plan in order; at most `window` reads outstanding."""
+        self._ensure()
+        if self.workers == 0:
+            for plan in plans:
+                yield read_plan(self._local, plan)
+            return
+        pending = collections.deque()
+        plans = iter(plans)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < max(1, window):
+                try:
+                    plan = next(plans)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.append(self._pool.apply_async(_worker_read, (plan,)))
+            if not pending:
+                return
+            yield pending.popleft().get()
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        if self._local is not None:
+            self._local.close()
+            self._local = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --- batching ---------------------------------------------------------------------------------------------------
+def plan_batches(lengths, batch_size, shuffle, rng, bucket=True):
+    """Group positions 0..len(lengths)-1 into batches.
+
+    With `bucket`, clips are sorted by length (jittered by a few percent when shuffling, so batches vary between
+    epochs) and cut into consecutive batches, so a batch pads to the length of similar clips instead of the
+    longest clip of the dataset; batch order is shuffled when training.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    n = len(lengths)
+    if bucket:
+        keys = lengths * (np.exp(rng.uniform(-0.05, 0.05, n)) if shuffle else 1.0)
+        order = np.argsort(keys, kind="stable")
+    else:
+        order = rng.permutation(n) if shuffle else np.arange(n)
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if shuffle:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def padded_length(lengths, spec):
+    """Time length of a sequence batch: its longest clip rounded up to `pad_multiple`, at most max_len."""
+    longest = int(max(lengths))
+    multiple = max(1, spec.pad_multiple)
+    return int(min(spec.max_len, -(-longest // multiple) * multiple))
+
+
+class BatchFeed:
+    """Batches of (frames uint8 (B, T, H, W, 3), targets float32 (B, C)) for the store rows `rows`.
+
+    Sequence batches are pre-padded with zero frames to `padded_length`; other modes have a fixed T.
+    Targets are one-hot (single-label stores) or multi-hot (Hollywood2).
+    """
+
+    def __init__(self, store, rows, spec, batch_size, training, seed=0, reader=None, bucket=True, window=None):
+        self.store = store
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.spec = spec
+        self.batch_size = int(batch_size)
+        self.training = training
+        self.seed = int(seed)
+        self.reader = reader
+        self.bucket = bucket
+        self.window = window or 2 * self.batch_size
+        self.stored_lengths = np.asarray(store.index["length"])[self.rows]
+        self.lengths = np.array([spec.effective_length(n) for n in self.stored_lengths])
+        self.targets = store.label_matrix()[self.rows].astype(np.float32)
+        self.height, self.width = int(store.attrs["height"]), int(store.attrs["width"])
+        if spec.mode == "c3d" and min(self.height, self.width) < spec.crop:
+            raise ValueError(f"C3D crops {spec.crop}x{spec.crop} but the store's frames are "
+                             f"{self.width}x{self.height}")
+
+    def __len__(self):
+        return -(-len(self.rows) // self.batch_size)
+
+    def frame_shape(self):
+        if self.spec.mode == "c3d":
+            return (self.spec.crop, self.spec.crop, 3)
+        return (self.height, self.width, 3)
+
+    def epoch_plan(self, epoch):
+        """[(positions, [ClipPlan])] for one epoch, deterministic in (seed, epoch)."""
+        rng = np.random.RandomState((self.seed * 1000003 + epoch) % (2 ** 32))
+        batches = plan_batches(self.lengths, self.batch_size, self.training, rng,
+                               bucket=self.bucket and self.spec.mode == "sequence")
+        plan = []
+        for positions in batches:
+            clips = [plan_clip(self.spec, int(self.rows[p]), int(self.stored_lengths[p]), self.training, rng,
+                               self.height, self.width) for p in positions]
+            plan.append((positions, clips))
+        return plan
+
+    def batches(self, epoch=0):
+        """Generator of (x uint8 (B, T, H, W, 3), y float32 (B, C)) for one epoch."""
+        plan = self.epoch_plan(epoch)
+        flat = [clip for _, clips in plan for clip in clips]
+        reader = self.reader or ReaderPool(self.store.path, workers=0)
+        frames = reader.imap(flat, self.window)
+        try:
+            for positions, clips in plan:
+                if self.spec.mode == "sequence":
+                    t = padded_length(self.lengths[positions], self.spec)
+                else:
+                    t = self.spec.num_frames
+                x = np.zeros((len(clips), t) + self.frame_shape(), dtype=np.uint8)
+                for b in range(len(clips)):
+                    clip = next(frames)[:t]
+                    x[b, t - len(clip):] = clip  # pre-padding: real frames at the end, as the original
+                yield x, self.targets[positions]
+        finally:
+            frames.close()
+            if self.reader is None:
+                reader.close()
+
+    def padding_waste(self):
+        """Padded frames / real frames over one epoch of this feed's batching (sequence mode)."""
+        real = padded = 0
+        for positions, _ in self.epoch_plan(0):
+            lengths = self.lengths[positions]
+            t = padded_length(lengths, self.spec) if self.spec.mode == "sequence" else self.spec.num_frames
+            real += int(lengths.sum())
+            padded += t * len(lengths) - int(lengths.sum())
+        return padded / max(real, 1)
+
+    def dataset(self, epoch_counter):
+        """A `tf.data.Dataset` that yields this feed's batches for the epoch `epoch_counter()` returns on each pass."""
+        import tensorflow as tf
+
+        signature = (tf.TensorSpec((None, None) + self.frame_shape(), tf.uint8),
+                     tf.TensorSpec((None, self.targets.shape[1]), tf.float32))
+        ds = tf.data.Dataset.from_generator(lambda: self.batches(epoch_counter()), output_signature=signature)
+        return ds.prefetch(1)
+
+
+def default_workers():
+    """Reader processes: one per core, at most 4 (reads are cheap next to a train step)."""
+    return max(1, min(4, os.cpu_count() or 1))

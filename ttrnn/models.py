@@ -1,0 +1,122 @@
+"""Builders for the paper's models: TT-GRU / TT-LSTM, plain GRU / LSTM, TT-MLP, with its per-dataset TT shapes.
+
+All models take uint8 frames (batch, T, H, W, 3) and return class probabilities (softmax, or sigmoid for the
+multi-label Hollywood2). The input-to-hidden layer of every model is named "input_to_hidden", which is what the
+paper's "# Parameters" column counts (`input_to_hidden_params`).
+"""
+import math
+
+import keras
+
+from ttrnn.pixels import PixelScaling
+
+L2_ALPHA = 1e-2  # the original: Dense(..., kernel_regularizer=l2(1e-2)) on the classifier
+
+# The paper's TT shapes per dataset. Input modes factor H*W*3 of the stored frame; hidden 4x4x4x4 = 256 units;
+# ranks 4. TT-MLP shapes are published nowhere: we fold the 6 frames into the first input mode (design notes).
+PAPER_SHAPES = {
+    "ucf11": dict(frame_size=(160, 120), tt_input_shape=(8, 20, 20, 18), tt_output_shape=(4, 4, 4, 4),
+                  tt_ranks=(1, 4, 4, 4, 1), units=256, mlp_input_shape=(48, 20, 20, 18)),
+    "hollywood2": dict(frame_size=(234, 100), tt_input_shape=(10, 18, 13, 30), tt_output_shape=(4, 4, 4, 4),
+                       tt_ranks=(1, 4, 4, 4, 1), units=256, mlp_input_shape=(60, 18, 13, 30)),
+    "celebfaces": dict(frame_size=(160, 120), tt_input_shape=(4, 20, 20, 36), tt_output_shape=(4, 4, 4, 4),
+                       tt_ranks=(1, 4, 4, 4, 1), units=225, mlp_input_shape=(24, 20, 20, 36)),
+}
+MLP_FRAMES = 6
+MLP_HIDDEN_SHAPE = (4, 4, 4, 4)  # 256 hidden units
+RNN_MODELS = ("gru", "lstm")
+MODELS = ("gru", "lstm", "mlp")
+
+
+def check_frame_shape(frame_shape, tt_input_shape, frames=1):
+    """ValueError unless H*W*C (times `frames`) equals the product of the TT input modes."""
+    dim = frames * math.prod(frame_shape)
+    if dim != math.prod(tt_input_shape):
+        raise ValueError(f"frames of shape {tuple(frame_shape)} flatten to {dim} values but the TT input modes "
+                         f"{tuple(tt_input_shape)} multiply to {math.prod(tt_input_shape)}")
+
+
+def _head(h, num_classes, multilabel):
+    return keras.layers.Dense(num_classes, activation="sigmoid" if multilabel else "softmax",
+                              kernel_regularizer=keras.regularizers.L2(L2_ALPHA), name="classifier")(h)
+
+
+def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_shape=None, tt_output_shape=None,
+                   tt_ranks=None, units=None, preset="modern", dropout=0.25, recurrent_dropout=0.25,
+                   scaling="paper", multilabel=False, max_len=None, name=None):
+    """(TT-)GRU / (TT-)LSTM over frames -> Dense classifier, as the original Experiment_*.py.
+
+    frames uint8 (B, T, *frame_shape) -> PixelScaling (masks zero padding) -> RNN (last state) -> Dense.
+    use_tt=False gives the plain Keras GRU / LSTM with a dense (H*W*C, gates*units) input kernel.
+    """
+    if cell not in RNN_MODELS:
+        raise ValueError(f"unknown recurrent cell {cell!r} (choose from {', '.join(RNN_MODELS)})")
+    frames = keras.Input((max_len,) + tuple(frame_shape), dtype="uint8", name="frames")
+    x = PixelScaling(scaling, name="pixels")(frames)
+    if use_tt:
+        import ttrnn
+        check_frame_shape(frame_shape, tt_input_shape)
+        layer_cls = ttrnn.TTGRU if cell == "gru" else ttrnn.TTLSTM
+        rnn = layer_cls(tt_input_shape=list(tt_input_shape), tt_output_shape=list(tt_output_shape),
+                        tt_ranks=list(tt_ranks), preset=preset, dropout=dropout,
+                        recurrent_dropout=recurrent_dropout, name="input_to_hidden")
+    else:
+        units = units or math.prod(tt_output_shape)
+        kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
+        if preset == "paper":
+            from ttrnn.activations import hard_sigmoid_keras1
+            kwargs["recurrent_activation"] = hard_sigmoid_keras1
+        if cell == "gru":
+            rnn = keras.layers.GRU(units, reset_after=(preset != "paper"), **kwargs)
+        else:
+            rnn = keras.layers.LSTM(units, **kwargs)
+    h = rnn(x)
+    outputs = _head(h, num_classes, multilabel)
+    label = ("tt_" if use_tt else "") + cell
+    return keras.Model(frames, outputs, name=name or label)
+
+
+def tt_mlp_classifier(num_classes, frame_shape, tt_input_shape, hidden_shape=MLP_HIDDEN_SHAPE, tt_ranks=(1, 4, 4, 4, 1),
+                      num_frames=MLP_FRAMES, dropout=0.25, scaling="paper", multilabel=False, name="tt_mlp"):
+    """TT-MLP: `num_frames` frames (ascending) concatenated -> TTDense to 256 hidden (ReLU) -> classifier."""
+    import ttrnn
+    check_frame_shape(frame_shape, tt_input_shape, frames=num_frames)
+    frames = keras.Input((num_frames,) + tuple(frame_shape), dtype="uint8", name="frames")
+    x = PixelScaling(scaling, mask_padding=False, name="pixels")(frames)
+    x = keras.layers.Flatten(name="concat_frames")(x)
+    h = ttrnn.TTDense(tt_input_shape=list(tt_input_shape), tt_output_shape=list(hidden_shape),
+                      tt_ranks=list(tt_ranks), activation="relu", name="input_to_hidden")(x)
+    h = keras.layers.Dropout(dropout)(h)
+    return keras.Model(frames, _head(h, num_classes, multilabel), name=name)
+
+
+def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame_shape=None, multilabel=False,
+                scaling="paper", dropout=0.25, recurrent_dropout=0.25, max_len=None):
+    """The paper's `model` in ('gru', 'lstm', 'mlp') for `dataset` in PAPER_SHAPES, with its TT shapes.
+
+    `frame_shape` defaults to the paper's frame size for the dataset; the TT input modes must factor it.
+    """
+    if dataset not in PAPER_SHAPES:
+        raise ValueError(f"no paper shapes for dataset {dataset!r} (have {', '.join(PAPER_SHAPES)})")
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")
+    shapes = PAPER_SHAPES[dataset]
+    width, height = shapes["frame_size"]
+    frame_shape = tuple(frame_shape or (height, width, 3))
+    if model == "mlp":
+        return tt_mlp_classifier(num_classes, frame_shape, shapes["mlp_input_shape"], tt_ranks=shapes["tt_ranks"],
+                                 dropout=dropout, scaling=scaling, multilabel=multilabel)
+    return rnn_classifier(num_classes, frame_shape, cell=model, use_tt=use_tt,
+                          tt_input_shape=shapes["tt_input_shape"], tt_output_shape=shapes["tt_output_shape"],
+                          tt_ranks=shapes["tt_ranks"], units=shapes["units"], preset=preset, dropout=dropout,
+                          recurrent_dropout=recurrent_dropout, scaling=scaling, multilabel=multilabel,
+                          max_len=max_len)
+
+
+def input_to_hidden_params(model):
+    """The paper's '# Parameters': weights of the input-to-hidden map only (TT cores, or the dense input kernel)."""
+    layer = model.get_layer("input_to_hidden")
+    if hasattr(layer, "tt_param_count"):
+        return int(layer.tt_param_count)
+    cell = getattr(layer, "cell", layer)
+    return int(math.prod(cell.kernel.shape))
