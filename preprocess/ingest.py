@@ -100,7 +100,33 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
     params = store_params(dataset, size[0], size[1], frame_skip, fps, compression, classes, multilabel,
                           **(extra_params or {}))
     workers = int(workers or os.cpu_count() or 1)
+    if workers < 1:
+        raise IngestError("--workers must be >= 1")
     t0 = time.perf_counter()
+    # Fork the decode workers before any HDF5 handle is open in this process (children must not inherit it).
+    done_before = _committed_ids(out) if not overwrite else set()
+    n_todo = sum(c.clip_id not in done_before for c in clips)
+    pool = _pool_context().Pool(processes=max(1, min(workers, n_todo))) if n_todo else None
+    try:
+        return _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool, workers, t0)
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _committed_ids(out):
+    """Clip ids already committed in an existing store (empty if there is none or it cannot be read)."""
+    from ttrnn.store import FrameStore, StoreError
+    try:
+        with FrameStore(out) as st:
+            return set(st.index["clip_id"].tolist())
+    except (StoreError, OSError):
+        return set()
+
+
+def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool, workers, t0):
+    size, frame_skip, fps = (params["width"], params["height"]), params["frame_skip"], params["fps"]
     try:
         writer = StoreWriter(out, params, overwrite=overwrite)
     except StoreError as e:
@@ -109,7 +135,7 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
         raise IngestError(f"cannot write {out}: {e}") from None
     delay = float(os.environ.get(WRITE_DELAY_ENV, "0") or 0)
     summary = dict(dataset=dataset, out=os.fspath(out), requested=len(clips), decoded=0, new=0, failed=[],
-                   frames_new=0)
+                   frames_new=0, workers=workers)
     try:
         done = writer.done_ids
         todo = [c for c in clips if c.clip_id not in done]
@@ -118,15 +144,14 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
         failed = [(s, r) for s, r in writer.failed() if s not in retried]
         if splits is not None:
             writer.set_splits(splits)
-        jobs = [(i, c.path, (int(size[0]), int(size[1])), int(frame_skip), fps) for i, c in enumerate(todo)]
+        jobs = [(i, c.path, size, frame_skip, fps) for i, c in enumerate(todo)]
         bar = None
         if progress and todo:
             from tqdm import tqdm
             bar = tqdm(total=len(todo), unit="clip", desc=f"{dataset} -> {os.path.basename(os.fspath(out))}",
                        file=log, dynamic_ncols=True)
         tdec = time.perf_counter()
-        results = _run_jobs(jobs, workers)
-        for i, frames, src_fps, reason in results:
+        for i, frames, src_fps, reason in _run_jobs(pool, jobs, workers):
             c = todo[i]
             summary["decoded"] += 1
             if frames is None:
@@ -160,9 +185,9 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
     return summary
 
 
-def _run_jobs(jobs, workers):
-    """Yield decode results as they finish, from `workers` processes. At most 2 * workers clips are decoded
-    ahead of the writer, so memory stays bounded when writing is slower than decoding."""
+def _run_jobs(pool, jobs, workers):
+    """Yield decode results as they finish. At most 2 * workers clips are decoded ahead of the writer, so
+    memory stays bounded when writing is slower than decoding."""
     if not jobs:
         return
     window = threading.BoundedSemaphore(2 * workers)
@@ -175,17 +200,12 @@ def _run_jobs(jobs, workers):
                     return
             yield job
 
-    ctx = _pool_context()
-    pool = ctx.Pool(processes=min(workers, len(jobs)))
     try:
         for result in pool.imap_unordered(_decode_worker, feed(), chunksize=1):
             window.release()
             yield result
-        pool.close()
     finally:
         stop.set()
-        pool.terminate()
-        pool.join()
 
 
 def _mb(n):

@@ -113,11 +113,11 @@ def decode(path, size=(160, 120), frame_skip=1, fps=None):
             kept.extend([rgb] * len(sel))
     finally:
         cap.release()
-    if n_decoded == 0:
-        raise VideoError("no decodable frames")
     # AVI headers carry an exact frame count; far fewer decoded frames means a truncated/corrupt file.
     if path.lower().endswith(".avi") and header_count > 0 and n_decoded < 0.9 * header_count:
         raise VideoError(f"truncated or corrupt: decoded {n_decoded} of {header_count} frames in the header")
+    if n_decoded == 0:
+        raise VideoError("no decodable frames")
     if path.lower().endswith((".mpg", ".mpeg")):
         problem = mpeg_ps_problem(path)
         if problem:
