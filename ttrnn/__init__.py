@@ -11,8 +11,11 @@ _LAYERS = {
     "TTSimpleRNN": "ttrnn.recurrent",
     "TTGRU": "ttrnn.recurrent",
     "TTLSTM": "ttrnn.recurrent",
+    "PixelScaling": "ttrnn.pixels",
+    "load_model": "ttrnn.saving",
 }
-_SUBMODULES = ("tt", "layers", "recurrent", "activations", "store", "data", "models", "baselines")
+_SUBMODULES = ("tt", "layers", "recurrent", "activations", "store", "data", "models", "baselines",
+               "pixels", "splits", "sampling", "saving")
 
 __all__ = list(_LAYERS)
 

@@ -1,0 +1,56 @@
+"""Small generated stores for the training tests, written straight through the store writer (no video codec)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ttrnn.store import StoreWriter, store_params
+
+UCF11_CLASSES = ["basketball", "biking", "diving", "golf_swing", "horse_riding", "soccer_juggling", "swing",
+                 "tennis_swing", "trampoline_jumping", "volleyball_spiking", "walking"]
+PREFIX = ["shooting", "biking", "diving", "golf", "riding", "juggle", "swing", "tennis", "jumping", "spiking",
+          "walk_dog"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def moving_square_clip(label, length, height, width, rng):
+    """uint8 (T, H, W, 3): a bright square moving in a class-specific direction over a noisy dark background."""
+    frames = rng.integers(0, 40, size=(length, height, width, 3), dtype=np.uint8)
+    angle = 2 * np.pi * label / 11.0
+    y0, x0 = height / 2, width / 2
+    s = max(4, height // 5)
+    for t in range(length):
+        r = (t / max(1, length - 1) - 0.5) * 0.6
+        y = int(np.clip(y0 + r * height * np.sin(angle), 0, height - s))
+        x = int(np.clip(x0 + r * width * np.cos(angle), 0, width - s))
+        frames[t, y:y + s, x:x + s] = 230
+    return frames
+
+
+def make_store(path, num_classes=4, groups=3, clips_per_group=2, lengths=(6, 12), size=(160, 120), seed=0,
+               compression="lzf", dataset="ucf11"):
+    """A UCF11-like store of moving squares; returns its path."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    classes = UCF11_CLASSES[:num_classes]
+    params = store_params(dataset, width, height, compression=compression, classes=classes)
+    with StoreWriter(path, params) as writer:
+        for c, name in enumerate(classes):
+            for g in range(1, groups + 1):
+                group = f"v_{PREFIX[c]}_{g:02d}"
+                for k in range(1, clips_per_group + 1):
+                    clip_id = f"{group}_{k:02d}"
+                    length = int(rng.integers(lengths[0], lengths[1] + 1))
+                    writer.add_clip(clip_id, moving_square_clip(c, length, height, width, rng), name, c, group,
+                                    f"{name}/{group}/{clip_id}.mpg", 25.0)
+    return Path(path)
+
+
+def run_cli(module, *args, env=None, timeout=600, cwd=None):
+    """Run `python -m module args...`; returns the CompletedProcess (text output)."""
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd or REPO)

@@ -1,0 +1,104 @@
+"""The batch feed: what it yields equals the store's clips, bucketing cuts padding, memory does not grow with clips."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from ttrnn.data import BatchFeed, InputSpec, ReaderPool, padded_length
+from ttrnn.store import FrameStore
+
+from helpers import REPO, make_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = make_store(tmp_path_factory.mktemp("data") / "s.h5", num_classes=3, groups=2, clips_per_group=4,
+                      lengths=(3, 30), size=(16, 12))
+    return FrameStore(path)
+
+
+def test_sequence_batches_are_prepadded_truncated_clips(store):
+    spec = InputSpec("sequence", max_len=10, frame_skip=2, pad_multiple=4)
+    rows = np.arange(len(store))
+    feed = BatchFeed(store, rows, spec, batch_size=5, training=True, seed=3)
+    seen = 0
+    for x, y in feed.batches(epoch=1):
+        assert x.dtype == np.uint8 and x.shape[2:] == (12, 16, 3)
+        for b in range(len(x)):
+            real = x[b][np.any(x[b] != 0, axis=(1, 2, 3))]
+            assert len(real) <= 10
+            # real frames sit at the end (pre-padding), zero frames before them
+            t = x.shape[1]
+            assert not np.any(x[b, :t - len(real)])
+        seen += len(x)
+    assert seen == len(store)
+
+
+def test_feed_content_equals_store_read(store):
+    spec = InputSpec("sequence", max_len=7, frame_skip=3, pad_multiple=1)
+    feed = BatchFeed(store, [0, 5, 9], spec, batch_size=1, training=False, bucket=False)
+    for (x, y), row in zip(feed.batches(), [0, 5, 9]):
+        clip = store.read(row, max_len=7, frame_skip=3)
+        np.testing.assert_array_equal(x[0, x.shape[1] - len(clip):], clip)
+        np.testing.assert_array_equal(y[0], store.label_matrix()[row])
+
+
+def test_worker_processes_give_the_same_batches(store):
+    spec = InputSpec("sequence", max_len=20)
+    rows = np.arange(len(store))
+    local = list(BatchFeed(store, rows, spec, 4, training=True, seed=1).batches(2))
+    with ReaderPool(store.path, workers=2) as pool:
+        remote = list(BatchFeed(store, rows, spec, 4, training=True, seed=1, reader=pool).batches(2))
+    assert len(local) == len(remote)
+    for (xa, ya), (xb, yb) in zip(local, remote):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_bucketing_cuts_padding(store):
+    spec = InputSpec("sequence", max_len=30, pad_multiple=1)
+    rows = np.arange(len(store))
+    bucketed = BatchFeed(store, rows, spec, 4, training=True, bucket=True).padding_waste()
+    plain = BatchFeed(store, rows, spec, 4, training=True, bucket=False).padding_waste()
+    assert bucketed < plain
+    assert padded_length([5, 9], InputSpec(max_len=30, pad_multiple=8)) == 16
+    assert padded_length([29], InputSpec(max_len=30, pad_multiple=8)) == 30
+
+
+def test_frame_sampling_modes(store):
+    rows = np.arange(len(store))
+    for mode, n in (("mlp", 6), ("tsn", 3)):
+        feed = BatchFeed(store, rows, InputSpec(mode, num_frames=n), 4, training=True, seed=0)
+        x, _ = next(iter(feed.batches()))
+        assert x.shape[1] == n
+
+
+PEAK_SCRIPT = textwrap.dedent("""
+    import json, resource, sys
+    import numpy as np
+    from ttrnn.data import BatchFeed, InputSpec
+    from ttrnn.store import FrameStore
+    store = FrameStore(sys.argv[1])
+    feed = BatchFeed(store, np.arange(len(store)), InputSpec("sequence", max_len=40), 4, training=True)
+    frames = sum(x.shape[0] * x.shape[1] for x, _ in feed.batches())
+    print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "frames": frames}))
+""")
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_clips(tmp_path):
+    """120 clips hold ~5x the bytes of 24 clips; streaming keeps the reader's peak RSS nearly equal."""
+    small = make_store(tmp_path / "small.h5", num_classes=4, groups=3, clips_per_group=2, lengths=(40, 40),
+                       compression="none")
+    large = make_store(tmp_path / "large.h5", num_classes=4, groups=15, clips_per_group=2, lengths=(40, 40),
+                       compression="none")
+    peaks = {}
+    for name, path in (("small", small), ("large", large)):
+        out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(path)], capture_output=True, text=True,
+                             cwd=REPO, check=True)
+        peaks[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert peaks["large"]["frames"] == 5 * peaks["small"]["frames"]
+    # the large store is ~276 MB of frames: holding it would more than double the peak
+    assert peaks["large"]["rss"] <= 1.15 * peaks["small"]["rss"], peaks
