@@ -17,8 +17,8 @@ from experiments.train import DatasetSpec, UsageError, main as train_main
 
 # The demo: a synthetic UCF11-layout dataset, sized to train in a few minutes on 2 cores at the paper's frame size
 # (160x120) and TT shapes (8x20x20x18 -> 4x4x4x4, ranks 4).
-DEMO_DATA = dict(classes=11, groups=5, clips_per_group=4, frames=(24, 40), size=(160, 120), seed=0)
-DEMO_VERSION = "v1"
+DEMO_DATA = dict(classes=11, groups=6, clips_per_group=5, frames=(24, 40), size=(160, 120), seed=0)
+DEMO_VERSION = "v2"
 
 
 def demo_cache():
