@@ -572,12 +572,10 @@ def main(spec, argv=None):
     """CLI entry: parse, apply threads (before TensorFlow starts), pick the strategy, run. Returns an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(spec)
+    if "--demo" in argv:  # the demo's defaults; options given on the command line still win
+        parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)
     try:
-        if args.demo:
-            for key, value in spec.demo_defaults.items():
-                if getattr(args, key) == parser.get_default(key):
-                    setattr(args, key, value)
         validate(args, spec)
         import tf_config.cluster
         import tf_config.threads

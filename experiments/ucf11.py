@@ -51,7 +51,7 @@ SPEC = DatasetSpec(
     name="ucf11", stores=("ucf11", "folders"), lr=1e-4, batch_size=16, max_len=1492, protocol="paper",
     notes="Defaults are the original code's (Adam 1e-4, batch 16, max-len 1492, random 5-fold split).",
     demo=build_demo_store,
-    demo_defaults=dict(model="gru", use_tt=True, epochs=30, lr=1e-3, dropout=0.0, recurrent_dropout=0.0,
+    demo_defaults=dict(model="gru", use_tt=True, epochs=30, lr=1e-3,
                        scaling="unit"),
 )
 
