@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -19,7 +20,7 @@ import time
 import numpy as np
 
 from preprocess.video import VideoError, decode
-from ttrnn.store import COMPRESSIONS, StoreError, StoreWriter, store_params
+from ttrnn.store import COMPRESSIONS, StoreError, StoreWriter, store_params, write_clip_file
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
 # Test hook: seconds the writer sleeps inside each clip write (between frames and commit), so a test can
@@ -44,15 +45,17 @@ class Clip:
 
 
 def _decode_worker(job):
-    """Decode one clip in a worker process -> (i, frames|None, fps, reason|None). FFmpeg's C-level messages go
-    to a temporary file instead of the terminal; the first of them is appended to a failure reason."""
-    i, path, size, frame_skip, fps = job
+    """Decode one clip in a worker process and write it, compressed, to its own part file
+    -> (i, part_path|None, n_frames, src_fps, reason|None). FFmpeg's C-level messages go to a temporary file
+    instead of the terminal; the first of them is appended to a failure reason."""
+    i, path, size, frame_skip, fps, part_path, compression = job
     with tempfile.TemporaryFile() as log:
         saved = os.dup(2)
         os.dup2(log.fileno(), 2)
         try:
             frames, src_fps = decode(path, size=size, frame_skip=frame_skip, fps=fps)
-            return i, frames, src_fps, None
+            write_clip_file(part_path, frames, compression)
+            return i, part_path, len(frames), src_fps, None
         except VideoError as e:
             reason = str(e)
         except Exception as e:  # noqa: BLE001 - any decoder failure is a per-clip failure, not a crash
@@ -64,7 +67,7 @@ def _decode_worker(job):
         lines = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         if lines:
             reason += f" [decoder: {lines[0][:160]}]"
-        return i, None, 0.0, reason
+        return i, None, 0, 0.0, reason
 
 
 def _pool_context():
@@ -144,24 +147,32 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool,
         failed = [(s, r) for s, r in writer.failed() if s not in retried]
         if splits is not None:
             writer.set_splits(splits)
-        jobs = [(i, c.path, size, frame_skip, fps) for i, c in enumerate(todo)]
+        # part files of clips decoded but not yet copied in; leftovers of a killed run are discarded (the
+        # writer holds the store's lock from here on, so no other run is using this folder)
+        parts = os.fspath(out) + ".parts"
+        shutil.rmtree(parts, ignore_errors=True)
+        if todo:
+            os.makedirs(parts)
+        jobs = [(i, c.path, size, frame_skip, fps, os.path.join(parts, f"{i}.h5"), params["compression"])
+                for i, c in enumerate(todo)]
         bar = None
         if progress and todo:
             from tqdm import tqdm
             bar = tqdm(total=len(todo), unit="clip", desc=f"{dataset} -> {os.path.basename(os.fspath(out))}",
                        file=log, dynamic_ncols=True)
         tdec = time.perf_counter()
-        for i, frames, src_fps, reason in _run_jobs(pool, jobs, workers):
+        for i, part, n_frames, src_fps, reason in _run_jobs(pool, jobs, workers):
             c = todo[i]
             summary["decoded"] += 1
-            if frames is None:
+            if part is None:
                 failed.append((c.source, reason))
                 writer.set_failed(failed)
             else:
-                writer.add_clip(c.clip_id, frames, c.class_name, c.label, c.group, c.source, src_fps,
-                                labels=c.labels, _delay=delay)
+                writer.add_clip_file(c.clip_id, part, c.class_name, c.label, c.group, c.source, src_fps,
+                                     labels=c.labels, _delay=delay)
+                os.remove(part)
                 summary["new"] += 1
-                summary["frames_new"] += len(frames)
+                summary["frames_new"] += n_frames
                 if delay:
                     print(f"committed {c.clip_id}", flush=True)
             if bar is not None:
@@ -172,6 +183,7 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool,
         summary["decode_seconds"] = time.perf_counter() - tdec
     finally:
         writer.close()
+        shutil.rmtree(os.fspath(out) + ".parts", ignore_errors=True)
     summary["seconds"] = time.perf_counter() - t0
     summary["failed"] = failed
     from ttrnn.store import FrameStore

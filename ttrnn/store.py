@@ -70,6 +70,22 @@ def store_params(dataset, width, height, frame_skip=1, fps=None, compression="lz
     return p
 
 
+def write_clip(group, name, frames, compression):
+    """Create dataset `name` in `group` holding uint8 (T, H, W, 3) frames with the store's chunking/compression."""
+    kw = {} if compression == "none" else {"compression": compression}
+    if compression == "gzip":
+        kw["compression_opts"] = 4
+    t, h, w = frames.shape[:3]
+    return group.create_dataset(name, data=frames, chunks=(min(FRAMES_PER_CHUNK, t), h, w, 3), **kw)
+
+
+def write_clip_file(path, frames, compression):
+    """Write one clip to its own small HDF5 file (dataset "frames"): decode workers compress in parallel this
+    way, and the single writer then copies the compressed chunks into the store (`StoreWriter.add_clip_file`)."""
+    with h5py.File(path, "w") as f:
+        write_clip(f, "frames", np.asarray(frames, np.uint8), compression)
+
+
 class StoreWriter:
     """Single-process writer: `add_clip` stores one whole clip and commits it (index row + flush).
 
@@ -144,25 +160,39 @@ class StoreWriter:
     def add_clip(self, clip_id, frames, class_name, label, group, source, fps, labels=None, _delay=0.0):
         """Write one clip `frames` uint8 (T, H, W, 3) and commit it. `labels`: multi-hot (C,) or None (one-hot)."""
         frames = np.asarray(frames)
+        self._check(clip_id, frames.dtype, frames.shape)
+        write_clip(self.f["clips"], clip_id, frames, self.params["compression"])
+        self._commit(clip_id, len(frames), class_name, label, group, source, fps, labels, _delay)
+
+    def add_clip_file(self, clip_id, part_path, class_name, label, group, source, fps, labels=None, _delay=0.0):
+        """Copy a clip that a worker wrote with `write_clip_file` (already compressed: chunks are copied as
+        they are, not recompressed) and commit it."""
+        with h5py.File(part_path, "r") as part:
+            d = part["frames"]
+            self._check(clip_id, d.dtype, d.shape)
+            if d.compression != (None if self.params["compression"] == "none" else self.params["compression"]):
+                raise ValueError(f"clip {clip_id}: part file compression {d.compression} differs from the store")
+            self.f.copy(d, self.f["clips"], name=clip_id)
+            n = d.shape[0]
+        self._commit(clip_id, n, class_name, label, group, source, fps, labels, _delay)
+
+    def _check(self, clip_id, dtype, shape):
         h, w = self.params["height"], self.params["width"]
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or len(frames) == 0:
-            raise ValueError(f"clip {clip_id}: expected uint8 (T>0, {h}, {w}, 3), got {frames.dtype} {frames.shape}")
+        if dtype != np.uint8 or len(shape) != 4 or tuple(shape[1:]) != (h, w, 3) or shape[0] == 0:
+            raise ValueError(f"clip {clip_id}: expected uint8 (T>0, {h}, {w}, 3), got {dtype} {tuple(shape)}")
         if clip_id in self._done:
             raise ValueError(f"clip {clip_id} is already stored")
-        comp = self.params["compression"]
-        kw = {} if comp == "none" else {"compression": comp}
-        if comp == "gzip":
-            kw["compression_opts"] = 4
-        clips = self.f["clips"]
-        if clip_id in clips:  # an uncommitted leftover from this session (should not happen)
-            del clips[clip_id]
-        clips.create_dataset(clip_id, data=frames, chunks=(min(FRAMES_PER_CHUNK, len(frames)), h, w, 3), **kw)
-        if _delay:  # test hook: widen the window in which a kill lands mid-clip
-            time.sleep(_delay)
+        if clip_id in self.f["clips"]:  # an uncommitted leftover (should not happen: discarded at open)
+            del self.f["clips"][clip_id]
+
+    def _commit(self, clip_id, length, class_name, label, group, source, fps, labels, delay):
+        """Append the index row and flush: the clip counts as stored from here on."""
+        if delay:  # test hook: widen the window in which a kill lands mid-clip
+            time.sleep(delay)
         index = self.f["index"]
         row = np.zeros((), dtype=index.dtype)
         row["clip_id"], row["class_name"], row["label"] = clip_id, class_name, int(label)
-        row["group"], row["length"], row["source"], row["fps"] = group, len(frames), source, float(fps)
+        row["group"], row["length"], row["source"], row["fps"] = group, int(length), source, float(fps)
         if labels is None:
             onehot = np.zeros(max(1, len(self.classes)), np.uint8)
             if 0 <= int(label) < len(onehot):
@@ -231,7 +261,7 @@ class FrameStore:
             raw = f["index"][:]
             order = np.argsort(np.array([_str(x) for x in raw["clip_id"]], dtype=object), kind="stable")
             raw = raw[order]
-            self._labels = np.asarray(raw["labels"], np.uint8).reshape(len(raw), -1)
+            self._labels = np.asarray(raw["labels"], np.uint8).reshape((len(raw),) + raw.dtype["labels"].shape)
             cols = {k: np.array([_str(x) for x in raw[k]]) for k in ("clip_id", "class_name", "group", "source")}
             dt = [(k, cols[k].dtype if len(raw) else "<U1") for k in ("clip_id", "class_name")]
             dt += [("label", "<i4"), ("group", cols["group"].dtype if len(raw) else "<U1"), ("length", "<i8"),
