@@ -46,16 +46,17 @@ class Clip:
 
 def _decode_worker(job):
     """Decode one clip in a worker process and write it, compressed, to its own part file
-    -> (i, part_path|None, n_frames, src_fps, reason|None). FFmpeg's C-level messages go to a temporary file
+    -> (i, part_path|None, n_frames, src_fps, reason|None, cpu_seconds). FFmpeg's C-level messages go to a temporary file
     instead of the terminal; the first of them is appended to a failure reason."""
     i, path, size, frame_skip, fps, part_path, compression = job
+    cpu0 = time.process_time()
     with tempfile.TemporaryFile() as log:
         saved = os.dup(2)
         os.dup2(log.fileno(), 2)
         try:
             frames, src_fps = decode(path, size=size, frame_skip=frame_skip, fps=fps)
             write_clip_file(part_path, frames, compression)
-            return i, part_path, len(frames), src_fps, None
+            return i, part_path, len(frames), src_fps, None, time.process_time() - cpu0
         except VideoError as e:
             reason = str(e)
         except Exception as e:  # noqa: BLE001 - any decoder failure is a per-clip failure, not a crash
@@ -67,7 +68,7 @@ def _decode_worker(job):
         lines = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         if lines:
             reason += f" [decoder: {lines[0][:160]}]"
-        return i, None, 0, 0.0, reason
+        return i, None, 0, 0.0, reason, time.process_time() - cpu0
 
 
 def _pool_context():
@@ -138,7 +139,8 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool,
         raise IngestError(f"cannot write {out}: {e}") from None
     delay = float(os.environ.get(WRITE_DELAY_ENV, "0") or 0)
     summary = dict(dataset=dataset, out=os.fspath(out), requested=len(clips), decoded=0, new=0, failed=[],
-                   frames_new=0, workers=workers)
+                   frames_new=0, workers=workers,
+                   worker_cpu_seconds=0.0, write_seconds=0.0)
     try:
         done = writer.done_ids
         todo = [c for c in clips if c.clip_id not in done]
@@ -161,9 +163,11 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool,
             bar = tqdm(total=len(todo), unit="clip", desc=f"{dataset} -> {os.path.basename(os.fspath(out))}",
                        file=log, dynamic_ncols=True)
         tdec = time.perf_counter()
-        for i, part, n_frames, src_fps, reason in _run_jobs(pool, jobs, workers):
+        for i, part, n_frames, src_fps, reason, cpu in _run_jobs(pool, jobs, workers):
+            tw = time.perf_counter()
             c = todo[i]
             summary["decoded"] += 1
+            summary["worker_cpu_seconds"] += cpu
             if part is None:
                 failed.append((c.source, reason))
                 writer.set_failed(failed)
@@ -175,6 +179,7 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool,
                 summary["frames_new"] += n_frames
                 if delay:
                     print(f"committed {c.clip_id}", flush=True)
+            summary["write_seconds"] += time.perf_counter() - tw
             if bar is not None:
                 bar.update(1)
         if bar is not None:
