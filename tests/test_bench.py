@@ -1,0 +1,20 @@
+"""Smoke test of the benchmark CLI: `python -m experiments.bench tt --quick --json`."""
+
+import json
+import subprocess
+import sys
+
+
+def test_bench_tt_quick_json():
+    proc = subprocess.run([sys.executable, "-m", "experiments.bench", "tt", "--quick", "--json", "--frames", "2",
+                           "--repeats", "1"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["name"] for r in rows] == ["tt_projection", "ttgru_step", "original_scheme", "dense_gru"]
+    assert all(r["unit"] == "frames/s" and r["value"] > 0 for r in rows)
+
+
+def test_bench_bad_section_is_one_line_error():
+    proc = subprocess.run([sys.executable, "-m", "experiments.bench", "nope"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "invalid choice" in proc.stderr

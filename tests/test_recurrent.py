@@ -1,0 +1,197 @@
+"""TT recurrent layers against Keras's own GRU / LSTM / SimpleRNN given the TT layer's dense weights."""
+
+import keras
+import numpy as np
+import pytest
+
+import ttrnn
+from ttrnn import tt
+from ttrnn.activations import hard_sigmoid
+
+N, M, R = (4, 3), (2, 3), (1, 3, 1)          # input 12, units 6
+B, T = 3, 7
+
+
+def masked_batch(seed=0, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, 12)).astype("float32")
+    x[0, 5:] = 0        # padded tail
+    x[1, 2:4] = 0       # masked steps in the middle
+    return x.astype(dtype)
+
+
+def reference_layer(layer, **kwargs):
+    """The Keras layer with the TT layer's dense weights."""
+    common = dict(return_sequences=layer.return_sequences, go_backwards=layer.go_backwards)
+    if isinstance(layer, ttrnn.TTGRU):
+        ref = keras.layers.GRU(layer.units, reset_after=layer.reset_after, recurrent_activation="sigmoid", **common)
+    elif isinstance(layer, ttrnn.TTLSTM):
+        ref = keras.layers.LSTM(layer.units, recurrent_activation="sigmoid", **common)
+    else:
+        ref = keras.layers.SimpleRNN(layer.units, **common)
+    ref.build((None, T, 12))
+    ref.set_weights([np.asarray(layer.full_kernel()), np.asarray(layer.recurrent_kernel), np.asarray(layer.bias)])
+    return ref
+
+
+def with_masking(layer):
+    inp = keras.Input((T, 12))
+    return keras.Model(inp, layer(keras.layers.Masking(0.0)(inp)))
+
+
+CASES = [(ttrnn.TTGRU, dict(reset_after=False)), (ttrnn.TTGRU, dict(reset_after=True)),
+         (ttrnn.TTLSTM, {}), (ttrnn.TTSimpleRNN, {})]
+
+
+@pytest.mark.parametrize("cls, kw", CASES, ids=["gru", "gru_reset_after", "lstm", "simple_rnn"])
+@pytest.mark.parametrize("seq, back, chunk", [(False, False, 1), (True, False, 3), (True, True, 0),
+                                              (False, True, 2)])
+def test_matches_keras_reference_on_masked_input(cls, kw, seq, back, chunk):
+    layer = cls(N, M, R, return_sequences=seq, go_backwards=back, time_chunk=chunk,
+                bias_initializer="random_normal", **kw)
+    x = masked_batch()
+    ours = with_masking(layer).predict(x, verbose=0)
+    ref = with_masking(reference_layer(layer)).predict(x, verbose=0)
+    assert ours.shape == ref.shape
+    assert np.abs(ours - ref).max() / np.abs(ref).max() <= 1e-5
+
+
+@pytest.mark.parametrize("cls", [ttrnn.TTGRU, ttrnn.TTLSTM])
+def test_mask_argument_and_return_state(cls):
+    layer = cls(N, M, R, return_state=True, bias_initializer="random_normal")
+    x = masked_batch(1)
+    mask = np.any(x != 0, axis=-1)
+    ours = layer(x, mask=mask)
+    ref = reference_layer(layer)
+    ref.return_state = True
+    expected = ref(x, mask=mask)
+    assert len(ours) == len(expected) == 1 + cls.N_STATES
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_uint8_input_equals_float_input():
+    layer = ttrnn.TTGRU(N, M, R)
+    x = np.random.default_rng(2).integers(0, 256, (B, T, 12), dtype=np.uint8)
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(layer(x.astype("float32"))), rtol=1e-6)
+
+
+def test_column_blocks_are_gates_in_keras_order():
+    """The gate factor sits in the first output mode, so the dense kernel's column block g is gate g."""
+    layer = ttrnn.TTLSTM(N, M, R)
+    layer.build((None, T, 12))
+    assert [tuple(c.shape) for c in layer.tt_cores] == [(1, 4, 8, 3), (3, 3, 3, 1)]
+    w = np.asarray(layer.full_kernel())
+    cores = [np.asarray(c) for c in layer.tt_cores]
+    u = layer.units
+    for g in range(4):   # gate g's own TT-matrix: slice g of the first core's output mode
+        gate_cores = [cores[0][:, :, g * 2:(g + 1) * 2, :], cores[1]]
+        np.testing.assert_allclose(w[:, g * u:(g + 1) * u], np.asarray(tt.full(gate_cores)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls, expected", [(ttrnn.TTGRU, 3232), (ttrnn.TTLSTM, 3360)])
+def test_ucf11_param_counts(cls, expected):
+    assert cls((8, 20, 20, 18), (4, 4, 4, 4), (1, 4, 4, 4, 1)).tt_param_count == expected
+
+
+@pytest.mark.parametrize("cls, n, expected", [
+    (ttrnn.TTGRU, (10, 18, 13, 30), 2944), (ttrnn.TTLSTM, (10, 18, 13, 30), 3104),
+    (ttrnn.TTGRU, (4, 20, 20, 36), 3328), (ttrnn.TTLSTM, (4, 20, 20, 36), 3392),
+])
+def test_other_dataset_param_counts(cls, n, expected):
+    layer = cls(n, (4, 4, 4, 4), (1, 4, 4, 4, 1))
+    layer.build((None, None, int(np.prod(n))))
+    assert layer.tt_param_count == expected == sum(int(np.prod(c.shape)) for c in layer.tt_cores)
+
+
+def test_presets_and_overrides():
+    modern, paper = ttrnn.TTGRU(N, M, R), ttrnn.TTGRU(N, M, R, preset="paper")
+    assert modern.reset_after and not paper.reset_after
+    assert isinstance(modern.kernel_initializer, tt.TTGlorotNormal)
+    assert isinstance(paper.kernel_initializer, tt.FlatGlorotUniform)
+    assert paper.recurrent_activation is hard_sigmoid and paper.shared_recurrent_dropout
+    assert modern.recurrent_activation is keras.activations.sigmoid and not modern.shared_recurrent_dropout
+    custom = ttrnn.TTGRU(N, M, R, preset="paper", reset_after=True, recurrent_activation="sigmoid")
+    assert custom.reset_after and custom.recurrent_activation is keras.activations.sigmoid
+    with pytest.raises(ValueError, match="preset"):
+        ttrnn.TTGRU(N, M, R, preset="old")
+
+
+def test_paper_preset_matches_keras_gru_with_hard_sigmoid():
+    layer = ttrnn.TTGRU(N, M, R, preset="paper", return_sequences=True, bias_initializer="random_normal")
+    x = masked_batch(3)
+    ours = with_masking(layer).predict(x, verbose=0)
+    ref = reference_layer(layer)
+    ref.cell.recurrent_activation = hard_sigmoid
+    expected = with_masking(ref).predict(x, verbose=0)
+    assert np.abs(ours - expected).max() / np.abs(expected).max() <= 1e-5
+
+
+def test_hard_sigmoid_is_keras2_version():
+    x = np.array([-3.0, -2.5, -1.0, 0.0, 1.0, 2.5, 3.0], "float32")
+    np.testing.assert_allclose(np.asarray(hard_sigmoid(x)), np.clip(0.2 * x + 0.5, 0, 1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [ttrnn.TTGRU, ttrnn.TTLSTM, ttrnn.TTSimpleRNN])
+@pytest.mark.parametrize("preset", ["modern", "paper"])
+def test_dropout_in_training_only(cls, preset):
+    layer = cls(N, M, R, preset=preset, dropout=0.3, recurrent_dropout=0.3, seed=4)
+    x = masked_batch(4)
+    a, b = np.asarray(layer(x, training=False)), np.asarray(layer(x, training=False))
+    np.testing.assert_array_equal(a, b)
+    trained = np.asarray(layer(x, training=True))
+    assert np.isfinite(trained).all() and not np.allclose(trained, a)
+
+
+def test_unit_forget_bias():
+    layer = ttrnn.TTLSTM(N, M, R)
+    layer.build((None, T, 12))
+    bias = np.asarray(layer.bias)
+    np.testing.assert_array_equal(bias[6:12], 1.0)
+    np.testing.assert_array_equal(np.delete(bias, np.s_[6:12]), 0.0)
+    off = ttrnn.TTLSTM(N, M, R, unit_forget_bias=False)
+    off.build((None, T, 12))
+    np.testing.assert_array_equal(np.asarray(off.bias), 0.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(tt_input_shape=(4, 3), tt_output_shape=(2, 3), tt_ranks=(1, 3, 3, 1)), "length"),
+    (dict(tt_input_shape=(4, 3), tt_output_shape=(2, 3), tt_ranks=(1, 3, 2)), "first and last rank"),
+    (dict(tt_input_shape=(4, -3), tt_output_shape=(2, 3), tt_ranks=R), "non-positive"),
+    (dict(tt_input_shape=(4, 3), tt_output_shape=(2, 3, 1), tt_ranks=R), "same number of modes"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ttrnn.TTGRU(**kwargs)
+
+
+def test_input_dim_mismatch_at_build():
+    with pytest.raises(ValueError, match="product 12 but the input dimension is 10"):
+        ttrnn.TTLSTM(N, M, R)(np.zeros((2, 3, 10), "float32"))
+
+
+@pytest.mark.parametrize("cls, kw", [(ttrnn.TTGRU, dict(preset="paper", recurrent_dropout=0.2)),
+                                     (ttrnn.TTLSTM, dict(return_sequences=True, time_chunk=2)),
+                                     (ttrnn.TTSimpleRNN, dict(go_backwards=True, activation="relu"))])
+def test_save_load_round_trip(tmp_path, cls, kw):
+    inp = keras.Input((T, 12), dtype="uint8")
+    out = cls(N, M, R, **kw)(keras.layers.Masking(0)(inp))
+    model = keras.Model(inp, out)
+    x = (masked_batch(5) * 40).clip(0, 255).astype("uint8")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    original, restored = model.layers[-1].get_config(), loaded.layers[-1].get_config()
+    assert original == restored
+
+
+def test_trains_under_xla():
+    inp = keras.Input((T, 12), dtype="uint8")
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(ttrnn.TTGRU(N, M, R)(inp)))
+    model.compile("adam", "sparse_categorical_crossentropy", jit_compile=True)
+    x = np.random.default_rng(6).integers(0, 256, (4, T, 12), dtype=np.uint8)
+    before = [np.asarray(w).copy() for w in model.layers[1].tt_cores]
+    loss = model.train_on_batch(x, np.array([0, 1, 0, 1]))
+    assert np.isfinite(loss)
+    assert any(not np.allclose(a, np.asarray(b)) for a, b in zip(before, model.layers[1].tt_cores))
