@@ -100,6 +100,8 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
         dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
         raise IngestError(f"duplicate clip ids in the source: {', '.join(dup)}")
     if limit is not None:
+        if int(limit) < 1:
+            raise IngestError("--limit must be >= 1")
         clips = clips[: int(limit)]
     params = store_params(dataset, size[0], size[1], frame_skip, fps, compression, classes, multilabel,
                           **(extra_params or {}))
@@ -277,9 +279,16 @@ def add_common_args(ap, default_size=(160, 120)):
     return ap
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit with status 1 and one line (status 2 means "some clips failed" here)."""
+
+    def error(self, message):
+        self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
+
 def run_cli(build, argv, prog, description, default_size=(160, 120), extra_args=None):
     """Parse the common options, call `build(src, out, **options)` and print the summary; return the exit code."""
-    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap = _Parser(prog=prog, description=description)
     add_common_args(ap, default_size)
     if extra_args:
         extra_args(ap)

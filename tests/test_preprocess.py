@@ -129,6 +129,10 @@ def test_cli_errors_are_one_line(ucf11_tree, tmp_path):
         r = run_cli("preprocess.ucf11", src, out, "--quiet")
         assert r.returncode == 1 and msg in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    for opts in (["--frame-skip", "0"], ["--size", "0x5"], ["--compression", "zstd"]):
+        r = run_cli("preprocess.ucf11", ucf11_tree, tmp_path / "o.h5", "--quiet", *opts)
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "o.h5").exists()
     (tmp_path / "not_store.h5").write_text("not hdf5")
     r = run_cli("preprocess.ucf11", ucf11_tree, tmp_path / "not_store.h5", "--quiet")
     assert r.returncode == 1 and "Traceback" not in r.stderr
