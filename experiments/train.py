@@ -52,6 +52,7 @@ class DatasetSpec:
     notes: str = ""
     demo: object = None           # callable(args) -> store path, for --demo
     demo_defaults: dict = field(default_factory=dict)
+    split: object = None          # callable(store, protocol, fold) -> ttrnn.splits.Split; default make_split
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -371,7 +372,7 @@ def run(args, spec, threads, cluster, argv):
 
     store = open_store(args.data, spec)
     try:
-        split = ttsplits.make_split(store, args.protocol, args.fold)
+        split = (spec.split or ttsplits.make_split)(store, args.protocol, args.fold)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     train_rows, val_rows = split.train, np.array([], dtype=np.int64)
