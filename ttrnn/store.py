@@ -253,6 +253,9 @@ class FrameStore:
         try:
             f = h5py.File(self.path, "r")
         except OSError as e:
+            if "lock" in str(e).lower():
+                raise StoreError(f"store is open for writing by another process (HDF5 file lock): {self.path}") \
+                    from None
             raise StoreError(f"not an HDF5 file: {self.path} ({e})") from None
         try:
             if "ttrnn_store" not in f.attrs or "index" not in f:
