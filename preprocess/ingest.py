@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 import numpy as np
 
@@ -71,6 +72,16 @@ def _decode_worker(job):
         return i, None, 0, 0.0, reason, time.process_time() - cpu0
 
 
+def _worker_init():
+    """Decode workers die with the parent (Linux), so a killed run leaves no orphan decoding on."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _pool_context():
     # fork is cheapest, but forking a process that runs TensorFlow threads is unsafe: spawn then.
     if "tensorflow" in sys.modules or "keras" in sys.modules:
@@ -112,7 +123,7 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
     # Fork the decode workers before any HDF5 handle is open in this process (children must not inherit it).
     done_before = _committed_ids(out) if not overwrite else set()
     n_todo = sum(c.clip_id not in done_before for c in clips)
-    pool = _pool_context().Pool(processes=max(1, min(workers, n_todo))) if n_todo else None
+    pool = _pool_context().Pool(processes=max(1, min(workers, n_todo)), initializer=_worker_init) if n_todo else None
     try:
         return _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool, workers, t0)
     finally:
@@ -157,7 +168,8 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool,
         shutil.rmtree(parts, ignore_errors=True)
         if todo:
             os.makedirs(parts)
-        jobs = [(i, c.path, size, frame_skip, fps, os.path.join(parts, f"{i}.h5"), params["compression"])
+        run = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # a killed run's orphan worker cannot clobber our parts
+        jobs = [(i, c.path, size, frame_skip, fps, os.path.join(parts, f"{run}-{i}.h5"), params["compression"])
                 for i, c in enumerate(todo)]
         bar = None
         if progress and todo:
