@@ -2,15 +2,15 @@
 
 Layout of a store file (schema version 1)::
 
-    /                 attrs: ttrnn_store=1 (schema version), params_json (preprocessing parameters),
-                             classes_json, multilabel, created, ...
+    /                 attrs: ttrnn_store=1 (schema version), created, params_json: dataset, width, height,
+                             frame_skip, fps (target or null), compression, classes, multilabel, schema_version
     /clips/<clip_id>  uint8 (T, H, W, 3) RGB, chunked a few frames per chunk, lzf / gzip / no compression
     /index            compound rows, one per *finished* clip (the commit marker), in write order
     /failed           vlen str (N, 2): source, reason of clips that could not be decoded
     /splits/<name>/{train,test}   vlen str clip ids (store-provided splits, e.g. Hollywood2's standard split)
 
-A clip counts as stored only once its row is in `/index`. The writer writes the clip dataset, appends the
-index row and flushes, so a SIGKILL leaves the file as of the last flush (no half clip, no clip twice); a
+A clip counts as stored only once its row is in `/index`. The writer writes the clip dataset (or copies it,
+already compressed, from a worker's part file), appends the index row and flushes, so a SIGKILL leaves the file as of the last flush (no half clip, no clip twice); a
 clip dataset without an index row (left over from a kill) is deleted when the store is next opened for
 writing. Files are created with HDF5's file-space strategy "none", so freed space is never reused and new
 data never overwrites anything the last flushed state refers to.
