@@ -288,3 +288,11 @@ def test_synthetic_is_deterministic(tmp_path):
     assert [os.path.relpath(v, a) for v in va] == [os.path.relpath(v, b) for v in vb] and len(va) == 4
     for x, y in zip(va, vb):
         np.testing.assert_array_equal(reference_frames(x, (32, 24)), reference_frames(y, (32, 24)))
+
+
+def test_preprocess_does_not_import_tensorflow():
+    code = ("import sys, preprocess.ucf11, preprocess.folders, preprocess.hollywood2, preprocess.celebfaces, "
+            "preprocess.synthetic, ttrnn.store; "
+            "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 0, r.stderr
