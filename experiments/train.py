@@ -129,6 +129,8 @@ def identity(args):
 def validate(args, spec):
     if args.model not in MODEL_CHOICES:
         raise UsageError(f"unknown model {args.model!r} (choose from {', '.join(MODEL_CHOICES)})")
+    if args.use_tt and args.model not in ("gru", "lstm") and args.demo:
+        args.use_tt = False  # the demo's default TT applies to its default TT-GRU only
     if args.use_tt and args.model not in ("gru", "lstm"):
         raise UsageError(f"--use-tt applies to gru and lstm; {args.model} is fixed by its own definition")
     for name in ("max_len", "frame_skip", "epochs", "batch_size", "segments"):
@@ -220,7 +222,6 @@ def load_checkpoint(run_dir, model, optimizer):
         state = json.loads(bytes(data["state"]).decode())
         weights = [data[f"w{i}"] for i in range(len(model.get_weights()))]
         model.set_weights(weights)
-        optimizer.build(model.trainable_variables)
         for i, var in enumerate(optimizer.variables):
             var.assign(data[f"o{i}"])
     return state
@@ -355,11 +356,12 @@ def build_model(args, spec, store):
                                   frame_shape=frame_shape, multilabel=spec.multilabel, scaling=args.scaling,
                                   dropout=args.dropout, recurrent_dropout=args.recurrent_dropout)
     from ttrnn import baselines
+    activation = "sigmoid" if spec.multilabel else "softmax"
     if args.model == "tsn":
         weights = None if args.weights == "none" else args.weights
         return baselines.tsn(num_classes, backbone=args.backbone, num_segments=args.segments, weights=weights,
-                             frame_shape=frame_shape, multilabel=spec.multilabel)
-    return baselines.c3d(num_classes, width=args.width, multilabel=spec.multilabel)
+                             activation=activation)
+    return baselines.c3d(num_classes, width=args.width, activation=activation)
 
 
 def run(args, spec, threads, cluster, argv):
@@ -443,11 +445,16 @@ def run(args, spec, threads, cluster, argv):
             if not multilabel else tf.reduce_sum(tf.gather(y, tf.argmax(probs, 1), batch_dims=1))
         return tf.reduce_sum(per_example), hits, count
 
-    @tf.function  # traced per padded length (a multiple of InputSpec.pad_multiple): the RNNs unroll static T
-    def train_step(dist_inputs):
-        x, y = dist_inputs
-        results = cluster.strategy.run(replica_step, args=(x, y))
-        return [cluster.strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
+    def make_train_step():
+        # traced per padded length (a multiple of InputSpec.pad_multiple); rebuilt when the trainable set changes
+        @tf.function
+        def train_step(dist_inputs):
+            x, y = dist_inputs
+            results = cluster.strategy.run(replica_step, args=(x, y))
+            return [cluster.strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
+        return train_step
+
+    train_step = make_train_step()
 
     @tf.function
     def predict_step(x):
@@ -467,8 +474,9 @@ def run(args, spec, threads, cluster, argv):
         return loss, classification_metrics(y, p, multilabel), p
 
     state = None
-    if (run_dir / CHECKPOINT).exists():
+    with cluster.strategy.scope():  # slots for every weight, before any freezing changes the trainable set
         optimizer.build(model.trainable_variables)
+    if (run_dir / CHECKPOINT).exists():
         state = load_checkpoint(run_dir, model, optimizer)
     history = state["history"] if state else []
     start_epoch = len(history)
@@ -499,9 +507,10 @@ def run(args, spec, threads, cluster, argv):
     for epoch in range(start_epoch, args.epochs):
         if stale and args.patience and stale >= args.patience:
             break
-        if freeze:
+        if freeze and epoch in (start_epoch, args.freeze_epochs):
             from ttrnn.baselines import set_backbone_trainable
             set_backbone_trainable(model, epoch >= args.freeze_epochs)
+            train_step = make_train_step()
         epoch_box[0] = epoch
         t0 = time.perf_counter()
         tot_loss = tot_hits = tot_n = 0.0

@@ -62,7 +62,7 @@ class ClipPlan:
     max_len: int = None
     frame_skip: int = 1
     frames: np.ndarray = None
-    box: tuple = None  # (top, left, size)
+    box: tuple = None  # (top, left, height, width) crop
 
 
 def plan_clip(spec, row, length, training, rng, height=None, width=None):
@@ -74,8 +74,8 @@ def plan_clip(spec, row, length, training, rng, height=None, width=None):
     if spec.mode == "tsn":
         return ClipPlan(row, frames=sampling.tsn_indices(length, spec.num_frames, training, rng))
     frames = sampling.c3d_window(length, spec.num_frames, training, rng)
-    top, left = sampling.crop_box(height, width, spec.crop, training, rng)
-    return ClipPlan(row, frames=frames, box=(top, left, spec.crop))
+    top, left, box_h, box_w = sampling.crop_box(height, width, spec.crop, training, rng)
+    return ClipPlan(row, frames=frames, box=(top, left, box_h, box_w))
 
 
 # --- worker processes -------------------------------------------------------------------------------------------
@@ -94,8 +94,8 @@ def read_plan(store, plan):
     else:
         clip = store.read_frames(plan.row, plan.frames)
     if plan.box is not None:
-        top, left, size = plan.box
-        clip = clip[:, top:top + size, left:left + size]
+        top, left, box_h, box_w = plan.box
+        clip = clip[:, top:top + box_h, left:left + box_w]
     return np.ascontiguousarray(clip)
 
 
