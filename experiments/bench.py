@@ -19,21 +19,25 @@ UCF11_R = (1, 4, 4, 4, 1)
 UCF11_CLASSES = 11
 
 
-def timed(fn, repeats, warmup=1):
-    """Best-of-`repeats` wall time of `fn()` in seconds after `warmup` calls (compilation, caches)."""
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
+def timed_interleaved(fns, repeats, warmup=1):
+    """Best wall time (s) of each callable in `fns` (dict), timing them round-robin so that load from other
+    processes on a shared machine hits all cases alike; `warmup` untimed calls each first (compilation)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
 # ---- section: tt --------------------------------------------------------------------------------------------
-def _tt_projection(x, seed=0):
-    """(a) TT projection alone (all frames at once), fwd + bwd w.r.t. the cores, under XLA."""
+def _tt_projection(x, seed=0, jit=False):
+    """(a) TT projection alone (all frames at once, `tt_matmul` as the layers use it), fwd + bwd w.r.t. the
+    cores; without XLA by default (faster here: TF's oneDNN matmuls beat XLA's CPU dot on these shapes)."""
     import tensorflow as tf
 
     from ttrnn import tt
@@ -42,7 +46,7 @@ def _tt_projection(x, seed=0):
     cores = [tf.Variable(c * 0.1) for c in tt.random_cores(UCF11_N, m, UCF11_R, seed=seed)]
     flat = tf.constant(x.reshape(-1, x.shape[-1]))
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=jit)
     def step():
         with tf.GradientTape() as tape:
             y = tt.tt_matmul(tf.cast(flat, tf.float32), cores)
@@ -52,23 +56,26 @@ def _tt_projection(x, seed=0):
     return lambda: [g.numpy() for g in step()]
 
 
-def _keras_train_step(layer, x, y):
+def _keras_train_step(layer, x, y, jit_compile="auto"):
     """A compiled Keras model (defaults as users get them: jit_compile="auto") and its train step."""
     import keras
 
     inp = keras.Input(x.shape[1:], dtype="uint8")
     out = keras.layers.Dense(UCF11_CLASSES, activation="softmax")(layer(inp))
     model = keras.Model(inp, out)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy",
+                  jit_compile=jit_compile)
     return lambda: model.train_on_batch(x, y)
 
 
-def _ttgru(time_chunk=None):
+def _ttgru(time_chunk=None, xla=False):
     import ttrnn
     from ttrnn import recurrent
 
     chunk = recurrent.DEFAULT_TIME_CHUNK if time_chunk is None else time_chunk
-    return ttrnn.TTGRU(UCF11_N, UCF11_M, UCF11_R, time_chunk=chunk)
+    layer = ttrnn.TTGRU(UCF11_N, UCF11_M, UCF11_R, time_chunk=chunk)
+    layer.supports_jit = xla or layer.supports_jit      # xla=True: override the layer's opt-out of XLA
+    return layer
 
 
 def _original_scheme(x, y, seed=0):
@@ -132,10 +139,13 @@ def bench_tt(args):
         ("original_scheme", lambda: _original_scheme(x, y)),
         ("dense_gru", lambda: _keras_train_step(_dense_gru(), x, y)),
     ]
+    if args.chunks:
+        cases.append(("tt_projection_xla", lambda: _tt_projection(x, jit=True)))
+        cases.append(("ttgru_step_xla", lambda: _keras_train_step(_ttgru(xla=True), x, y, jit_compile=True)))
     for chunk in args.chunks or []:
         cases.append((f"ttgru_step_chunk{chunk}", lambda c=chunk: _keras_train_step(_ttgru(c), x, y)))
-    for name, make in cases:
-        seconds = timed(make(), repeats)
+    best = timed_interleaved({name: make() for name, make in cases}, repeats)
+    for name, seconds in best.items():
         yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
 
 
@@ -150,7 +160,8 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 6)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
-                   help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4")
+                   help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
+                        "and the projection / TTGRU step forced under XLA")
     args = p.parse_args(argv)
     for name in ("frames", "repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:

@@ -188,7 +188,10 @@ def test_save_load_round_trip(tmp_path, cls, kw):
 
 def test_trains_under_xla():
     inp = keras.Input((T, 12), dtype="uint8")
-    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(ttrnn.TTGRU(N, M, R)(inp)))
+    layer = ttrnn.TTGRU(N, M, R)
+    assert not layer.supports_jit          # "auto" picks the faster non-XLA path; XLA must still work
+    layer.supports_jit = True
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(layer(inp)))
     model.compile("adam", "sparse_categorical_crossentropy", jit_compile=True)
     x = np.random.default_rng(6).integers(0, 256, (4, T, 12), dtype=np.uint8)
     before = [np.asarray(w).copy() for w in model.layers[1].tt_cores]

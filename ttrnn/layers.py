@@ -55,6 +55,7 @@ class TTDense(keras.layers.Layer):
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.tt_param_count = tt.tt_param_count(n, m, r)
+        self.supports_jit = False     # oneDNN beats XLA's CPU dot on TT contractions (see ttrnn.recurrent)
 
     def build(self, input_shape):
         tt.check_tt_shape(self.tt_input_shape, self.tt_output_shape, self.tt_ranks, input_dim=input_shape[-1])
