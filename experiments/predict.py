@@ -1,0 +1,151 @@
+"""Classify raw video files with a trained run: decode as the run's store was made, feed as its evaluation did.
+
+    python -m experiments.predict RUN_DIR VIDEO [VIDEO ...] [--top 5] [--json]
+
+Each file is decoded with the preprocessing parameters recorded in the run's config.json (`store.attrs`: frame
+size, frame skip, target fps), so its frames equal what the store would hold for it. The model input is built by
+the evaluation path of the data pipeline (`ttrnn.data.plan_clip` with training=False, `read_plan`, pre-padding to
+`padded_length`): for sequence models the first max-len frames (every frame-skip-th), for TT-MLP / TSN / C3D the
+deterministic evaluation frames. Prints the top-K classes with their probabilities per file (softmax; for the
+multi-label Hollywood2, independent sigmoid scores); `--json` prints one object per file and line.
+
+A missing or unreadable video is a one-line error for that file; the other files are still predicted and the exit
+status is 2. A bad run directory is a one-line error, exit 2.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+class UsageError(Exception):
+    pass
+
+
+class DecodedClip:
+    """One decoded clip behind the two `FrameStore` read methods `ttrnn.data.read_plan` uses (clip row ignored)."""
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def read(self, i, max_len=None, frame_skip=1):
+        n, k = len(self.frames), int(frame_skip)
+        stop = n if max_len is None else min(n, int(max_len) * k)
+        return self.frames[0:stop:k]
+
+    def read_frames(self, i, frame_indices):
+        return self.frames[np.asarray(frame_indices, np.int64)]
+
+
+class Run:
+    """A finished run directory: its model, classes, store preprocessing parameters and input settings."""
+
+    def __init__(self, run_dir):
+        self.dir = Path(run_dir)
+        config_path, model_path = self.dir / "config.json", self.dir / "model.keras"
+        if not self.dir.is_dir():
+            raise UsageError(f"no run directory at {self.dir}")
+        if not config_path.is_file():
+            raise UsageError(f"{self.dir} is not a run directory (no config.json)")
+        if not model_path.is_file():
+            raise UsageError(f"{self.dir} has no model.keras (the run has not finished)")
+        try:
+            config = json.loads(config_path.read_text())
+            self.attrs = config["store"]["attrs"]
+            self.classes = list(config["store"]["classes"])
+            self.input = dict(config["input"])
+            self.size = (int(self.attrs["width"]), int(self.attrs["height"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{config_path} is not a ttrnn run config ({exc!r})") from None
+        self.frame_skip = int(self.attrs.get("frame_skip") or 1)
+        self.fps = self.attrs.get("fps")
+        self.multilabel = bool(self.attrs.get("multilabel", False))
+        self.model_path = model_path
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            import ttrnn
+            try:
+                self._model = ttrnn.load_model(self.model_path)
+            except Exception as exc:  # a damaged or foreign .keras file can fail in many ways: one line
+                raise UsageError(f"cannot load {self.model_path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") \
+                    from None
+        return self._model
+
+    def decode(self, path):
+        """uint8 (T, H, W, 3) frames of a video file as the run's store preprocessing made them."""
+        from preprocess.video import decode
+        frames, _ = decode(path, size=self.size, frame_skip=self.frame_skip, fps=self.fps)
+        return frames
+
+    def model_input(self, frames):
+        """uint8 (1, T, H, W, 3): the evaluation feed's input for one clip of stored frames `frames`."""
+        from ttrnn.data import InputSpec, padded_length, plan_clip, read_plan
+        spec = InputSpec(**self.input)
+        height, width = frames.shape[1:3]
+        plan = plan_clip(spec, 0, len(frames), False, None, height, width)
+        clip = read_plan(DecodedClip(frames), plan)
+        t = padded_length([len(clip)], spec) if spec.mode == "sequence" else spec.num_frames
+        x = np.zeros((1, t) + clip.shape[1:], dtype=np.uint8)
+        clip = clip[:t]
+        x[0, t - len(clip):] = clip  # pre-padding, as BatchFeed.batches
+        return x
+
+    def probabilities(self, frames):
+        """Class probabilities (C,) for one clip of decoded frames."""
+        import keras
+        return keras.ops.convert_to_numpy(self.model(self.model_input(frames), training=False))[0]
+
+
+def top_k(probs, classes, k):
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [{"class": classes[i], "label": int(i), "probability": float(probs[i])} for i in order]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m experiments.predict", description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", help="a finished run directory (config.json + model.keras)")
+    ap.add_argument("videos", nargs="+", help="video files to classify")
+    ap.add_argument("--top", type=int, default=5, help="classes to show per file (default 5)")
+    ap.add_argument("--json", action="store_true", help="one JSON object per file and line")
+    args = ap.parse_args(argv)
+    prog = ap.prog
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        if args.top < 1:
+            raise UsageError(f"--top must be >= 1, got {args.top}")
+        run = Run(args.run_dir)
+        run.model  # load once, before the first file, so a bad model is one error rather than one per file
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    from preprocess.video import VideoError
+    failed = 0
+    for path in args.videos:
+        try:
+            frames = run.decode(path)
+        except (VideoError, OSError) as exc:
+            failed += 1
+            print(f"{prog}: error: {path}: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"file": path, "error": str(exc)}), flush=True)
+            continue
+        best = top_k(run.probabilities(frames), run.classes, min(args.top, len(run.classes)))
+        if args.json:
+            print(json.dumps({"file": path, "frames": int(len(frames)), "top": best}), flush=True)
+        else:
+            kind = "sigmoid scores" if run.multilabel else "probabilities"
+            print(f"{path} ({len(frames)} frames; top {len(best)} {kind})")
+            for rank, entry in enumerate(best, 1):
+                print(f"  {rank}. {entry['class']:<24} {entry['probability']:.4f}")
+            sys.stdout.flush()
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The paper's Tables 1, 2, 4 and 6 with our numbers beside them.
+
+    python -m experiments.tables                  # paper numbers + our parameter counts (no data needed)
+    python -m experiments.tables runs/ [more run dirs or folders of run dirs] [--json]
+
+Parameter counts are computed from our models (`ttrnn.models.paper_model`), built inside a Keras stateless scope
+without initializing their variables, so the 44M-72M-weight plain GRU/LSTM cost no memory or time. Scores and
+runtimes come from finished run directories (`metrics.json`): mean ± std over the folds per (dataset, model,
+protocol, store) (std = numpy's population std, one value per fold; the newest run wins when a fold was run twice), and
+runtime = the mean seconds per training epoch. Models without runs read "not run". TSN / C3D runs go to an extra
+"baselines" table (the paper reports no numbers for them).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from experiments import paper
+
+NOT_RUN = "not run"
+BASELINE_PREFIXES = ("tsn_", "c3d")
+
+
+class UsageError(Exception):
+    pass
+
+
+# --- our parameter counts ----------------------------------------------------------------------------------------
+def model_args(label):
+    """Run-directory model label -> (paper_model's model, use_tt)."""
+    return {"tt_mlp": ("mlp", False), "gru": ("gru", False), "lstm": ("lstm", False), "tt_gru": ("gru", True),
+            "tt_lstm": ("lstm", True)}[label]
+
+
+def our_param_counts(datasets=tuple(paper.DATASETS)):
+    """{dataset: {label: (input-to-hidden params, total params)}} of our paper models at the paper's frame sizes.
+
+    Built in `keras.StatelessScope(initialize_variables=False)`: variables get shapes but no values.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    from ttrnn.models import input_to_hidden_params, paper_model
+    counts = {}
+    for name in datasets:
+        ds = paper.DATASETS[name]
+        counts[name] = {}
+        for label in paper.MODELS:
+            model, use_tt = model_args(label)
+            with keras.StatelessScope(initialize_variables=False):
+                m = paper_model(name, model, ds.num_classes, use_tt=use_tt, multilabel=ds.metric == "map")
+            counts[name][label] = (input_to_hidden_params(m), int(m.count_params()))
+            del m
+    keras.backend.clear_session()  # forget the never-initialized variables
+    return counts
+
+
+# --- run directories ---------------------------------------------------------------------------------------------
+def find_runs(paths):
+    """(finished runs [metrics dict + "run_dir"], unfinished run dirs, warnings) under the given paths."""
+    runs, unfinished, warnings = [], [], []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise UsageError(f"no such run directory: {p}")
+        if p.is_file():
+            if p.name != "metrics.json":
+                raise UsageError(f"{p} is not a run directory or a metrics.json")
+            files = [p]
+        else:
+            files = sorted(p.rglob("metrics.json"))
+            unfinished += [c.parent for c in sorted(p.rglob("config.json")) if not (c.parent / "metrics.json").exists()]
+        if not files and not unfinished:
+            warnings.append(f"no finished runs under {p}")
+        for f in files:
+            try:
+                m = json.loads(f.read_text())
+                if not isinstance(m, dict) or "dataset" not in m or "model" not in m:
+                    raise ValueError("no dataset/model in it")
+            except (OSError, ValueError) as exc:
+                warnings.append(f"skipped {f}: {exc}")
+                continue
+            m["run_dir"] = str(f.parent)
+            m["_mtime"] = f.stat().st_mtime
+            m["store"] = store_of(f.parent)
+            runs.append(m)
+    return runs, unfinished, warnings
+
+
+def store_of(run_dir):
+    """The store a run trained on (config.json), or None: runs on different stores are never averaged together."""
+    try:
+        return json.loads((Path(run_dir) / "config.json").read_text())["store"]["path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def score_key(run):
+    return "map" if run.get("map") is not None else "accuracy"
+
+
+def _finite(x):
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def summarize(runs):
+    """Runs of one (dataset, model, protocol) -> summary dict: mean/std of the score over folds, runtime, params."""
+    by_fold = {}
+    for r in sorted(runs, key=lambda r: r["_mtime"]):
+        by_fold[r.get("fold", 0)] = r  # the newest run of a fold wins
+    kept = [by_fold[f] for f in sorted(by_fold)]
+    key = score_key(kept[0])
+    scores = [r.get(key) for r in kept if _finite(r.get(key))]
+    seconds = [float(np.mean(r["epoch_seconds"])) for r in kept if r.get("epoch_seconds")]
+    params = sorted({r.get("params_input_to_hidden") for r in kept if r.get("params_input_to_hidden") is not None})
+    return {
+        "metric": key, "mean": float(np.mean(scores)) if scores else None,
+        "std": float(np.std(scores)) if scores else None, "folds": sorted(by_fold), "n": len(kept),
+        "duplicates": len(runs) - len(kept), "epoch_seconds": float(np.mean(seconds)) if seconds else None,
+        "epochs": [r.get("epochs") for r in kept], "params_input_to_hidden": params,
+        "params_total": sorted({r.get("params_total") for r in kept if r.get("params_total") is not None}),
+        "protocol": kept[0].get("protocol"), "split": kept[0].get("split"), "store": kept[0].get("store"),
+        "run_dirs": [r["run_dir"] for r in kept],
+    }
+
+
+def group_runs(runs):
+    """{(dataset, model, protocol, store): summary}."""
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["dataset"], r["model"], r.get("protocol"), r.get("store")), []).append(r)
+    return {k: summarize(v) for k, v in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0])))}
+
+
+# --- assembling the tables ---------------------------------------------------------------------------------------
+def build_report(run_paths=(), counts=None):
+    """Everything the tables show, as one JSON-able dict."""
+    runs, unfinished, warnings = find_runs(run_paths)
+    groups = group_runs(runs)
+    counts = counts if counts is not None else our_param_counts()
+    datasets = []
+    for name, ds in paper.DATASETS.items():
+        rows = []
+        for label in paper.MODELS:
+            pr = ds.results[label]
+            ours_params, ours_total = counts[name][label]
+            found = [(proto, s) for (d, m, proto, _), s in groups.items() if d == name and m == label]
+            base = {"model": label, "label": paper.LABELS[label],
+                    "paper": {"score": pr.score, "std": pr.std, "params": pr.params,
+                              "epoch_seconds": pr.epoch_seconds},
+                    "ours_params": ours_params, "ours_params_total": ours_total,
+                    "params_match": ours_params == pr.params}
+            if not found:
+                rows.append({**base, "protocol": None, "runs": None})
+            for proto, summary in found:
+                rows.append({**base, "protocol": proto, "runs": summary})
+        datasets.append({"dataset": name, "title": ds.title, "tables": list(ds.tables), "metric": ds.metric,
+                         "hardware": ds.hardware, "rows": rows})
+    known = {(name, label) for name in paper.DATASETS for label in paper.MODELS}
+    baselines, other = [], []
+    for (d, m, proto, _), summary in groups.items():
+        if (d, m) in known:
+            continue
+        entry = {"dataset": d, "model": m, "protocol": proto, "runs": summary}
+        (baselines if str(m).startswith(BASELINE_PREFIXES) else other).append(entry)
+    return {"source": paper.SOURCE, "datasets": datasets, "baselines": baselines, "other_runs": other,
+            "unfinished_runs": [str(u) for u in unfinished], "caveats": list(paper.CAVEATS),
+            "warnings": warnings, "num_runs": len(runs)}
+
+
+# --- markdown ----------------------------------------------------------------------------------------------------
+def fmt_int(n):
+    return f"{n:,}" if n is not None else "—"
+
+
+def fmt_score(mean, std):
+    if mean is None:
+        return "—"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def fmt_runs(s):
+    if s is None:
+        return NOT_RUN
+    text = fmt_score(s["mean"], s["std"] if s["n"] > 1 else None)
+    return f"{text} ({s['n']} fold{'s' if s['n'] != 1 else ''})"
+
+
+def fmt_seconds(x):
+    return "—" if x is None else (f"{x:,.0f}" if x >= 100 else f"{x:.3g}")
+
+
+def protocol_cell(row):
+    s = row["runs"]
+    if s is None:
+        return "—"
+    folds = ", ".join(str(f) for f in s["folds"])
+    dup = f"; {s['duplicates']} older duplicate run(s) ignored" if s["duplicates"] else ""
+    store = f" on {Path(s['store']).name}" if s.get("store") else ""
+    return f"{s['protocol']}{store} (folds {folds}{dup})"
+
+
+def params_cell(row):
+    mark = "" if row["params_match"] else " ≠ paper †"
+    runs = row["runs"]
+    extra = ""
+    if runs and runs["params_input_to_hidden"] and runs["params_input_to_hidden"] != [row["ours_params"]]:
+        extra = " (runs: " + ", ".join(fmt_int(p) for p in runs["params_input_to_hidden"]) + ")"
+    return f"{fmt_int(row['ours_params'])}{mark}{extra}"
+
+
+def to_markdown(report):
+    out = [f"# Paper tables vs ours", "", f"Paper: {report['source']}.", ""]
+    metric_name = {"accuracy": "Accuracy", "map": "MAP"}
+    for ds in report["datasets"]:
+        t_params, t_score = ds["tables"]
+        m = metric_name[ds["metric"]]
+        header = (f"| Model | # Params paper | # Params ours | Total params ours | s/epoch paper | s/epoch ours "
+                  f"| {m} paper | {m} ours | Protocol (folds) |")
+        if t_params == t_score:
+            out += [f"## {t_params} — {ds['title']}: parameters, runtime, {m}", ""]
+        else:
+            out += [f"## {t_params} + {t_score} — {ds['title']}: parameters and runtime ({t_params}), "
+                    f"{m.lower()} ({t_score})", ""]
+        out += [header, "|" + "---|" * 9]
+        for row in ds["rows"]:
+            p = row["paper"]
+            s = row["runs"]
+            out.append(" | ".join([
+                f"| {row['label']}", fmt_int(p["params"]), params_cell(row), fmt_int(row["ours_params_total"]),
+                fmt_seconds(p["epoch_seconds"]), fmt_seconds(s["epoch_seconds"]) if s else NOT_RUN,
+                fmt_score(p["score"], p["std"]), fmt_runs(s), protocol_cell(row)]) + " |")
+        out += ["", f"Params = input-to-hidden weights. Paper runtime on {ds['hardware']}.", ""]
+    out += ["## Baselines (TSN / C3D) from run directories", "",
+            "The paper reports no numbers for these models (on UCF11 or any of its datasets); ours only.", ""]
+    if report["baselines"]:
+        out += ["| Dataset | Model | Score | Total params | s/epoch | Protocol (folds) |", "|---|---|---|---|---|---|"]
+        for b in report["baselines"]:
+            s = b["runs"]
+            out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | "
+                       f"{', '.join(fmt_int(x) for x in s['params_total']) or '—'} | {fmt_seconds(s['epoch_seconds'])}"
+                       f" | {protocol_cell(b)} |")
+    else:
+        out.append(f"No baseline runs ({NOT_RUN}).")
+    out.append("")
+    if report["other_runs"]:
+        out += ["## Other runs (datasets or models without paper numbers)", "",
+                "| Dataset | Model | Score | s/epoch | Protocol (folds) |", "|---|---|---|---|---|"]
+        for b in report["other_runs"]:
+            s = b["runs"]
+            out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | "
+                       f"{fmt_seconds(s['epoch_seconds'])} | {protocol_cell(b)} |")
+        out.append("")
+    out += ["## Notes", "",
+            "- † our count differs from the paper's (see the TT-MLP note below); every other count is computed "
+            "from our models and equals the paper's.",
+            "- Ours: mean ± population std over folds (one run per fold, the newest if repeated); s/epoch = mean "
+            "seconds per training epoch of those runs."]
+    out += [f"- {c}" for c in report["caveats"]]
+    if report["unfinished_runs"]:
+        out.append(f"- Unfinished runs (no metrics.json, not counted): {', '.join(report['unfinished_runs'])}")
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m experiments.tables", description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="*", help="run directories, or folders holding run directories (searched "
+                                            "recursively for metrics.json)")
+    ap.add_argument("--json", action="store_true", help="print the tables as one JSON object instead of markdown")
+    args = ap.parse_args(argv)
+    try:
+        report = build_report(args.runs)
+    except UsageError as exc:
+        print(f"{ap.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    for w in report["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(json.dumps(report, indent=2) if args.json else to_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
