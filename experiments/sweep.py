@@ -345,6 +345,9 @@ def main(argv=None):
         else:
             print(f"sweep: submit with: sbatch {shlex.quote(str(script))}")
         return 0
+    if not pending:
+        print("sweep: nothing to run")
+        return 0
     try:
         failed = run_local(pending, args.parallel, runs_dir / "logs")
     except KeyboardInterrupt:
