@@ -565,6 +565,9 @@ def run(args, spec, threads, cluster, argv):
         plot_confusion(run_dir, final, list(store.classes), multilabel)
         atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     store.close()
+    if cluster.num_workers > 1:  # a last collective, so no worker exits while another still talks to it
+        from tf_config.cluster import agree_on_int
+        agree_on_int(cluster.strategy, len(history))
     key = "map" if multilabel else "accuracy"
     print(f"test {key}: {metrics[key]:.4f}" + (f"  mean class accuracy: {metrics['mean_class_accuracy']:.4f}"
                                              if "mean_class_accuracy" in metrics else "") + f"  ({run_dir})")

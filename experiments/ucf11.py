@@ -28,22 +28,32 @@ def demo_cache():
 
 
 def build_demo_store(args=None):
-    """Generate the synthetic videos and preprocess them into a cached store; returns the store path."""
+    """Generate the synthetic videos and preprocess them into a cached store; returns the store path.
+
+    Several processes (workers of one multi-worker run, parallel sweeps) may ask at once: a file lock makes one
+    build it and the others wait, and a marker file tells later calls that the store is complete.
+    """
+    import fcntl
     from preprocess import synthetic, ucf11
     from preprocess.ingest import IngestError
     cache = demo_cache()
-    videos, store = cache / "videos", cache / "ucf11-demo.h5"
-    done = cache / "videos.done"
-    if not done.exists():
-        print(f"demo: writing synthetic UCF11-layout videos to {videos}", flush=True)
-        synthetic.make_dataset(videos, **DEMO_DATA)
-        done.write_text("ok\n")
-    try:
-        summary = ucf11.build_store(str(videos), str(store), progress=not getattr(args, "quiet", False))
-    except IngestError as exc:
-        raise UsageError(f"demo preprocessing failed: {exc}") from None
-    if summary.get("status", 0) not in (0,):
-        raise UsageError(f"demo preprocessing failed for {len(summary.get('failed', []))} clips")
+    cache.mkdir(parents=True, exist_ok=True)
+    videos, store, ready = cache / "videos", cache / "ucf11-demo.h5", cache / "store.done"
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready.exists():
+            return store
+        if not (cache / "videos.done").exists():
+            print(f"demo: writing synthetic UCF11-layout videos to {videos}", flush=True)
+            synthetic.make_dataset(videos, **DEMO_DATA)
+            (cache / "videos.done").write_text("ok\n")
+        try:
+            summary = ucf11.build_store(str(videos), str(store), progress=not getattr(args, "quiet", False))
+        except IngestError as exc:
+            raise UsageError(f"demo preprocessing failed: {exc}") from None
+        if summary.get("status", 0) != 0:
+            raise UsageError(f"demo preprocessing failed for {len(summary.get('failed', []))} clips")
+        ready.write_text("ok\n")
     return store
 
 
