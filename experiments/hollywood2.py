@@ -26,22 +26,32 @@ DEMO_VERSION = "v2"
 
 def cached_demo_store(name, data, build_store, args=None):
     """Generate synthetic videos (`preprocess.synthetic.make_dataset(**data)`) once, preprocess them with
-    `build_store(src, out, progress=...)` into a store cached next to the UCF11 demo's; returns the store path."""
+    `build_store(src, out, progress=...)` into a store cached next to the UCF11 demo's; returns the store path.
+
+    Parallel callers (sweeps, multi-worker runs) serialize on a file lock; a marker file says the store is complete.
+    """
+    import fcntl
     from experiments.ucf11 import demo_cache
     from preprocess import synthetic
     from preprocess.ingest import IngestError
     cache = demo_cache().parent / f"demo-{name}"
-    videos, store, done = cache / "videos", cache / f"{name}-demo.h5", cache / "videos.done"
-    if not done.exists():
-        print(f"demo: writing synthetic {data.get('layout', 'ucf11')}-layout videos to {videos}", flush=True)
-        synthetic.make_dataset(videos, **data)
-        done.write_text("ok\n")
-    try:
-        summary = build_store(str(videos), str(store), progress=not getattr(args, "quiet", False))
-    except IngestError as exc:
-        raise UsageError(f"demo preprocessing failed: {exc}") from None
-    if summary.get("status", 0) != 0:
-        raise UsageError(f"demo preprocessing failed for {len(summary.get('failed', []))} clips")
+    cache.mkdir(parents=True, exist_ok=True)
+    videos, store, ready = cache / "videos", cache / f"{name}-demo.h5", cache / "store.done"
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if ready.exists():
+            return store
+        if not (cache / "videos.done").exists():
+            print(f"demo: writing synthetic {data.get('layout', 'ucf11')}-layout videos to {videos}", flush=True)
+            synthetic.make_dataset(videos, **data)
+            (cache / "videos.done").write_text("ok\n")
+        try:
+            summary = build_store(str(videos), str(store), progress=not getattr(args, "quiet", False))
+        except IngestError as exc:
+            raise UsageError(f"demo preprocessing failed: {exc}") from None
+        if summary.get("status", 0) != 0:
+            raise UsageError(f"demo preprocessing failed for {len(summary.get('failed', []))} clips")
+        ready.write_text("ok\n")
     return store
 
 
