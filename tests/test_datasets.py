@@ -84,3 +84,14 @@ def test_celebfaces_paper_split_is_the_original_codes(celeb_store):
         assert sorted(seen) == sorted(names)  # every clip is tested exactly once
         with pytest.raises(ValueError, match="out of range"):
             make_split(store, "paper", 5)
+
+
+def test_hollywood2_splits_standard_only(h2_store):
+    from experiments.hollywood2 import make_split
+    with FrameStore(h2_store) as store:
+        split = make_split(store, "store", 0)
+        sources = store.index["source"]
+        assert all("train" in sources[i] for i in split.train) and all("test" in sources[i] for i in split.test)
+        assert len(split.train) == len(split.test) == 12
+        with pytest.raises(ValueError, match="no random folds"):
+            make_split(store, "paper", 0)
