@@ -31,19 +31,10 @@ def original_order(index):
     return np.array(sorted(range(len(names)), key=lambda i: names[i]), dtype=np.int64)
 
 
-def paper_split(store, fold, seed=None, folds=None):
+def paper_split(store, fold):
     """The original Celebrities split: rows in file-name order, seeded shuffle, `np.array_split` into 5, fold = test."""
-    from ttrnn.splits import PAPER_FOLDS, PAPER_SEED, Split
-    seed = PAPER_SEED if seed is None else seed
-    folds = PAPER_FOLDS if folds is None else folds
-    if not 0 <= fold < folds:
-        raise ValueError(f"--fold {fold} is out of range for the paper protocol (0..{folds - 1})")
-    order = original_order(store.index)
-    shuffled = order[np.random.RandomState(seed).choice(range(len(order)), len(order), False)]
-    test = np.sort(shuffled[np.array_split(np.arange(len(order)), folds)[fold]])
-    train = np.setdiff1d(np.arange(len(order)), test)
-    return Split(train, test, f"paper random {folds}-fold split of the file-name-sorted clips (seed {seed}), "
-                              f"fold {fold}")
+    from ttrnn.splits import paper_split as split
+    return split(store.index, store.classes, fold, order=original_order(store.index), listing="file-name")
 
 
 def make_split(store, protocol, fold):
@@ -55,7 +46,7 @@ def make_split(store, protocol, fold):
 
 
 def build_demo_store(args=None):
-    from experiments.hollywood2 import cached_demo_store
+    from experiments.demo import cached_demo_store
     from preprocess import celebfaces
     return cached_demo_store(f"celebfaces-{DEMO_VERSION}", DEMO_DATA, celebfaces.build_store, args)
 

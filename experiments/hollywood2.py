@@ -14,45 +14,13 @@ Differences from the original: it held out the *last* 15 % of its sorted trainin
 """
 import sys
 
-from experiments.train import DatasetSpec, UsageError, main as train_main
+from experiments.demo import cached_demo_store
+from experiments.train import DatasetSpec, main as train_main
 
-# The demo: synthetic Hollywood2-layout clips (1-2 actions each) at the paper's frame size 234x100. 11 of the 12
-# actions: the generator gives clip i the action i % classes and puts even i in train, odd i in test, so with an
-# even number of classes train and test would share no main action.
-DEMO_DATA = dict(classes=11, groups=2, clips_per_group=4, frames=(16, 24), size=(234, 100), seed=0,
+# The demo: synthetic Hollywood2-layout clips (1-2 of the 12 actions each) at the paper's frame size 234x100.
+DEMO_DATA = dict(classes=12, groups=4, clips_per_group=4, frames=(16, 24), size=(234, 100), seed=0,
                  layout="hollywood2")
-DEMO_VERSION = "v2"
-
-
-def cached_demo_store(name, data, build_store, args=None):
-    """Generate synthetic videos (`preprocess.synthetic.make_dataset(**data)`) once, preprocess them with
-    `build_store(src, out, progress=...)` into a store cached next to the UCF11 demo's; returns the store path.
-
-    Parallel callers (sweeps, multi-worker runs) serialize on a file lock; a marker file says the store is complete.
-    """
-    import fcntl
-    from experiments.ucf11 import demo_cache
-    from preprocess import synthetic
-    from preprocess.ingest import IngestError
-    cache = demo_cache().parent / f"demo-{name}"
-    cache.mkdir(parents=True, exist_ok=True)
-    videos, store, ready = cache / "videos", cache / f"{name}-demo.h5", cache / "store.done"
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if ready.exists():
-            return store
-        if not (cache / "videos.done").exists():
-            print(f"demo: writing synthetic {data.get('layout', 'ucf11')}-layout videos to {videos}", flush=True)
-            synthetic.make_dataset(videos, **data)
-            (cache / "videos.done").write_text("ok\n")
-        try:
-            summary = build_store(str(videos), str(store), progress=not getattr(args, "quiet", False))
-        except IngestError as exc:
-            raise UsageError(f"demo preprocessing failed: {exc}") from None
-        if summary.get("status", 0) != 0:
-            raise UsageError(f"demo preprocessing failed for {len(summary.get('failed', []))} clips")
-        ready.write_text("ok\n")
-    return store
+DEMO_VERSION = "v3"
 
 
 def build_demo_store(args=None):

@@ -9,11 +9,10 @@ pixels - 128, dropout and recurrent dropout 0.25, a softmax classifier with L2 1
 seed 11111986 (--protocol paper). UCF11's own protocol, leave-one-group-out over its 25 groups, is --protocol logo.
 The original trained 1,001 epochs; --epochs sets ours (default 100).
 """
-import os
 import sys
-from pathlib import Path
 
-from experiments.train import DatasetSpec, UsageError, main as train_main
+from experiments.demo import cached_demo_store
+from experiments.train import DatasetSpec, main as train_main
 
 # The demo: a synthetic UCF11-layout dataset, sized to train in a few minutes on 2 cores at the paper's frame size
 # (160x120) and TT shapes (8x20x20x18 -> 4x4x4x4, ranks 4).
@@ -21,40 +20,10 @@ DEMO_DATA = dict(classes=11, groups=6, clips_per_group=5, frames=(24, 40), size=
 DEMO_VERSION = "v2"
 
 
-def demo_cache():
-    root = os.environ.get("TTRNN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ttrnn")
-    return Path(root) / f"demo-ucf11-{DEMO_VERSION}"
-
-
 def build_demo_store(args=None):
-    """Generate the synthetic videos and preprocess them into a cached store; returns the store path.
-
-    Several processes (workers of one multi-worker run, parallel sweeps) may ask at once: a file lock makes one
-    build it and the others wait, and a marker file tells later calls that the store is complete.
-    """
-    import fcntl
-    from preprocess import synthetic, ucf11
-    from preprocess.ingest import IngestError
-    cache = demo_cache()
-    cache.mkdir(parents=True, exist_ok=True)
-    videos, store, ready = cache / "videos", cache / "ucf11-demo.h5", cache / "store.done"
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if ready.exists():
-            return store
-        if not (cache / "videos.done").exists():
-            print(f"demo: writing synthetic UCF11-layout videos to {videos}", flush=True)
-            synthetic.make_dataset(videos, **DEMO_DATA)
-            (cache / "videos.done").write_text("ok\n")
-        try:
-            summary = ucf11.build_store(str(videos), str(store), progress=not getattr(args, "quiet", False))
-        except IngestError as exc:
-            raise UsageError(f"demo preprocessing failed: {exc}") from None
-        if summary.get("status", 0) != 0:
-            raise UsageError(f"demo preprocessing failed for {len(summary.get('failed', []))} clips")
-        ready.write_text("ok\n")
-    return store
+    """Generate the synthetic videos and preprocess them into a cached store; returns the store path."""
+    from preprocess import ucf11
+    return cached_demo_store(f"ucf11-{DEMO_VERSION}", DEMO_DATA, ucf11.build_store, args)
 
 
 SPEC = DatasetSpec(

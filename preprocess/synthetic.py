@@ -207,7 +207,7 @@ def make_dataset(out_dir, classes=11, groups=4, clips_per_group=3, frames=(24, 4
         for i in range(n):
             split = "train" if i % 2 == 0 else "test"
             name = f"actionclip{split}{len(sets[split]) + 1:05d}"
-            labs = {i % classes}
+            labs = {(i // 2) % classes}  # consecutive clips share an action: one to train, one to test
             if rng.uniform() < 0.3 and classes > 1:
                 labs.add(int(rng.integers(classes)))
             T = int(rng.integers(fmin, fmax + 1))

@@ -26,27 +26,29 @@ def original_order(index, classes):
     The original `get_clips` walked `data_path/<class>/<group>/<clip>` with `os.listdir(...).sort()` at each level,
     which is the order of the path components compared one level at a time.
     """
-    class_rank = {name: k for k, name in enumerate(classes)}
-    keys = [(class_rank[str(row["class_name"])], tuple(str(row["source"]).replace("\\", "/").split("/")))
-            for row in index]
+    del classes  # the label index is the position in the class list (multi-label stores: the first label)
+    keys = [(int(row["label"]), tuple(str(row["source"]).replace("\\", "/").split("/"))) for row in index]
     return np.array(sorted(range(len(index)), key=lambda i: keys[i]), dtype=np.int64)
 
 
-def paper_split(index, classes, fold, seed=PAPER_SEED, folds=PAPER_FOLDS):
-    """The original UCF11 split: shuffle with `np.random.seed(11111986)`, `np.array_split` into 5, fold = test.
+def paper_split(index, classes, fold, seed=PAPER_SEED, folds=PAPER_FOLDS, order=None, listing="class folders"):
+    """The original split: clips in the original's listing order, shuffled with `np.random.seed(11111986)`,
+    `np.array_split` into 5, fold = test.
 
     Reproduces `shuffle_inds = np.random.choice(range(N), N, False)` and `CV_splits = np.array_split(arange(N), 5)`
-    of the original `Experiment_UCF11.py`. Clips of one group can land on both sides (see `logo_split`).
+    of the original `Experiment_UCF11.py` (and `Experiment_CelebFaces.py`, which passes its own `order`). Clips of
+    one group can land on both sides (see `logo_split`). `order`: rows in listing order (default `original_order`).
     """
     if not 0 <= fold < folds:
         raise ValueError(f"--fold {fold} is out of range for the paper protocol (0..{folds - 1})")
-    order = original_order(index, classes)
+    order = original_order(index, classes) if order is None else np.asarray(order, dtype=np.int64)
     shuffle = np.random.RandomState(seed).choice(range(len(order)), len(order), False)
     shuffled = order[shuffle]
     test_pos = np.array_split(np.arange(len(order)), folds)[fold]
     test = np.sort(shuffled[test_pos])
     train = np.setdiff1d(np.arange(len(order)), test)
-    return Split(train, test, f"paper random {folds}-fold split (seed {seed}), fold {fold}")
+    return Split(train, test, f"paper random {folds}-fold split of the {listing}-ordered clips (seed {seed}), "
+                              f"fold {fold}")
 
 
 def group_keys(index):
