@@ -1,8 +1,21 @@
-"""Benchmarks: `python -m experiments.bench SECTION [SECTION ...] [--quick] [--json]`.
+"""Benchmarks: `python -m experiments.bench [SECTION ...] [--quick] [--json]` (no section = all).
 
-Sections (more will be added): `tt` — frames/s of the TT input projection, a TTGRU train step, the original
-TT-RNN scheme and a dense GRU on the UCF11 paper configuration. Compare figures within one run only (the
-machine is shared). `--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
+Sections (compare figures within one run only: the machine is shared, cases are timed round-robin, best of N):
+- `tt`: frames/s of the TT input projection, a TT-GRU train step, the original TT-RNN scheme and a dense GRU on
+  the UCF11 paper configuration (batch 16, uint8 frames 160x120x3, pixels - 128); the sgemm rate of this machine
+  and the TT-GRU step's fraction of the FLOP floor:
+  `fraction = ttgru_step frames/s x 3 x 3.86 MFLOP / sgemm FLOP/s` (3.86 MFLOP = the TT projection of one
+  frame contracted core by core, forward; x 3 for forward + backward; recurrence not counted).
+- `store`: frames/s reading clips with the training reader (`ttrnn.data.ReaderPool`, 1 and N worker processes)
+  from a bench-generated store, and decode frames/s of preprocessing (`preprocess.video.decode`).
+- `train`: end-to-end training frames/s from a bench-generated store (UCF11 length distribution scaled down,
+  `BatchFeed` + worker processes + `tf.data`, the paper TT-GRU model, the trainer's step) vs the same model's
+  train step on the same batches held in memory; padding waste with and without bucketing; peak RSS (in
+  subprocesses) vs clip count and vs max-len at batch 16.
+- `epoch`: projected seconds per UCF11 training epoch (1,280 clips, lengths 204-1,492, mean 483.7) at max-len
+  450, 900 and 1,492 from the measured end-to-end padded frames/s and the bucketed padded frame count, next to the
+  paper's 1,872 s (quad-core Xeon, max-len 1,492) and the community port's 400 s (450) and 1,700 s (900).
+`--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
 """
 
 import argparse
@@ -17,6 +30,8 @@ UCF11_N = (8, 20, 20, 18)
 UCF11_M = (4, 4, 4, 4)
 UCF11_R = (1, 4, 4, 4, 1)
 UCF11_CLASSES = 11
+PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scaling="paper")
+SGEMM_N = 2048
 
 
 def timed_interleaved(fns, repeats, warmup=1):
@@ -49,7 +64,7 @@ def _tt_projection(x, seed=0, jit=False):
     @tf.function(jit_compile=jit)
     def step():
         with tf.GradientTape() as tape:
-            y = tt.tt_matmul(tf.cast(flat, tf.float32), cores)
+            y = tt.tt_matmul(flat, cores, shift=PIXEL_SHIFT)       # uint8 in, cast inside
             loss = tf.reduce_sum(y * y)
         return tape.gradient(loss, cores)
 
@@ -73,7 +88,7 @@ def _ttgru(time_chunk=None, xla=False):
     from ttrnn import recurrent
 
     chunk = recurrent.DEFAULT_TIME_CHUNK if time_chunk is None else time_chunk
-    layer = ttrnn.TTGRU(UCF11_N, UCF11_M, UCF11_R, time_chunk=chunk)
+    layer = ttrnn.TTGRU(UCF11_N, UCF11_M, UCF11_R, time_chunk=chunk, input_shift=PIXEL_SHIFT)
     layer.supports_jit = xla or layer.supports_jit      # xla=True: override the layer's opt-out of XLA
     return layer
 
@@ -99,7 +114,7 @@ def _original_scheme(x, y, seed=0):
     labels = tf.constant(y)
 
     def gru_step(h, x_t):
-        zx = tt.tt_matmul(tf.cast(x_t, tf.float32), cores, max_inner=0) + bias   # core by core, no merging
+        zx = tt.tt_matmul(tf.cast(x_t, tf.float32) + PIXEL_SHIFT, cores, max_inner=0) + bias   # core by core
         inner = h @ rec[:, :2 * units]
         z = tf.sigmoid(zx[:, :units] + inner[:, :units])
         r = tf.sigmoid(zx[:, units:2 * units] + inner[:, units:])
@@ -116,6 +131,33 @@ def _original_scheme(x, y, seed=0):
         return loss
 
     return lambda: float(step())
+
+
+def _sgemm(n=SGEMM_N, reps=4):
+    """`reps` float32 (n, n) @ (n, n) matmuls (TF / oneDNN, all cores): the machine's sgemm rate."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), seed=1)
+    b = tf.random.normal((n, n), stddev=n ** -0.5, seed=2)
+
+    @tf.function
+    def run():
+        out = a
+        for _ in range(reps):               # a chain, so no two matmuls are the same expression
+            out = tf.matmul(out, b)
+        return out
+
+    return lambda: run().numpy()
+
+
+def tt_forward_flops(n, m, r):
+    """FLOPs of `x @ full(cores)` for one input row contracted core by core from the last (no merging):
+    sum over cores of 2 x (values entering the step) x r_k m_k. UCF11 TT-GRU (m_0 x 3): 3.86 M."""
+    size, flops = int(np.prod(n)), 0
+    for k in range(len(n) - 1, -1, -1):
+        flops += 2 * size * r[k] * m[k]
+        size = size // (n[k] * r[k + 1]) * r[k] * m[k]
+    return flops
 
 
 def _dense_gru():
@@ -138,6 +180,7 @@ def bench_tt(args):
         ("ttgru_step", lambda: _keras_train_step(_ttgru(), x, y)),
         ("original_scheme", lambda: _original_scheme(x, y)),
         ("dense_gru", lambda: _keras_train_step(_dense_gru(), x, y)),
+        ("sgemm", lambda: _sgemm()),
     ]
     if args.chunks:
         cases.append(("tt_projection_xla", lambda: _tt_projection(x, jit=True)))
@@ -145,16 +188,335 @@ def bench_tt(args):
     for chunk in args.chunks or []:
         cases.append((f"ttgru_step_chunk{chunk}", lambda c=chunk: _keras_train_step(_ttgru(c), x, y)))
     best = timed_interleaved({name: make() for name, make in cases}, repeats)
+    sgemm = 4 * 2 * SGEMM_N ** 3 / best.pop("sgemm")
+    fps = {name: n / seconds for name, seconds in best.items()}
+    for name, value in fps.items():
+        yield {"name": name, "value": round(value, 1), "unit": "frames/s"}
+    flops = tt_forward_flops(UCF11_N, (UCF11_M[0] * 3,) + UCF11_M[1:], UCF11_R)
+    yield {"name": "sgemm", "value": round(sgemm / 1e9, 1), "unit": "GFLOP/s"}
+    yield {"name": "ttgru_step_vs_original_scheme", "value": round(fps["ttgru_step"] / fps["original_scheme"], 2),
+           "unit": "x"}
+    yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * 3 * flops / sgemm, 3),
+           "unit": f"of sgemm (3 x {flops / 1e6:.2f} MFLOP/frame)"}
+    RESULTS["ttgru_step"] = fps["ttgru_step"]
+
+
+RESULTS = {}      # figures later sections reuse (epoch uses train's end-to-end rate)
+
+
+# ---- section: versions --------------------------------------------------------------------------------------
+def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True):
+    """The paper TT-GRU classifier's train step (ttrnn.models, dropout 0.25 / 0.25), traced once here with the
+    arrangement of one version of docs/performance.md's table."""
+    import keras
+    import tensorflow as tf
+
+    from ttrnn import models, tt
+    from ttrnn.pixels import PixelScaling
+
+    model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
+    layer = model.get_layer("input_to_hidden")
+    layer.time_chunk = time_chunk
+    if not uint8_in:          # v0: the whole padded batch cast to float32 before the TT layer
+        frames = keras.Input(model.input.shape[1:], dtype="uint8")
+        layer.input_shift = 0.0
+        h = layer(PixelScaling("paper", name="pixels_float")(frames))
+        model = keras.Model(frames, model.get_layer("classifier")(h))
+    step = _paper_step(model)
+    x, y = tf.constant(x), tf.constant(np.eye(UCF11_CLASSES, dtype=np.float32)[y])
+    old, tt.FUSE_CAST = tt.FUSE_CAST, fuse_cast
+    try:
+        step(x, y)                                          # trace under this version's settings
+    finally:
+        tt.FUSE_CAST = old
+    return lambda: float(step(x, y))
+
+
+VERSIONS = [
+    ("v0_float_batch_chunk2", dict(uint8_in=False, time_chunk=2, fuse_cast=False)),
+    ("v1_uint8_chunk2", dict(uint8_in=True, time_chunk=2, fuse_cast=False)),
+    ("v2_uint8_fused_cast_chunk2", dict(uint8_in=True, time_chunk=2, fuse_cast=True)),
+    ("v3_uint8_fused_cast_all_frames", dict(uint8_in=True, time_chunk=0, fuse_cast=True)),
+]
+
+
+def bench_versions(args):
+    """The paper TT-GRU model's train step (batch 16, T frames) in each version of docs/performance.md."""
+    batch = 16
+    frames = args.frames or (8 if args.quick else 100)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 256, size=(batch, frames) + FRAME_SHAPE, dtype=np.uint8)
+    y = rng.integers(0, UCF11_CLASSES, size=(batch,))
+    fns = {name: _paper_model_step(x, y, **kw) for name, kw in VERSIONS}
+    best = timed_interleaved(fns, args.repeats or (1 if args.quick else 3), warmup=0)
+    base = batch * frames / best[VERSIONS[0][0]]
+    for name, _ in VERSIONS:
+        fps = batch * frames / best[name]
+        yield {"name": name, "value": round(fps, 1), "unit": f"frames/s ({fps / base:.2f}x v0)"}
+
+
+# ---- shared: bench stores and the UCF11 length distribution --------------------------------------------------
+UCF11_TRAIN_CLIPS = 1280
+UCF11_LENGTHS = (204, 1492, 483.7)      # min, max, mean of the paper's UCF11 clips (frames)
+FRAME_SHAPE = (120, 160, 3)
+
+
+def ucf11_lengths(count=UCF11_TRAIN_CLIPS, seed=0):
+    """Clip lengths shaped like UCF11's: log-normal above the minimum, clipped to [204, 1492], mean 483.7
+    (bisection on the log-mean); the shortest and longest clips are set to 204 and 1,492 exactly."""
+    lo, hi, mean = UCF11_LENGTHS
+    z = np.random.default_rng(seed).standard_normal(count)
+    a, b = 0.0, 10.0
+    for _ in range(60):
+        mu = (a + b) / 2
+        lengths = np.clip(lo + np.exp(mu + 0.9 * z), lo, hi)
+        a, b = (mu, b) if lengths.mean() < mean else (a, mu)
+    lengths = np.round(lengths).astype(int)
+    lengths[np.argmin(lengths)], lengths[np.argmax(lengths)] = lo, hi
+    return lengths
+
+
+def synthetic_frames(t, rng):
+    """uint8 (t, 120, 160, 3) frames that compress like video: smooth background, a moving block, mild noise."""
+    h, w, _ = FRAME_SHAPE
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = np.stack([(xx * rng.uniform(0.5, 1.5) + yy * rng.uniform(0.5, 1.5) + 60 * c) % 256 for c in range(3)], -1)
+    frames = np.empty((t,) + FRAME_SHAPE, np.uint8)
+    for i in range(t):
+        img = bg.copy()
+        cx, cy = int(20 + (i * 3) % (w - 40)), int(20 + (i * 2) % (h - 40))
+        img[cy - 15:cy + 15, cx - 15:cx + 15] = 255
+        img += rng.integers(0, 8, img.shape)
+        frames[i] = np.clip(img, 1, 255)        # no all-zero frame: zero frames are padding
+    return frames
+
+
+def make_store(path, lengths, seed=0, compression="lzf"):
+    """A bench store at `path` with one clip per entry of `lengths` (11 classes, round-robin)."""
+    from ttrnn.store import StoreWriter, store_params
+
+    classes = [f"class{c:02d}" for c in range(UCF11_CLASSES)]
+    rng = np.random.default_rng(seed)
+    params = store_params("bench", FRAME_SHAPE[1], FRAME_SHAPE[0], compression=compression, classes=classes)
+    with StoreWriter(path, params, overwrite=True) as writer:
+        for i, t in enumerate(lengths):
+            label = i % UCF11_CLASSES
+            writer.add_clip(f"clip{i:05d}", synthetic_frames(int(t), rng), classes[label], label,
+                            f"g{i % 5}", f"bench/clip{i:05d}.avi", 29.97)
+    return path
+
+
+# ---- section: store -----------------------------------------------------------------------------------------
+def bench_store(args):
+    """Reader frames/s (training reader, 1 and N processes) and decode frames/s (preprocess.video.decode)."""
+    import tempfile
+
+    from preprocess import synthetic, video
+    from ttrnn import data
+
+    clips, frames = (8, 40) if args.quick else (24, 120)
+    workers = max(2, data.default_workers())
+    plans = [data.ClipPlan(i, max_len=None) for i in range(clips)]
+    pools, cases = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for compression in ("lzf", "none"):
+            path = make_store(f"{tmp}/{compression}.h5", [frames] * clips, compression=compression)
+            for w in (0, 1, workers):                       # 0 = in the training process
+                pool = data.ReaderPool(path, workers=w)
+                list(pool.imap(plans[:1], 1))               # start the workers before timing
+                pools.append(pool)
+
+                def run(pool=pool, w=w):
+                    for _ in pool.imap(plans, 2 * max(1, w)):
+                        pass
+                cases[f"store_read_{compression}_{w}_workers"] = run
+        clip = synthetic_frames(frames, np.random.default_rng(1))[..., ::-1]
+        avi = f"{tmp}/clip.avi"
+        synthetic.write_video(avi, np.ascontiguousarray(clip))
+        cases["decode"] = lambda: video.decode(avi)
+        best = timed_interleaved(cases, args.repeats or (1 if args.quick else 3), warmup=0)
+        for pool in pools:
+            pool.close()
     for name, seconds in best.items():
+        n = frames if name == "decode" else clips * frames
         yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
 
 
-SECTIONS = {"tt": bench_tt}
+# ---- section: train -----------------------------------------------------------------------------------------
+def _paper_step(model):
+    """The trainer's step (experiments.train.replica_step, one replica): loss, gradients, Adam update."""
+    import keras
+    import tensorflow as tf
+
+    optimizer = keras.optimizers.Adam(1e-4)
+    optimizer.build(model.trainable_variables)
+    loss_fn = keras.losses.CategoricalCrossentropy(reduction=None)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            loss = tf.reduce_mean(loss_fn(y, probs))
+            if model.losses:
+                loss += tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return step
+
+
+def bench_train(args):
+    """End-to-end training from a store vs in-memory, padding waste, peak RSS."""
+    import tempfile
+
+    import tensorflow as tf
+
+    from ttrnn import data, models
+    from ttrnn.store import FrameStore
+
+    scale = 40 if args.quick else 8
+    clips = 32 if args.quick else 48
+    lengths = np.maximum(2, ucf11_lengths(clips, seed=1) // scale)
+    max_len = UCF11_LENGTHS[1] // scale
+    batch = 16
+    spec = data.InputSpec(max_len=max_len, pad_multiple=16 if not args.quick else 4)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = FrameStore(make_store(f"{tmp}/train.h5", lengths, compression=args.compression))
+        model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
+        step = _paper_step(model)
+        reader = data.ReaderPool(store.path, workers=data.default_workers())
+        feed = data.BatchFeed(store, np.arange(len(store)), spec, batch, training=True, seed=0, reader=reader)
+        real = int(feed.lengths.sum())
+        in_memory = [(tf.constant(x), tf.constant(y)) for x, y in feed.batches(0)]
+        padded = sum(int(np.prod(x.shape[:2])) for x, _ in in_memory)
+        for x, y in in_memory:                              # trace every padded length once
+            step(x, y)
+        dataset = feed.dataset(lambda: 0)
+
+        def from_store():
+            for x, y in dataset:
+                step(x, y)
+
+        def from_memory():
+            for x, y in in_memory:
+                step(x, y)
+
+        best = timed_interleaved({"store": from_store, "memory": from_memory}, args.repeats or (1 if args.quick else 2),
+                                 warmup=1)
+        reader.close()
+        store.close()
+    e2e, mem = real / best["store"], real / best["memory"]
+    RESULTS["train_padded_fps"] = padded / best["store"]
+    yield {"name": "train_end_to_end", "value": round(e2e, 1), "unit": "frames/s (real frames)"}
+    yield {"name": "train_in_memory", "value": round(mem, 1), "unit": "frames/s (real frames)"}
+    yield {"name": "train_end_to_end_vs_in_memory", "value": round(e2e / mem, 3), "unit": "x"}
+    yield {"name": "train_padded_fps", "value": round(padded / best["store"], 1), "unit": "padded frames/s"}
+    ucf = ucf11_lengths()
+    for bucket in (True, False):
+        waste = padding_waste(ucf, data.InputSpec(max_len=UCF11_LENGTHS[1]), batch, bucket)
+        yield {"name": f"padding_waste_{'bucketed' if bucket else 'unbucketed'}", "value": round(100 * waste, 2),
+               "unit": "% (padded / real frames, UCF11 lengths, max-len 1492, batch 16)"}
+    for clip_count in ((8, 32) if args.quick else (16, 64)):
+        yield {"name": f"peak_rss_{clip_count}_clips", "value": rss_child(["stream", clip_count, 32 if args.quick
+                                                                           else 120]),
+               "unit": "MB (stream a store through a train step)"}
+    for length in ((16, 32) if args.quick else (450, 900)):
+        yield {"name": f"peak_rss_max_len_{length}", "value": rss_child(["step", length, batch]),
+               "unit": f"MB (train step, batch {batch})"}
+
+
+def padding_waste(lengths, spec, batch, bucket, epochs=3):
+    """Padded frames / real frames of the trainer's batching (data.plan_batches, data.padded_length)."""
+    from ttrnn import data
+
+    lengths = np.array([spec.effective_length(n) for n in lengths])
+    real = padded = 0
+    for epoch in range(epochs):
+        rng = np.random.RandomState(epoch)
+        for positions in data.plan_batches(lengths, batch, True, rng, bucket=bucket):
+            t = data.padded_length(lengths[positions], spec)
+            real += int(lengths[positions].sum())
+            padded += t * len(positions)
+    return (padded - real) / real
+
+
+def rss_child(job):
+    """Peak RSS (MB) of a fresh `python -m experiments.bench --rss-child ...` process running `job`."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "experiments.bench", "--rss-child", ",".join(str(v) for v in job)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"RSS child {job} failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def rss_child_main(job):
+    """`step,T,B`: one paper TT-GRU train step on T real frames per clip, batch B.
+    `stream,N,T`: one epoch of N clips of T frames from a temporary store through BatchFeed + train step."""
+    import resource
+    import tempfile
+
+    import tensorflow as tf
+
+    from ttrnn import data, models
+    from ttrnn.store import FrameStore
+
+    kind, a, b = job.split(",")
+    a, b = int(a), int(b)
+    model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
+    step = _paper_step(model)
+    if kind == "step":
+        x = np.random.default_rng(0).integers(1, 256, (b, a) + FRAME_SHAPE, dtype=np.uint8)
+        y = np.eye(UCF11_CLASSES, dtype=np.float32)[np.arange(b) % UCF11_CLASSES]
+        step(tf.constant(x), tf.constant(y))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = FrameStore(make_store(f"{tmp}/rss.h5", [b] * a))
+            reader = data.ReaderPool(store.path, workers=data.default_workers())
+            feed = data.BatchFeed(store, np.arange(a), data.InputSpec(max_len=b), 16, training=True, reader=reader)
+            for x, y in feed.dataset(lambda: 0):
+                step(x, y)
+            reader.close()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+# ---- section: epoch -----------------------------------------------------------------------------------------
+PUBLISHED_EPOCH_SECONDS = {1492: ("paper, quad-core Xeon E7-4850 v2", 1872), 450: ("community port", 400),
+                           900: ("community port", 1700)}
+
+
+def bench_epoch(args):
+    """Projected seconds per UCF11 epoch = bucketed padded frames of the epoch / end-to-end padded frames/s."""
+    from ttrnn import data
+
+    if "train_padded_fps" not in RESULTS:
+        for _ in bench_train(args):
+            pass
+    fps = RESULTS["train_padded_fps"]
+    lengths = ucf11_lengths()
+    for max_len in (450, 900, 1492):
+        spec = data.InputSpec(max_len=max_len)
+        eff = np.array([spec.effective_length(n) for n in lengths])
+        frames = eff.sum() * (1 + padding_waste(lengths, spec, 16, True))
+        yield {"name": f"epoch_max_len_{max_len}", "value": round(frames / fps, 1),
+               "unit": f"s projected ({frames / 1e3:.0f}k padded frames, 2 cores)"}
+        who, seconds = PUBLISHED_EPOCH_SECONDS[max_len]
+        yield {"name": f"epoch_max_len_{max_len}_published", "value": float(seconds), "unit": f"s ({who})"}
+
+
+SECTIONS = {"tt": bench_tt, "versions": bench_versions, "store": bench_store, "train": bench_train,
+            "epoch": bench_epoch}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
-    p.add_argument("sections", nargs="+", choices=sorted(SECTIONS), help="what to benchmark")
+    p.add_argument("sections", nargs="*", default=[],
+                   help=f"what to benchmark (default: all of {', '.join(SECTIONS)})")
+    p.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--compression", default="lzf", choices=("lzf", "gzip", "none"),
+                   help="train: HDF5 compression of the bench store (default lzf, as preprocess)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 6)")
@@ -163,6 +525,9 @@ def parse_args(argv=None):
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
                         "and the projection / TTGRU step forced under XLA")
     args = p.parse_args(argv)
+    for name in args.sections:
+        if name not in SECTIONS:
+            p.error(f"argument sections: invalid choice: {name!r} (choose from {', '.join(SECTIONS)})")
     for name in ("frames", "repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
@@ -173,8 +538,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.rss_child:
+        rss_child_main(args.rss_child)
+        return 0
     rows = []
-    for section in args.sections:
+    for section in args.sections or list(SECTIONS):
         for row in SECTIONS[section](args):
             rows.append(row)
             if args.json:
@@ -182,7 +550,7 @@ def main(argv=None):
     if not args.json:
         print("| name | value | unit |\n|---|---:|---|")
         for row in rows:
-            print(f"| {row['name']} | {row['value']:,.1f} | {row['unit']} |")
+            print(f"| {row['name']} | {row['value']:,.{3 if abs(row['value']) < 10 else 1}f} | {row['unit']} |")
     return 0
 
 

@@ -76,6 +76,36 @@ def test_uint8_input_equals_float_input():
     np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(layer(x.astype("float32"))), rtol=1e-6)
 
 
+@pytest.mark.parametrize("cls, chunk", [(ttrnn.TTGRU, 2), (ttrnn.TTLSTM, 0)])
+def test_input_scale_and_shift_on_uint8_equal_prescaled_float(cls, chunk):
+    """uint8 frames scaled inside the layer (per chunk) give the outputs and weight gradients of the same
+    layer fed the pre-scaled float frames; the scaling survives get_config."""
+    import tensorflow as tf
+
+    x = (masked_batch(3) * 60).clip(0, 255).astype("uint8")
+    scaled = cls(N, M, R, time_chunk=chunk, input_scale=1 / 255, input_shift=-0.5)
+    plain = cls(N, M, R, time_chunk=chunk)
+    scaled.build((None, T, 12))
+    plain.build((None, T, 12))
+    plain.set_weights(scaled.get_weights())
+    mask = x.any(axis=-1)
+
+    def run(layer, inputs):
+        with tf.GradientTape() as tape:
+            y = layer(inputs, mask=mask)
+            loss = tf.reduce_sum(y * y)
+        return np.asarray(y), [np.asarray(g) for g in tape.gradient(loss, layer.trainable_weights)]
+
+    y, grads = run(scaled, x)
+    y_ref, grads_ref = run(plain, x.astype("float32") / 255 - 0.5)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-6)
+    for g, g_ref in zip(grads, grads_ref):
+        np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * np.abs(g_ref).max())
+    config = scaled.get_config()
+    assert (config["input_scale"], config["input_shift"]) == (1 / 255, -0.5)
+    assert cls.from_config(config).input_shift == -0.5
+
+
 def test_column_blocks_are_gates_in_keras_order():
     """The gate factor sits in the first output mode, so the dense kernel's column block g is gate g."""
     layer = ttrnn.TTLSTM(N, M, R)
@@ -188,7 +218,7 @@ def test_save_load_round_trip(tmp_path, cls, kw):
 
 def test_trains_under_xla():
     inp = keras.Input((T, 12), dtype="uint8")
-    layer = ttrnn.TTGRU(N, M, R)
+    layer = ttrnn.TTGRU(N, M, R, input_scale=1 / 255)     # scaled pixels: no saturated gates, no zero gradient
     assert not layer.supports_jit          # "auto" picks the faster non-XLA path; XLA must still work
     layer.supports_jit = True
     model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(layer(inp)))

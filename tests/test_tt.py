@@ -103,3 +103,29 @@ def test_flat_glorot_uniform_uses_keras2_rule_for_1d_shapes():
     assert values.size == 3232
     assert np.abs(values).max() <= init.limit(n, m, r)
     assert np.abs(values).max() > 0.9 * init.limit(n, m, r)
+
+
+def test_tt_matmul_on_uint8_with_affine_matches_float_values_and_core_gradients():
+    """Integer frames are cast inside the first contraction (custom gradient recomputing the cast); values and
+    core gradients equal plain autodiff through the float path."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    n, m, r = (3, 4, 5), (2, 3, 2), (1, 2, 3, 1)
+    cores = [tf.Variable(c) for c in tt.random_cores(n, m, r, seed=4)]
+    x = rng.integers(0, 256, (2, 3, 60), dtype=np.uint8)
+    scale = (rng.random((3, 60)) > 0.3).astype("float32") / 255.0       # e.g. dropout mask x pixel scale
+    shift = -0.5 * np.ones((3, 60), "float32")
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            y = fn()
+            loss = tf.reduce_sum(y * tf.sin(y))
+        return np.asarray(y), [np.asarray(g) for g in tape.gradient(loss, cores)]
+
+    y, grads = run(lambda: tt.tt_matmul(tf.constant(x), cores, scale=scale, shift=shift))
+    y_ref, grads_ref = run(lambda: tt.tt_matmul(tf.constant(x.astype("float32") * scale + shift), cores))
+    assert y.shape == (2, 3, 12)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5 * np.abs(y_ref).max())
+    for g, g_ref in zip(grads, grads_ref):
+        np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-5 * np.abs(g_ref).max())

@@ -52,14 +52,18 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
     if cell not in RNN_MODELS:
         raise ValueError(f"unknown recurrent cell {cell!r} (choose from {', '.join(RNN_MODELS)})")
     frames = keras.Input((max_len,) + tuple(frame_shape), dtype="uint8", name="frames")
-    x = PixelScaling(scaling, name="pixels")(frames)
+    # TT layers take the uint8 frames and cast + scale one time chunk at a time (docs/performance.md).
+    pixels = PixelScaling(scaling, cast=not use_tt, name="pixels")
+    x = pixels(frames)
     if use_tt:
         import ttrnn
         check_frame_shape(frame_shape, tt_input_shape)
         layer_cls = ttrnn.TTGRU if cell == "gru" else ttrnn.TTLSTM
+        scale, shift = pixels.affine()
         rnn = layer_cls(tt_input_shape=list(tt_input_shape), tt_output_shape=list(tt_output_shape),
                         tt_ranks=list(tt_ranks), preset=preset, dropout=dropout,
-                        recurrent_dropout=recurrent_dropout, name="input_to_hidden")
+                        recurrent_dropout=recurrent_dropout, input_scale=scale, input_shift=shift,
+                        name="input_to_hidden")
     else:
         units = units or math.prod(tt_output_shape)
         kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")

@@ -5,12 +5,13 @@ multiplied by the number of gates (GRU 3, LSTM 4), so the dense kernel's column 
 are the gates in Keras order (z, r, h) / (i, f, c, o) and `full_kernel()`, `recurrent_kernel`, `bias` drop into
 `keras.layers.GRU` / `LSTM` / `SimpleRNN` via `set_weights`.
 
-Arrangement (chosen by measurement, see `experiments/bench.py tt`): the layer scans over chunks of `time_chunk`
-frames; each chunk is projected through the TT cores with one contraction (so the big intermediates stay small
-and in cache) and then the recurrence runs over the chunk's steps. `time_chunk=1` projects inside every step,
-`time_chunk=0` projects the whole sequence before the recurrence. Measured (UCF11 config, batch 16, 2 shared
-cores): projecting all frames first was the slowest (0.6-0.8x of per-step: its intermediates are memory-bound);
-chunks of 1, 2, 4, 8 frames were within the machine's noise of each other; default 2.
+Arrangement (chosen by measurement, see `experiments/bench.py tt` and docs/performance.md): by default
+(`time_chunk=0`) all frames are projected through the TT cores first, batch-major, straight from the uint8 frames
+(`tt.tt_matmul` casts and scales inside the first contraction, whose custom gradient recomputes the cast, so no
+float copy of the frames is stored), then the recurrence scans over the small projections `(T, B, gates*units)`.
+`time_chunk=k > 0` instead projects k frames at a time inside the scan. Measured (UCF11 config, batch 16, 2
+shared cores, paper model train step): all-at-once from uint8 1.13-1.27x faster than chunks of 1, 2, 8 or 16
+frames at T = 100 and 400. (Before uint8 went in, all-at-once on float frames was the slowest arrangement.)
 
 XLA: the layers declare `supports_jit = False`, so `model.compile(jit_compile="auto")` runs them without XLA.
 Measured on the UCF11 config (2 CPU cores): TF's oneDNN matmuls ran the TT contractions 1.3-2.4x faster than
@@ -28,7 +29,7 @@ from ttrnn import tt
 from ttrnn.activations import hard_sigmoid
 from ttrnn.layers import add_tt_cores, cast_input
 
-DEFAULT_TIME_CHUNK = 2
+DEFAULT_TIME_CHUNK = 0
 
 PRESETS = {
     # New users: TT-aware Glorot cores, logistic gates, cuDNN-style GRU, Keras-style per-gate recurrent dropout.
@@ -56,7 +57,8 @@ class _TTRecurrent(keras.layers.Layer):
                  recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, shared_recurrent_dropout=None, return_sequences=False,
-                 return_state=False, go_backwards=False, time_chunk=DEFAULT_TIME_CHUNK, seed=None, **kwargs):
+                 return_state=False, go_backwards=False, time_chunk=DEFAULT_TIME_CHUNK, input_scale=1.0,
+                 input_shift=0.0, seed=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -95,6 +97,8 @@ class _TTRecurrent(keras.layers.Layer):
         if int(time_chunk) < 0:
             raise ValueError(f"time_chunk must be >= 0 (0 = project all frames at once), got {time_chunk}")
         self.time_chunk = int(time_chunk)
+        self.input_scale = float(input_scale)
+        self.input_shift = float(input_shift)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
@@ -125,11 +129,20 @@ class _TTRecurrent(keras.layers.Layer):
 
     # ---- forward -------------------------------------------------------------------------------------------
     def _project(self, x, dp_mask):
-        """`x` `(..., B, D)` raw frames → `(..., B, gates*units)` pre-activations incl. input bias."""
-        x = cast_input(x, self.compute_dtype)
+        """`x` `(..., B, D)` frames (uint8 or float) → `(..., B, gates*units)` pre-activations incl. input bias.
+
+        Computes `((x * input_scale + input_shift) * dp_mask) @ W`; uint8 frames are cast inside the first TT
+        contraction (`tt.tt_matmul`), so only the current chunk ever exists in float.
+        """
+        x = ops.convert_to_tensor(x)
+        if "float" in str(x.dtype):
+            x = cast_input(x, self.compute_dtype)
+        scale = None if self.input_scale == 1.0 else self.input_scale
+        shift = None if self.input_shift == 0.0 else self.input_shift
         if dp_mask is not None:
-            x = x * dp_mask
-        z = tt.tt_matmul(x, self.tt_cores)
+            scale = dp_mask if scale is None else dp_mask * scale
+            shift = None if shift is None else dp_mask * shift
+        z = tt.tt_matmul(x, self.tt_cores, scale=scale, shift=shift)
         bias = self._input_bias() if self.use_bias else None
         return z if bias is None else z + bias
 
@@ -152,23 +165,21 @@ class _TTRecurrent(keras.layers.Layer):
             states = [ops.cast(s, self.compute_dtype) for s in
                       (initial_state if isinstance(initial_state, (list, tuple)) else [initial_state])]
         step_mask = ops.ones((batch, steps), dtype="bool") if mask is None else ops.cast(mask, "bool")
-        if self.go_backwards:
-            x, step_mask = ops.flip(x, axis=1), ops.flip(step_mask, axis=1)
         dp_mask = None
         if training and self.dropout > 0:
             dp_mask = keras.random.dropout(ops.ones((batch, x.shape[-1]), dtype=self.compute_dtype),
                                            self.dropout, seed=self.seed_generator)
         rec_masks = self._recurrent_masks(states[0], training)
 
-        x = ops.transpose(x, (1, 0, 2))                      # (T, B, D), time-major
-        step_mask = ops.transpose(step_mask, (1, 0))         # (T, B)
         chunk = self.time_chunk
-        if chunk == 0:                                       # project every frame before the recurrence
-            x = self._project(x, dp_mask)
+        project = chunk > 0
+        if not project:                                      # project every frame, batch-major, then recur
+            x = self._project(x, None if dp_mask is None else dp_mask[:, None, :])
             chunk = 1
-            project = False
-        else:
-            project = True
+        if self.go_backwards:
+            x, step_mask = ops.flip(x, axis=1), ops.flip(step_mask, axis=1)
+        x = ops.transpose(x, (1, 0, 2))                      # (T, B, D|GU), time-major
+        step_mask = ops.transpose(step_mask, (1, 0))         # (T, B)
         if chunk > 1:                                        # pad T to a multiple of the chunk, padding masked
             pad = (-steps) % chunk
             x = ops.pad(x, [[0, pad], [0, 0], [0, 0]])
@@ -242,6 +253,8 @@ class _TTRecurrent(keras.layers.Layer):
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "time_chunk": self.time_chunk,
+            "input_scale": self.input_scale,
+            "input_shift": self.input_shift,
             "seed": self.seed,
         })
         return config
@@ -275,6 +288,9 @@ _ARGS_DOC = """
             repeat the previous output, as Keras 3 with its default `zero_output_for_mask=False`).
         time_chunk: frames projected per TT contraction inside the scan (1 = per step, 0 = all frames before
             the recurrence). Only speed changes.
+        input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1, 0). Lets raw uint8
+            frames enter the layer, which casts and scales one time chunk at a time (the models use this for
+            the pixel scaling: a float32 copy of a whole padded batch is 4x the uint8 frames).
         seed: seed for the dropout masks.
     Call: `layer(sequences, initial_state=None, mask=None, training=False)`, `sequences` `(batch, T, D)` float
     or uint8 (cast inside); `mask` `(batch, T)` bool (or from an upstream `keras.layers.Masking(0.0)`).
