@@ -250,6 +250,15 @@ def package_versions():
 
 
 def peak_rss_mb():
+    """Peak resident memory of this process in MB: VmHWM (reset by exec, unlike ru_maxrss, which keeps the
+    parent's peak when a large process starts this one)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
