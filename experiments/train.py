@@ -524,7 +524,8 @@ def run(args, spec, threads, cluster, argv):
         t0 = time.perf_counter()
         tot_loss = tot_hits = tot_n = 0.0
         bar = tqdm(total=len(train_feed), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch",
-                   disable=args.quiet or not cluster.is_chief, leave=False)
+                   disable=True if (args.quiet or not cluster.is_chief) else None,  # None: off without a TTY
+                   leave=False)
         for batch in dist_train:
             loss_sum, hits, count = [float(v) for v in train_step(batch)]
             tot_loss, tot_hits, tot_n = tot_loss + loss_sum, tot_hits + hits, tot_n + count

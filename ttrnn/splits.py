@@ -31,7 +31,7 @@ def original_order(index, classes):
     return np.array(sorted(range(len(index)), key=lambda i: keys[i]), dtype=np.int64)
 
 
-def paper_split(index, classes, fold, seed=PAPER_SEED, folds=PAPER_FOLDS, order=None, listing="class folders"):
+def paper_split(index, classes, fold, seed=PAPER_SEED, folds=PAPER_FOLDS, order=None, listing="class-folder"):
     """The original split: clips in the original's listing order, shuffled with `np.random.seed(11111986)`,
     `np.array_split` into 5, fold = test.
 
