@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from experiments.train import peak_rss_mb
+
 # UCF11 paper configuration (Yang et al. 2017): 160x120x3 frames, 4x4x4x4 hidden, ranks 4.
 UCF11_N = (8, 20, 20, 18)
 UCF11_M = (4, 4, 4, 4)
@@ -495,21 +497,6 @@ def rss_child_main(job):
                 step(x, y)
             reader.close()
     print(peak_rss_mb())
-
-
-def peak_rss_mb():
-    """This process's peak RSS in MB: VmHWM of its address space (ru_maxrss would carry over the RSS the bench
-    process had when it forked this child: Linux keeps ru_maxrss across execve)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ---- section: epoch -----------------------------------------------------------------------------------------

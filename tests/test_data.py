@@ -79,13 +79,13 @@ def test_frame_sampling_modes(store):
 PEAK_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
+    from experiments.train import peak_rss_mb  # VmHWM: not the pytest parent's peak, which ru_maxrss keeps
     from ttrnn.data import BatchFeed, InputSpec
     from ttrnn.store import FrameStore
     store = FrameStore(sys.argv[1])
     feed = BatchFeed(store, np.arange(len(store)), InputSpec("sequence", max_len=40), 4, training=True)
     frames = sum(x.shape[0] * x.shape[1] for x, _ in feed.batches())
-    hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]  # reset by exec
-    print(json.dumps({"rss": hwm, "frames": frames}))
+    print(json.dumps({"rss": peak_rss_mb(), "frames": frames}))
 """)
 
 
