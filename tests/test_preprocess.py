@@ -17,6 +17,8 @@ from preprocess.synthetic import render_clip, write_video
 from preprocess.video import VideoError, decode
 from ttrnn.store import FrameStore
 
+import helpers
+
 SIZE = (32, 24)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,9 +45,7 @@ def videos_in(tree):
 
 
 def run_cli(module, *args, env=None):
-    e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, env=e, timeout=120)
+    return helpers.run_cli(module, *args, env=env, timeout=120)
 
 
 @pytest.fixture(scope="module")
