@@ -104,16 +104,15 @@ def _worker_read(plan):
 
 
 class ReaderPool:
-    """Reads ClipPlans in `workers` processes (0 = in this process), in order, with at most `window` in flight.
+    """Reads ClipPlans in `workers` processes (0 = in this process), in order; `imap` bounds the reads in flight.
 
     Workers are started with 'spawn': the parent has TensorFlow running, and a fresh interpreter that imports only
     numpy, h5py and `ttrnn.store` is both safe and light. Each worker opens its own h5py handle.
     """
 
-    def __init__(self, path, workers=2, window=None):
+    def __init__(self, path, workers=2):
         self.path = str(path)
         self.workers = int(workers)
-        self.window = window
         self._pool = None
         self._local = None
 
@@ -223,6 +222,12 @@ class BatchFeed:
             return (self.spec.crop, self.spec.crop, 3)
         return (self.height, self.width, 3)
 
+    def batch_length(self, positions):
+        """T of the batch holding these positions: padded length (sequence mode) or the fixed frame count."""
+        if self.spec.mode == "sequence":
+            return padded_length(self.lengths[positions], self.spec)
+        return self.spec.num_frames
+
     def epoch_plan(self, epoch):
         """[(positions, [ClipPlan])] for one epoch, deterministic in (seed, epoch)."""
         rng = np.random.RandomState((self.seed * 1000003 + epoch) % (2 ** 32))
@@ -243,10 +248,7 @@ class BatchFeed:
         frames = reader.imap(flat, self.window)
         try:
             for positions, clips in plan:
-                if self.spec.mode == "sequence":
-                    t = padded_length(self.lengths[positions], self.spec)
-                else:
-                    t = self.spec.num_frames
+                t = self.batch_length(positions)
                 x = np.zeros((len(clips), t) + self.frame_shape(), dtype=np.uint8)
                 for b in range(len(clips)):
                     clip = next(frames)[:t]
@@ -262,9 +264,8 @@ class BatchFeed:
         real = padded = 0
         for positions, _ in self.epoch_plan(0):
             lengths = self.lengths[positions]
-            t = padded_length(lengths, self.spec) if self.spec.mode == "sequence" else self.spec.num_frames
             real += int(lengths.sum())
-            padded += t * len(lengths) - int(lengths.sum())
+            padded += self.batch_length(positions) * len(lengths) - int(lengths.sum())
         return padded / max(real, 1)
 
     def dataset(self, epoch_counter):
