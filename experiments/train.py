@@ -408,23 +408,21 @@ def run(args, spec, threads, cluster, argv):
     run_dir = resolve_run_dir(args, spec, cluster)
     config_path = run_dir / "config.json"
     ident = json.loads(json.dumps(identity(args), default=str))
+    existing = json.loads(config_path.read_text()).get("args_identity") if config_path.exists() else ident
     if (run_dir / "metrics.json").exists():
-        if json.loads(config_path.read_text()).get("args_identity") != ident:
+        if existing != ident:
             raise UsageError(f"{run_dir} holds a finished run of a different command; choose another --out")
         print(f"{run_dir} is already finished; metrics in {run_dir / 'metrics.json'}")
         return json.loads((run_dir / "metrics.json").read_text())
-    if config_path.exists() and json.loads(config_path.read_text()).get("args_identity") != ident:
+    if existing != ident:
         raise UsageError(f"{run_dir} holds a run of a different command; choose another --out")
     if run_dir.exists() and not config_path.exists() and any(run_dir.iterdir()):
         raise UsageError(f"{run_dir} exists and is not a run directory; choose another --out")
 
     workers = ttdata.default_workers() if args.workers is None else args.workers
     reader = ttdata.ReaderPool(store.path, workers=workers)
-    ntrain_rows = train_rows
-    if cluster.num_workers > 1:
-        ntrain_rows = cluster.shard(train_rows)
     local_batch = max(1, args.batch_size // cluster.num_workers)
-    train_feed = ttdata.BatchFeed(store, ntrain_rows, ispec, local_batch, training=True, seed=args.seed,
+    train_feed = ttdata.BatchFeed(store, cluster.shard(train_rows), ispec, local_batch, training=True, seed=args.seed,
                                   reader=reader, bucket=not args.no_bucket)
     eval_feeds = {"test": ttdata.BatchFeed(store, split.test, ispec, args.batch_size, training=False,
                                            seed=args.seed, reader=reader, bucket=not args.no_bucket)}
