@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-class UsageError(Exception):
-    pass
+from experiments.train import UsageError
+from ttrnn.store import clip_slice
 
 
 class DecodedClip:
@@ -32,9 +31,7 @@ class DecodedClip:
         self.frames = frames
 
     def read(self, i, max_len=None, frame_skip=1):
-        n, k = len(self.frames), int(frame_skip)
-        stop = n if max_len is None else min(n, int(max_len) * k)
-        return self.frames[0:stop:k]
+        return self.frames[clip_slice(len(self.frames), max_len, frame_skip)]
 
     def read_frames(self, i, frame_indices):
         return self.frames[np.asarray(frame_indices, np.int64)]

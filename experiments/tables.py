@@ -20,13 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from experiments import paper
+from experiments.train import UsageError
 
 NOT_RUN = "not run"
 BASELINE_PREFIXES = ("tsn_", "c3d")
-
-
-class UsageError(Exception):
-    pass
 
 
 # --- our parameter counts ----------------------------------------------------------------------------------------

@@ -238,6 +238,12 @@ class StoreWriter:
         self.close()
 
 
+def clip_slice(length, max_len=None, frame_skip=1):
+    """The slice of a clip's `length` frames that `FrameStore.read` returns: frames 0, k, 2k, ..., at most max_len."""
+    k = int(frame_skip)
+    return slice(0, length if max_len is None else min(length, int(max_len) * k), k)
+
+
 class FrameStore:
     """Reader of a frame store. Metadata is loaded at construction; the HDF5 handle for frames is opened lazily
     on first read and re-opened in a forked child, so each worker process has its own handle.
@@ -316,9 +322,8 @@ class FrameStore:
         if k < 1:
             raise ValueError("frame_skip must be >= 1")
         d = self._dataset(i)
-        n = d.shape[0]
-        stop = n if max_len is None else min(n, int(max_len) * k)
-        return d[0:stop:k] if stop > 0 else np.zeros((0,) + d.shape[1:], np.uint8)
+        sl = clip_slice(d.shape[0], max_len, k)
+        return d[sl] if sl.stop > 0 else np.zeros((0,) + d.shape[1:], np.uint8)
 
     def read_frames(self, i, frame_indices):
         """Frames at `frame_indices` (sorted; repeats allowed) of clip row `i`: uint8 (len(idx), H, W, 3)."""
