@@ -122,3 +122,17 @@ def test_dense_gru_baseline_builds_and_trains_a_step():
     opt.apply_gradients(zip(grads, model.trainable_variables))
     assert np.isfinite(float(tf.reduce_mean(loss)))
     assert not np.allclose(before, model.get_layer("input_to_hidden").cell.kernel.numpy()[:5, :5])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_paper_preset_plain_rnn_uses_the_keras1_hard_sigmoid(cell):
+    """--preset paper without TT: Keras-1 hard_sigmoid gates (and the GRU's reset gate before the matmul)."""
+    from ttrnn.activations import hard_sigmoid
+    from ttrnn.models import paper_model
+    model = paper_model("ucf11", cell, 11, use_tt=False, preset="paper", frame_shape=(12, 16, 3))
+    layer = model.get_layer("input_to_hidden")
+    assert layer.cell.recurrent_activation is hard_sigmoid
+    if cell == "gru":
+        assert layer.cell.reset_after is False
+    x = np.random.default_rng(0).integers(0, 255, (2, 3, 12, 16, 3)).astype("uint8")
+    assert model.predict(x, verbose=0).shape == (2, 11)

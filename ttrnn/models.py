@@ -68,8 +68,8 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
         units = units or math.prod(tt_output_shape)
         kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
         if preset == "paper":
-            from ttrnn.activations import hard_sigmoid_keras1
-            kwargs["recurrent_activation"] = hard_sigmoid_keras1
+            from ttrnn.activations import hard_sigmoid
+            kwargs["recurrent_activation"] = hard_sigmoid
         if cell == "gru":
             rnn = keras.layers.GRU(units, reset_after=(preset != "paper"), **kwargs)
         else:
