@@ -44,8 +44,10 @@ PRESETS = {
 class _TTRecurrent(keras.layers.Layer):
     """Shared machinery: TT input projection, chunked scan, masking, dropout, states, config.
 
-    Subclasses set `GATES`, `N_STATES` and implement `_build_bias` and `_cell(z, states, rec_masks)` where
-    `z` `(batch, gates * units)` is the projected input plus input bias.
+    Subclasses set `GATES`, `N_STATES` and implement `_build_bias` and
+    `_step(z, states, matmul, rec_bias, rec_masks) -> new_states`: one timestep, `z` `(batch, gates * units)` the
+    projected input plus input bias, `matmul(a, lo, hi) = a @ recurrent_kernel[:, lo:hi]` its only use of the
+    recurrent kernel, `rec_masks` None or a list of 1 (shared) or `GATES` recurrent-dropout masks.
     """
 
     GATES = 1
@@ -58,7 +60,7 @@ class _TTRecurrent(keras.layers.Layer):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, shared_recurrent_dropout=None, return_sequences=False,
                  return_state=False, go_backwards=False, time_chunk=DEFAULT_TIME_CHUNK, input_scale=1.0,
-                 input_shift=0.0, seed=None, **kwargs):
+                 input_shift=0.0, seed=None, projection_dtype=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -97,6 +99,9 @@ class _TTRecurrent(keras.layers.Layer):
         if int(time_chunk) < 0:
             raise ValueError(f"time_chunk must be >= 0 (0 = project all frames at once), got {time_chunk}")
         self.time_chunk = int(time_chunk)
+        if projection_dtype not in (None, "float32", "bfloat16"):
+            raise ValueError(f"projection_dtype must be None, 'float32' or 'bfloat16', got {projection_dtype!r}")
+        self.projection_dtype = None if projection_dtype == "float32" else projection_dtype
         self.input_scale = float(input_scale)
         self.input_shift = float(input_shift)
         self.seed = seed
@@ -142,7 +147,7 @@ class _TTRecurrent(keras.layers.Layer):
         if dp_mask is not None:
             scale = dp_mask if scale is None else dp_mask * scale
             shift = None if shift is None else dp_mask * shift
-        z = tt.tt_matmul(x, self.tt_cores, scale=scale, shift=shift)
+        z = tt.tt_matmul(x, self.tt_cores, scale=scale, shift=shift, first_dtype=self.projection_dtype)
         bias = self._input_bias() if self.use_bias else None
         return z if bias is None else z + bias
 
@@ -151,9 +156,8 @@ class _TTRecurrent(keras.layers.Layer):
             return None
         ones = ops.ones_like(h)
         count = 1 if self.shared_recurrent_dropout else self.GATES
-        masks = [keras.random.dropout(ones, self.recurrent_dropout, seed=self.seed_generator)
-                 for _ in range(count)]
-        return masks * self.GATES if self.shared_recurrent_dropout else masks
+        return [keras.random.dropout(ones, self.recurrent_dropout, seed=self.seed_generator)
+                for _ in range(count)]
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         x = ops.convert_to_tensor(sequences)
@@ -187,13 +191,18 @@ class _TTRecurrent(keras.layers.Layer):
         x = ops.reshape(x, (-1, chunk, batch, x.shape[-1]))
         step_mask = ops.reshape(step_mask, (-1, chunk, batch, 1))
 
+        rec_bias = self._recurrent_bias()
+
+        def matmul(a, lo, hi):
+            return ops.matmul(a, self.recurrent_kernel[:, lo:hi])
+
         def scan_step(inputs, carry):
             xc, mc = inputs                                  # (chunk, B, D|GU), (chunk, B, 1)
             zc = self._project(xc, dp_mask) if project else xc
             carry = list(carry)
             outs = []
             for j in range(chunk):
-                _, new = self._cell(zc[j], carry, rec_masks)
+                new = self._step(zc[j], carry, matmul, rec_bias, rec_masks)
                 carry = [ops.where(mc[j], s_new, s_old) for s_new, s_old in zip(new, carry)]
                 outs.append(carry[0])                        # masked step: previous output, as Keras
             return ops.stack(outs, axis=0), carry
@@ -203,15 +212,23 @@ class _TTRecurrent(keras.layers.Layer):
         n_chunks = x.shape[0] if x.shape[0] is not None else ops.shape(x)[0]
         _, outputs, final = backend.rnn(scan_step, (x, step_mask), states, time_major=True,
                                         input_length=n_chunks, return_all_outputs=self.return_sequences)
-        final = list(final)
         if self.return_sequences:
             outputs = ops.reshape(outputs, (-1, batch, self.units))[:steps]
-            output = ops.transpose(outputs, (1, 0, 2))
+        return self._outputs(outputs, list(final))
+
+    def _outputs(self, outputs, final):
+        """`outputs` `(T, B, U)` time-major (return_sequences) and the final states → what `call` returns."""
+        if self.return_sequences:
+            output = ops.reshape(ops.transpose(outputs, (1, 0, 2)), (ops.shape(outputs)[1], -1, self.units))
         else:
             output = final[0]
         if self.return_state:
             return [output] + final
         return output
+
+    def _recurrent_bias(self):
+        """Bias added to the recurrent matmul products inside the step (GRU with reset_after), else None."""
+        return None
 
     def compute_mask(self, inputs, mask=None):
         output_mask = mask if self.return_sequences else None
@@ -253,6 +270,7 @@ class _TTRecurrent(keras.layers.Layer):
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "time_chunk": self.time_chunk,
+            "projection_dtype": self.projection_dtype,
             "input_scale": self.input_scale,
             "input_shift": self.input_shift,
             "seed": self.seed,
@@ -307,11 +325,11 @@ class TTSimpleRNN(_TTRecurrent):
     GATES = 1
     N_STATES = 1
 
-    def _cell(self, z, states, rec_masks):
+    def _step(self, z, states, matmul, rec_bias, rec_masks):
         h = states[0] if rec_masks is None else states[0] * rec_masks[0]
-        out = z + ops.matmul(h, self.recurrent_kernel)
+        out = z + matmul(h, 0, self.units)
         out = self.activation(out) if self.activation is not None else out
-        return out, [out]
+        return [out]
 
 
 @keras.saving.register_keras_serializable(package="ttrnn")
@@ -339,32 +357,35 @@ class TTGRU(_TTRecurrent):
     def _input_bias(self):
         return self.bias[0] if self.reset_after else self.bias
 
-    def _cell(self, z, states, rec_masks):
+    def _recurrent_bias(self):
+        return self.bias[1] if self.reset_after and self.use_bias else None
+
+    def _step(self, z, states, matmul, rec_bias, rec_masks):
         u = self.units
         h = states[0]
-        wr = self.recurrent_kernel
         x_z, x_r, x_h = z[:, :u], z[:, u:2 * u], z[:, 2 * u:]
-        hz, hr, hh = (h, h, h) if rec_masks is None else (h * rec_masks[0], h * rec_masks[1], h * rec_masks[2])
-        if rec_masks is None:
-            inner = ops.matmul(h, wr if self.reset_after else wr[:, :2 * u])
+        shared = rec_masks is None or len(rec_masks) == 1
+        if shared:                      # one matmul for the gates that see the same (masked) state
+            hm = h if rec_masks is None else h * rec_masks[0]
+            inner = matmul(hm, 0, 3 * u if self.reset_after else 2 * u)
             rec_z, rec_r = inner[:, :u], inner[:, u:2 * u]
         else:
-            rec_z, rec_r = ops.matmul(hz, wr[:, :u]), ops.matmul(hr, wr[:, u:2 * u])
-        if self.reset_after and self.use_bias:
-            rec_z = rec_z + self.bias[1, :u]
-            rec_r = rec_r + self.bias[1, u:2 * u]
+            rec_z, rec_r = matmul(h * rec_masks[0], 0, u), matmul(h * rec_masks[1], u, 2 * u)
+        if rec_bias is not None:
+            rec_z = rec_z + rec_bias[:u]
+            rec_r = rec_r + rec_bias[u:2 * u]
         zg = self.recurrent_activation(x_z + rec_z)
         rg = self.recurrent_activation(x_r + rec_r)
+        hh = h if rec_masks is None else h * rec_masks[-1]
         if self.reset_after:
-            rec_h = inner[:, 2 * u:] if rec_masks is None else ops.matmul(hh, wr[:, 2 * u:])
-            if self.use_bias:
-                rec_h = rec_h + self.bias[1, 2 * u:]
+            rec_h = inner[:, 2 * u:] if shared else matmul(hh, 2 * u, 3 * u)
+            if rec_bias is not None:
+                rec_h = rec_h + rec_bias[2 * u:]
             rec_h = rg * rec_h
         else:
-            rec_h = ops.matmul(rg * hh, wr[:, 2 * u:])
+            rec_h = matmul(rg * hh, 2 * u, 3 * u)
         cand = self.activation(x_h + rec_h)
-        out = zg * h + (1.0 - zg) * cand
-        return out, [out]
+        return [zg * h + (1.0 - zg) * cand]
 
     def get_config(self):
         config = super().get_config()
@@ -399,21 +420,19 @@ class TTLSTM(_TTRecurrent):
         return self.add_weight(shape=(4 * u,), name="bias", initializer=init,
                                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
-    def _cell(self, z, states, rec_masks):
+    def _step(self, z, states, matmul, rec_bias, rec_masks):
         u = self.units
         h, c = states
-        wr = self.recurrent_kernel
-        if rec_masks is None:
-            z = z + ops.matmul(h, wr)
+        if rec_masks is None or len(rec_masks) == 1:
+            z = z + matmul(h if rec_masks is None else h * rec_masks[0], 0, 4 * u)
         else:
-            z = z + ops.concatenate(
-                [ops.matmul(h * rec_masks[g], wr[:, g * u:(g + 1) * u]) for g in range(4)], axis=-1)
+            z = z + ops.concatenate([matmul(h * rec_masks[g], g * u, (g + 1) * u) for g in range(4)], axis=-1)
         i = self.recurrent_activation(z[:, :u])
         f = self.recurrent_activation(z[:, u:2 * u])
         c = f * c + i * self.activation(z[:, 2 * u:3 * u])
         o = self.recurrent_activation(z[:, 3 * u:])
         h = o * self.activation(c)
-        return h, [h, c]
+        return [h, c]
 
     def get_config(self):
         config = super().get_config()
