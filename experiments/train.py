@@ -89,6 +89,9 @@ def build_parser(spec):
                         "sigmoid, reset_after GRU, TT-aware Glorot init (default)")
     p.add_argument("--scaling", default="paper", choices=("paper", "unit"),
                    help="pixel scaling inside the model: paper = pixel-128 (the original), unit = pixel/255")
+    p.add_argument("--projection-dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="TT-GRU/LSTM: dtype of the first TT contraction (bfloat16: faster on CPUs with AVX512-BF16 "
+                        "or AMX, 8-bit mantissa; docs/performance.md)")
     p.add_argument("--dropout", type=float, default=0.25, help="input dropout (0.25 as the original)")
     p.add_argument("--recurrent-dropout", type=float, default=0.25, help="recurrent dropout (0.25 as the original)")
     p.add_argument("--patience", type=int, default=0,
@@ -140,6 +143,8 @@ def validate(args, spec):
         raise UsageError(f"--lr must be > 0, got {args.lr}")
     if not 0 <= args.dropout < 1 or not 0 <= args.recurrent_dropout < 1:
         raise UsageError("dropout rates must be in [0, 1)")
+    if args.projection_dtype != "float32" and not (args.use_tt and args.model in ("gru", "lstm")):
+        raise UsageError("--projection-dtype applies to TT-GRU / TT-LSTM (--model gru|lstm --use-tt)")
     if args.fold < 0:
         raise UsageError(f"--fold must be >= 0, got {args.fold}")
     if args.workers is not None and args.workers < 0:
@@ -363,7 +368,8 @@ def build_model(args, spec, store):
     if args.model in ("gru", "lstm", "mlp"):
         return models.paper_model(spec.name, args.model, num_classes, use_tt=args.use_tt, preset=args.preset,
                                   frame_shape=frame_shape, multilabel=spec.multilabel, scaling=args.scaling,
-                                  dropout=args.dropout, recurrent_dropout=args.recurrent_dropout)
+                                  dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
+                                  projection_dtype=args.projection_dtype)
     from ttrnn import baselines
     activation = "sigmoid" if spec.multilabel else "softmax"
     if args.model == "tsn":

@@ -36,7 +36,7 @@ def scan(src):
     return assign_ids(clips), classes
 
 
-def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="lzf", limit=None,
+def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
                 overwrite=False, progress=True):
     """Preprocess a YouTube Celebrities tree into `out`; returns the summary dict; raises IngestError."""
     clips, classes = scan(src)

@@ -87,7 +87,7 @@ def read_split_lists(clips, list_dir):
     return splits
 
 
-def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="lzf", limit=None,
+def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
                 overwrite=False, progress=True, splits_dir=None):
     """Preprocess a class-per-folder tree into `out`; split lists from `splits_dir` (default: SRC) are recorded.
     Returns the summary dict (summary["status"]: 0 all stored, 2 some failed); raises IngestError."""

@@ -68,7 +68,7 @@ def scan(src):
     return clips, classes, splits
 
 
-def build_store(src, out, size=(234, 100), frame_skip=1, fps=None, workers=None, compression="lzf", limit=None,
+def build_store(src, out, size=(234, 100), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
                 overwrite=False, progress=True):
     """Preprocess Hollywood2 into the multi-label store `out`; returns the summary dict; raises IngestError."""
     clips, classes, splits = scan(src)

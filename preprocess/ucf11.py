@@ -57,7 +57,7 @@ def scan(src):
     return assign_ids(clips), classes
 
 
-def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="lzf", limit=None,
+def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
                 overwrite=False, progress=True):
     """Preprocess a UCF11 tree into the store `out`; returns the summary dict (summary["status"]: 0 all stored,
     2 some clips failed). Raises preprocess.ingest.IngestError when nothing can be done."""

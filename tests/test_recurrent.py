@@ -184,6 +184,30 @@ def test_unit_forget_bias():
     np.testing.assert_array_equal(np.asarray(off.bias), 0.0)
 
 
+@pytest.mark.parametrize("cls", [ttrnn.TTGRU, ttrnn.TTLSTM])
+def test_bfloat16_projection_is_close_and_serializes(cls, tmp_path):
+    """projection_dtype="bfloat16" changes only the rounding of the first TT contraction (uint8 frames)."""
+    x = np.random.default_rng(1).integers(1, 256, size=(B, T, 12), dtype=np.uint8)
+    outs = []
+    for dtype in (None, "bfloat16"):
+        inp = keras.Input((T, 12), dtype="uint8")
+        layer = cls(N, M, R, input_scale=1 / 255, input_shift=-0.5, projection_dtype=dtype, name="tt")
+        model = keras.Model(inp, layer(inp))
+        if dtype is None:
+            weights = model.get_weights()
+        else:
+            model.set_weights(weights)
+        outs.append(model.predict(x, verbose=0))
+    err = np.abs(outs[1] - outs[0]).max() / np.abs(outs[0]).max()
+    assert 0 < err <= 3e-2
+    assert model.get_layer("tt").get_config()["projection_dtype"] == "bfloat16"
+    model.save(tmp_path / "m.keras")
+    again = ttrnn.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), outs[1])
+    with pytest.raises(ValueError, match="projection_dtype"):
+        cls(N, M, R, projection_dtype="float16")
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(tt_input_shape=(4, 3), tt_output_shape=(2, 3), tt_ranks=(1, 3, 3, 1)), "length"),
     (dict(tt_input_shape=(4, 3), tt_output_shape=(2, 3), tt_ranks=(1, 3, 2)), "first and last rank"),

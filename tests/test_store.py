@@ -40,7 +40,7 @@ def test_index_sorted_and_metadata(store_path):
         assert s.classes == ["a", "b", "c"] and not s.multilabel
         np.testing.assert_array_equal(s.label_matrix(), np.eye(3, dtype=np.uint8)[[0, 0, 1, 2]])
         assert s.attrs["width"] == W and s.attrs["height"] == H and s.attrs["frame_skip"] == 1
-        assert s.attrs["compression"] == "lzf" and s.attrs["fps"] is None and s.attrs["dataset"] == "test"
+        assert s.attrs["compression"] == "none" and s.attrs["fps"] is None and s.attrs["dataset"] == "test"
         assert s.failed == [("x/bad.avi", "no decodable frames")]
         assert s.splits["s1"]["train"].tolist() == [0, 2]  # unknown ids dropped, rows of the sorted index
         assert s.splits["s1"]["test"].tolist() == [3]

@@ -86,6 +86,7 @@ def test_sigkill_then_same_command_resumes(store, tmp_path):
     (["--data", "{store}", "--model", "transformer"], "unknown model"),
     (["--data", "{store}", "--protocol", "logo", "--fold", "7"], "out of range"),
     (["--data", "{store}", "--threads-preset", "nope"], "nope"),
+    (["--data", "{store}", "--projection-dtype", "bfloat16"], "--projection-dtype applies to TT"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(store, tmp_path, args, message):
     wrong = make_store(tmp_path / "celeb.h5", num_classes=2, groups=1, clips_per_group=1, lengths=(2, 2),

@@ -56,6 +56,30 @@ def test_tt_matmul_equals_dense(d, max_inner):
     assert np.abs(y - ref).max() / np.abs(ref).max() <= 1e-5
 
 
+def test_bfloat16_first_contraction_on_uint8_frames():
+    """first_dtype="bfloat16": frames are exact in bf16, the merged core and the result are rounded (8-bit
+    mantissa), so the result is within a few 1e-3 of the dense product; gradients likewise."""
+    import tensorflow as tf
+
+    n, m, r = (4, 6, 5), (3, 2, 2), (1, 3, 2, 1)
+    rng = np.random.default_rng(3)
+    cores = [tf.Variable(c) for c in tt.random_cores(n, m, r, seed=3)]
+    x = rng.integers(0, 256, size=(5, int(np.prod(n))), dtype=np.uint8)
+    dense = (x.astype("float64") - 128) @ tt_matrix_to_matrix([c.numpy().astype("float64") for c in cores])
+    grads = {}
+    for dtype in (None, "bfloat16"):
+        with tf.GradientTape() as tape:
+            y = tt.tt_matmul(x, cores, shift=-128.0, first_dtype=dtype)
+            loss = tf.reduce_sum(y * y)
+        grads[dtype] = [g.numpy() for g in tape.gradient(loss, cores)]
+        err = np.abs(y.numpy() - dense).max() / np.abs(dense).max()
+        assert y.dtype == tf.float32
+        assert err <= (1e-5 if dtype is None else 2e-2), (dtype, err)
+        assert dtype is None or err > 1e-6          # the bf16 path did run in bf16
+    for g32, g16 in zip(grads[None], grads["bfloat16"]):
+        assert np.abs(g16 - g32).max() / np.abs(g32).max() <= 5e-2
+
+
 def test_merge_tail_is_exact_and_shorter():
     cores = tt.random_cores((8, 20, 20, 18), (12, 4, 4, 4), (1, 4, 4, 4, 1))
     merged = tt.merge_tail(cores)

@@ -43,12 +43,15 @@ def _head(h, num_classes, multilabel):
 
 def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_shape=None, tt_output_shape=None,
                    tt_ranks=None, units=None, preset="modern", dropout=0.25, recurrent_dropout=0.25,
-                   scaling="paper", multilabel=False, max_len=None, name=None):
+                   scaling="paper", multilabel=False, max_len=None, name=None, projection_dtype=None):
     """(TT-)GRU / (TT-)LSTM over frames -> Dense classifier, as the original Experiment_*.py.
 
     frames uint8 (B, T, *frame_shape) -> PixelScaling (masks zero padding) -> RNN (last state) -> Dense.
     use_tt=False gives the plain Keras GRU / LSTM with a dense (H*W*C, gates*units) input kernel.
+    `projection_dtype="bfloat16"`: the TT layer's first contraction runs in bfloat16 (TT models only).
     """
+    if projection_dtype not in (None, "float32") and not use_tt:
+        raise ValueError("projection_dtype applies to TT models only (use_tt=True)")
     if cell not in RNN_MODELS:
         raise ValueError(f"unknown recurrent cell {cell!r} (choose from {', '.join(RNN_MODELS)})")
     frames = keras.Input((max_len,) + tuple(frame_shape), dtype="uint8", name="frames")
@@ -63,7 +66,7 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
         rnn = layer_cls(tt_input_shape=list(tt_input_shape), tt_output_shape=list(tt_output_shape),
                         tt_ranks=list(tt_ranks), preset=preset, dropout=dropout,
                         recurrent_dropout=recurrent_dropout, input_scale=scale, input_shift=shift,
-                        name="input_to_hidden")
+                        projection_dtype=projection_dtype, name="input_to_hidden")
     else:
         units = units or math.prod(tt_output_shape)
         kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
@@ -95,7 +98,7 @@ def tt_mlp_classifier(num_classes, frame_shape, tt_input_shape, hidden_shape=MLP
 
 
 def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame_shape=None, multilabel=False,
-                scaling="paper", dropout=0.25, recurrent_dropout=0.25, max_len=None):
+                scaling="paper", dropout=0.25, recurrent_dropout=0.25, max_len=None, projection_dtype=None):
     """The paper's `model` in ('gru', 'lstm', 'mlp') for `dataset` in PAPER_SHAPES, with its TT shapes.
 
     `frame_shape` defaults to the paper's frame size for the dataset; the TT input modes must factor it.
@@ -108,13 +111,15 @@ def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame
     width, height = shapes["frame_size"]
     frame_shape = tuple(frame_shape or (height, width, 3))
     if model == "mlp":
+        if projection_dtype not in (None, "float32"):
+            raise ValueError("projection_dtype applies to the TT-GRU / TT-LSTM models, not the TT-MLP")
         return tt_mlp_classifier(num_classes, frame_shape, shapes["mlp_input_shape"], tt_ranks=shapes["tt_ranks"],
                                  dropout=dropout, scaling=scaling, multilabel=multilabel)
     return rnn_classifier(num_classes, frame_shape, cell=model, use_tt=use_tt,
                           tt_input_shape=shapes["tt_input_shape"], tt_output_shape=shapes["tt_output_shape"],
                           tt_ranks=shapes["tt_ranks"], units=shapes["units"], preset=preset, dropout=dropout,
                           recurrent_dropout=recurrent_dropout, scaling=scaling, multilabel=multilabel,
-                          max_len=max_len)
+                          max_len=max_len, projection_dtype=projection_dtype)
 
 
 def input_to_hidden_params(model):

@@ -58,7 +58,7 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def store_params(dataset, width, height, frame_skip=1, fps=None, compression="lzf", classes=(),
+def store_params(dataset, width, height, frame_skip=1, fps=None, compression="none", classes=(),
                  multilabel=False, **extra):
     """The parameter dict that identifies a store: a re-run with different parameters is refused."""
     if compression not in COMPRESSIONS:
