@@ -8,14 +8,17 @@ are the gates in Keras order (z, r, h) / (i, f, c, o) and `full_kernel()`, `recu
 Arrangement (chosen by measurement, see `experiments/bench.py tt` and docs/performance.md): by default
 (`time_chunk=0`) all frames are projected through the TT cores first, batch-major, straight from the uint8 frames
 (`tt.tt_matmul` casts and scales inside the first contraction, whose custom gradient recomputes the cast, so no
-float copy of the frames is stored), then the recurrence scans over the small projections `(T, B, gates*units)`.
-`time_chunk=k > 0` instead projects k frames at a time inside the scan. Measured (UCF11 config, batch 16, 2
-shared cores, paper model train step): all-at-once from uint8 1.13-1.27x faster than chunks of 1, 2, 8 or 16
-frames at T = 100 and 400. (Before uint8 went in, all-at-once on float frames was the slowest arrangement.)
+float copy of the frames is stored), then the recurrence scans over the small projections `(T, B, gates*units)`
+with `ttrnn.fused_scan` (`recurrence="fused"`: XLA-compiled forward and backward loops with a hand-scheduled
+backward pass; 1.4x Keras's loop on the modern TT-GRU's recurrence, 3.4x with the paper preset's recurrent
+dropout). `time_chunk=k > 0` instead projects k frames at a time inside Keras's loop. Measured (UCF11 config,
+batch 16, 2 shared cores, paper model train step): all-at-once from uint8 1.13-1.27x faster than chunks of 1, 2,
+8 or 16 frames at T = 100 and 400.
 
-XLA: the layers declare `supports_jit = False`, so `model.compile(jit_compile="auto")` runs them without XLA.
-Measured on the UCF11 config (2 CPU cores): TF's oneDNN matmuls ran the TT contractions 1.3-2.4x faster than
-XLA's CPU dot, and the projection dominates the step. Keras downgrades an explicit `jit_compile=True` (with a
+XLA for the whole model: the layers declare `supports_jit = False`, so `model.compile(jit_compile="auto")` runs
+the TT contractions without XLA (only the recurrence loops are compiled). Measured on the UCF11 config (2 CPU
+cores): TF's oneDNN matmuls ran the TT contractions 1.3-2.4x faster than XLA's CPU dot, and the projection
+dominates the step. Keras downgrades an explicit `jit_compile=True` (with a
 warning) for such models; set `layer.supports_jit = True` before compiling to force XLA (tested to work).
 """
 
@@ -41,13 +44,28 @@ PRESETS = {
 }
 
 
+class StepOps:
+    """A cell step's uses of the recurrent kernel and of activations, evaluated directly (Keras's loop)."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def matmul(self, a, lo, hi):
+        """`a @ kernel[:, lo:hi]`."""
+        return ops.matmul(a, self.kernel[:, lo:hi])
+
+    def act(self, fn, x):
+        return fn(x)
+
+
 class _TTRecurrent(keras.layers.Layer):
     """Shared machinery: TT input projection, chunked scan, masking, dropout, states, config.
 
     Subclasses set `GATES`, `N_STATES` and implement `_build_bias` and
-    `_step(z, states, matmul, rec_bias, rec_masks) -> new_states`: one timestep, `z` `(batch, gates * units)` the
-    projected input plus input bias, `matmul(a, lo, hi) = a @ recurrent_kernel[:, lo:hi]` its only use of the
-    recurrent kernel, `rec_masks` None or a list of 1 (shared) or `GATES` recurrent-dropout masks.
+    `_step(z, states, f, rec_bias, rec_masks) -> new_states`: one timestep, `z` `(batch, gates * units)` the
+    projected input plus input bias, `f` a `StepOps` (`f.matmul(a, lo, hi) = a @ recurrent_kernel[:, lo:hi]` and
+    `f.act(fn, x) = fn(x)`: the step's only uses of the recurrent kernel and of activations, so `fused_scan` can
+    record and replay them), `rec_masks` None or a list of 1 (shared) or `GATES` recurrent-dropout masks.
     """
 
     GATES = 1
@@ -60,7 +78,8 @@ class _TTRecurrent(keras.layers.Layer):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, shared_recurrent_dropout=None, return_sequences=False,
                  return_state=False, go_backwards=False, time_chunk=DEFAULT_TIME_CHUNK, input_scale=1.0,
-                 input_shift=0.0, seed=None, projection_dtype=None, **kwargs):
+                 input_shift=0.0, seed=None, projection_dtype=None,
+                 recurrence="fused", **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -99,6 +118,9 @@ class _TTRecurrent(keras.layers.Layer):
         if int(time_chunk) < 0:
             raise ValueError(f"time_chunk must be >= 0 (0 = project all frames at once), got {time_chunk}")
         self.time_chunk = int(time_chunk)
+        if recurrence not in ("fused", "keras"):
+            raise ValueError(f"recurrence must be 'fused' or 'keras', got {recurrence!r}")
+        self.recurrence = recurrence
         if projection_dtype not in (None, "float32", "bfloat16"):
             raise ValueError(f"projection_dtype must be None, 'float32' or 'bfloat16', got {projection_dtype!r}")
         self.projection_dtype = None if projection_dtype == "float32" else projection_dtype
@@ -175,6 +197,8 @@ class _TTRecurrent(keras.layers.Layer):
                                            self.dropout, seed=self.seed_generator)
         rec_masks = self._recurrent_masks(states[0], training)
 
+        if self._fused():
+            return self._fused_call(x, states, step_mask, dp_mask, rec_masks)
         chunk = self.time_chunk
         project = chunk > 0
         if not project:                                      # project every frame, batch-major, then recur
@@ -192,9 +216,7 @@ class _TTRecurrent(keras.layers.Layer):
         step_mask = ops.reshape(step_mask, (-1, chunk, batch, 1))
 
         rec_bias = self._recurrent_bias()
-
-        def matmul(a, lo, hi):
-            return ops.matmul(a, self.recurrent_kernel[:, lo:hi])
+        step_ops = StepOps(self.recurrent_kernel)
 
         def scan_step(inputs, carry):
             xc, mc = inputs                                  # (chunk, B, D|GU), (chunk, B, 1)
@@ -202,7 +224,7 @@ class _TTRecurrent(keras.layers.Layer):
             carry = list(carry)
             outs = []
             for j in range(chunk):
-                new = self._step(zc[j], carry, matmul, rec_bias, rec_masks)
+                new = self._step(zc[j], carry, step_ops, rec_bias, rec_masks)
                 carry = [ops.where(mc[j], s_new, s_old) for s_new, s_old in zip(new, carry)]
                 outs.append(carry[0])                        # masked step: previous output, as Keras
             return ops.stack(outs, axis=0), carry
@@ -215,6 +237,21 @@ class _TTRecurrent(keras.layers.Layer):
         if self.return_sequences:
             outputs = ops.reshape(outputs, (-1, batch, self.units))[:steps]
         return self._outputs(outputs, list(final))
+
+    def _fused(self):
+        return self.recurrence == "fused" and self.time_chunk == 0 and keras.backend.backend() == "tensorflow"
+
+    def _fused_call(self, x, states, step_mask, dp_mask, rec_masks):
+        """All frames projected at once, then `fused_scan` (XLA-compiled loops, hand-scheduled backward)."""
+        from ttrnn.fused_scan import fused_scan
+
+        z = self._project(x, None if dp_mask is None else dp_mask[:, None, :])     # (B, T, G*U)
+        if self.go_backwards:
+            z, step_mask = ops.flip(z, axis=1), ops.flip(step_mask, axis=1)
+        outputs, final = fused_scan(self._step, ops.transpose(z, (1, 0, 2)), ops.transpose(step_mask, (1, 0)),
+                                    states, ops.convert_to_tensor(self.recurrent_kernel), self._recurrent_bias(),
+                                    rec_masks, return_sequences=self.return_sequences)
+        return self._outputs(outputs, final)
 
     def _outputs(self, outputs, final):
         """`outputs` `(T, B, U)` time-major (return_sequences) and the final states → what `call` returns."""
@@ -270,6 +307,7 @@ class _TTRecurrent(keras.layers.Layer):
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
             "time_chunk": self.time_chunk,
+            "recurrence": self.recurrence,
             "projection_dtype": self.projection_dtype,
             "input_scale": self.input_scale,
             "input_shift": self.input_shift,
@@ -306,6 +344,9 @@ _ARGS_DOC = """
             repeat the previous output, as Keras 3 with its default `zero_output_for_mask=False`).
         time_chunk: frames projected per TT contraction inside the scan (1 = per step, 0 = all frames before
             the recurrence). Only speed changes.
+        recurrence: "fused" (default) runs the time loop with `ttrnn.fused_scan` (XLA-compiled loops with a
+            hand-scheduled backward pass) when `time_chunk=0` on TensorFlow; "keras" runs Keras's RNN loop
+            under TF autodiff (the reference the fused loop is tested against). Only speed changes.
         input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1, 0). Lets raw uint8
             frames enter the layer, which casts and scales one time chunk at a time (the models use this for
             the pixel scaling: a float32 copy of a whole padded batch is 4x the uint8 frames).
@@ -325,10 +366,10 @@ class TTSimpleRNN(_TTRecurrent):
     GATES = 1
     N_STATES = 1
 
-    def _step(self, z, states, matmul, rec_bias, rec_masks):
+    def _step(self, z, states, f, rec_bias, rec_masks):
         h = states[0] if rec_masks is None else states[0] * rec_masks[0]
-        out = z + matmul(h, 0, self.units)
-        out = self.activation(out) if self.activation is not None else out
+        out = z + f.matmul(h, 0, self.units)
+        out = f.act(self.activation, out) if self.activation is not None else out
         return [out]
 
 
@@ -360,31 +401,31 @@ class TTGRU(_TTRecurrent):
     def _recurrent_bias(self):
         return self.bias[1] if self.reset_after and self.use_bias else None
 
-    def _step(self, z, states, matmul, rec_bias, rec_masks):
+    def _step(self, z, states, f, rec_bias, rec_masks):
         u = self.units
         h = states[0]
         x_z, x_r, x_h = z[:, :u], z[:, u:2 * u], z[:, 2 * u:]
         shared = rec_masks is None or len(rec_masks) == 1
         if shared:                      # one matmul for the gates that see the same (masked) state
             hm = h if rec_masks is None else h * rec_masks[0]
-            inner = matmul(hm, 0, 3 * u if self.reset_after else 2 * u)
+            inner = f.matmul(hm, 0, 3 * u if self.reset_after else 2 * u)
             rec_z, rec_r = inner[:, :u], inner[:, u:2 * u]
         else:
-            rec_z, rec_r = matmul(h * rec_masks[0], 0, u), matmul(h * rec_masks[1], u, 2 * u)
+            rec_z, rec_r = f.matmul(h * rec_masks[0], 0, u), f.matmul(h * rec_masks[1], u, 2 * u)
         if rec_bias is not None:
             rec_z = rec_z + rec_bias[:u]
             rec_r = rec_r + rec_bias[u:2 * u]
-        zg = self.recurrent_activation(x_z + rec_z)
-        rg = self.recurrent_activation(x_r + rec_r)
+        zg = f.act(self.recurrent_activation, x_z + rec_z)
+        rg = f.act(self.recurrent_activation, x_r + rec_r)
         hh = h if rec_masks is None else h * rec_masks[-1]
         if self.reset_after:
-            rec_h = inner[:, 2 * u:] if shared else matmul(hh, 2 * u, 3 * u)
+            rec_h = inner[:, 2 * u:] if shared else f.matmul(hh, 2 * u, 3 * u)
             if rec_bias is not None:
                 rec_h = rec_h + rec_bias[2 * u:]
             rec_h = rg * rec_h
         else:
-            rec_h = matmul(rg * hh, 2 * u, 3 * u)
-        cand = self.activation(x_h + rec_h)
+            rec_h = f.matmul(rg * hh, 2 * u, 3 * u)
+        cand = f.act(self.activation, x_h + rec_h)
         return [zg * h + (1.0 - zg) * cand]
 
     def get_config(self):
@@ -420,18 +461,18 @@ class TTLSTM(_TTRecurrent):
         return self.add_weight(shape=(4 * u,), name="bias", initializer=init,
                                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
-    def _step(self, z, states, matmul, rec_bias, rec_masks):
+    def _step(self, z, states, f, rec_bias, rec_masks):
         u = self.units
         h, c = states
         if rec_masks is None or len(rec_masks) == 1:
-            z = z + matmul(h if rec_masks is None else h * rec_masks[0], 0, 4 * u)
+            z = z + f.matmul(h if rec_masks is None else h * rec_masks[0], 0, 4 * u)
         else:
-            z = z + ops.concatenate([matmul(h * rec_masks[g], g * u, (g + 1) * u) for g in range(4)], axis=-1)
-        i = self.recurrent_activation(z[:, :u])
-        f = self.recurrent_activation(z[:, u:2 * u])
-        c = f * c + i * self.activation(z[:, 2 * u:3 * u])
-        o = self.recurrent_activation(z[:, 3 * u:])
-        h = o * self.activation(c)
+            z = z + ops.concatenate([f.matmul(h * rec_masks[g], g * u, (g + 1) * u) for g in range(4)], axis=-1)
+        i = f.act(self.recurrent_activation, z[:, :u])
+        fg = f.act(self.recurrent_activation, z[:, u:2 * u])
+        c = fg * c + i * f.act(self.activation, z[:, 2 * u:3 * u])
+        o = f.act(self.recurrent_activation, z[:, 3 * u:])
+        h = o * f.act(self.activation, c)
         return [h, c]
 
     def get_config(self):
