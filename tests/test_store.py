@@ -46,6 +46,17 @@ def test_index_sorted_and_metadata(store_path):
         assert s.splits["s1"]["test"].tolist() == [3]
 
 
+def test_read_into_writes_the_read_slice_at_the_end(store_path):
+    with FrameStore(store_path) as s:
+        for max_len, skip, room in [(None, 1, 13), (4, 1, 6), (3, 2, 3), (100, 5, 5), (None, 1, 5)]:
+            out = np.full((room, H, W, 3), 7, np.uint8)
+            n = s.read_into(2, out, max_len=max_len, frame_skip=skip)
+            expected = s.read(2, max_len=min(room, max_len or room), frame_skip=skip)
+            assert n == len(expected)
+            np.testing.assert_array_equal(out[room - n:], expected)
+            assert np.all(out[:room - n] == 7)          # untouched before the frames
+
+
 def test_read_slices(store_path):
     full = _clip(hash("b1") % 1000, 13)
     with FrameStore(store_path) as s:

@@ -145,6 +145,14 @@ class ReaderPool:
                 return
             yield pending.popleft().get()
 
+    def read_into(self, plan, out):
+        """In-process pools: the frames of a sequence plan (no explicit frames, no crop) read straight into the
+        end of `out` (L, H, W, 3); returns how many (see `FrameStore.read_into`)."""
+        if self.workers != 0 or plan.frames is not None or plan.box is not None:
+            raise ValueError("read_into needs an in-process pool (workers=0) and a sequence plan")
+        self._ensure()
+        return self._local.read_into(plan.row, out, plan.max_len, plan.frame_skip)
+
     def close(self):
         if self._pool is not None:
             self._pool.terminate()
@@ -245,17 +253,26 @@ class BatchFeed:
         plan = self.epoch_plan(epoch)
         flat = [clip for _, clips in plan for clip in clips]
         reader = self.reader or ReaderPool(self.store.path, workers=0)
-        frames = reader.imap(flat, self.window)
+        # In this process, sequence clips are read straight into their batch row (no intermediate array:
+        # halved the batch assembly time in experiments.bench's store layout); else through the reader's imap.
+        direct = reader.workers == 0 and self.spec.mode == "sequence"
+        frames = iter(()) if direct else reader.imap(flat, self.window)
         try:
             for positions, clips in plan:
                 t = self.batch_length(positions)
-                x = np.zeros((len(clips), t) + self.frame_shape(), dtype=np.uint8)
-                for b in range(len(clips)):
-                    clip = next(frames)[:t]
-                    x[b, t - len(clip):] = clip  # pre-padding: real frames at the end, as the original
+                x = np.empty((len(clips), t) + self.frame_shape(), dtype=np.uint8)
+                for b, clip in enumerate(clips):
+                    if direct:
+                        n = reader.read_into(clip, x[b])
+                    else:
+                        frames_b = next(frames)[:t]
+                        n = len(frames_b)
+                        x[b, t - n:] = frames_b
+                    x[b, :t - n] = 0                # pre-padding: real frames at the end, as the original
                 yield x, self.targets[positions]
         finally:
-            frames.close()
+            if not direct:
+                frames.close()
             if self.reader is None:
                 reader.close()
 

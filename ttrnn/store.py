@@ -325,6 +325,17 @@ class FrameStore:
         sl = clip_slice(d.shape[0], max_len, k)
         return d[sl] if sl.stop > 0 else np.zeros((0,) + d.shape[1:], np.uint8)
 
+    def read_into(self, i, out, max_len=None, frame_skip=1):
+        """`read(i, max_len, frame_skip)` written straight into the end of `out` (uint8 (L, H, W, 3)), without an
+        intermediate array; at most L frames. Returns the number n of frames written (they fill `out[L - n:]`)."""
+        d = self._dataset(int(i))
+        limit = len(out) if max_len is None else min(len(out), int(max_len))
+        sl = clip_slice(d.shape[0], limit, frame_skip)
+        n = len(range(*sl.indices(d.shape[0])))
+        if n:
+            d.read_direct(out, np.s_[sl], np.s_[len(out) - n:])
+        return n
+
     def read_frames(self, i, frame_indices):
         """Frames at `frame_indices` (sorted; repeats allowed) of clip row `i`: uint8 (len(idx), H, W, 3)."""
         d = self._dataset(int(i))
