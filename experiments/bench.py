@@ -1,9 +1,10 @@
 """Benchmarks: `python -m experiments.bench [SECTION ...] [--quick] [--json]` (no section = all).
 
 Sections (compare figures within one run only: the machine is shared, cases are timed round-robin, best of N):
-- `tt`: frames/s of the TT input projection, a TT-GRU train step, the original TT-RNN scheme and a dense GRU on
-  the UCF11 paper configuration (batch 16, uint8 frames 160x120x3, pixels - 128); the sgemm rate of this machine
-  and the TT-GRU step's fraction of the FLOP floor:
+- `tt`: frames/s of the TT input projection, a TT-GRU train step (the trainer's step on tensors in memory), the
+  original TT-RNN scheme and a dense GRU on the UCF11 paper configuration (batch 16, uint8 frames 160x120x3,
+  pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction; the sgemm
+  rate of this machine and the TT-GRU step's fraction of the FLOP floor:
   `fraction = ttgru_step frames/s x 3 x 3.86 MFLOP / sgemm FLOP/s` (3.86 MFLOP = the TT projection of one
   frame contracted core by core, forward; x 3 for forward + backward; recurrence not counted).
 - `store`: frames/s reading clips with the training reader (`ttrnn.data.ReaderPool`, 1 and N worker processes)
@@ -181,7 +182,7 @@ def _dense_gru():
 def bench_tt(args):
     """Frames/s on the UCF11 config: batch 16 of uint8 frames 8x20x20x18 = 57,600 → TT-GRU 4x4x4x4, ranks 4."""
     batch = 16
-    frames = args.frames or (6 if args.quick else 100)
+    frames = args.frames or (32 if args.quick else 100)     # quick: one padded length of the trainer (x16)
     repeats = args.repeats or (2 if args.quick else 3)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(batch, frames, int(np.prod(UCF11_N))), dtype=np.uint8)
