@@ -235,6 +235,28 @@ def test_fused_recurrence_matches_keras_loop_values_and_gradients(cls, kw):
         assert np.abs(a - b).max() <= 1e-5 * max(1.0, np.abs(a).max())
 
 
+def test_fused_recurrence_under_mixed_bfloat16_policy():
+    """Under Keras's mixed_bfloat16 policy both recurrences run forward and backward, agree to bf16 precision,
+    and give float32 gradients for the float32 variables."""
+    import tensorflow as tf
+
+    x = np.random.default_rng(2).integers(1, 256, size=(B, T, 12), dtype=np.uint8)
+    results = []
+    for recurrence in ("keras", "fused"):
+        layer = ttrnn.TTGRU(N, M, R, recurrence=recurrence, dtype="mixed_bfloat16", input_scale=1 / 255)
+        layer.build((B, T, 12))
+        if recurrence == "keras":
+            weights = layer.get_weights()
+        layer.set_weights(weights)
+        with tf.GradientTape() as tape:
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, "float32") ** 2)
+        grads = tape.gradient(loss, layer.trainable_weights)
+        assert y.dtype == tf.bfloat16 and all(g.dtype == tf.float32 for g in grads)
+        results.append(np.asarray(tf.cast(y, "float32")))
+    assert np.abs(results[0] - results[1]).max() <= 3e-2 * max(1.0, np.abs(results[0]).max())
+
+
 @pytest.mark.parametrize("cls", [ttrnn.TTGRU, ttrnn.TTLSTM])
 def test_bfloat16_projection_is_close_and_serializes(cls, tmp_path):
     """projection_dtype="bfloat16" changes only the rounding of the first TT contraction (uint8 frames)."""
