@@ -560,7 +560,7 @@ def parse_args(argv=None):
                         "projection (both are measured; default none, as preprocess writes by default)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 6)")
+    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 32)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "

@@ -256,7 +256,7 @@ class BatchFeed:
         # In this process, sequence clips are read straight into their batch row (no intermediate array:
         # halved the batch assembly time in experiments.bench's store layout); else through the reader's imap.
         direct = reader.workers == 0 and self.spec.mode == "sequence"
-        frames = iter(()) if direct else reader.imap(flat, self.window)
+        frames = None if direct else reader.imap(flat, self.window)
         try:
             for positions, clips in plan:
                 t = self.batch_length(positions)
@@ -271,7 +271,7 @@ class BatchFeed:
                     x[b, :t - n] = 0                # pre-padding: real frames at the end, as the original
                 yield x, self.targets[positions]
         finally:
-            if not direct:
+            if frames is not None:
                 frames.close()
             if self.reader is None:
                 reader.close()

@@ -53,9 +53,8 @@ def fused_scan(cell, z, mask, states, kernel, rec_bias=None, rec_masks=None, ret
             blocks.extend(probe.blocks)
             n_acts.append(len(probe.acts))
         n = tf.shape(z)[0]
-        new_arrays = lambda count: [tf.TensorArray(z.dtype, size=n) for _ in range(count)]   # noqa: E731
-        arrays = (new_arrays(n_states), new_arrays(len(blocks)), new_arrays(n_acts[0]),
-                  new_arrays(1 if return_sequences else 0))
+        arrays = (_arrays(z.dtype, n, n_states), _arrays(z.dtype, n, len(blocks)), _arrays(z.dtype, n, n_acts[0]),
+                  _arrays(z.dtype, n, 1 if return_sequences else 0))
 
         def body(t, prev, arrays):
             f = _Recorder(kern)
@@ -70,8 +69,7 @@ def fused_scan(cell, z, mask, states, kernel, rec_bias=None, rec_masks=None, ret
 
     def backward(z, mask, befores, prods, acts, d_final, d_outs, kern_t, rb):
         n = tf.shape(z)[0]
-        arrays = (tf.TensorArray(z.dtype, size=n), [tf.TensorArray(z.dtype, size=n) for _ in blocks],
-                  [tf.TensorArray(z.dtype, size=n) for _ in blocks])
+        arrays = (tf.TensorArray(z.dtype, size=n), _arrays(z.dtype, n, len(blocks)), _arrays(z.dtype, n, len(blocks)))
 
         def body(t, d_states, d_rb, arrays):
             t = t - 1
@@ -134,6 +132,11 @@ def fused_scan(cell, z, mask, states, kernel, rec_bias=None, rec_masks=None, ret
     else:
         outputs = None
     return outputs, final
+
+
+def _arrays(dtype, size, count):
+    """`count` TensorArrays of `size` steps (one per stored per-step value)."""
+    return [tf.TensorArray(dtype, size=size) for _ in range(count)]
 
 
 def _no_grad(*args):

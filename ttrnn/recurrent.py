@@ -197,8 +197,6 @@ class _TTRecurrent(keras.layers.Layer):
                                            self.dropout, seed=self.seed_generator)
         rec_masks = self._recurrent_masks(states[0], training)
 
-        if self._fused():
-            return self._fused_call(x, states, step_mask, dp_mask, rec_masks)
         chunk = self.time_chunk
         project = chunk > 0
         if not project:                                      # project every frame, batch-major, then recur
@@ -208,6 +206,12 @@ class _TTRecurrent(keras.layers.Layer):
             x, step_mask = ops.flip(x, axis=1), ops.flip(step_mask, axis=1)
         x = ops.transpose(x, (1, 0, 2))                      # (T, B, D|GU), time-major
         step_mask = ops.transpose(step_mask, (1, 0))         # (T, B)
+        if self._fused():                                    # XLA loops over the projections, own backward
+            from ttrnn.fused_scan import fused_scan
+
+            outputs, final = fused_scan(self._step, x, step_mask, states, ops.convert_to_tensor(self.recurrent_kernel),
+                                        self._recurrent_bias(), rec_masks, return_sequences=self.return_sequences)
+            return self._outputs(outputs, final)
         if chunk > 1:                                        # pad T to a multiple of the chunk, padding masked
             pad = (-steps) % chunk
             x = ops.pad(x, [[0, pad], [0, 0], [0, 0]])
@@ -239,19 +243,8 @@ class _TTRecurrent(keras.layers.Layer):
         return self._outputs(outputs, list(final))
 
     def _fused(self):
+        """`ttrnn.fused_scan` runs the recurrence: when asked, all frames are projected first, on TensorFlow."""
         return self.recurrence == "fused" and self.time_chunk == 0 and keras.backend.backend() == "tensorflow"
-
-    def _fused_call(self, x, states, step_mask, dp_mask, rec_masks):
-        """All frames projected at once, then `fused_scan` (XLA-compiled loops, hand-scheduled backward)."""
-        from ttrnn.fused_scan import fused_scan
-
-        z = self._project(x, None if dp_mask is None else dp_mask[:, None, :])     # (B, T, G*U)
-        if self.go_backwards:
-            z, step_mask = ops.flip(z, axis=1), ops.flip(step_mask, axis=1)
-        outputs, final = fused_scan(self._step, ops.transpose(z, (1, 0, 2)), ops.transpose(step_mask, (1, 0)),
-                                    states, ops.convert_to_tensor(self.recurrent_kernel), self._recurrent_bias(),
-                                    rec_masks, return_sequences=self.return_sequences)
-        return self._outputs(outputs, final)
 
     def _outputs(self, outputs, final):
         """`outputs` `(T, B, U)` time-major (return_sequences) and the final states → what `call` returns."""
