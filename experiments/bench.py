@@ -6,7 +6,9 @@ Sections (compare figures within one run only: the machine is shared, cases are 
   pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction; the sgemm
   rate of this machine and the TT-GRU step's fraction of the FLOP floor:
   `fraction = ttgru_step frames/s x 3 x 3.86 MFLOP / sgemm FLOP/s` (3.86 MFLOP = the TT projection of one
-  frame contracted core by core, forward; x 3 for forward + backward; recurrence not counted).
+  frame contracted core by core, forward; x 3 for forward + backward; recurrence not counted). Next to the
+  best-vs-best ratio of the TT-GRU step to the original scheme, the median and range of the per-round ratios
+  (`ttgru_step_vs_original_scheme_per_round`): on a shared machine the spread shows how far one figure can be trusted.
 - `store`: frames/s reading clips with the training reader (`ttrnn.data.ReaderPool`, 1 and N worker processes)
   from a bench-generated store, and decode frames/s of preprocessing (`preprocess.video.decode`).
 - `train`: end-to-end training frames/s from a bench-generated store (UCF11 length distribution scaled down,
@@ -37,19 +39,30 @@ PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scali
 SGEMM_N = 2048
 
 
-def timed_interleaved(fns, repeats, warmup=1):
+def timed_interleaved(fns, repeats, warmup=1, rounds=None):
     """Best wall time (s) of each callable in `fns` (dict), timing them round-robin so that load from other
-    processes on a shared machine hits all cases alike; `warmup` untimed calls each first (compilation)."""
+    processes on a shared machine hits all cases alike; `warmup` untimed calls each first (compilation).
+    `rounds` (a list, optional) receives each round's times as a dict."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(repeats):
+        times = {}
         for name, fn in fns.items():
             t0 = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
+            times[name] = time.perf_counter() - t0
+            best[name] = min(best[name], times[name])
+        if rounds is not None:
+            rounds.append(times)
     return best
+
+
+def round_ratios(rounds, slow, fast):
+    """Per-round speed ratios `slow / fast` (each round times both back to back): median, min, max."""
+    ratios = sorted(r[slow] / r[fast] for r in rounds)
+    return float(np.median(ratios)), ratios[0], ratios[-1]
 
 
 # ---- section: tt --------------------------------------------------------------------------------------------
@@ -183,7 +196,7 @@ def bench_tt(args):
     """Frames/s on the UCF11 config: batch 16 of uint8 frames 8x20x20x18 = 57,600 → TT-GRU 4x4x4x4, ranks 4."""
     batch = 16
     frames = args.frames or (32 if args.quick else 100)     # quick: one padded length of the trainer (x16)
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats or 5
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(batch, frames, int(np.prod(UCF11_N))), dtype=np.uint8)
     y = rng.integers(0, UCF11_CLASSES, size=(batch,))
@@ -201,7 +214,8 @@ def bench_tt(args):
         cases.append(("ttgru_step_xla", lambda: _keras_train_step(_ttgru(xla=True), x, y, jit_compile=True)))
     for chunk in args.chunks or []:
         cases.append((f"ttgru_step_chunk{chunk}", lambda c=chunk: _keras_train_step(_ttgru(c), x, y)))
-    best = timed_interleaved({name: make() for name, make in cases}, repeats)
+    rounds = []
+    best = timed_interleaved({name: make() for name, make in cases}, repeats, rounds=rounds)
     sgemm = 4 * 2 * SGEMM_N ** 3 / best.pop("sgemm")
     fps = {name: n / seconds for name, seconds in best.items()}
     for name, value in fps.items():
@@ -210,6 +224,9 @@ def bench_tt(args):
     yield {"name": "sgemm", "value": round(sgemm / 1e9, 1), "unit": "GFLOP/s"}
     yield {"name": "ttgru_step_vs_original_scheme", "value": round(fps["ttgru_step"] / fps["original_scheme"], 2),
            "unit": "x"}
+    median, low, high = round_ratios(rounds, "original_scheme", "ttgru_step")
+    yield {"name": "ttgru_step_vs_original_scheme_per_round", "value": round(median, 2),
+           "unit": f"x (median of {len(rounds)} rounds, range {low:.2f}-{high:.2f}: the machine's noise)"}
     yield {"name": "ttgru_step_bf16_vs_original_scheme",
            "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
            "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
