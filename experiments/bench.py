@@ -87,21 +87,29 @@ def _tt_projection(x, seed=0, jit=False):
     return lambda: [g.numpy() for g in step()]
 
 
-def _keras_train_step(layer, x, y, jit_compile="auto"):
-    """`layer` -> Dense softmax head as a Keras model, trained by the trainer's own step
-    (`tf_config.cluster.make_train_step`, default strategy, Adam) on tensors already in memory, as the
-    original scheme gets them. `jit_compile=True` wraps that step in XLA (models with TT layers then need
-    `layer.supports_jit = True`)."""
+def _train_step(model, batch_size):
+    """The trainer's own step (`tf_config.cluster.make_train_step`: default strategy, Adam 1e-4, categorical
+    cross-entropy plus the model's regularization losses): a tf.function `step((x, y_one_hot)) -> loss`."""
     import keras
     import tensorflow as tf
 
     from tf_config import cluster
 
+    return cluster.make_train_step(tf.distribute.get_strategy(), model, keras.optimizers.Adam(1e-4),
+                                   keras.losses.CategoricalCrossentropy(reduction=None), batch_size)
+
+
+def _keras_train_step(layer, x, y, jit_compile="auto"):
+    """`layer` -> Dense softmax head as a Keras model, trained by the trainer's own step (`_train_step`) on
+    tensors already in memory, as the original scheme gets them. `jit_compile=True` wraps that step in XLA
+    (models with TT layers then need `layer.supports_jit = True`)."""
+    import keras
+    import tensorflow as tf
+
     inp = keras.Input(x.shape[1:], dtype="uint8")
     out = keras.layers.Dense(UCF11_CLASSES, activation="softmax")(layer(inp))
     model = keras.Model(inp, out)
-    step = cluster.make_train_step(tf.distribute.get_strategy(), model, keras.optimizers.Adam(1e-4),
-                                   keras.losses.CategoricalCrossentropy(reduction=None), len(x))
+    step = _train_step(model, len(x))
     if jit_compile is True:
         step = tf.function(step.python_function, jit_compile=True)
     batch = (tf.constant(x), tf.constant(np.eye(UCF11_CLASSES, dtype=np.float32)[y]))
@@ -261,14 +269,14 @@ def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True, three_m
         layer.input_shift = 0.0
         h = layer(PixelScaling("paper", name="pixels_float")(frames))
         model = keras.Model(frames, model.get_layer("classifier")(h))
-    step = _paper_step(model)
-    x, y = tf.constant(x), tf.constant(np.eye(UCF11_CLASSES, dtype=np.float32)[y])
+    step = _train_step(model, len(x))
+    batch = (tf.constant(x), tf.constant(np.eye(UCF11_CLASSES, dtype=np.float32)[y]))
     old, tt.FUSE_CAST = tt.FUSE_CAST, fuse_cast
     try:
-        step(x, y)                                          # trace under this version's settings
+        step(batch)                                         # trace under this version's settings
     finally:
         tt.FUSE_CAST = old
-    return lambda: float(step(x, y))
+    return lambda: float(step(batch))
 
 
 _OLD = dict(three_matmuls=True, recurrence="keras")
@@ -385,29 +393,6 @@ def bench_store(args):
 
 
 # ---- section: train -----------------------------------------------------------------------------------------
-def _paper_step(model):
-    """The trainer's step (experiments.train.replica_step, one replica): loss, gradients, Adam update."""
-    import keras
-    import tensorflow as tf
-
-    optimizer = keras.optimizers.Adam(1e-4)
-    optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.CategoricalCrossentropy(reduction=None)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            probs = model(x, training=True)
-            loss = tf.reduce_mean(loss_fn(y, probs))
-            if model.losses:
-                loss += tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    return step
-
-
 def bench_train(args):
     """End-to-end training from a store vs in-memory, padding waste, peak RSS."""
     import tempfile
@@ -427,7 +412,7 @@ def bench_train(args):
         stores = {c: FrameStore(make_store(f"{tmp}/train_{c}.h5", lengths, compression=c))
                   for c in ("lzf", "none")}
         model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
-        step = _paper_step(model)
+        step = _train_step(model, batch)
         feeds, readers = {}, []
         for compression, store in stores.items():
             for w in sorted({0, 2, data.default_workers()}):    # 0 = read in the tf.data thread
@@ -440,17 +425,17 @@ def bench_train(args):
         in_memory = [(tf.constant(x), tf.constant(y)) for x, y in feed.batches(0)]
         padded = sum(int(np.prod(x.shape[:2])) for x, _ in in_memory)
         for x, y in in_memory:                              # trace every padded length once
-            step(x, y)
+            step((x, y))
 
         def from_store(dataset):
             def run():
                 for x, y in dataset:
-                    step(x, y)
+                    step((x, y))
             return run
 
         def from_memory():
             for x, y in in_memory:
-                step(x, y)
+                step((x, y))
 
         cases = {name: from_store(f.dataset(lambda: 0)) for name, f in feeds.items()}
         cases["memory"] = from_memory
@@ -523,18 +508,18 @@ def rss_child_main(job):
     kind, a, b = job.split(",")
     a, b = int(a), int(b)
     model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
-    step = _paper_step(model)
+    step = _train_step(model, b if kind == "step" else 16)
     if kind == "step":
         x = np.random.default_rng(0).integers(1, 256, (b, a) + FRAME_SHAPE, dtype=np.uint8)
         y = np.eye(UCF11_CLASSES, dtype=np.float32)[np.arange(b) % UCF11_CLASSES]
-        step(tf.constant(x), tf.constant(y))
+        step((tf.constant(x), tf.constant(y)))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             store = FrameStore(make_store(f"{tmp}/rss.h5", [b] * a))
             reader = data.ReaderPool(store.path, workers=data.default_workers())
             feed = data.BatchFeed(store, np.arange(a), data.InputSpec(max_len=b), 16, training=True, reader=reader)
             for x, y in feed.dataset(lambda: 0):
-                step(x, y)
+                step((x, y))
             reader.close()
     print(peak_rss_mb())
 
