@@ -159,7 +159,7 @@ class _TTRecurrent(keras.layers.Layer):
         """`x` `(..., B, D)` frames (uint8 or float) → `(..., B, gates*units)` pre-activations incl. input bias.
 
         Computes `((x * input_scale + input_shift) * dp_mask) @ W`; uint8 frames are cast inside the first TT
-        contraction (`tt.tt_matmul`), so only the current chunk ever exists in float.
+        contraction (`tt.tt_matmul`), whose gradient recomputes the cast: no float copy of them is kept.
         """
         x = ops.convert_to_tensor(x)
         if "float" in str(x.dtype):
