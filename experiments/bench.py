@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -509,10 +510,14 @@ def rss_child_main(job):
     a, b = int(a), int(b)
     model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
     step = _train_step(model, b if kind == "step" else 16)
-    if kind == "step":
-        x = np.random.default_rng(0).integers(1, 256, (b, a) + FRAME_SHAPE, dtype=np.uint8)
-        y = np.eye(UCF11_CLASSES, dtype=np.float32)[np.arange(b) % UCF11_CLASSES]
-        step((tf.constant(x), tf.constant(y)))
+    if kind == "step":               # the batch comes through tf.data as in the trainer (no extra copy)
+        def batch():
+            x = data.aligned_empty((b, a) + FRAME_SHAPE)
+            x[:] = np.random.default_rng(0).integers(1, 256, (a, 1, 1, 3), dtype=np.uint8)   # no padding frame
+            yield x, np.eye(UCF11_CLASSES, dtype=np.float32)[np.arange(b) % UCF11_CLASSES]
+        spec = (tf.TensorSpec((b, a) + FRAME_SHAPE, tf.uint8), tf.TensorSpec((b, UCF11_CLASSES), tf.float32))
+        for x, y in tf.data.Dataset.from_generator(batch, output_signature=spec):
+            step((x, y))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             store = FrameStore(make_store(f"{tmp}/rss.h5", [b] * a))
@@ -522,6 +527,90 @@ def rss_child_main(job):
                 step((x, y))
             reader.close()
     print(peak_rss_mb())
+
+
+# ---- section: scale -----------------------------------------------------------------------------------------
+SCALE_CLIPS = 1600                       # UCF11: 1,600 clips, 11 classes, 25 groups
+SCALE_GROUPS = 25
+
+
+def scale_frames(t, rng, pool):
+    """uint8 (t, 120, 160, 3): frames cycled from a small pool of noisy backgrounds plus a moving bright block
+    (cheap enough to write a UCF11-size store in minutes; nothing here is all-zero padding)."""
+    h, w, _ = FRAME_SHAPE
+    start = int(rng.integers(len(pool)))
+    frames = pool[(start + np.arange(t)) % len(pool)]
+    for i in range(t):
+        cx, cy = int(15 + (i * 3) % (w - 30)), int(15 + (i * 2) % (h - 30))
+        frames[i, cy - 15:cy + 15, cx - 15:cx + 15] = 255
+    return frames
+
+
+def make_scale_store(path, count=SCALE_CLIPS, lengths=None, seed=0):
+    """A UCF11-size store in the UCF11 schema (11 classes, 25 groups, `ucf11_lengths`) at `path`; returns
+    `path`. An existing complete store of that size is reused (the full one is ~45 GB: generate it once)."""
+    from ttrnn.store import FrameStore, StoreWriter, store_params
+
+    lengths = ucf11_lengths(count, seed) if lengths is None else np.asarray(lengths)
+    try:
+        with FrameStore(path) as store:
+            if len(store) == len(lengths):
+                return path
+    except Exception:                 # absent, partial or not a store: write it anew
+        pass
+    rng = np.random.default_rng(seed)
+    pool = np.stack([synthetic_frames(1, rng)[0] for _ in range(32)])
+    classes = [f"class{c:02d}" for c in range(UCF11_CLASSES)]
+    params = store_params("ucf11", FRAME_SHAPE[1], FRAME_SHAPE[0], classes=classes)
+    with StoreWriter(path, params, overwrite=True) as writer:
+        for i, t in enumerate(lengths):
+            label, group = i % UCF11_CLASSES, f"g{(i // UCF11_CLASSES) % SCALE_GROUPS + 1:02d}"
+            clip_id = f"v_{classes[label]}_{group}_{i:05d}"
+            writer.add_clip(clip_id, scale_frames(int(t), rng, pool), classes[label], label,
+                            f"v_{classes[label]}_{group}", f"{classes[label]}/{clip_id}.mpg", 29.97)
+    return path
+
+
+def scale_run(store, max_len, out, extra=()):
+    """One epoch of the trainer CLI (TT-GRU, batch 16) on `store` in a fresh process: metrics.json + wall time."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "experiments.ucf11", "--data", str(store), "--model", "gru", "--use-tt",
+           "--max-len", str(max_len), "--batch-size", "16", "--epochs", "1", "--quiet", "--out", str(out), *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"max-len {max_len}: the trainer exited {proc.returncode}: {tail}")
+    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    return metrics, wall
+
+
+def bench_scale(args):
+    """A real training epoch + evaluation at max-len 450 and 1,492 on a UCF11-size store (or `--store`), and the
+    peak RSS of each run: measured, not projected (~30 min on 2 cores; not for CI)."""
+    import tempfile
+
+    count = 40 if args.quick else SCALE_CLIPS
+    with tempfile.TemporaryDirectory() as tmp:
+        store = args.store or f"{tmp}/scale.h5"
+        t0 = time.perf_counter()
+        make_scale_store(store, count)
+        yield {"name": "scale_store_seconds", "value": round(time.perf_counter() - t0, 1),
+               "unit": f"s (write or reuse {count} clips, UCF11 lengths, {store})"}
+        for max_len in ((48, 96) if args.quick else (450, 1492)):
+            metrics, wall = scale_run(store, max_len, f"{tmp}/run{max_len}")
+            train = metrics["epoch_seconds"][0]
+            evals = metrics.get("eval_seconds")
+            yield {"name": f"scale_epoch_max_len_{max_len}", "value": round(train, 1),
+                   "unit": f"s training ({metrics['num_train']} clips, batch 16, TT-GRU)"}
+            if evals is not None:
+                yield {"name": f"scale_eval_max_len_{max_len}", "value": round(evals[0], 1),
+                       "unit": f"s evaluation ({metrics['num_test']} clips)"}
+            yield {"name": f"scale_wall_max_len_{max_len}", "value": round(wall, 1),
+                   "unit": "s (the whole command: start, epoch, evaluations, report)"}
+            yield {"name": f"scale_peak_rss_max_len_{max_len}", "value": metrics["peak_rss_mb"], "unit": "MB"}
 
 
 # ---- section: epoch -----------------------------------------------------------------------------------------
@@ -549,13 +638,14 @@ def bench_epoch(args):
 
 
 SECTIONS = {"tt": bench_tt, "versions": bench_versions, "store": bench_store, "train": bench_train,
-            "epoch": bench_epoch}
+            "epoch": bench_epoch, "scale": bench_scale}
+DEFAULT_SECTIONS = ("tt", "versions", "store", "train", "epoch")     # scale takes ~30 min: ask for it by name
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
     p.add_argument("sections", nargs="*", default=[],
-                   help=f"what to benchmark (default: all of {', '.join(SECTIONS)})")
+                   help=f"what to benchmark: {', '.join(SECTIONS)} (default: all but scale)")
     p.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--compression", default="none", choices=("lzf", "none"),
                    help="train/epoch: which bench store's end-to-end rate is the headline and feeds the epoch "
@@ -567,6 +657,8 @@ def parse_args(argv=None):
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
                         "and the projection / TTGRU step forced under XLA")
+    p.add_argument("--store", default=None,
+                   help="scale: the UCF11-size store to train on (written there first if absent; ~45 GB)")
     args = p.parse_args(argv)
     for name in args.sections:
         if name not in SECTIONS:
@@ -585,7 +677,7 @@ def main(argv=None):
         rss_child_main(args.rss_child)
         return 0
     rows = []
-    for section in args.sections or list(SECTIONS):
+    for section in args.sections or list(DEFAULT_SECTIONS):
         for row in SECTIONS[section](args):
             rows.append(row)
             if args.json:

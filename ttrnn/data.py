@@ -260,7 +260,7 @@ class BatchFeed:
         try:
             for positions, clips in plan:
                 t = self.batch_length(positions)
-                x = np.empty((len(clips), t) + self.frame_shape(), dtype=np.uint8)
+                x = aligned_empty((len(clips), t) + self.frame_shape())
                 for b, clip in enumerate(clips):
                     if direct:
                         n = reader.read_into(clip, x[b])
@@ -293,6 +293,17 @@ class BatchFeed:
                      tf.TensorSpec((None, self.targets.shape[1]), tf.float32))
         ds = tf.data.Dataset.from_generator(lambda: self.batches(epoch_counter()), output_signature=signature)
         return ds.prefetch(1)
+
+
+def aligned_empty(shape, dtype=np.uint8, align=64):
+    """`np.empty` whose data starts on an `align`-byte boundary: tf.data takes such a batch from the generator
+    without copying it (measured: one copy of a 415 MB batch instead of two), which halves the frames a long-clip
+    batch holds in memory while it waits in the prefetch buffer."""
+    count = int(np.prod(shape))
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.empty(count * itemsize + align, np.uint8)
+    offset = (-buf.ctypes.data) % align
+    return buf[offset:offset + count * itemsize].view(dtype).reshape(shape)
 
 
 def default_workers():

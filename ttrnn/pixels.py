@@ -55,7 +55,10 @@ class PixelScaling(keras.layers.Layer):
         if not self.mask_padding:
             return mask
         axes = tuple(range(2, len(inputs.shape)))
-        frame_mask = ops.any(ops.not_equal(inputs, 0), axis=axes)
+        if "uint" in str(inputs.dtype):   # max > 0: no frame-sized boolean temporary (long clips, ttrnn.projection)
+            frame_mask = ops.greater(ops.max(inputs, axis=axes), 0)
+        else:
+            frame_mask = ops.any(ops.not_equal(inputs, 0), axis=axes)
         return frame_mask if mask is None else ops.logical_and(frame_mask, mask)
 
     def compute_output_shape(self, input_shape):

@@ -33,6 +33,8 @@ from ttrnn.activations import hard_sigmoid
 from ttrnn.layers import add_tt_cores, cast_input
 
 DEFAULT_TIME_CHUNK = 0
+# Frames per block of the bounded projection (ttrnn.projection); measured in docs/performance.md.
+PROJECTION_BLOCK_FRAMES = 32
 
 PRESETS = {
     # New users: TT-aware Glorot cores, logistic gates, cuDNN-style GRU, Keras-style per-gate recurrent dropout.
@@ -79,7 +81,7 @@ class _TTRecurrent(keras.layers.Layer):
                  recurrent_dropout=0.0, shared_recurrent_dropout=None, return_sequences=False,
                  return_state=False, go_backwards=False, time_chunk=DEFAULT_TIME_CHUNK, input_scale=1.0,
                  input_shift=0.0, seed=None, projection_dtype=None,
-                 recurrence="fused", **kwargs):
+                 recurrence="fused", projection_block=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -124,6 +126,9 @@ class _TTRecurrent(keras.layers.Layer):
         if projection_dtype not in (None, "float32", "bfloat16"):
             raise ValueError(f"projection_dtype must be None, 'float32' or 'bfloat16', got {projection_dtype!r}")
         self.projection_dtype = None if projection_dtype == "float32" else projection_dtype
+        if projection_block is not None and int(projection_block) < 0:
+            raise ValueError(f"projection_block must be >= 0 (0 = whole batch at once) or None, got {projection_block}")
+        self.projection_block = None if projection_block is None else int(projection_block)
         self.input_scale = float(input_scale)
         self.input_shift = float(input_shift)
         self.seed = seed
@@ -155,11 +160,13 @@ class _TTRecurrent(keras.layers.Layer):
         return tt.full(self.tt_cores)
 
     # ---- forward -------------------------------------------------------------------------------------------
-    def _project(self, x, dp_mask):
+    def _project(self, x, dp_mask, training=False):
         """`x` `(..., B, D)` frames (uint8 or float) → `(..., B, gates*units)` pre-activations incl. input bias.
 
         Computes `((x * input_scale + input_shift) * dp_mask) @ W`; uint8 frames are cast inside the first TT
-        contraction (`tt.tt_matmul`), whose gradient recomputes the cast: no float copy of them is kept.
+        contraction, whose gradient recomputes the cast: no float copy of them is kept. Whole uint8 clips
+        `(B, T, D)` go through `ttrnn.projection` a few time steps at a time (`projection_block`), so memory
+        stays near the uint8 frames' own size however long the clips are.
         """
         x = ops.convert_to_tensor(x)
         if "float" in str(x.dtype):
@@ -169,9 +176,30 @@ class _TTRecurrent(keras.layers.Layer):
         if dp_mask is not None:
             scale = dp_mask if scale is None else dp_mask * scale
             shift = None if shift is None else dp_mask * shift
-        z = tt.tt_matmul(x, self.tt_cores, scale=scale, shift=shift, first_dtype=self.projection_dtype)
+        block_steps = self._block_steps(x)
+        if block_steps:
+            from ttrnn.projection import project_in_blocks
+
+            z = project_in_blocks(x, tt.first_matrix(self.tt_cores), tt.rest, self.tt_cores, scale, shift,
+                                  block_steps, self.projection_dtype, keep_first=bool(training))
+        else:
+            z = tt.tt_matmul(x, self.tt_cores, scale=scale, shift=shift, first_dtype=self.projection_dtype)
         bias = self._input_bias() if self.use_bias else None
         return z if bias is None else z + bias
+
+    def _block_steps(self, x):
+        """Time steps per block of the bounded projection for these whole clips `x` `(B, T, D)`, or 0 for the
+        whole-batch path (float frames, `projection_block=0`, chunked or non-TensorFlow recurrence, or XLA forced
+        with `supports_jit = True`: the blocks' dynamic shapes do not compile)."""
+        block = PROJECTION_BLOCK_FRAMES if self.projection_block is None else self.projection_block
+        if not block or "float" in str(x.dtype) or self.time_chunk or self.supports_jit \
+                or keras.backend.backend() != "tensorflow":
+            return 0
+        batch = x.shape[0] if x.shape[0] is not None else 16
+        steps = max(1, block // batch)
+        # One block would be the whole batch: the plain path is the same memory and skips the loop (measured
+        # 0.87-0.92x at T = 1, 1.2-1.4x faster blocked at T = 32, 1.25x at T = 450; docs/performance.md).
+        return 0 if x.shape[1] is not None and x.shape[1] <= steps else steps
 
     def _recurrent_masks(self, h, training):
         if not (training and self.recurrent_dropout > 0):
@@ -200,7 +228,7 @@ class _TTRecurrent(keras.layers.Layer):
         chunk = self.time_chunk
         project = chunk > 0
         if not project:                                      # project every frame, batch-major, then recur
-            x = self._project(x, None if dp_mask is None else dp_mask[:, None, :])
+            x = self._project(x, None if dp_mask is None else dp_mask[:, None, :], training)
             chunk = 1
         if self.go_backwards:
             x, step_mask = ops.flip(x, axis=1), ops.flip(step_mask, axis=1)
@@ -302,6 +330,7 @@ class _TTRecurrent(keras.layers.Layer):
             "time_chunk": self.time_chunk,
             "recurrence": self.recurrence,
             "projection_dtype": self.projection_dtype,
+            "projection_block": self.projection_block,
             "input_scale": self.input_scale,
             "input_shift": self.input_shift,
             "seed": self.seed,
@@ -340,6 +369,10 @@ _ARGS_DOC = """
         recurrence: "fused" (default) runs the time loop with `ttrnn.fused_scan` (XLA-compiled loops with a
             hand-scheduled backward pass) when `time_chunk=0` on TensorFlow; "keras" runs Keras's RNN loop
             under TF autodiff (the reference the fused loop is tested against). Only speed changes.
+        projection_block: frames per block when whole uint8 clips are projected (`ttrnn.projection`: memory
+            near the uint8 frames' size at any clip length); None = the measured default
+            (`PROJECTION_BLOCK_FRAMES`), 0 = the whole batch at once (a float copy of every frame of the batch
+            lives during the contraction). Only memory and speed change.
         input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1, 0). Lets raw uint8
             frames enter the layer, which casts and scales one time chunk at a time (the models use this for
             the pixel scaling: a float32 copy of a whole padded batch is 4x the uint8 frames).

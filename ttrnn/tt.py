@@ -94,8 +94,8 @@ def tt_matmul(x, cores, max_inner=MERGE_INNER, scale=None, shift=None, first_dty
 
     Contracts from the last core to the first (as the original TT-RNN code): with image-like inputs the last
     input modes are large and `r_d = 1`, so the first contraction shrinks the data fastest; trailing cores are
-    first merged (`merge_tail`) so that contraction is a deep, compute-efficient matmul. Each step is one 2-D
-    matmul plus a transpose that moves the finished output mode to the front.
+    first merged (`merge_tail`) so that contraction is a deep, compute-efficient matmul (`first_matrix`); the
+    rest of the chain (`rest`) works on its much smaller product.
 
     `scale` / `shift` (optional, broadcastable to `x`, e.g. scalars or `(B, prod n)`) apply an affine map to the
     input first (pixel scaling, dropout masks). Integer `x` (raw uint8 frames) is cast inside the first
@@ -107,24 +107,35 @@ def tt_matmul(x, cores, max_inner=MERGE_INNER, scale=None, shift=None, first_dty
     the rest of the chain stays in the cores' dtype). Measured speed in docs/performance.md.
     """
     m_total = math.prod(int(c.shape[2]) for c in cores)
-    cores = merge_tail(cores, max_inner)
-    n = [int(c.shape[1]) for c in cores]
     lead = ops.shape(x)[:-1]
-    integer = not _is_float(x)
-    if not integer and (scale is not None or shift is not None):
-        x = _affine(x, scale, shift)
-    batch = ops.shape(ops.reshape(x, (-1, math.prod(n))))[0]
-    res = x                                                          # (..., prod n)
-    for k in range(len(cores) - 1, -1, -1):
+    mat = first_matrix(cores, max_inner)
+    if _is_float(x):
+        y1 = ops.matmul(ops.reshape(_affine(x, scale, shift), (-1, int(mat.shape[0]))), mat)
+    else:
+        y1 = _first_contraction(x, mat, scale, shift, first_dtype)
+    return ops.reshape(rest(y1, cores, max_inner), tuple(lead) + (m_total,))
+
+
+def first_matrix(cores, max_inner=MERGE_INNER):
+    """The `(k, c)` matrix of the first, full-size contraction: frames read as rows of `k` values (the merged
+    trailing input modes) times it give `y1` `(frames * prod n / k, c)`, the input of `rest`."""
+    last = merge_tail(cores, max_inner)[-1]
+    rk, nk, mk, rk1 = (int(s) for s in last.shape)
+    return ops.reshape(ops.transpose(last, (1, 3, 0, 2)), (nk * rk1, rk * mk))
+
+
+def rest(y1, cores, max_inner=MERGE_INNER):
+    """The TT chain after the first contraction: `y1` `(frames * rows_per_frame, c)` → `(frames, prod m)`."""
+    cores = merge_tail(cores, max_inner)
+    rows_per_frame = math.prod(int(c.shape[1]) for c in cores[:-1])
+    frames = ops.shape(y1)[0] // rows_per_frame
+    res = ops.transpose(ops.reshape(y1, (-1, int(cores[-1].shape[2]))))         # (m_d, ... r_d)
+    for k in range(len(cores) - 2, -1, -1):
         rk, nk, mk, rk1 = (int(s) for s in cores[k].shape)
         mat = ops.reshape(ops.transpose(cores[k], (1, 3, 0, 2)), (nk * rk1, rk * mk))
-        if integer and k == len(cores) - 1:
-            res = _first_contraction(res, mat, scale, shift, first_dtype)   # (rows, r_k m_k)
-        else:
-            res = ops.matmul(ops.reshape(res, (-1, nk * rk1)), mat)      # (..., r_k m_k)
-        res = ops.transpose(ops.reshape(res, (-1, mk)))              # (m_k, ... r_k)
-    res = ops.transpose(ops.reshape(res, (-1, batch)))               # (batch, prod m)
-    return ops.reshape(res, tuple(lead) + (m_total,))
+        res = ops.matmul(ops.reshape(res, (-1, nk * rk1)), mat)                 # (..., r_k m_k)
+        res = ops.transpose(ops.reshape(res, (-1, mk)))                         # (m_k, ... r_k)
+    return ops.transpose(ops.reshape(res, (-1, frames)))                        # (frames, prod m)
 
 
 def _is_float(x):
