@@ -5,8 +5,10 @@ Sections (compare figures within one run only: the machine is shared, cases are 
   original TT-RNN scheme and a dense GRU on the UCF11 paper configuration (batch 16, uint8 frames 160x120x3,
   pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction; the sgemm
   rate of this machine and the TT-GRU step's fraction of the FLOP floor:
-  `fraction = ttgru_step frames/s x 3 x 3.86 MFLOP / sgemm FLOP/s` (3.86 MFLOP = the TT projection of one
-  frame contracted core by core, forward; x 3 for forward + backward; recurrence not counted). Next to the
+  `fraction = ttgru_step frames/s x 9.73 MFLOP / sgemm FLOP/s`, 9.73 MFLOP = the minimum forward + backward of
+  the TT projection of one frame (`tt_train_flops`: core by core from the last core, 3.86 M forward; backward two
+  products per contraction except the first, whose input is the frames and needs no gradient; recurrence not
+  counted). Next to the
   best-vs-best ratio of the TT-GRU step to the original scheme, the median and range of the per-round ratios
   (`ttgru_step_vs_original_scheme_per_round`): on a shared machine the spread shows how far one figure can be trusted.
 - `store`: frames/s reading clips with the training reader (`ttrnn.data.ReaderPool`, 1 and N worker processes)
@@ -14,7 +16,10 @@ Sections (compare figures within one run only: the machine is shared, cases are 
 - `train`: end-to-end training frames/s from a bench-generated store (UCF11 length distribution scaled down,
   `BatchFeed` + worker processes + `tf.data`, the paper TT-GRU model, the trainer's step) vs the same model's
   train step on the same batches held in memory; padding waste with and without bucketing; peak RSS (in
-  subprocesses) vs clip count and vs max-len at batch 16.
+  subprocesses) vs clip count and of one train step at max-len 450, 900 and 1,492 (batch 16), with its slope
+  per padded time step.
+- `scale` (only when named: ~30 min): a real training epoch and evaluation of the trainer CLI at max-len 450 and
+  1,492 on a UCF11-size store (1,600 clips, UCF11 lengths, ~45 GB; written once at `--store`), with peak RSS.
 - `epoch`: projected seconds per UCF11 training epoch (1,280 clips, lengths 204-1,492, mean 483.7) at max-len
   450, 900 and 1,492 from the measured end-to-end padded frames/s and the bucketed padded frame count, next to the
   paper's 1,872 s (quad-core Xeon, max-len 1,492) and the community port's 400 s (450) and 1,700 s (900).
@@ -188,11 +193,25 @@ def _sgemm(n=SGEMM_N, reps=4):
 def tt_forward_flops(n, m, r):
     """FLOPs of `x @ full(cores)` for one input row contracted core by core from the last (no merging):
     sum over cores of 2 x (values entering the step) x r_k m_k. UCF11 TT-GRU (m_0 x 3): 3.86 M."""
-    size, flops = int(np.prod(n)), 0
+    return sum(tt_step_flops(n, m, r))
+
+
+def tt_step_flops(n, m, r):
+    """FLOPs of each contraction of one input row, last core first, core by core (the cheapest order for image
+    frames: the last modes are large and r_d = 1; merging cores or starting from the first only adds FLOPs)."""
+    size, steps = int(np.prod(n)), []
     for k in range(len(n) - 1, -1, -1):
-        flops += 2 * size * r[k] * m[k]
+        steps.append(2 * size * r[k] * m[k])
         size = size // (n[k] * r[k + 1]) * r[k] * m[k]
-    return flops
+    return steps
+
+
+def tt_train_flops(n, m, r):
+    """Minimum FLOPs per frame of the TT projection's forward + backward pass: forward one product per
+    contraction; backward two (input and core gradient) for every contraction but the first, which reads the
+    frames: frames need no gradient, so it has only its core gradient. UCF11 TT-GRU: 3.86 + 5.87 = 9.73 M."""
+    steps = tt_step_flops(n, m, r)
+    return sum(steps) + steps[0] + 2 * sum(steps[1:])
 
 
 def _dense_gru():
@@ -239,8 +258,10 @@ def bench_tt(args):
     yield {"name": "ttgru_step_bf16_vs_original_scheme",
            "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
            "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
-    yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * 3 * flops / sgemm, 3),
-           "unit": f"of sgemm (3 x {flops / 1e6:.2f} MFLOP/frame)"}
+    train_flops = tt_train_flops(UCF11_N, (UCF11_M[0] * 3,) + UCF11_M[1:], UCF11_R)
+    yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * train_flops / sgemm, 3),
+           "unit": f"of sgemm ({train_flops / 1e6:.2f} MFLOP/frame: forward {flops / 1e6:.2f} + backward "
+                   f"{(train_flops - flops) / 1e6:.2f}, the first contraction's backward only its core gradient)"}
     RESULTS["ttgru_step"] = fps["ttgru_step"]
 
 
@@ -465,9 +486,14 @@ def bench_train(args):
         yield {"name": f"peak_rss_{clip_count}_clips", "value": rss_child(["stream", clip_count, 32 if args.quick
                                                                            else 120]),
                "unit": "MB (stream a store through a train step)"}
-    for length in ((16, 32) if args.quick else (450, 900)):
-        yield {"name": f"peak_rss_max_len_{length}", "value": rss_child(["step", length, batch]),
-               "unit": f"MB (train step, batch {batch})"}
+    lengths = (16, 32, 64) if args.quick else (450, 900, 1492)
+    peaks = [rss_child(["step", length, batch]) for length in lengths]
+    for length, peak in zip(lengths, peaks):
+        yield {"name": f"peak_rss_max_len_{length}", "value": peak, "unit": f"MB (train step, batch {batch})"}
+    slope = np.polyfit(lengths, peaks, 1)[0]
+    yield {"name": "peak_rss_per_padded_step", "value": round(float(slope), 3),
+           "unit": f"MB per padded time step (least-squares slope over max-len {'/'.join(map(str, lengths))}, "
+                   f"batch {batch}; uint8 frames alone: {batch * np.prod(FRAME_SHAPE) / 2 ** 20:.2f})"}
 
 
 def padding_waste(lengths, spec, batch, bucket, epochs=3):
@@ -548,13 +574,13 @@ def scale_frames(t, rng, pool):
 
 def make_scale_store(path, count=SCALE_CLIPS, lengths=None, seed=0):
     """A UCF11-size store in the UCF11 schema (11 classes, 25 groups, `ucf11_lengths`) at `path`; returns
-    `path`. An existing complete store of that size is reused (the full one is ~45 GB: generate it once)."""
+    `path`. An existing store with the same clip lengths is reused (the full one is ~45 GB: generate it once)."""
     from ttrnn.store import FrameStore, StoreWriter, store_params
 
     lengths = ucf11_lengths(count, seed) if lengths is None else np.asarray(lengths)
     try:
         with FrameStore(path) as store:
-            if len(store) == len(lengths):
+            if np.array_equal(np.sort(store.index["length"]), np.sort(lengths)):
                 return path
     except Exception:                 # absent, partial or not a store: write it anew
         pass
@@ -593,10 +619,11 @@ def bench_scale(args):
     import tempfile
 
     count = 40 if args.quick else SCALE_CLIPS
+    lengths = np.maximum(24, ucf11_lengths(count) // 8) if args.quick else ucf11_lengths(count)
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store or f"{tmp}/scale.h5"
         t0 = time.perf_counter()
-        make_scale_store(store, count)
+        make_scale_store(store, lengths=lengths)
         yield {"name": "scale_store_seconds", "value": round(time.perf_counter() - t0, 1),
                "unit": f"s (write or reuse {count} clips, UCF11 lengths, {store})"}
         for max_len in ((48, 96) if args.quick else (450, 1492)):

@@ -460,7 +460,7 @@ def run(args, spec, threads, cluster, argv):
 
     def make_train_step():
         # traced per padded length (a multiple of InputSpec.pad_multiple); rebuilt when the trainable set changes
-        @tf.function
+        @tf.function(reduce_retracing=True)     # one trace for all padded lengths (no retracing warning)
         def train_step(dist_inputs):
             x, y = dist_inputs
             results = cluster.strategy.run(replica_step, args=(x, y))
@@ -469,7 +469,7 @@ def run(args, spec, threads, cluster, argv):
 
     train_step = make_train_step()
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def predict_step(x):
         return model(x, training=False)
 

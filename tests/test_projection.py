@@ -81,7 +81,7 @@ def layer_pair(cls, **kwargs):
 ])
 def test_layer_loss_and_gradients_match_whole_batch(cls, kwargs):
     plain, blocked = layer_pair(cls, input_scale=1 / 255, input_shift=-0.5, **kwargs)
-    assert blocked._block_steps(tf.constant(frames())) == 2 and plain._block_steps(tf.constant(frames())) == 0
+    assert blocked._block_steps(tf.constant(frames())) == 2 and plain._block_steps(tf.constant(frames())) is None
     x = tf.constant(frames(5))
     mask = tf.constant(np.any(frames(5) != 0, axis=-1))
     results = []
@@ -104,7 +104,7 @@ def test_paper_model_routes_long_uint8_clips_through_blocks_and_saves():
     out = tf.function(lambda v: model(v, training=True))(tf.constant(frames().reshape(B, T, 12, 20, 3)))
     assert out.shape == (B, 3) and np.all(np.isfinite(out))
     layer.projection_block = 0
-    assert layer._block_steps(tf.constant(frames())) == 0
+    assert layer._block_steps(tf.constant(frames())) is None
     assert keras.layers.deserialize(keras.layers.serialize(layer)).projection_block == 0
 
 

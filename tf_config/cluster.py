@@ -290,7 +290,7 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch):
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    @tf.function
+    @tf.function(reduce_retracing=True)     # one trace for every padded length, not one each (and no warning)
     def train_step(batch):
         per_replica = strategy.run(replica_step, args=(tuple(batch),))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
@@ -321,7 +321,7 @@ def make_predict_step(strategy, model):
         as_int = strategy.run(lambda t: tf.cast(t, tf.int32), args=(value,))
         return tf.cast(strategy.gather(as_int, axis=0), dtype)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)
     def predict_step(batch):
         per_replica = strategy.run(replica_step, args=(tuple(batch),))
         return tuple(gather(v) for v in per_replica)

@@ -177,7 +177,7 @@ class _TTRecurrent(keras.layers.Layer):
             scale = dp_mask if scale is None else dp_mask * scale
             shift = None if shift is None else dp_mask * shift
         block_steps = self._block_steps(x)
-        if block_steps:
+        if block_steps is not None:
             from ttrnn.projection import project_in_blocks
 
             z = project_in_blocks(x, tt.first_matrix(self.tt_cores), tt.rest, self.tt_cores, scale, shift,
@@ -188,18 +188,19 @@ class _TTRecurrent(keras.layers.Layer):
         return z if bias is None else z + bias
 
     def _block_steps(self, x):
-        """Time steps per block of the bounded projection for these whole clips `x` `(B, T, D)`, or 0 for the
+        """Time steps per block of the bounded projection for these whole clips `x` `(B, T, D)`, or None for the
         whole-batch path (float frames, `projection_block=0`, chunked or non-TensorFlow recurrence, or XLA forced
         with `supports_jit = True`: the blocks' dynamic shapes do not compile)."""
         block = PROJECTION_BLOCK_FRAMES if self.projection_block is None else self.projection_block
         if not block or "float" in str(x.dtype) or self.time_chunk or self.supports_jit \
                 or keras.backend.backend() != "tensorflow":
-            return 0
-        batch = x.shape[0] if x.shape[0] is not None else 16
-        steps = max(1, block // batch)
+            return None
+        if x.shape[0] is None:            # a trace for any batch size (reduce_retracing): decided at run time
+            return ops.maximum(1, block // ops.shape(x)[0])
+        steps = max(1, block // x.shape[0])
         # One block would be the whole batch: the plain path is the same memory and skips the loop (measured
         # 0.87-0.92x at T = 1, 1.2-1.4x faster blocked at T = 32, 1.25x at T = 450; docs/performance.md).
-        return 0 if x.shape[1] is not None and x.shape[1] <= steps else steps
+        return None if x.shape[1] is not None and x.shape[1] <= steps else steps
 
     def _recurrent_masks(self, h, training):
         if not (training and self.recurrent_dropout > 0):

@@ -1,0 +1,34 @@
+"""The bench's FLOP floor and its UCF11-size store (issue 13), checked against hand arithmetic and the trainer."""
+
+import numpy as np
+
+from experiments import bench
+
+
+def test_tt_train_flops_is_the_minimum_chain_by_hand():
+    n, m, r = (8, 20, 20, 18), (12, 4, 4, 4), (1, 4, 4, 4, 1)      # UCF11 TT-GRU (gates in the first mode)
+    # contractions from the last core: values entering x r_k m_k x 2
+    f3 = 2 * 57600 * 4 * 4                       # 57,600 frame values, core 3 (r 4, m 4)
+    f2 = 2 * (57600 // 18 * 16) * 4 * 4          # 51,200 values, core 2
+    f1 = 2 * (51200 // 80 * 16) * 4 * 4          # 10,240 values, core 1
+    f0 = 2 * (10240 // 80 * 16) * 1 * 12         # 2,048 values, core 0 (r_0 = 1, m_0 = 12)
+    assert bench.tt_step_flops(n, m, r) == [f3, f2, f1, f0]
+    assert bench.tt_forward_flops(n, m, r) == f3 + f2 + f1 + f0 == 3_858_432
+    # backward: the frames need no gradient, so the first contraction has one product (its core gradient)
+    assert bench.tt_train_flops(n, m, r) == (f3 + f2 + f1 + f0) + f3 + 2 * (f2 + f1 + f0) == 9_732_096
+
+
+def test_scale_store_is_a_ucf11_store_the_trainer_accepts(tmp_path):
+    from experiments.train import open_store
+    from experiments.ucf11 import SPEC
+
+    lengths = np.array([3, 5, 4] * 11)
+    path = bench.make_scale_store(tmp_path / "scale.h5", lengths=lengths)
+    store = open_store(path, SPEC)
+    assert len(store) == 33 and sorted(store.index["length"]) == sorted(lengths)
+    assert {g[-3:] for g in store.index["group"]} == {"g01", "g02", "g03"} and len(store.classes) == 11
+    frames = store.read(0)
+    assert frames.shape == (3, 120, 160, 3) and frames.reshape(3, -1).max(axis=1).min() > 0   # no padding frame
+    store.close()
+    mtime = path.stat().st_mtime_ns
+    assert bench.make_scale_store(path, lengths=lengths) == path and path.stat().st_mtime_ns == mtime   # reused
