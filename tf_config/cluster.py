@@ -256,15 +256,22 @@ def _build_optimizer(strategy, optimizer, model):
             optimizer.build(model.trainable_variables)
 
 
-def make_train_step(strategy, model, optimizer, loss_fn, global_batch):
-    """A ``tf.function`` ``step(batch) -> loss`` that trains one step on every replica via ``strategy.run``.
+def make_train_step(strategy, model, optimizer, loss_fn, global_batch=None, totals=False):
+    """A ``tf.function`` ``step(batch) -> loss`` (``totals=True``: a dict of sums) that trains one step on every
+    replica via ``strategy.run``.
 
     ``batch``: one element of ``strategy.distribute_datasets_from_function(...)`` (or a plain batch under the
     default strategy): ``(x, y)`` or ``(x, y, sample_weight)``. ``loss_fn(y_true, y_pred)`` must return
     per-example losses ``(B,)`` (e.g. ``keras.losses.CategoricalCrossentropy(reduction=None)``). Each replica's
     loss is ``sum(per-example loss) / global_batch + sum(model.losses) / num_replicas``, so gradients summed over
     replicas (what the optimizer's all-reduce does) equal those of one process on the whole global batch.
-    Returns the global loss of the step (SUM over replicas), identical on every worker.
+    ``global_batch=None`` uses the replica's own batch size x replicas instead, so a short last batch weighs a
+    full step (the trainer's rule; exact when every replica gets the same number of examples).
+
+    Returns the step's global loss (SUM over replicas), identical on every worker; with ``totals=True`` a dict of
+    such sums: ``loss``, ``loss_sum`` (per-example losses), ``hits`` (examples whose top-1 class is a true label:
+    accuracy for one-hot ``y``, "top-1 is a positive" for multi-hot) and ``count`` (examples), what the
+    trainer's progress bar and history need.
     The model and optimizer must have been created under ``strategy.scope()``.
     """
     import tensorflow as tf
@@ -275,6 +282,8 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch):
     def replica_step(batch):
         x, y = batch[0], batch[1]
         weight = batch[2] if len(batch) > 2 else None
+        count = tf.cast(tf.shape(y)[0], tf.float32)
+        denominator = count * num_replicas if global_batch is None else tf.cast(global_batch, tf.float32)
         with tf.GradientTape() as tape:
             pred = model(x, training=True)
             per_example = tf.convert_to_tensor(loss_fn(y, pred))
@@ -283,17 +292,19 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch):
             per_example = tf.cast(per_example, tf.float32)
             if weight is not None:
                 per_example *= tf.cast(tf.reshape(weight, tf.shape(per_example)), tf.float32)
-            loss = tf.reduce_sum(per_example) / tf.cast(global_batch, tf.float32)
+            loss = tf.reduce_sum(per_example) / denominator
             if model.losses:
                 loss += tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) / num_replicas
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+        hits = tf.reduce_sum(tf.cast(tf.gather(y, tf.argmax(pred, 1), batch_dims=1), tf.float32))
+        return {"loss": loss, "loss_sum": tf.reduce_sum(per_example), "hits": hits, "count": count}
 
     @tf.function
     def train_step(batch):
         per_replica = strategy.run(replica_step, args=(tuple(batch),))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        summed = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        return summed if totals else summed["loss"]
 
     return train_step
 
