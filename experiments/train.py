@@ -32,7 +32,7 @@ MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d")
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
 NON_IDENTITY_ARGS = ("out", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
-                     "worker_index", "gpus")
+                     "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
 
 
 
@@ -181,13 +181,13 @@ def open_store(path, spec):
 
 
 # --- run directory -----------------------------------------------------------------------------------------------
-def resolve_run_dir(args, spec, cluster):
+def resolve_run_dir(args, spec, num_workers):
     """The run directory: --out, or an unfinished run of the same command to resume, or a new timestamped one."""
     if args.out:
         return Path(args.out)
     prefix = f"{spec.name}-{model_label(args)}-"
     ident = identity(args)
-    if cluster.num_workers > 1:  # every worker must agree on the name without talking
+    if num_workers > 1:  # every worker must agree on the name without talking
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return RUNS / f"{prefix}mw{digest}"
     found = rd.find_resumable(RUNS, prefix, ident)
@@ -313,7 +313,7 @@ def build(args, spec, cluster):
     import keras
     store = open_store(args.data, spec)
     split, train_rows, val_rows = split_rows(args, spec, store)
-    run_dir = resolve_run_dir(args, spec, cluster)
+    run_dir = resolve_run_dir(args, spec, cluster.num_workers)
     ident = identity(args)
     r = Run(args, spec, cluster, store, split, train_rows, val_rows, args.lr if args.lr is not None else spec.lr,
             run_dir, ident, finished=check_run_dir(run_dir, ident))
@@ -523,15 +523,44 @@ def run(args, spec, threads, cluster, argv):
     return report(r, history, predict, threads, argv)
 
 
+def preflight(args, spec):
+    """Every check that needs no TensorFlow, so bad input fails fast and alone: arguments, cluster, the store (the
+    demo's is generated here), the split, the run directory. -> the run directory when it already holds this
+    command's finished run (nothing to train), else None."""
+    import tf_config.cluster
+    import tf_config.threads
+    validate(args, spec)
+    try:
+        tf_config.threads.resolve_threads(args)
+        num_workers = tf_config.cluster.planned_workers(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.demo and not args.data:
+        args.data = str(spec.demo(args))
+    store = open_store(args.data, spec)
+    try:
+        split_rows(args, spec, store)
+    finally:
+        store.close()
+    if not args.out and num_workers == 1:
+        return None  # a new run directory, or an unfinished run of this very command
+    run_dir = resolve_run_dir(args, spec, num_workers)
+    return run_dir if check_run_dir(run_dir, identity(args)) else None
+
+
 def main(spec, argv=None):
-    """CLI entry: parse, apply threads (before TensorFlow starts), pick the strategy, run. Returns an exit code."""
+    """CLI entry: parse, check without TensorFlow, apply threads (before TensorFlow starts), pick the strategy,
+    run. Returns an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(spec)
     if "--demo" in argv:  # the demo's defaults; options given on the command line still win
         parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)
     try:
-        validate(args, spec)
+        finished = preflight(args, spec)
+        if finished:
+            print(f"{finished} is already finished; metrics in {finished / 'metrics.json'}")
+            return 0
         import tf_config.cluster
         import tf_config.threads
         try:
@@ -539,8 +568,6 @@ def main(spec, argv=None):
             cluster = tf_config.cluster.make_strategy(args)
         except (ValueError, RuntimeError) as exc:
             raise UsageError(str(exc)) from None
-        if args.demo and not args.data:
-            args.data = str(spec.demo(args))
         run(args, spec, threads, cluster, argv)
         return 0
     except UsageError as exc:
@@ -549,4 +576,3 @@ def main(spec, argv=None):
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to continue from the last saved epoch", file=sys.stderr)
         return 130
-
