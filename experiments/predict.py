@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.train import OneLineParser, UsageError
+from tf_config.console import add_console_args, quiet_console
 from ttrnn.store import clip_slice
 
 
@@ -109,6 +110,7 @@ def main(argv=None):
     ap.add_argument("videos", nargs="+", help="video files to classify")
     ap.add_argument("--top", type=int, default=5, help="classes to show per file (default 5)")
     ap.add_argument("--json", action="store_true", help="one JSON object per file and line")
+    add_console_args(ap)
     args = ap.parse_args(argv)
     prog = ap.prog
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -116,6 +118,7 @@ def main(argv=None):
         if args.top < 1:
             raise UsageError(f"--top must be >= 1, got {args.top}")
         run = Run(args.run_dir)
+        quiet_console(args.verbose)  # TensorFlow starts with the model
         run.model  # load once, before the first file, so a bad model is one error rather than one per file
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

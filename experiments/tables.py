@@ -20,6 +20,7 @@ import numpy as np
 
 from experiments import paper
 from experiments.train import OneLineParser, UsageError
+from tf_config.console import add_console_args, quiet_console
 
 NOT_RUN = "not run"
 BASELINE_PREFIXES = ("tsn_", "c3d")
@@ -266,9 +267,11 @@ def main(argv=None):
     ap.add_argument("runs", nargs="*", help="run directories, or folders holding run directories (searched "
                                             "recursively for metrics.json)")
     ap.add_argument("--json", action="store_true", help="print the tables as one JSON object instead of markdown")
+    add_console_args(ap)
     args = ap.parse_args(argv)
     try:
-        report = build_report(args.runs)
+        quiet_console(args.verbose)
+        report = build_report(args.runs)  # bad run directories are reported before TensorFlow starts
     except UsageError as exc:
         print(f"{ap.prog}: error: {exc}", file=sys.stderr)
         return 2

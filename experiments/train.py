@@ -109,8 +109,10 @@ def build_parser(spec):
     p.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    import tf_config.threads
     import tf_config.cluster
+    import tf_config.console
+    import tf_config.threads
+    tf_config.console.add_console_args(p)
     tf_config.threads.add_thread_args(p)
     tf_config.cluster.add_cluster_args(p)
     return p
@@ -562,7 +564,9 @@ def main(spec, argv=None):
             print(f"{finished} is already finished; metrics in {finished / 'metrics.json'}")
             return 0
         import tf_config.cluster
+        import tf_config.console
         import tf_config.threads
+        tf_config.console.quiet_console(args.verbose)
         try:
             threads = tf_config.threads.apply_threads(args)
             cluster = tf_config.cluster.make_strategy(args)
