@@ -8,13 +8,15 @@ evaluation on the held-out clips. After every epoch the run directory gets an at
 state, history); running the same command again continues after the last saved epoch.
 
 Run directory: config.json, history.csv, checkpoint.npz, and at the end metrics.json (the "finished" marker),
-model.keras, curves.png, confusion.png (files: experiments/run_dir.py; metrics and plots: experiments/report.py).
+model.keras, curves.png, confusion.png, tensorboard/ (files: experiments/run_dir.py; metrics and plots:
+experiments/report.py; TensorBoard: experiments/board.py).
 
 TensorFlow is imported only inside the phases, after the thread settings are applied (they must precede TF's start).
 """
 import argparse
 import datetime
 import hashlib
+import importlib.util
 import json
 import sys
 import time
@@ -109,6 +111,8 @@ def build_parser(spec):
     p.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-tensorboard", action="store_true",
+                   help="do not write TensorBoard event files (default: <run dir>/tensorboard/)")
     import tf_config.cluster
     import tf_config.console
     import tf_config.threads
@@ -235,6 +239,7 @@ class Run:
     ispec: object = None          # ttrnn.data.InputSpec
     model: object = None
     optimizer: object = None
+    schedule: object = None       # optimizer step -> learning rate
     reader: object = None         # ttrnn.data.ReaderPool shared by the feeds
     train_feed: object = None     # this worker's shard of the training clips
     eval_feeds: dict = field(default_factory=dict)  # "test" (and "val") -> BatchFeed
@@ -272,14 +277,15 @@ def build_model(args, spec, store):
 
 
 def build_optimizer(args, lr, num_train):
-    """Adam(lr), or the TSN recipe: SGD momentum 0.9, weight decay 1e-4, lr x0.1 at 1/3 and 2/3 of the steps."""
+    """(optimizer, schedule: step -> learning rate): Adam(lr), or the TSN recipe: SGD momentum 0.9, weight decay
+    1e-4, lr x0.1 at 1/3 and 2/3 of the steps."""
     import keras
     if args.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr), lambda step: lr
     steps = num_train // max(1, args.batch_size) + 1
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
         [steps * args.epochs // 3, 2 * steps * args.epochs // 3], [lr, lr * 0.1, lr * 0.01])
-    return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=1e-4)
+    return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=1e-4), schedule
 
 
 def split_rows(args, spec, store):
@@ -326,7 +332,7 @@ def build(args, spec, cluster):
         keras.utils.set_random_seed(args.seed)
         with cluster.strategy.scope():
             r.model = build_model(args, spec, store)
-            r.optimizer = build_optimizer(args, r.lr, len(train_rows))
+            r.optimizer, r.schedule = build_optimizer(args, r.lr, len(train_rows))
             r.optimizer.build(r.model.trainable_variables)  # slots for every weight, before any freezing
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -426,6 +432,18 @@ def evaluate_epoch(r, predict, row):
     return row
 
 
+def open_board(r, history):
+    """The chief's TensorBoard writer (experiments/board.py), started over from `history`; None with
+    --no-tensorboard and on the other workers."""
+    if r.args.no_tensorboard or not r.cluster.is_chief:
+        return None
+    from experiments.board import Board
+    steps = len(r.train_feed)  # optimizer steps per epoch
+    board = Board(r.run_dir, lambda epoch: r.schedule((epoch - 1) * steps))
+    board.rewrite(history)
+    return board
+
+
 def fit(r, state):
     """Phase 3: epochs from the state's on; early stopping on val (else test) loss, TSN freeze/unfreeze, and
     after every epoch the chief's checkpoint and history.csv. Returns (history, predict step)."""
@@ -434,6 +452,7 @@ def fit(r, state):
     dist_train = r.cluster.strategy.distribute_datasets_from_function(
         lambda ctx: r.train_feed.dataset(lambda: epoch_box[0]))
     step, predict = train_step(r), predict_step(r.model)
+    board = open_board(r, history)
     start = len(history)
     freeze = args.model == "tsn" and args.freeze_epochs > 0
     for epoch in range(start, args.epochs):
@@ -456,6 +475,10 @@ def fit(r, state):
         if r.cluster.is_chief:
             rd.save_checkpoint(r.run_dir, r.model, r.optimizer, {"history": history, "best": best, "stale": stale})
             rd.write_history(r.run_dir, history)
+            if board:  # after the checkpoint: a resume rewrites the board from the checkpointed history
+                board.write(row)
+    if board:
+        board.close()
     return history, predict
 
 
@@ -537,6 +560,9 @@ def preflight(args, spec):
         num_workers = tf_config.cluster.planned_workers(args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if not args.no_tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise UsageError("TensorBoard logging needs the tensorboard package (pip install tensorboard), "
+                         "or give --no-tensorboard")
     if args.demo and not args.data:
         args.data = str(spec.demo(args))
     store = open_store(args.data, spec)
