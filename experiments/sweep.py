@@ -297,6 +297,32 @@ def run_local(runs, parallel, logs_dir):
     return failed
 
 
+def write_slurm(args, grid, runs_dir, pending, prog):
+    """Write (and with --submit, submit) the sbatch array script of the pending runs -> exit status."""
+    script = runs_dir / "sweep.sbatch"
+    if not pending:
+        print("sweep: nothing to submit")
+        return 0
+    (runs_dir / "logs").mkdir(parents=True, exist_ok=True)
+    _atomic_write(script, slurm_script(runs_dir, len(pending), {str(k): v for k, v in grid["slurm"].items()},
+                                       nodes=args.nodes, tasks_per_node=args.tasks_per_node))
+    print(f"sweep: wrote {script} ({len(pending)} array tasks) and {runs_dir / 'manifest.txt'}")
+    if args.submit:
+        try:
+            done = subprocess.run(["sbatch", str(script)], capture_output=True, text=True)
+        except OSError as e:
+            print(f"{prog}: error: cannot run sbatch: {e.strerror or e}", file=sys.stderr)
+            return 2
+        if done.returncode != 0:
+            print(f"{prog}: error: sbatch failed: {(done.stderr.strip().splitlines() or [''])[-1]}",
+                  file=sys.stderr)
+            return 1
+        print(done.stdout.strip())
+    else:
+        print(f"sweep: submit with: sbatch {shlex.quote(str(script))}")
+    return 0
+
+
 def main(argv=None):
     parser = OneLineParser(prog="python -m experiments.sweep",
                            description="Expand a grid of experiments and run it locally or on SLURM.")
@@ -337,28 +363,7 @@ def main(argv=None):
         return 0
     write_manifest(runs_dir, runs, pending, args.backend)
     if args.backend == "slurm":
-        script = runs_dir / "sweep.sbatch"
-        if not pending:
-            print("sweep: nothing to submit")
-            return 0
-        (runs_dir / "logs").mkdir(parents=True, exist_ok=True)
-        _atomic_write(script, slurm_script(runs_dir, len(pending), {str(k): v for k, v in grid["slurm"].items()},
-                                           nodes=args.nodes, tasks_per_node=args.tasks_per_node))
-        print(f"sweep: wrote {script} ({len(pending)} array tasks) and {runs_dir / 'manifest.txt'}")
-        if args.submit:
-            try:
-                done = subprocess.run(["sbatch", str(script)], capture_output=True, text=True)
-            except OSError as e:
-                print(f"{parser.prog}: error: cannot run sbatch: {e.strerror or e}", file=sys.stderr)
-                return 2
-            if done.returncode != 0:
-                print(f"{parser.prog}: error: sbatch failed: {(done.stderr.strip().splitlines() or [''])[-1]}",
-                      file=sys.stderr)
-                return 1
-            print(done.stdout.strip())
-        else:
-            print(f"sweep: submit with: sbatch {shlex.quote(str(script))}")
-        return 0
+        return write_slurm(args, grid, runs_dir, pending, parser.prog)
     if not pending:
         print("sweep: nothing to run")
         return 0

@@ -60,9 +60,10 @@ def wants_verbose(verbose=False, environ=None):
 
 def quiet_console(verbose=False):
     """Filter TensorFlow's start-up lines out of fd 2 for the rest of this process (and the children it starts).
-    No-op with ``verbose`` / TTRNN_VERBOSE=1, when already installed, or when fd 2 is closed. Returns whether the
-    filter is on."""
-    if _installed or wants_verbose(verbose):
+    No-op with ``verbose`` / TTRNN_VERBOSE=1, when already installed, when fd 2 is closed, or when someone else
+    already replaced ``sys.stderr`` (pytest's capture, a notebook: a CLI's main called as a library function).
+    Returns whether the filter is on."""
+    if _installed or wants_verbose(verbose) or sys.stderr is not sys.__stderr__:
         return bool(_installed)
     try:
         real = os.dup(2)
