@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from helpers import REPO, make_store
 
 FAKE_SRUN = textwrap.dedent("""\
@@ -79,3 +81,25 @@ def test_sweep_srun_job_trains_one_run_on_two_slurm_tasks(tmp_path):
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
     assert (out / "metrics.json").is_file() and (out / "tensorboard" / "train").is_dir()
     assert "test accuracy" in (tmp_path / "task1.log").read_text()  # the other task trained to the end too
+
+
+SLURM_STEP = {"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "node[01-02]",
+              "SLURM_STEP_TASKS_PER_NODE": "2(x2)"}
+
+
+def test_the_cluster_source_is_detected_without_tensorflow():
+    from tf_config.cluster import ClusterConfigError, cluster_source, planned_workers
+    tf_config = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"index": 0}})}
+    assert cluster_source({}, SLURM_STEP) == "slurm" and planned_workers({}, SLURM_STEP) == 4
+    assert cluster_source({}, {**SLURM_STEP, "SLURM_STEP_NUM_TASKS": "1"}) == "none"  # srun -n 1: one process
+    assert cluster_source({}, {**SLURM_STEP, **tf_config}) == "tf_config"               # an explicit TF_CONFIG wins
+    assert cluster_source({"cluster": "none"}, SLURM_STEP) == "none"
+    assert planned_workers({"cluster": "none"}, SLURM_STEP) == 1
+    for args, env, message in [
+        ({"cluster": "slurm"}, {}, "SLURM_PROCID"),
+        ({}, {**SLURM_STEP, "SLURM_PROCID": "4"}, "out of range"),
+        ({"slurm_port_base": 80}, SLURM_STEP, "--slurm-port-base"),
+        ({"cluster": "tf_config"}, SLURM_STEP, "needs the TF_CONFIG"),
+    ]:
+        with pytest.raises(ClusterConfigError, match=message):
+            planned_workers(args, env)
