@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.train import peak_rss_mb
+from experiments.train import OneLineParser, peak_rss_mb
+from tf_config.console import add_console_args, quiet_console
 
 # UCF11 paper configuration (Yang et al. 2017): 160x120x3 frames, 4x4x4x4 hidden, ranks 4.
 UCF11_N = (8, 20, 20, 18)
@@ -670,7 +671,7 @@ DEFAULT_SECTIONS = ("tt", "versions", "store", "train", "epoch")     # scale tak
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
     p.add_argument("sections", nargs="*", default=[],
                    help=f"what to benchmark: {', '.join(SECTIONS)} (default: all but scale)")
     p.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
@@ -686,6 +687,7 @@ def parse_args(argv=None):
                         "and the projection / TTGRU step forced under XLA")
     p.add_argument("--store", default=None,
                    help="scale: the UCF11-size store to train on (written there first if absent; ~45 GB)")
+    add_console_args(p)
     args = p.parse_args(argv)
     for name in args.sections:
         if name not in SECTIONS:
@@ -700,6 +702,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_console(args.verbose)
     if args.rss_child:
         rss_child_main(args.rss_child)
         return 0
