@@ -103,6 +103,9 @@ def _nonlocal_resnet50(num_classes, temporal, nonlocal_blocks, mode, width, inpu
     """ResNet-50 of lib/models/resnet_video.py: conv1, pool1 1×3×3, res2, pool2 2×1×1, res3-res5, pool, fc.
     Non-local blocks after every second block of res3 and res4 (5, LAYER_MOD 2) or after every one (10)."""
     check_choice("nonlocal_blocks", nonlocal_blocks, (0, 5, 10))
+    if weights not in (None, "imagenet"):
+        raise WeightsError(f"{name}: weights is None or 'imagenet' here; load a saved model's weights after building")
+    source = imagenet_weights_path("resnet50") if weights == "imagenet" else None  # fail before the slow build
     frames, x = clip_input(input_shape, scaling=None)
     x = BackbonePreprocess("resnet50", name="preprocess")(x)
     x = conv_bn(x, scaled(64, width), (1 + 2 * temporal[0][0], 7, 7), (1, 2, 2), "conv1_conv")
@@ -118,10 +121,8 @@ def _nonlocal_resnet50(num_classes, temporal, nonlocal_blocks, mode, width, inpu
         if s == 0:
             x = layers.MaxPooling3D((2, 1, 1), (2, 1, 1), padding="same", name="pool2")(x)
     model = classifier_head(frames, x, num_classes, activation, name, dropout=dropout)
-    if weights == "imagenet":
-        inflate_2d_weights(model, imagenet_weights_path("resnet50"))
-    elif weights is not None:
-        raise WeightsError(f"{name}: weights is None or 'imagenet' here; load a saved model's weights after building")
+    if source is not None:
+        inflate_2d_weights(model, source)
     return model
 
 
