@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d")
+from experiments import video3d
+
+MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d") + tuple(video3d.MODELS)
 CHECKPOINT = "checkpoint.npz"
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
 NON_IDENTITY_ARGS = ("out", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
@@ -52,6 +54,7 @@ class DatasetSpec:
     notes: str = ""
     demo: object = None           # callable(args) -> store path, for --demo
     demo_defaults: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)  # option defaults of this CLI (e.g. UCF101: --model r3d)
     split: object = None          # callable(store, protocol, fold) -> ttrnn.splits.Split; default make_split
 
 
@@ -99,9 +102,12 @@ def build_parser(spec):
     p.add_argument("--no-bucket", action="store_true", help="disable length bucketing (pad to the longest clip)")
     p.add_argument("--backbone", default="resnet50", help="TSN backbone (keras.applications name)")
     p.add_argument("--segments", type=int, default=3, help="TSN segments (3 default, 7 as PaddleVideo's table)")
-    p.add_argument("--width", type=float, default=1.0, help="C3D width multiplier (e.g. 0.25 on small machines)")
-    p.add_argument("--weights", default="none", help="baselines: none, imagenet or a local .h5 / .weights.h5")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="C3D / 3D CNN channel multiplier (e.g. 0.25 on small machines)")
+    p.add_argument("--weights", default="none",
+                   help="baselines: none, imagenet (TSN, c2d_nl, i3d_nl) or a local .h5 / .weights.h5")
     p.add_argument("--freeze-epochs", type=int, default=0, help="baselines: keep the backbone frozen this long")
+    video3d.add_args(p)
     p.add_argument("--seed", type=int, default=0, help="initialization, shuffling and sampling seed")
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>-<timestamp>)")
     p.add_argument("--workers", type=int, default=None,
@@ -121,6 +127,8 @@ def model_label(args):
         return "tt_mlp"
     if args.model == "tsn":
         return f"tsn_{args.backbone}"
+    if video3d.is_3d(args):
+        return video3d.label(args)
     return "c3d"
 
 
@@ -149,6 +157,10 @@ def validate(args, spec):
         raise UsageError(f"--fold must be >= 0, got {args.fold}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    try:
+        video3d.validate(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if not args.demo and not args.data:
         raise UsageError("give --data STORE.h5 (make one with `python -m preprocess.<layout>`) or --demo")
 
@@ -357,7 +369,7 @@ def input_spec(args):
         return InputSpec("mlp", max_len=args.max_len, num_frames=MLP_FRAMES)
     if args.model == "tsn":
         return InputSpec("tsn", max_len=args.max_len, num_frames=args.segments)
-    return InputSpec("c3d", max_len=args.max_len, num_frames=16, crop=112)
+    return video3d.input_spec(args)
 
 
 def build_model(args, spec, store):
@@ -376,7 +388,10 @@ def build_model(args, spec, store):
         weights = None if args.weights == "none" else args.weights
         return baselines.tsn(num_classes, backbone=args.backbone, num_segments=args.segments, weights=weights,
                              activation=activation)
-    return baselines.c3d(num_classes, width=args.width, activation=activation)
+    if video3d.is_3d(args):
+        return video3d.build(args, num_classes, activation)
+    return baselines.c3d(num_classes, input_shape=(args.clip_len, args.crop, args.crop, 3), width=args.width,
+                         activation=activation)
 
 
 def run(args, spec, threads, cluster, argv):
@@ -558,6 +573,12 @@ def run(args, spec, threads, cluster, argv):
             write_history(run_dir, history)
 
     loss, final, probs = evaluate(eval_feeds["test"])
+    protocol = {}
+    if video3d.uses_clips(args) and video3d.test_views(args) != (1, 1):
+        views = ttdata.MultiViewFeed(store, split.test, ispec, args.batch_size, *video3d.test_views(args),
+                                     reader=reader)
+        loss, final, protocol = video3d.evaluate_views(
+            views, lambda x: predict_step(tf.constant(x)).numpy(), classification_metrics, multilabel)
     reader.close()
     metrics = {k: v for k, v in final.items() if k not in ("confusion", "average_precision")}
     metrics.update({
@@ -568,7 +589,7 @@ def run(args, spec, threads, cluster, argv):
         "protocol": args.protocol, "fold": args.fold, "split": split.description, "dataset": spec.name,
         "model": model_label(args), "command": " ".join([sys.executable, "-m", f"experiments.{spec.name}"] + list(argv)),
         "versions": package_versions(), "threads": threads, "classes": list(store.classes),
-        "padding_waste": round(train_feed.padding_waste(), 4),
+        "padding_waste": round(train_feed.padding_waste(), 4), **protocol,
     })
     for key in ("confusion", "average_precision"):
         if key in final:
@@ -599,6 +620,7 @@ def main(spec, argv=None):
     """CLI entry: parse, apply threads (before TensorFlow starts), pick the strategy, run. Returns an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(spec)
+    parser.set_defaults(**spec.defaults)
     if "--demo" in argv:  # the demo's defaults; options given on the command line still win
         parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)
