@@ -103,8 +103,8 @@ def test_inflation_repeats_2d_kernels_over_time_and_folds_biases():
     """A clip of identical frames through an inflated t×7×7 conv equals the 2D conv (where time is not padded)."""
     model = i3d_resnet50(4, width=0.125, input_shape=(5, 32, 32, 3), nonlocal_blocks=0)
     frame = keras.Input((32, 32, 3))
-    conv = keras.layers.Conv2D(8, 7, strides=2, padding="same", name="conv1_conv")
-    x = keras.layers.BatchNormalization(name="conv1_bn")(conv(frame))
+    conv = keras.layers.Conv2D(8, 7, strides=2, name="conv1_conv")  # as keras.applications: pad 3, then valid
+    x = keras.layers.BatchNormalization(name="conv1_bn")(conv(keras.layers.ZeroPadding2D(3)(frame)))
     x = keras.layers.Conv2D(8, 1, name="conv2_block1_1_conv")(x)
     base = keras.Model(frame, keras.layers.BatchNormalization(name="conv2_block1_1_bn")(x))
     for v in base.weights:
@@ -112,8 +112,10 @@ def test_inflation_repeats_2d_kernels_over_time_and_folds_biases():
     assert inflate_2d_weights(model, base) == 2
     image = RNG.uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)
     clip = np.repeat(image[:, None], 5, axis=1)
-    got = model.get_layer("conv1_conv")(clip).numpy()[:, 2]  # t = 2 sees all 5 kernel taps on real frames
-    np.testing.assert_allclose(got, conv(image).numpy() - conv.bias.numpy(), rtol=1e-4, atol=1e-4)
+    padded = model.get_layer("conv1_conv_pad")(clip)  # PyTorch-style symmetric padding (2, 3, 3)
+    got = model.get_layer("conv1_conv")(padded).numpy()[:, 2]  # t = 2 sees all 5 kernel taps on real frames
+    want = conv(np.pad(image, [(0, 0), (3, 3), (3, 3), (0, 0)])).numpy() - conv.bias.numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     mean2d, bias = base.get_layer("conv2_block1_1_bn").moving_mean.numpy(), base.get_layer("conv2_block1_1_conv").bias
     np.testing.assert_allclose(model.get_layer("conv2_block1_1_conv_bn").moving_mean.numpy(),
                                mean2d - bias.numpy(), rtol=1e-6)

@@ -6,6 +6,7 @@ The reference's count is PyTorch's `sum(p.numel() for p in model.parameters())`:
 The formulas below follow models/resnet.py, pre_act_resnet.py, wide_resnet.py, resnext.py, resnet2p1d.py and
 densenet.py line by line, with `dims=2` giving the 2D network whose published torchvision counts anchor them.
 """
+import keras
 import numpy as np
 import pytest
 
@@ -101,7 +102,8 @@ def test_formulas_give_the_issues_3d_counts():
 @pytest.mark.parametrize("build, expected", [(lambda: resnet3d(18, 400), 33_409_104),
                                              (lambda: r2plus1d(18, 400), 33_421_164)])
 def test_full_size_resnet18_and_r2plus1d18_have_the_reference_counts(build, expected):
-    model = build()
+    with keras.StatelessScope(initialize_variables=False):  # shapes only: no 33 M values to draw
+        model = build()
     assert torch_param_count(model) == expected
     assert model.output.shape == (None, 400)
 
@@ -109,7 +111,6 @@ def test_full_size_resnet18_and_r2plus1d18_have_the_reference_counts(build, expe
 @pytest.mark.parametrize("name, build, formula", [
     ("r3d10 A", lambda: resnet3d(10, 7, shortcut="A", widen_factor=0.25, conv1_t_size=3, **SMALL),
      lambda: ref_resnet(10, 7, width=0.25, shortcut="A", t=3)),
-    ("r3d50", lambda: resnet3d(50, 7, widen_factor=0.125, **SMALL), lambda: ref_resnet(50, 7, width=0.125)),
     ("preact50", lambda: preact_resnet3d(50, 7, widen_factor=0.125, **SMALL),
      lambda: ref_resnet(50, 7, "preact", width=0.125)),
     ("wide50", lambda: wide_resnet3d(50, 7, k=2, widen_factor=0.0625, **SMALL),
@@ -122,8 +123,8 @@ def test_full_size_resnet18_and_r2plus1d18_have_the_reference_counts(build, expe
      lambda: ref_densenet((6, 12, 24, 16), 7, growth=8, init=16)),
 ])
 def test_small_builds_match_the_reference_formula(name, build, formula):
-    """One real build per family (bottleneck depths where the family has both); forward passes of every family
-    run in tests/test_ucf101.py's trainer runs."""
+    """One real build per family (bottleneck depths where the family has both; R3D's bottleneck is the block
+    wide50 and resnext50 use with other expansion and groups)."""
     model = build()
     assert torch_param_count(model) == formula(), name
     assert model.output.shape == (None, 7)

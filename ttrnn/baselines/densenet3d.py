@@ -7,7 +7,7 @@ average-pool 2×2×2; a final BN, ReLU, global pool and linear classifier.
 
 from keras import layers
 
-from ttrnn.baselines.video import batch_norm, check_choice, classifier_head, clip_input, conv_bn, scaled
+from ttrnn.baselines.video import batch_norm, check_choice, classifier_head, clip_input, conv3d, conv_bn, max_pool, scaled
 
 __all__ = ["densenet3d", "DENSENET_BLOCKS"]
 
@@ -17,7 +17,7 @@ DENSENET_BLOCKS = {121: (6, 12, 24, 16), 169: (6, 12, 32, 32), 201: (6, 12, 48, 
 
 def _bn_relu_conv(x, filters, kernel, name):
     x = layers.ReLU(name=f"{name}_relu")(batch_norm(x, f"{name}_bn"))
-    return layers.Conv3D(filters, kernel, padding="same", use_bias=False, name=name)(x)
+    return conv3d(x, filters, kernel, 1, name)
 
 
 def dense_layer(x, growth, bn_size, drop_rate, name):
@@ -38,7 +38,7 @@ def densenet3d(depth=121, num_classes=400, growth_rate=32, num_init_features=64,
     frames, x = clip_input(input_shape)
     x = conv_bn(x, features, (conv1_t_size, 7, 7), (conv1_t_stride, 2, 2), "conv1")
     if not no_max_pool:
-        x = layers.MaxPooling3D(3, 2, padding="same", name="pool1")(x)
+        x = max_pool(x, 3, 2, "pool1")
     blocks = DENSENET_BLOCKS[depth]
     for b, count in enumerate(blocks):
         for i in range(count):

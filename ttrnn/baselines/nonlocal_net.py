@@ -12,7 +12,7 @@ import numpy as np
 from keras import layers, ops
 
 from ttrnn.baselines.tsn import BackbonePreprocess, WeightsError, imagenet_weights_path, load_weights
-from ttrnn.baselines.video import batch_norm, check_choice, classifier_head, clip_input, conv_bn, scaled
+from ttrnn.baselines.video import check_choice, classifier_head, clip_input, conv_bn, max_pool, scaled
 
 __all__ = ["NonLocal", "nonlocal_block", "c2d_resnet50", "i3d_resnet50", "inflate_2d_weights", "NONLOCAL_MODES"]
 
@@ -109,7 +109,7 @@ def _nonlocal_resnet50(num_classes, temporal, nonlocal_blocks, mode, width, inpu
     frames, x = clip_input(input_shape, scaling=None)
     x = BackbonePreprocess("resnet50", name="preprocess")(x)
     x = conv_bn(x, scaled(64, width), (1 + 2 * temporal[0][0], 7, 7), (1, 2, 2), "conv1_conv")
-    x = layers.MaxPooling3D((1, 3, 3), (1, 2, 2), padding="same", name="pool1")(x)
+    x = max_pool(x, (1, 3, 3), (1, 2, 2), "pool1")
     every = {0: 0, 5: 2, 10: 1}[nonlocal_blocks]
     for s, (count, inner, out) in enumerate(STAGES):
         for b in range(count):

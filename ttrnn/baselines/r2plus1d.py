@@ -6,7 +6,7 @@ so the pair has about the parameters of the full 3D kernel. R(2+1)D-18 with 400 
 from keras import layers
 
 from ttrnn.baselines.resnet3d import DEPTHS, PLANES, residual_net, shortcut
-from ttrnn.baselines.video import check_choice, conv_bn, scaled
+from ttrnn.baselines.video import check_choice, conv_bn, max_pool, scaled
 
 __all__ = ["r2plus1d", "mid_channels"]
 
@@ -46,7 +46,7 @@ def stem_2p1d(x, planes, conv1_t_size, conv1_t_stride, no_max_pool):
     mid = (3 * planes * conv1_t_size * 49) // (3 * 49 + conv1_t_size * planes)
     y = conv_bn(x, mid, (1, 7, 7), (1, 2, 2), "conv1_s")
     y = conv_bn(y, planes, (conv1_t_size, 1, 1), (conv1_t_stride, 1, 1), "conv1_t")
-    return y if no_max_pool else layers.MaxPooling3D(3, 2, padding="same", name="maxpool")(y)
+    return y if no_max_pool else max_pool(y, 3, 2, "maxpool")
 
 
 def r2plus1d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_stride=1, no_max_pool=False,

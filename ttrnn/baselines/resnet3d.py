@@ -8,8 +8,8 @@ classes 33,409,104. `width` multiplies every channel count (`widen_factor` of th
 
 from keras import layers
 
-from ttrnn.baselines.video import (batch_norm, check_choice, classifier_head, clip_input, conv_bn, scaled,
-                                   ZeroPadShortcut)
+from ttrnn.baselines.video import (batch_norm, check_choice, classifier_head, clip_input, conv3d, conv_bn, max_pool,
+                                   scaled, ZeroPadShortcut)
 
 __all__ = ["resnet3d", "preact_resnet3d", "wide_resnet3d", "resnext3d", "DEPTHS", "residual_net"]
 
@@ -51,29 +51,25 @@ def _preact(x, name):
     return layers.ReLU(name=f"{name}_relu")(batch_norm(x, f"{name}_bn"))
 
 
-def _preact_conv(x, filters, kernel, stride, name):
-    return layers.Conv3D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)(x)
-
-
 def preact_basic_block(x, planes, stride, kind, name):
     """models/pre_act_resnet.py: BN-ReLU-conv twice, no ReLU after the sum; the shortcut takes the raw input."""
-    y = _preact_conv(_preact(x, f"{name}_pre1"), planes, 3, stride, f"{name}_conv1")
-    y = _preact_conv(_preact(y, f"{name}_pre2"), planes, 3, 1, f"{name}_conv2")
+    y = conv3d(_preact(x, f"{name}_pre1"), planes, 3, stride, f"{name}_conv1")
+    y = conv3d(_preact(y, f"{name}_pre2"), planes, 3, 1, f"{name}_conv2")
     return layers.Add(name=f"{name}_add")([y, shortcut(x, planes, stride, kind, name)])
 
 
 def preact_bottleneck_block(x, planes, stride, kind, name, expansion=4):
     """models/pre_act_resnet.py's bottleneck: BN-ReLU before each of 1×1×1, 3×3×3 (strided), 1×1×1."""
-    y = _preact_conv(_preact(x, f"{name}_pre1"), planes, 1, 1, f"{name}_conv1")
-    y = _preact_conv(_preact(y, f"{name}_pre2"), planes, 3, stride, f"{name}_conv2")
-    y = _preact_conv(_preact(y, f"{name}_pre3"), planes * expansion, 1, 1, f"{name}_conv3")
+    y = conv3d(_preact(x, f"{name}_pre1"), planes, 1, 1, f"{name}_conv1")
+    y = conv3d(_preact(y, f"{name}_pre2"), planes, 3, stride, f"{name}_conv2")
+    y = conv3d(_preact(y, f"{name}_pre3"), planes * expansion, 1, 1, f"{name}_conv3")
     return layers.Add(name=f"{name}_add")([y, shortcut(x, planes * expansion, stride, kind, name)])
 
 
 def resnet_stem(x, planes, conv1_t_size, conv1_t_stride, no_max_pool):
     """conv1 (t×7×7, stride t_stride×2×2) + BN + ReLU, then a 3×3×3 stride-2 max pool unless `no_max_pool`."""
     x = conv_bn(x, planes, (conv1_t_size, 7, 7), (conv1_t_stride, 2, 2), "conv1")
-    return x if no_max_pool else layers.MaxPooling3D(3, 2, padding="same", name="maxpool")(x)
+    return x if no_max_pool else max_pool(x, 3, 2, "maxpool")
 
 
 def residual_net(block, stages, planes, num_classes, name, stem=None, stem_planes=None, input_shape=(16, 112, 112, 3),
