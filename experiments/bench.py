@@ -28,7 +28,8 @@ import time
 
 import numpy as np
 
-from experiments.train import peak_rss_mb
+from experiments.train import OneLineParser, peak_rss_mb
+from tf_config.console import add_console_args, quiet_console
 
 # UCF11 paper configuration (Yang et al. 2017): 160x120x3 frames, 4x4x4x4 hidden, ranks 4.
 UCF11_N = (8, 20, 20, 18)
@@ -553,7 +554,7 @@ SECTIONS = {"tt": bench_tt, "versions": bench_versions, "store": bench_store, "t
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
     p.add_argument("sections", nargs="*", default=[],
                    help=f"what to benchmark (default: all of {', '.join(SECTIONS)})")
     p.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
@@ -567,6 +568,7 @@ def parse_args(argv=None):
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
                         "and the projection / TTGRU step forced under XLA")
+    add_console_args(p)
     args = p.parse_args(argv)
     for name in args.sections:
         if name not in SECTIONS:
@@ -581,6 +583,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    quiet_console(args.verbose)
     if args.rss_child:
         rss_child_main(args.rss_child)
         return 0

@@ -12,7 +12,6 @@ multi-label Hollywood2, independent sigmoid scores); `--json` prints one object 
 A missing or unreadable video is a one-line error for that file; the other files are still predicted and the exit
 status is 2. A bad run directory is a one-line error, exit 2.
 """
-import argparse
 import json
 import os
 import sys
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.train import UsageError
+from experiments.train import OneLineParser, UsageError
+from tf_config.console import add_console_args, quiet_console
 from ttrnn.store import clip_slice
 
 
@@ -105,11 +105,12 @@ def top_k(probs, classes, k):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m experiments.predict", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="python -m experiments.predict", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", help="a finished run directory (config.json + model.keras)")
     ap.add_argument("videos", nargs="+", help="video files to classify")
     ap.add_argument("--top", type=int, default=5, help="classes to show per file (default 5)")
     ap.add_argument("--json", action="store_true", help="one JSON object per file and line")
+    add_console_args(ap)
     args = ap.parse_args(argv)
     prog = ap.prog
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -117,6 +118,7 @@ def main(argv=None):
         if args.top < 1:
             raise UsageError(f"--top must be >= 1, got {args.top}")
         run = Run(args.run_dir)
+        quiet_console(args.verbose)  # TensorFlow starts with the model
         run.model  # load once, before the first file, so a bad model is one error rather than one per file
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -23,7 +23,6 @@ physical cores over the K parallel runs (``--intra-op cores/K --inter-op 2``); S
 ``--threads-preset`` (``auto`` counts the cores SLURM allocated). Logs go to ``RUNS_DIR/logs/<run>.log``.
 """
 
-import argparse
 import itertools
 import json
 import os
@@ -33,6 +32,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from experiments.train import OneLineParser
 
 # axis name → CLI flag; the order fixes the run-name layout and the flag order
 AXES = ("dataset", "model", "use_tt", "max_len", "frame_skip", "protocol", "fold", "seed", "batch_size", "lr",
@@ -219,11 +220,15 @@ def _atomic_write(path, text):
     os.replace(tmp, path)
 
 
-def slurm_script(runs_dir, n_tasks, options, workdir=None):
-    """Text of an sbatch array script: task i runs line i+1 of manifest.txt (skipped if already finished)."""
+def slurm_script(runs_dir, n_tasks, options, workdir=None, nodes=1, tasks_per_node=1):
+    """Text of an sbatch array script: task i runs line i+1 of manifest.txt (skipped if already finished).
+    With nodes x tasks_per_node > 1 each array task is one multi-node data-parallel job: `srun` starts one trainer
+    per SLURM task and the trainers build their cluster with TensorFlow's SlurmClusterResolver."""
     runs_dir = Path(runs_dir).resolve()
     workdir = Path(workdir or os.getcwd()).resolve()
-    opts = {"job-name": "ttrnn-sweep", "output": str(runs_dir / "logs" / "slurm-%A_%a.out"), **options}
+    multi = nodes * tasks_per_node > 1
+    opts = {"job-name": "ttrnn-sweep", "output": str(runs_dir / "logs" / "slurm-%A_%a.out"),
+            **({"nodes": nodes, "ntasks-per-node": tasks_per_node} if multi else {}), **options}
     lines = ["#!/bin/bash", f"#SBATCH --array=0-{n_tasks - 1}"]
     lines += [f"#SBATCH --{k}={v}" for k, v in opts.items() if k != "array"]
     lines += [
@@ -236,7 +241,7 @@ def slurm_script(runs_dir, n_tasks, options, workdir=None):
         'OUT=$(eval "set -- $CMD"; while [ $# -gt 0 ]; do if [ "$1" = --out ]; then echo "$2"; fi; shift; done)',
         'if [ -n "$OUT" ] && [ -f "$OUT/metrics.json" ]; then echo "finished already: $OUT"; exit 0; fi',
         'echo "task $SLURM_ARRAY_TASK_ID on $(hostname): $CMD"',
-        'eval "exec $CMD"',
+        'eval "exec srun --kill-on-bad-exit=1 $CMD"' if multi else 'eval "exec $CMD"',
     ]
     return "\n".join(lines) + "\n"
 
@@ -293,8 +298,8 @@ def run_local(runs, parallel, logs_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m experiments.sweep",
-                                     description="Expand a grid of experiments and run it locally or on SLURM.")
+    parser = OneLineParser(prog="python -m experiments.sweep",
+                           description="Expand a grid of experiments and run it locally or on SLURM.")
     parser.add_argument("grid", help="grid JSON file (see experiments/grids/)")
     parser.add_argument("--backend", choices=("local", "slurm"), default="local")
     parser.add_argument("--parallel", type=int, default=1, metavar="K",
@@ -302,10 +307,18 @@ def main(argv=None):
     parser.add_argument("--runs-dir", default=None, metavar="DIR", help="where run directories go "
                         "(default runs/<grid name>)")
     parser.add_argument("--submit", action="store_true", help="slurm: submit the script with sbatch")
+    parser.add_argument("--nodes", type=int, default=1, metavar="N",
+                        help="slurm: nodes per run; with --tasks-per-node, each run is one multi-node srun job "
+                             "(one trainer per task, data-parallel; default 1)")
+    parser.add_argument("--tasks-per-node", type=int, default=1, metavar="K",
+                        help="slurm: trainers per node of each run (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the pending commands, write and run nothing")
     args = parser.parse_args(argv)
-    if args.parallel < 1:
-        parser.error("--parallel must be >= 1")
+    for name in ("parallel", "nodes", "tasks_per_node"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.backend != "slurm" and args.nodes * args.tasks_per_node > 1:
+        parser.error("--nodes / --tasks-per-node need --backend slurm (locally: python -m experiments.launch)")
     runs_dir = Path(args.runs_dir or Path("runs") / Path(args.grid).stem)
     try:
         grid = load_grid(args.grid)
@@ -329,7 +342,8 @@ def main(argv=None):
             print("sweep: nothing to submit")
             return 0
         (runs_dir / "logs").mkdir(parents=True, exist_ok=True)
-        _atomic_write(script, slurm_script(runs_dir, len(pending), {str(k): v for k, v in grid["slurm"].items()}))
+        _atomic_write(script, slurm_script(runs_dir, len(pending), {str(k): v for k, v in grid["slurm"].items()},
+                                           nodes=args.nodes, tasks_per_node=args.tasks_per_node))
         print(f"sweep: wrote {script} ({len(pending)} array tasks) and {runs_dir / 'manifest.txt'}")
         if args.submit:
             try:

@@ -1,0 +1,105 @@
+"""A quiet console: TensorFlow's C++ start-up lines kept off the user's terminal, everything else passed through.
+
+TensorFlow 2.21 prints its start-up lines (the absl pre-init warning, CUDA stub / cuInit lines on CPU-only
+machines, oneDNN notices, cpu_feature_guard, XLA service banners) from C++ straight to file descriptor 2, whatever
+TF_CPP_MIN_LOG_LEVEL says (tensorflow/tensorflow#100442), so no Python-level filter can catch them.
+:func:`quiet_console` therefore points fd 2 at a pipe read by a small filter *process* that drops the lines
+matching :data:`NOISE` and copies every other byte to the real stderr. A process, not a thread: when TensorFlow
+aborts or the trainer is killed, the filter still gets what was written and flushes it (it ends at end-of-file).
+Python's own ``sys.stderr`` (one-line errors, tracebacks, warnings, progress bars) is re-pointed at the real stderr
+and does not go through the filter.
+
+``--verbose`` or ``TTRNN_VERBOSE=1`` turns the filter off. This module imports nothing of the project and never
+imports TensorFlow; call :func:`quiet_console` before TensorFlow is imported.
+"""
+import atexit
+import os
+import re
+import subprocess
+import sys
+
+# Start-up and notice lines only: a line is dropped when it matches one of these. Fatal (F...) lines never match.
+NOISE = [re.compile(p) for p in (
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ cudart_stub\.cc:\d+\] ",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ cuda_(platform|executor|driver|diagnostics|dnn|fft|blas)\.cc:\d+\] ",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ gpu_device\.cc:\d+\] Cannot dlopen some GPU libraries",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ cpu_feature_guard\.cc:\d+\] ",
+    r"^To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.$",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ port\.cc:\d+\] oneDNN custom operations are on",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] oneDNN supports DT_\w+ only ",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ service\.cc:\d+\] (XLA service 0x[0-9a-f]+ initialized|  StreamExecutor )",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ generator_dataset_op\.cc:\d+\] Memory patch applied",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ dump_mlir_util\.cc:\d+\] disabling MLIR crash reproducer",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ device_compiler\.h:\d+\] Compiled cluster using XLA!",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] Unable to register cu(DNN|FFT|BLAS) factory",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] computation placer already registered",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ mlir_graph_optimization_pass\.cc:\d+\] MLIR V1 optimization pass is not enabled",
+    r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] TF-TRT Warning: Could not find TensorRT",
+)]
+VERBOSE_ENV = "TTRNN_VERBOSE"
+_installed = {}
+
+
+def add_console_args(parser):
+    """Add ``--verbose`` (show TensorFlow's start-up lines too) to an argparse parser."""
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's C++ start-up lines too (also {VERBOSE_ENV}=1)")
+    return parser
+
+
+def is_noise(line):
+    """True for a known TensorFlow start-up line (``line`` as text, with or without its newline)."""
+    return any(p.search(line.rstrip("\r\n")) for p in NOISE)
+
+
+def wants_verbose(verbose=False, environ=None):
+    environ = os.environ if environ is None else environ
+    return bool(verbose) or environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def quiet_console(verbose=False):
+    """Filter TensorFlow's start-up lines out of fd 2 for the rest of this process (and the children it starts).
+    No-op with ``verbose`` / TTRNN_VERBOSE=1, when already installed, or when fd 2 is closed. Returns whether the
+    filter is on."""
+    if _installed or wants_verbose(verbose):
+        return bool(_installed)
+    try:
+        real = os.dup(2)
+    except OSError:
+        return False
+    read_end, write_end = os.pipe()
+    # -S -E: a bare interpreter (no site, no PYTHON* variables) starts in milliseconds and imports only `re`
+    proc = subprocess.Popen([sys.executable, "-S", "-E", os.path.abspath(__file__)], stdin=read_end, stdout=real,
+                            stderr=real, start_new_session=True)  # own session: Ctrl-C does not kill the filter
+    os.close(read_end)
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding, errors="backslashreplace")
+    _installed.update(proc=proc, real=real)
+    atexit.register(_restore)
+    return True
+
+
+def _restore():
+    """At exit: give fd 2 back to the real stderr (closing our end of the pipe) and let the filter drain."""
+    proc, real = _installed["proc"], _installed["real"]
+    try:
+        sys.stderr.flush()
+        os.dup2(real, 2)
+        proc.wait(timeout=5)  # reader processes we forked may still hold the pipe; do not wait on them forever
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        pass
+
+
+def _filter(source, sink):
+    """Copy lines from binary stream `source` to `sink`, dropping start-up noise."""
+    for raw in source:
+        if not is_noise(raw.decode("utf-8", "replace")):
+            sink.write(raw)
+            sink.flush()
+
+
+if __name__ == "__main__":  # the filter process started by quiet_console
+    _filter(sys.stdin.buffer, sys.stdout.buffer)
