@@ -29,7 +29,8 @@ def cached_demo_store(name, data, build_store, args=None, make_videos=None):
         if ready.exists():
             return store
         if not (cache / "videos.done").exists():
-            print(f"demo: writing synthetic {data.get('layout', name.split('-')[0])}-layout videos to {videos}", flush=True)
+            layout = data.get("layout", name.split("-")[0])
+            print(f"demo: writing synthetic {layout}-layout videos to {videos}", flush=True)
             (make_videos or synthetic.make_dataset)(videos, **data)
             (cache / "videos.done").write_text("ok\n")
         try:

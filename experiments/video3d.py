@@ -3,10 +3,10 @@
     --model r3d|r2plus1d|preact_r3d|wide_r3d|resnext3d|densenet3d|c2d_nl|i3d_nl  [--depth D] [--width W]
             [--clip-len 16] [--crop 112] [--test-clips 10] [--test-crops 1|3] [--weights none|imagenet|PATH]
 
-Training clips are random `clip-len` windows and random `crop`×`crop` boxes (the seed repo's 16×112×112); each epoch's
-evaluation uses the centre view, and the final test uses `--test-clips` evenly spaced windows × `--test-crops` crops
-per video with the views' scores averaged (3D-ResNets: clips per video; video-nonlocal-net: 10 clips × 3 crops).
-TensorFlow is imported only by `build` and `evaluate_views`.
+Training clips are random `clip-len` windows and random `crop`×`crop` boxes (the seed repo's 16×112×112); each
+epoch's evaluation uses the centre view, and the final test uses `--test-clips` evenly spaced windows ×
+`--test-crops` crops per video with the views' scores averaged (3D-ResNets: clips per video; video-nonlocal-net:
+10 clips × 3 crops). TensorFlow is imported only by `build` (through ttrnn.baselines).
 """
 import numpy as np
 

@@ -61,7 +61,7 @@ def test_block_with_random_weights_equals_the_numpy_formula(mode):
 
 def ref_nonlocal_resnet50(classes, temporal, nonlocal_every, dims=3, width=1.0):
     """lib/models/resnet_video.py: conv1 (1+2u)×7×7 → res2 … res5 bottlenecks (first conv (1+2u)×1×1, 1×3×3,
-    1×1×1, BN after each, 1×1×1+BN shortcut when shape changes) + non-local blocks (θ, φ, g, out with biases, BN)."""
+    1×1×1, BN after each, 1×1×1+BN shortcut when shape changes) + non-local blocks (θ, φ, g, out + biases, BN)."""
     def sc(n):
         return int(n * width)
     t_scale = (lambda u: 1 + 2 * u) if dims == 3 else (lambda u: 1)
@@ -69,7 +69,8 @@ def ref_nonlocal_resnet50(classes, temporal, nonlocal_every, dims=3, width=1.0):
     for s, (count, inner, out) in enumerate(((3, 64, 256), (4, 128, 512), (6, 256, 1024), (3, 512, 2048))):
         inner, out = sc(inner), sc(out)
         for b in range(count):
-            total += c_in * inner * t_scale(temporal[s + 1][b]) + inner * inner * 9 + inner * out + 2 * (2 * inner + out)
+            total += c_in * inner * t_scale(temporal[s + 1][b]) + inner * inner * 9 + inner * out
+            total += 2 * (2 * inner + out)  # three BNs
             if b == 0:
                 total += c_in * out + 2 * out
             c_in = out

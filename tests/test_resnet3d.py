@@ -27,7 +27,7 @@ def bn(c):
 
 
 def ref_resnet(depth, classes, family="resnet", width=1.0, shortcut="B", t=7, dims=3, k=2, cardinality=32):
-    """models/<family>.py's parameter count. k3 = one 3×3(×3) kernel; family in resnet, preact, wide, resnext, 2p1d."""
+    """models/<family>.py's parameter count; family in resnet, preact, wide, resnext, 2p1d."""
     k3, k_stem = (27, t * 49) if dims == 3 else (9, 49)
     base = {"wide": [64 * k, 128 * k, 256 * k, 512 * k], "resnext": [128, 256, 512, 1024]}.get(
         family, [64, 128, 256, 512])

@@ -80,6 +80,15 @@ def test_demo_trains_and_tests_3_clips_x_3_crops_per_video(tmp_path, monkeypatch
     assert metrics["accuracy"] == metrics["video_accuracy"] and 0 <= metrics["clip_accuracy"] <= 1
     assert len(metrics["confusion"]) == 5 and int(np.sum(metrics["confusion"])) == 20
     assert (out / "model.keras").exists()
+    # experiments.tables lists the run among the baselines, with its test views and per-clip accuracy
+    from experiments import paper, tables
+    unused = {d: {m: (None, None) for m in paper.MODELS} for d in paper.DATASETS}  # paper-model counts: not tested
+    report = tables.build_report([out], counts=unused)
+    (row,) = [b for b in report["baselines"] if b["model"] == "r3d10_w0.125"]
+    assert row["dataset"] == "ucf101" and row["runs"]["test_views"] == "3×3"
+    assert row["runs"]["clip_accuracy"] == metrics["clip_accuracy"] and row["runs"]["mean"] == metrics["accuracy"]
+    line = next(ln for ln in tables.to_markdown(report).splitlines() if "r3d10_w0.125" in ln)
+    assert "| 3×3 |" in line and f"{metrics['clip_accuracy']:.4f}" in line
 
 
 def test_split_and_3d_options_are_checked_before_any_work(tmp_path):
@@ -88,3 +97,37 @@ def test_split_and_3d_options_are_checked_before_any_work(tmp_path):
     res = run_cli("experiments.ucf101", "--demo", "--model", "wide_r3d", "--depth", "18", "--out", tmp_path / "r")
     assert res.returncode == 2 and "--depth 18 is not offered for wide_r3d" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "r").exists()
+
+
+SLOW = os.environ.get("TTRNN_SLOW_TESTS") != "1"
+# --model → its options at a width that fits small machines (every family's forward and backward in the trainer)
+ALL_3D = {"r3d": ["--depth", "10", "--width", "0.125"], "r2plus1d": ["--depth", "10", "--width", "0.125"],
+          "preact_r3d": ["--depth", "10", "--width", "0.125"], "wide_r3d": ["--depth", "50", "--width", "0.0625"],
+          "resnext3d": ["--depth", "50", "--width", "0.25"], "densenet3d": ["--width", "0.25"],
+          "c2d_nl": ["--width", "0.125"], "i3d_nl": ["--width", "0.125"]}
+
+
+@pytest.fixture(scope="module")
+def store(tree, tmp_path_factory):
+    from preprocess import ucf101
+    out = tmp_path_factory.mktemp("ucf101store") / "u.h5"
+    summary = ucf101.build_store(os.path.join(tree, "UCF-101"), str(out), size=(40, 32), progress=False, workers=1)
+    assert summary["status"] == 0
+    return out
+
+
+@pytest.mark.skipif(SLOW, reason="~1-3 min per model on 2 cores; TTRNN_SLOW_TESTS=1 runs it (acceptance run)")
+@pytest.mark.parametrize("model", list(ALL_3D))
+def test_every_3d_model_trains_one_epoch_and_tests_3_clips_x_3_crops(store, tmp_path, model, capsys):
+    from experiments import ucf101
+    out = tmp_path / "run"
+    code = ucf101.main(["--data", str(store), "--split", "1", "--model", model, *ALL_3D[model], "--epochs", "1",
+                        "--batch-size", "5", "--clip-len", "4", "--crop", "32", "--test-clips", "3", "--test-crops",
+                        "3", "--out", str(out), "--workers", "0", "--quiet"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_train"] == 10 and metrics["num_test"] == 5 and metrics["num_test_views"] == 45
+    assert metrics["test_protocol"]["views_per_video"] == 9 and 0 <= metrics["clip_accuracy"] <= 1
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 2 and np.isfinite(float(history[1].split(",")[1]))  # one epoch, finite train loss
+    print(model, metrics["params_total"], metrics["epoch_seconds"], metrics["accuracy"], metrics["clip_accuracy"])

@@ -1,4 +1,4 @@
-"""C3D (Tran et al. 2015): the classic 3D CNN baseline, `(batch, 16, 112, 112, 3)` uint8 clips → class probabilities."""
+"""C3D (Tran et al. 2015), the classic 3D CNN: `(batch, 16, 112, 112, 3)` uint8 clips → class probabilities."""
 
 import keras
 from keras import layers

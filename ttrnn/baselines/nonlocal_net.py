@@ -89,7 +89,7 @@ def nonlocal_block(x, mode="embedded_gaussian", inner=None, subsample=True, scal
 
 
 def _bottleneck(x, inner, out, stride, temporal, name):
-    """video-nonlocal-net's bottleneck: (3 if temporal else 1)×1×1 → 1×3×3 (spatial stride) → 1×1×1, ReLU(sum)."""
+    """video-nonlocal-net's bottleneck: (1 + 2·temporal)×1×1 → 1×3×3 (spatial stride) → 1×1×1, ReLU(sum)."""
     y = conv_bn(x, inner, (1 + 2 * temporal, 1, 1), 1, f"{name}_1_conv")
     y = conv_bn(y, inner, (1, 3, 3), (1, stride, stride), f"{name}_2_conv")
     y = conv_bn(y, out, 1, 1, f"{name}_3_conv", relu=False)

@@ -12,8 +12,8 @@ __all__ = ["r2plus1d", "mid_channels"]
 
 
 def mid_channels(c_in, c_out, t, k):
-    """Tran et al.'s M = ⌊t·k²·C_in·C_out / (k²·C_in + t·C_out)⌋: the (2+1)D pair's width with the 3D kernel's
-    parameter count."""
+    """Tran et al.'s M = ⌊t·k²·C_in·C_out / (k²·C_in + t·C_out)⌋: the (2+1)D pair's width with the 3D
+    kernel's parameter count."""
     return (t * k * k * c_in * c_out) // (k * k * c_in + t * c_out)
 
 

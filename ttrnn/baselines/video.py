@@ -8,7 +8,8 @@ momentum 0.1 (Keras 0.9) and epsilon 1e-5, PyTorch's symmetric `padding=k//2` (s
 import keras
 from keras import layers, ops
 
-__all__ = ["clip_input", "conv3d", "max_pool", "conv_bn", "classifier_head", "scaled", "torch_param_count", "check_choice",
+__all__ = ["clip_input", "conv3d", "max_pool", "conv_bn", "classifier_head", "scaled", "torch_param_count",
+           "check_choice",
            "ZeroPadShortcut", "StridedConv3D"]
 
 KAIMING = dict(scale=2.0, mode="fan_out", distribution="untruncated_normal")
