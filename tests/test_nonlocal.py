@@ -100,6 +100,18 @@ def test_small_c2d_and_i3d_match_the_reference_formula_and_place_5_blocks(build,
     assert model.get_layer("conv1_conv").kernel.shape[:3] == (1 + 2 * temporal[0][0], 7, 7)
 
 
+def test_saved_i3d_with_active_nonlocal_blocks_loads_back_with_the_same_predictions(tmp_path):
+    import ttrnn
+    model = i3d_resnet50(3, width=0.125, input_shape=(4, 32, 32, 3))
+    for v in model.weights:
+        if v.path.endswith("gamma"):  # non-local BN γ ≠ 0: the blocks contribute
+            v.assign(np.full(v.shape, 0.5, np.float32))
+    model.save(tmp_path / "m.keras")
+    clips = RNG.integers(0, 256, (2, 4, 32, 32, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(ttrnn.load_model(tmp_path / "m.keras").predict(clips, verbose=0),
+                                  model.predict(clips, verbose=0))
+
+
 def test_inflation_repeats_2d_kernels_over_time_and_folds_biases():
     """A clip of identical frames through an inflated t×7×7 conv equals the 2D conv (where time is not padded)."""
     model = i3d_resnet50(4, width=0.125, input_shape=(5, 32, 32, 3), nonlocal_blocks=0)

@@ -69,9 +69,9 @@ def test_demo_trains_and_tests_3_clips_x_3_crops_per_video(tmp_path, monkeypatch
     from experiments import ucf101
     monkeypatch.setenv("TTRNN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    code = ucf101.main(["--demo", "--split", "2", "--epochs", "1", "--width", "0.125", "--clip-len", "4",
-                        "--crop", "32", "--test-clips", "3", "--test-crops", "3", "--out", str(out), "--workers", "0",
-                        "--quiet"])
+    code = ucf101.main(["--demo", "--split", "2", "--epochs", "1", "--batch-size", "20", "--width", "0.125",
+                        "--clip-len", "4", "--crop", "32", "--test-clips", "3", "--test-crops", "3", "--out", str(out),
+                        "--workers", "0", "--quiet"])
     assert code == 0, capsys.readouterr().err[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "r3d10_w0.125" and metrics["split"] == "store split 'split02'"
