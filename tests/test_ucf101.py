@@ -2,6 +2,8 @@
 experiments.ucf101 (--demo, --split, multi-clip multi-crop testing) through the shared trainer."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from preprocess.ucf101 import make_demo_tree
 from ttrnn.store import FrameStore
 
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 CLASSES = ("ApplyEyeMakeup", "HandstandPushups", "JumpingJack", "JumpRope", "YoYo")  # classInd.txt order
 
@@ -131,3 +133,10 @@ def test_every_3d_model_trains_one_epoch_and_tests_3_clips_x_3_crops(store, tmp_
     history = (out / "history.csv").read_text().splitlines()
     assert len(history) == 2 and np.isfinite(float(history[1].split(",")[1]))  # one epoch, finite train loss
     print(model, metrics["params_total"], metrics["epoch_seconds"], metrics["accuracy"], metrics["clip_accuracy"])
+
+
+def test_preprocess_ucf101_does_not_import_tensorflow():
+    code = ("import sys, preprocess.ucf101; bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
+            "assert not bad, bad")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 0, res.stderr
