@@ -15,9 +15,10 @@ def cache_root():
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ttrnn"))
 
 
-def cached_demo_store(name, data, build_store, args=None):
-    """Generate synthetic videos (`preprocess.synthetic.make_dataset(**data)`) once and preprocess them with
-    `build_store(src, out, progress=...)` into `<cache>/demo-<name>/<name>.h5`; returns the store path."""
+def cached_demo_store(name, data, build_store, args=None, make_videos=None):
+    """Generate synthetic videos (`make_videos(folder, **data)`, default `preprocess.synthetic.make_dataset`) once
+    and preprocess them with `build_store(src, out, progress=...)` into `<cache>/demo-<name>/<name>.h5`; returns
+    the store path."""
     from preprocess import synthetic
     from preprocess.ingest import IngestError
     cache = cache_root() / f"demo-{name}"
@@ -28,8 +29,9 @@ def cached_demo_store(name, data, build_store, args=None):
         if ready.exists():
             return store
         if not (cache / "videos.done").exists():
-            print(f"demo: writing synthetic {data.get('layout', 'ucf11')}-layout videos to {videos}", flush=True)
-            synthetic.make_dataset(videos, **data)
+            layout = data.get("layout", name.split("-")[0])
+            print(f"demo: writing synthetic {layout}-layout videos to {videos}", flush=True)
+            (make_videos or synthetic.make_dataset)(videos, **data)
             (cache / "videos.done").write_text("ok\n")
         try:
             summary = build_store(str(videos), str(store), progress=not getattr(args, "quiet", False))

@@ -7,8 +7,9 @@ Parameter counts are computed from our models (`ttrnn.models.paper_model`), buil
 without initializing their variables, so the 44M-72M-weight plain GRU/LSTM cost no memory or time. Scores and
 runtimes come from finished run directories (`metrics.json`): mean ± std over the folds per (dataset, model,
 protocol, store) (std = numpy's population std, one value per fold; the newest run wins when a fold was run twice), and
-runtime = the mean seconds per training epoch. Models without runs read "not run". TSN / C3D runs go to an extra
-"baselines" table (the paper reports no numbers for them).
+runtime = the mean seconds per training epoch. Models without runs read "not run". TSN, C3D and 3D CNN runs (R3D,
+R(2+1)D, …, non-local C2D/I3D) go to an extra "baselines" table (the paper reports no numbers for them), with their
+test views (clips × crops per video) and per-clip accuracy beside the per-video score.
 """
 import json
 import math
@@ -18,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import paper
+from experiments import paper, video3d
 from experiments.train import OneLineParser, UsageError
 from tf_config.console import add_console_args, quiet_console
 
 NOT_RUN = "not run"
-BASELINE_PREFIXES = ("tsn_", "c3d")
+BASELINE_PREFIXES = ("tsn_", "c3d") + tuple(video3d.MODELS)  # TSN, C3D and the 3D CNNs of experiments.video3d
 
 
 # --- our parameter counts ----------------------------------------------------------------------------------------
@@ -119,8 +120,20 @@ def summarize(runs):
         "epochs": [r.get("epochs") for r in kept], "params_input_to_hidden": params,
         "params_total": sorted({r.get("params_total") for r in kept if r.get("params_total") is not None}),
         "protocol": kept[0].get("protocol"), "split": kept[0].get("split"), "store": kept[0].get("store"),
+        "test_views": views_cell(kept[0]), "clip_accuracy": _mean_of(kept, "clip_accuracy"),
         "run_dirs": [r["run_dir"] for r in kept],
     }
+
+
+def views_cell(run):
+    """"clips×crops" of a multi-view test (metrics.json's test_protocol), else "1" (one view per clip)."""
+    tp = run.get("test_protocol") or {}
+    return f"{tp['clips_per_video']}×{tp['crops_per_clip']}" if tp else "1"
+
+
+def _mean_of(runs, key):
+    values = [r[key] for r in runs if _finite(r.get(key))]
+    return float(np.mean(values)) if values else None
 
 
 def group_runs(runs):
@@ -230,15 +243,18 @@ def to_markdown(report):
                 fmt_seconds(p["epoch_seconds"]), fmt_seconds(s["epoch_seconds"]) if s else NOT_RUN,
                 fmt_score(p["score"], p["std"]), fmt_runs(s), protocol_cell(row)]) + " |")
         out += ["", f"Params = input-to-hidden weights. Paper runtime on {ds['hardware']}.", ""]
-    out += ["## Baselines (TSN / C3D) from run directories", "",
-            "The paper reports no numbers for these models (on UCF11 or any of its datasets); ours only.", ""]
+    out += ["## Baselines (TSN / C3D / 3D CNNs) from run directories", "",
+            "The paper reports no numbers for these models (on UCF11 or any of its datasets); ours only. Score = "
+            "per video, averaged over the test views (clips × crops per video); per-clip accuracy beside it.", ""]
     if report["baselines"]:
-        out += ["| Dataset | Model | Score | Total params | s/epoch | Protocol (folds) |", "|---|---|---|---|---|---|"]
+        out += ["| Dataset | Model | Score | Test views | Per-clip acc. | Total params | s/epoch | Protocol (folds) |",
+                "|---|---|---|---|---|---|---|---|"]
         for b in report["baselines"]:
             s = b["runs"]
-            out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | "
-                       f"{', '.join(fmt_int(x) for x in s['params_total']) or '—'} | {fmt_seconds(s['epoch_seconds'])}"
-                       f" | {protocol_cell(b)} |")
+            clip_acc = f"{s['clip_accuracy']:.4f}" if s.get("clip_accuracy") is not None else "—"
+            out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | {s.get('test_views', '1')} | "
+                       f"{clip_acc} | {', '.join(fmt_int(x) for x in s['params_total']) or '—'} | "
+                       f"{fmt_seconds(s['epoch_seconds'])} | {protocol_cell(b)} |")
     else:
         out.append(f"No baseline runs ({NOT_RUN}).")
     out.append("")

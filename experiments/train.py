@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from experiments import run_dir as rd
+from experiments import video3d
 from experiments.report import (classification_metrics, package_versions, peak_rss_mb,  # noqa: F401 (re-exported)
                                 plot_confusion, plot_curves)
 from experiments.run_dir import CHECKPOINT, atomic_write  # noqa: F401 (re-exported)
 
-MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d")
+MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d") + tuple(video3d.MODELS)
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
 NON_IDENTITY_ARGS = ("out", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
@@ -56,6 +57,7 @@ class DatasetSpec:
     notes: str = ""
     demo: object = None           # callable(args) -> store path, for --demo
     demo_defaults: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)  # option defaults of this CLI (e.g. UCF101: --model r3d)
     split: object = None          # callable(store, protocol, fold) -> ttrnn.splits.Split; default make_split
 
 
@@ -103,9 +105,12 @@ def build_parser(spec):
     p.add_argument("--no-bucket", action="store_true", help="disable length bucketing (pad to the longest clip)")
     p.add_argument("--backbone", default="resnet50", help="TSN backbone (keras.applications name)")
     p.add_argument("--segments", type=int, default=3, help="TSN segments (3 default, 7 as PaddleVideo's table)")
-    p.add_argument("--width", type=float, default=1.0, help="C3D width multiplier (e.g. 0.25 on small machines)")
-    p.add_argument("--weights", default="none", help="baselines: none, imagenet or a local .h5 / .weights.h5")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="C3D / 3D CNN channel multiplier (e.g. 0.25 on small machines)")
+    p.add_argument("--weights", default="none",
+                   help="baselines: none, imagenet (TSN, c2d_nl, i3d_nl) or a local .h5 / .weights.h5")
     p.add_argument("--freeze-epochs", type=int, default=0, help="baselines: keep the backbone frozen this long")
+    video3d.add_args(p)
     p.add_argument("--seed", type=int, default=0, help="initialization, shuffling and sampling seed")
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>-<timestamp>)")
     p.add_argument("--workers", type=int, default=None,
@@ -129,6 +134,8 @@ def model_label(args):
         return "tt_mlp"
     if args.model == "tsn":
         return f"tsn_{args.backbone}"
+    if video3d.is_3d(args):
+        return video3d.label(args)
     return "c3d"
 
 
@@ -160,6 +167,10 @@ def validate(args, spec):
         raise UsageError(f"--fold must be >= 0, got {args.fold}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
+    try:
+        video3d.validate(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if not args.demo and not args.data:
         raise UsageError("give --data STORE.h5 (make one with `python -m preprocess.<layout>`) or --demo")
 
@@ -254,7 +265,7 @@ def input_spec(args):
         return InputSpec("mlp", max_len=args.max_len, num_frames=MLP_FRAMES)
     if args.model == "tsn":
         return InputSpec("tsn", max_len=args.max_len, num_frames=args.segments)
-    return InputSpec("c3d", max_len=args.max_len, num_frames=16, crop=112)
+    return video3d.input_spec(args)
 
 
 def build_model(args, spec, store):
@@ -273,7 +284,10 @@ def build_model(args, spec, store):
         weights = None if args.weights == "none" else args.weights
         return baselines.tsn(num_classes, backbone=args.backbone, num_segments=args.segments, weights=weights,
                              activation=activation)
-    return baselines.c3d(num_classes, width=args.width, activation=activation)
+    if video3d.is_3d(args):
+        return video3d.build(args, num_classes, activation)
+    return baselines.c3d(num_classes, input_shape=(args.clip_len, args.crop, args.crop, 3), width=args.width,
+                         activation=activation)
 
 
 def build_optimizer(args, lr, num_train):
@@ -485,8 +499,10 @@ def fit(r, state):
 
 
 # --- phase 4: the report -----------------------------------------------------------------------------------------
-def final_metrics(r, history, loss, final, threads, argv):
-    """metrics.json's content: the test metrics plus what the tables need (params, epochs, times, memory, split)."""
+def final_metrics(r, history, loss, final, threads, argv, protocol=None):
+    """metrics.json's content: the test metrics plus what the tables need (params, epochs, times, memory, split),
+    and `protocol` (multi-view testing: its description and per-clip accuracy)."""
+    protocol = protocol or {}
     from ttrnn.models import input_to_hidden_params
     metrics = {k: v for k, v in final.items() if k not in ("confusion", "average_precision")}
     metrics.update({
@@ -498,7 +514,7 @@ def final_metrics(r, history, loss, final, threads, argv):
         "protocol": r.args.protocol, "fold": r.args.fold, "split": r.split.description, "dataset": r.spec.name,
         "model": model_label(r.args), "command": command_line(r.spec, argv),
         "versions": package_versions(), "threads": threads, "classes": list(r.store.classes),
-        "padding_waste": round(r.train_feed.padding_waste(), 4),
+        "padding_waste": round(r.train_feed.padding_waste(), 4), **protocol,
     })
     for key in ("confusion", "average_precision"):
         if key in final:
@@ -510,8 +526,16 @@ def report(r, history, predict, threads, argv):
     """Phase 4: the final test evaluation; the chief writes model.keras, the plots and metrics.json (last, as the
     finished marker). Returns the metrics."""
     loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
+    protocol = {}
+    if video3d.uses_clips(r.args) and video3d.test_views(r.args) != (1, 1):  # the seeds' multi-view testing
+        import tensorflow as tf
+        from ttrnn.data import MultiViewFeed
+        views = MultiViewFeed(r.store, r.split.test, r.ispec, r.args.batch_size, *video3d.test_views(r.args),
+                              reader=r.reader)
+        loss, final, protocol = video3d.evaluate_views(views, lambda x: predict(tf.constant(x)).numpy(),
+                                                       classification_metrics, r.spec.multilabel)
     r.reader.close()
-    metrics = final_metrics(r, history, loss, final, threads, argv)
+    metrics = final_metrics(r, history, loss, final, threads, argv, protocol)
     if r.cluster.is_chief:
         r.model.save(r.run_dir / "model.keras")
         plot_curves(r.run_dir, history, r.spec.multilabel)
@@ -584,6 +608,7 @@ def main(spec, argv=None):
     run. Returns an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(spec)
+    parser.set_defaults(**spec.defaults)
     if "--demo" in argv:  # the demo's defaults; options given on the command line still win
         parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)

@@ -3,7 +3,8 @@
     python -m preprocess.folders SRC OUT.h5 [--splits DIR] [common options]
 
 Split lists, if found in SRC or in --splits DIR, are recorded in the store (`FrameStore.splits`):
-- UCF101 style `trainlist01.txt` / `testlist01.txt` (lines `Class/clip.avi [label]`) -> split "split01";
+- UCF101 style `trainlist01.txt` / `testlist01.txt` (lines `Class/clip.avi [label]`) -> split "split01"; a
+  `classInd.txt` there (lines `<1-based label> <Class>`) sets the label order (else sorted folder names);
 - HMDB51 style `<class>_test_split1.txt` (lines `clip.avi 0|1|2`, 1 train, 2 test) -> split "split1".
 Groups: UCF101's `_gNN_` in the file name, else the folder between class and clip, else empty.
 """
@@ -87,15 +88,49 @@ def read_split_lists(clips, list_dir):
     return splits
 
 
+def read_class_index(path):
+    """Class names in label order from a UCF101 `classInd.txt` (lines `<label> <Class>`, labels 1..N)."""
+    entries = {}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2 or not fields[0].isdigit():
+                raise IngestError(f"{path}:{n}: expected '<label> <Class>', got {line.strip()!r}")
+            entries[int(fields[0])] = fields[1]
+    if sorted(entries) != list(range(1, len(entries) + 1)):
+        raise IngestError(f"{path}: labels must be 1..{len(entries)} without gaps")
+    return [entries[i] for i in range(1, len(entries) + 1)]
+
+
+def relabel(clips, classes):
+    """Set each clip's label to its class folder's position in `classes` (matched ignoring case, as UCF101's
+    folders and classInd.txt agree only that way for some tools); raises IngestError for a folder not listed."""
+    position = {c.lower(): i for i, c in enumerate(classes)}
+    missing = sorted({c.class_name for c in clips if c.class_name.lower() not in position})
+    if missing:
+        raise IngestError(f"class folders not in the class index: {', '.join(missing[:5])}")
+    for c in clips:
+        c.label = position[c.class_name.lower()]
+        c.class_name = classes[c.label]
+    return clips
+
+
 def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, splits_dir=None):
-    """Preprocess a class-per-folder tree into `out`; split lists from `splits_dir` (default: SRC) are recorded.
-    Returns the summary dict (summary["status"]: 0 all stored, 2 some failed); raises IngestError."""
+                overwrite=False, progress=True, splits_dir=None, dataset="folders"):
+    """Preprocess a class-per-folder tree into `out`; split lists from `splits_dir` (default: SRC) are recorded,
+    and its classInd.txt, if any, orders the labels. Returns the summary dict (summary["status"]: 0 all stored,
+    2 some failed); raises IngestError."""
     clips, classes = scan_classes(src)
     if splits_dir is not None and not os.path.isdir(splits_dir):
         raise IngestError(f"split list folder not found: {splits_dir}")
-    splits = read_split_lists(clips, splits_dir or src)
-    return ingest("folders", clips, classes, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
+    list_dir = splits_dir or src
+    if os.path.isfile(os.path.join(list_dir, "classInd.txt")):
+        classes = read_class_index(os.path.join(list_dir, "classInd.txt"))
+        clips = relabel(clips, classes)
+    splits = read_split_lists(clips, list_dir)
+    return ingest(dataset, clips, classes, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
                   compression=compression, limit=limit, overwrite=overwrite, progress=progress,
                   splits=splits or None)
 

@@ -306,6 +306,50 @@ def aligned_empty(shape, dtype=np.uint8, align=64):
     return buf[offset:offset + count * itemsize].view(dtype).reshape(shape)
 
 
+class MultiViewFeed(BatchFeed):
+    """Evaluation batches of `clips` × `crops` views per clip (c3d mode): evenly spaced windows
+    (`sampling.even_windows`) times centre or three crops (`sampling.view_crop_boxes`), views of one clip next to
+    each other (view k: window k // crops, crop k % crops). `video_scores` averages the per-view scores per clip,
+    as the seed systems test. `len(self)`, `batches()` and `dataset()` work on views.
+    """
+
+    def __init__(self, store, rows, spec, batch_size, clips=10, crops=1, reader=None, window=None):
+        if spec.mode != "c3d":
+            raise ValueError(f"multi-view testing needs 3D clips (c3d mode), not {spec.mode!r}")
+        super().__init__(store, rows, spec, batch_size, training=False, reader=reader, bucket=False, window=window)
+        self.clips, self.crops = int(clips), int(crops)
+        self.views = self.clips * self.crops
+        sampling.view_crop_boxes(self.height, self.width, spec.crop, self.crops)  # checks `crops`
+        self.video_rows, self.video_targets = self.rows, self.targets
+        self.video = np.repeat(np.arange(len(self.rows)), self.views)
+        self.rows = np.repeat(self.rows, self.views)
+        self.stored_lengths = np.repeat(self.stored_lengths, self.views)
+        self.lengths = np.repeat(self.lengths, self.views)
+        self.targets = np.repeat(self.targets, self.views, axis=0)
+
+    def epoch_plan(self, epoch=0):
+        """[(positions, [ClipPlan])] over views in order; the same every epoch (nothing is random)."""
+        boxes = sampling.view_crop_boxes(self.height, self.width, self.spec.crop, self.crops)
+        windows = {}
+        plan = []
+        for start in range(0, len(self.rows), self.batch_size):
+            positions = np.arange(start, min(start + self.batch_size, len(self.rows)))
+            clips = []
+            for p in positions:
+                length, view = int(self.stored_lengths[p]), int(p) % self.views
+                if length not in windows:
+                    windows[length] = sampling.even_windows(length, self.spec.num_frames, self.clips)
+                clips.append(ClipPlan(int(self.rows[p]), frames=windows[length][view // self.crops],
+                                      box=boxes[view % self.crops]))
+            plan.append((positions, clips))
+        return plan
+
+    def video_scores(self, view_scores):
+        """Per-view scores `(len(rows) * views, C)` in feed order → per-clip means `(len(rows), C)`."""
+        scores = np.asarray(view_scores)
+        return scores.reshape(len(self.video_rows), self.views, scores.shape[-1]).mean(axis=1)
+
+
 def default_workers():
     """Reader processes: none on machines with <= 2 cores (clips are read in the tf.data thread: there reads
     measured 1.5-13x faster than through worker processes, whose pickled frames cost more than the HDF5 read,

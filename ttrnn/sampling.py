@@ -12,7 +12,7 @@ indices.
 
 import numpy as np
 
-__all__ = ["tsn_indices", "c3d_window", "crop_box", "mlp_indices"]
+__all__ = ["tsn_indices", "c3d_window", "crop_box", "mlp_indices", "even_windows", "view_crop_boxes"]
 
 
 def _rng(rng):
@@ -115,3 +115,37 @@ def mlp_indices(length, num_frames=6, training=False, rng=None):
     else:
         picked = gen.integers(0, length, size=num_frames)
     return np.sort(picked).astype(np.int64)
+
+
+def even_windows(length, clip_len=16, num_clips=10, pad="loop"):
+    """Multi-clip testing: `num_clips` windows of `clip_len` stored frames with evenly spaced starts
+    `round(linspace(0, length - clip_len, num_clips))` (the first at the clip's start, the last at its end, as
+    3D-ResNets' TemporalEvenCrop and video-nonlocal-net's test sampling); short clips are padded as `c3d_window`.
+
+    Returns: int64 array `(num_clips, clip_len)` in `[0, length)`.
+    """
+    length = _check_positive("length", length)
+    clip_len = _check_positive("clip_len", clip_len)
+    num_clips = _check_positive("num_clips", num_clips)
+    if length < clip_len:
+        return np.stack([c3d_window(length, clip_len, pad=pad)] * num_clips)
+    starts = np.rint(np.linspace(0, length - clip_len, num_clips)).astype(np.int64)
+    return starts[:, None] + np.arange(clip_len, dtype=np.int64)
+
+
+def view_crop_boxes(height, width, crop=112, num_crops=1):
+    """Multi-crop testing: 1 = the centre `crop`×`crop` box; 3 = both ends and the centre of the frame's longer
+    side, centred on the shorter one (video-nonlocal-net's three crops, left/centre/right on landscape video).
+
+    Returns: list of `(top, left, box_height, box_width)` as `crop_box`.
+    """
+    height, width = _check_positive("height", height), _check_positive("width", width)
+    size = min(_check_positive("crop", crop), height, width)
+    if num_crops not in (1, 3):
+        raise ValueError(f"test crops must be 1 or 3, got {num_crops!r}")
+    top, left = (height - size) // 2, (width - size) // 2
+    if num_crops == 1:
+        return [(top, left, size, size)]
+    if width >= height:
+        return [(top, x, size, size) for x in (0, left, width - size)]
+    return [(y, left, size, size) for y in (0, top, height - size)]

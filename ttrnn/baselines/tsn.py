@@ -1,11 +1,7 @@
-"""Baselines on the same frame store: TSN (2D ImageNet backbone over sparse segments) and C3D (3D CNN).
+"""TSN (a 2D ImageNet backbone over sparse segments) and the ImageNet weight files every 2D-initialized baseline uses.
 
-Both builders return uncompiled Keras models that take frames as read from the store (uint8 RGB, cast to
-float inside) and do their own resizing and pixel scaling, so the data pipeline only has to sample indices
-(`ttrnn.sampling`) and stack frames:
-
-- `tsn(...)`:  `(batch, num_segments, H, W, 3)` → `(batch, num_classes)` class probabilities.
-- `c3d(...)`:  `(batch, 16, 112, 112, 3)` → `(batch, num_classes)` class probabilities.
+`tsn(...)`: `(batch, num_segments, H, W, 3)` uint8 frames as read from the store → `(batch, num_classes)` class
+probabilities; the model resizes and scales pixels itself, so the pipeline only samples indices (`ttrnn.sampling`).
 """
 
 import os
@@ -15,7 +11,7 @@ import warnings
 import keras
 from keras import layers, ops
 
-__all__ = ["tsn", "c3d", "set_backbone_trainable", "imagenet_weights_path", "WeightsError", "BACKBONES",
+__all__ = ["tsn", "load_weights", "set_backbone_trainable", "imagenet_weights_path", "WeightsError", "BACKBONES",
            "MergeSegments", "SegmentConsensus", "BackbonePreprocess"]
 
 _APP_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -182,7 +178,7 @@ def tsn(num_classes, backbone="resnet50", num_segments=3, weights=None, dropout=
     base = getattr(keras.applications, ctor_name)(include_top=False, weights=None, pooling="avg",
                                                   input_shape=(size, size, 3), name="backbone")
     if backbone_weights is not None:
-        _load(base, backbone_weights)
+        load_weights(base, backbone_weights)
 
     frames = keras.Input((num_segments, None, None, 3), name="frames")
     x = MergeSegments(name="merge_segments")(frames)
@@ -196,10 +192,10 @@ def tsn(num_classes, backbone="resnet50", num_segments=3, weights=None, dropout=
 
     if weights is not None and weights != "imagenet":
         try:
-            _load(model, weights)
+            load_weights(model, weights)
         except WeightsError as whole_error:
             try:
-                _load(base, weights)
+                load_weights(base, weights)
             except WeightsError:
                 raise WeightsError(f"{weights} is neither whole-model weights of this TSN (same backbone, "
                                    f"input_size, num_segments, num_classes) nor weights of its {backbone} "
@@ -207,7 +203,7 @@ def tsn(num_classes, backbone="resnet50", num_segments=3, weights=None, dropout=
     return model
 
 
-def _load(model, path):
+def load_weights(model, path):
     """`model.load_weights(path)` with every mismatch or unreadable file turned into a one-line WeightsError."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # Keras 3 only warns on some mismatches: make them fail
@@ -225,35 +221,3 @@ def set_backbone_trainable(model, flag):
     """
     model.get_layer("backbone").trainable = bool(flag)
     return model
-
-
-def c3d(num_classes, input_shape=(16, 112, 112, 3), width=1.0, dropout=0.5, activation="softmax"):
-    """C3D (Tran et al. 2015): 8 conv3d 3×3×3 layers, 5 max-pools, fc6/fc7 with dropout, softmax classifier.
-
-    Input `(batch, T, H, W, 3)` RGB frames (uint8 or float in [0, 255]; default 16×112×112), scaled inside
-    the model to [-1, 1] by `x / 127.5 - 1`. Filters 64-128-256-256-512-512-512-512 and fc 4096, all times
-    `width` (e.g. 0.25 for small machines). pool1 is 1×2×2, the others 2×2×2, all with "same" padding,
-    which equals the Caffe original's ceil-mode pool5 (512×1×4×4 = 8192 features at 16×112×112) and lets
-    small test shapes work. Output `(batch, num_classes)` float32 probabilities (`activation="sigmoid"` for
-    multi-label stores).
-    """
-    if width <= 0:
-        raise ValueError(f"width must be positive, got {width}")
-
-    def scaled(n):
-        return max(1, int(round(n * width)))
-
-    clip = keras.Input(tuple(input_shape), name="frames")
-    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(clip)
-    blocks = [("1", [64], (1, 2, 2)), ("2", [128], (2, 2, 2)), ("3", [256, 256], (2, 2, 2)),
-              ("4", [512, 512], (2, 2, 2)), ("5", [512, 512], (2, 2, 2))]
-    for block, filters, pool in blocks:
-        for sub, f in zip("ab", filters):
-            x = layers.Conv3D(scaled(f), 3, padding="same", activation="relu", name=f"conv{block}{sub}")(x)
-        x = layers.MaxPooling3D(pool, strides=pool, padding="same", name=f"pool{block}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    for fc in ("fc6", "fc7"):
-        x = layers.Dense(scaled(4096), activation="relu", name=fc)(x)
-        x = layers.Dropout(dropout, name=f"{fc}_dropout")(x)
-    probs = layers.Dense(num_classes, activation=activation, name="classifier")(x)
-    return keras.Model(clip, probs, name="c3d" if width == 1.0 else f"c3d_w{width:g}")
