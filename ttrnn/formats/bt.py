@@ -56,7 +56,7 @@ def tucker_rest(y1, cores, factors, t):
     State `y` `(a, n_h, N, Q, S)`: Q = the finished output modes `(j_{h+1}..j_d)`, S = their ranks.
     """
     nb, d = len(cores), len(factors[0])
-    us = [ops.stack([f[k] for f in factors]) for k in range(d - t)]            # (N, n_k, m_k, R_k)
+    us = [_stack([f[k] for f in factors]) for k in range(d - t)]            # (N, n_k, m_k, R_k)
     q = math.prod(int(f.shape[1]) for f in factors[0][d - t:])
     s = math.prod(int(f.shape[2]) for f in factors[0][d - t:])
     y = y1
@@ -67,10 +67,15 @@ def tucker_rest(y1, cores, factors, t):
         q, s = q * mh, s * rh
     _, n0, m0, r0 = (int(v) for v in us[0].shape)
     y = ops.reshape(y, (-1, n0, nb, q, s))
-    core = ops.reshape(ops.stack(cores), (nb, r0, s))
+    core = ops.reshape(_stack(cores), (nb, r0, s))
     y = ops.einsum("fibqs,brs->fibqr", y, core)
     y = ops.einsum("fibqr,bijr->fjq", y, us[0])
     return ops.reshape(y, (-1, m0 * q))
+
+
+def _stack(tensors):
+    """`ops.stack` that also takes Keras variables (tf.stack reads a variable's dtype as a string)."""
+    return ops.concatenate([ops.expand_dims(v, 0) for v in tensors], axis=0)
 
 
 class BlockTerm(Format):
