@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from experiments.train import peak_rss_mb
+from experiments.train import OneLineParser, peak_rss_mb
 
 # UCF11 paper configuration (Yang et al. 2017): 160x120x3 frames, 4x4x4x4 hidden, ranks 4.
 UCF11_N = (8, 20, 20, 18)
@@ -553,7 +553,7 @@ SECTIONS = {"tt": bench_tt, "versions": bench_versions, "store": bench_store, "t
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
     p.add_argument("sections", nargs="*", default=[],
                    help=f"what to benchmark (default: all of {', '.join(SECTIONS)})")
     p.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)

@@ -9,7 +9,6 @@ or SIGTERM stops all workers (exit 130 / 143). Each worker runs in its own proce
 tree is stopped.
 """
 
-import argparse
 import json
 import os
 import signal
@@ -18,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from experiments.train import OneLineParser
 
 TERM_GRACE_SECONDS = 5.0
 
@@ -118,7 +119,7 @@ def launch(command, workers, port_base=None, host="localhost", env=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m experiments.launch",
         description="Start N local workers of a command with TF_CONFIG on loopback ports (worker 0 = chief).",
         usage="%(prog)s --workers N [--port-base P] -- COMMAND [ARGS...]")

@@ -12,7 +12,6 @@ multi-label Hollywood2, independent sigmoid scores); `--json` prints one object 
 A missing or unreadable video is a one-line error for that file; the other files are still predicted and the exit
 status is 2. A bad run directory is a one-line error, exit 2.
 """
-import argparse
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.train import UsageError
+from experiments.train import OneLineParser, UsageError
 from ttrnn.store import clip_slice
 
 
@@ -105,7 +104,7 @@ def top_k(probs, classes, k):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m experiments.predict", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="python -m experiments.predict", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", help="a finished run directory (config.json + model.keras)")
     ap.add_argument("videos", nargs="+", help="video files to classify")
     ap.add_argument("--top", type=int, default=5, help="classes to show per file (default 5)")

@@ -23,7 +23,6 @@ physical cores over the K parallel runs (``--intra-op cores/K --inter-op 2``); S
 ``--threads-preset`` (``auto`` counts the cores SLURM allocated). Logs go to ``RUNS_DIR/logs/<run>.log``.
 """
 
-import argparse
 import itertools
 import json
 import os
@@ -33,6 +32,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from experiments.train import OneLineParser
 
 # axis name → CLI flag; the order fixes the run-name layout and the flag order
 AXES = ("dataset", "model", "use_tt", "max_len", "frame_skip", "protocol", "fold", "seed", "batch_size", "lr",
@@ -293,7 +294,7 @@ def run_local(runs, parallel, logs_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m experiments.sweep",
+    parser = OneLineParser(prog="python -m experiments.sweep",
                                      description="Expand a grid of experiments and run it locally or on SLURM.")
     parser.add_argument("grid", help="grid JSON file (see experiments/grids/)")
     parser.add_argument("--backend", choices=("local", "slurm"), default="local")

@@ -10,7 +10,6 @@ protocol, store) (std = numpy's population std, one value per fold; the newest r
 runtime = the mean seconds per training epoch. Models without runs read "not run". TSN / C3D runs go to an extra
 "baselines" table (the paper reports no numbers for them).
 """
-import argparse
 import json
 import math
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import paper
-from experiments.train import UsageError
+from experiments.train import OneLineParser, UsageError
 
 NOT_RUN = "not run"
 BASELINE_PREFIXES = ("tsn_", "c3d")
@@ -263,7 +262,7 @@ def to_markdown(report):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m experiments.tables", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="python -m experiments.tables", description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", help="run directories, or folders holding run directories (searched "
                                             "recursively for metrics.json)")
     ap.add_argument("--json", action="store_true", help="print the tables as one JSON object instead of markdown")

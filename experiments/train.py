@@ -1,4 +1,6 @@
-"""The shared trainer behind every dataset CLI: store -> split -> streaming batches -> model -> run directory.
+"""The shared trainer behind every dataset CLI, in phases: build (store, split, run directory, model, optimizer,
+feeds) -> the train step (ONE definition: `tf_config.cluster.make_train_step`) -> the epoch loop (evaluation,
+early stopping, freeze/unfreeze, checkpoint) -> the report (metrics, plots).
 
 One epoch = one pass over the training clips with a custom `strategy.run` step (it works the same with one process,
 several GPUs or several workers; Keras 3 `model.fit` breaks under MultiWorkerMirroredStrategy, keras#20585), then an
@@ -6,20 +8,14 @@ evaluation on the held-out clips. After every epoch the run directory gets an at
 state, history); running the same command again continues after the last saved epoch.
 
 Run directory: config.json, history.csv, checkpoint.npz, and at the end metrics.json (the "finished" marker),
-model.keras, curves.png, confusion.png.
+model.keras, curves.png, confusion.png (files: experiments/run_dir.py; metrics and plots: experiments/report.py).
 
-TensorFlow is imported only inside `run()`, after the thread settings are applied (they must precede TF's start).
+TensorFlow is imported only inside the phases, after the thread settings are applied (they must precede TF's start).
 """
 import argparse
-import csv
 import datetime
 import hashlib
-import io
 import json
-import math
-import os
-import platform
-import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,11 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import run_dir as rd
+from experiments.report import (classification_metrics, package_versions, peak_rss_mb,  # noqa: F401 (re-exported)
+                                plot_confusion, plot_curves)
+from experiments.run_dir import CHECKPOINT, atomic_write  # noqa: F401 (re-exported)
+
 MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d")
-CHECKPOINT = "checkpoint.npz"
+RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
 NON_IDENTITY_ARGS = ("out", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
-                     "worker_index", "gpus")
+                     "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
+
 
 
 class UsageError(Exception):
@@ -124,9 +126,12 @@ def model_label(args):
     return "c3d"
 
 
+
 def identity(args):
-    """The arguments that define what a run computes (used to recognize the same run for resume)."""
-    return {k: v for k, v in sorted(vars(args).items()) if k not in NON_IDENTITY_ARGS}
+    """The arguments that define what a run computes (used to recognize the same run for resume), as JSON values."""
+    ident = {k: v for k, v in sorted(vars(args).items()) if k not in NON_IDENTITY_ARGS}
+    return json.loads(json.dumps(ident, default=str))
+
 
 
 def validate(args, spec):
@@ -176,178 +181,63 @@ def open_store(path, spec):
 
 
 # --- run directory -----------------------------------------------------------------------------------------------
-def resolve_run_dir(args, spec, cluster):
+def resolve_run_dir(args, spec, num_workers):
     """The run directory: --out, or an unfinished run of the same command to resume, or a new timestamped one."""
     if args.out:
         return Path(args.out)
-    base = Path("runs")
     prefix = f"{spec.name}-{model_label(args)}-"
     ident = identity(args)
-    if cluster.num_workers > 1:  # every worker must agree on the name without talking
+    if num_workers > 1:  # every worker must agree on the name without talking
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
-        return base / f"{prefix}mw{digest}"
-    if base.is_dir():
-        for cand in sorted(base.glob(prefix + "*"), reverse=True):
-            if (cand / CHECKPOINT).exists() and not (cand / "metrics.json").exists():
-                try:
-                    if json.loads((cand / "config.json").read_text()).get("args_identity") == \
-                            json.loads(json.dumps(ident, default=str)):
-                        return cand
-                except (OSError, ValueError):
-                    continue
-    return base / (prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+        return RUNS / f"{prefix}mw{digest}"
+    found = rd.find_resumable(RUNS, prefix, ident)
+    return found or RUNS / (prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
 
 
-def atomic_write(path, data):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def check_run_dir(run_dir, ident):
+    """True when `run_dir` holds a finished run of this command; UsageError when it holds another command's run
+    or is not a run directory; False otherwise (new, or a run to resume)."""
+    run_dir = Path(run_dir)
+    has_config = (run_dir / "config.json").exists()
+    existing = rd.recorded_identity(run_dir) if has_config else ident
+    if (run_dir / "metrics.json").exists():
+        if existing != ident:
+            raise UsageError(f"{run_dir} holds a finished run of a different command; choose another --out")
+        return True
+    if existing != ident:
+        raise UsageError(f"{run_dir} holds a run of a different command; choose another --out")
+    if run_dir.is_file() or (run_dir.exists() and not has_config and any(run_dir.iterdir())):
+        raise UsageError(f"{run_dir} exists and is not a run directory; choose another --out")
+    return False
 
 
-def save_checkpoint(run_dir, model, optimizer, state):
-    """weights + optimizer variables + JSON state in one file, replaced atomically (a kill leaves the old one)."""
-    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
-    arrays.update({f"o{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)})
-    arrays["state"] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write(Path(run_dir) / CHECKPOINT, buf.getvalue())
+def command_line(spec, argv):
+    return " ".join([sys.executable, "-m", f"experiments.{spec.name}"] + list(argv))
 
 
-def load_checkpoint(run_dir, model, optimizer):
-    """Restore a checkpoint into `model` and `optimizer`; returns its state dict, or None if there is none."""
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        return None
-    with np.load(path) as data:
-        state = json.loads(bytes(data["state"]).decode())
-        weights = [data[f"w{i}"] for i in range(len(model.get_weights()))]
-        model.set_weights(weights)
-        for i, var in enumerate(optimizer.variables):
-            var.assign(data[f"o{i}"])
-    return state
+# --- phase 1: build ----------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """What `build` makes for one run; the epoch loop and the report read it."""
+    args: argparse.Namespace
+    spec: DatasetSpec
+    cluster: object               # tf_config.cluster.ClusterInfo
+    store: object                 # ttrnn.store.FrameStore
+    split: object                 # ttrnn.splits.Split
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    lr: float
+    run_dir: Path
+    ident: dict
+    finished: bool = False        # run_dir already holds this command's metrics.json: nothing to train
+    ispec: object = None          # ttrnn.data.InputSpec
+    model: object = None
+    optimizer: object = None
+    reader: object = None         # ttrnn.data.ReaderPool shared by the feeds
+    train_feed: object = None     # this worker's shard of the training clips
+    eval_feeds: dict = field(default_factory=dict)  # "test" (and "val") -> BatchFeed
 
 
-def write_history(run_dir, history):
-    if not history:
-        return
-    keys = list(history[0])
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write(Path(run_dir) / "history.csv", buf.getvalue())
-
-
-def package_versions():
-    import importlib.metadata as md
-    out = {"python": platform.python_version()}
-    for name in ("ttrnn", "tensorflow", "keras", "numpy", "h5py", "opencv-python-headless", "scikit-learn"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
-def peak_rss_mb():
-    """Peak resident memory of this process in MB: VmHWM (reset by exec, unlike ru_maxrss, which keeps the
-    parent's peak when a large process starts this one)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-# --- metrics -----------------------------------------------------------------------------------------------------
-def classification_metrics(y_true, probs, multilabel):
-    """accuracy / mean class accuracy / top-5 / confusion (single-label) or MAP (multi-label), from numpy arrays."""
-    from sklearn.metrics import average_precision_score, confusion_matrix
-    num_classes = y_true.shape[1]
-    out = {}
-    if multilabel:
-        present = y_true.sum(axis=0) > 0
-        ap = [float(average_precision_score(y_true[:, c], probs[:, c])) if present[c] else float("nan")
-              for c in range(num_classes)]
-        out["map"] = float(np.nanmean(ap)) if present.any() else float("nan")
-        out["average_precision"] = ap
-        out["accuracy"] = float(np.mean(y_true[np.arange(len(probs)), probs.argmax(1)] > 0))  # top-1 is a true label
-        return out
-    true = y_true.argmax(1)
-    pred = probs.argmax(1)
-    cm = confusion_matrix(true, pred, labels=np.arange(num_classes))
-    recall = np.array([cm[c, c] / cm[c].sum() for c in range(num_classes) if cm[c].sum() > 0])
-    out["accuracy"] = float(np.mean(true == pred))
-    out["mean_class_accuracy"] = float(recall.mean())
-    if num_classes > 5:
-        top5 = np.argsort(-probs, axis=1)[:, :5]
-        out["top5"] = float(np.mean([t in row for t, row in zip(true, top5)]))
-    out["confusion"] = cm.tolist()
-    return out
-
-
-def plot_curves(run_dir, history, multilabel):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for split in ("train", "val", "test"):
-        if f"{split}_loss" in history[0]:
-            axes[0].plot(epochs, [h[f"{split}_loss"] for h in history], marker=".", label=split)
-    axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
-    key = "map" if multilabel else "accuracy"
-    for split in ("train", "val", "test"):
-        if f"{split}_{key}" in history[0]:
-            axes[1].plot(epochs, [h[f"{split}_{key}"] for h in history], marker=".", label=split)
-    axes[1].set(xlabel="epoch", ylabel=key, title=key, ylim=(0, 1.02))
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(Path(run_dir) / "curves.png", dpi=100)
-    plt.close(fig)
-
-
-def plot_confusion(run_dir, metrics, classes, multilabel):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    if multilabel:  # no single confusion matrix for multi-label clips: per-class average precision instead
-        fig, ax = plt.subplots(figsize=(8, 4))
-        ax.bar(range(len(classes)), metrics["average_precision"])
-        ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right")
-        ax.set(ylabel="average precision", title=f"per-class AP (MAP {metrics['map']:.3f})", ylim=(0, 1))
-    else:
-        cm = np.array(metrics["confusion"], dtype=float)
-        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        size = max(5, 0.45 * len(classes) + 2)
-        fig, ax = plt.subplots(figsize=(size + 1, size))
-        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
-        ax.set_yticks(range(len(classes)), classes, fontsize=8)
-        if len(classes) <= 20:
-            for i in range(len(classes)):
-                for j in range(len(classes)):
-                    if cm[i, j]:
-                        ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                                color="white" if norm[i, j] > 0.5 else "black")
-        ax.set(xlabel="predicted", ylabel="true", title=f"confusion (accuracy {metrics['accuracy']:.3f})")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(Path(run_dir) / "confusion.png", dpi=100)
-    plt.close(fig)
-
-
-# --- the run -----------------------------------------------------------------------------------------------------
 def input_spec(args):
     from ttrnn.data import InputSpec
     if args.model in ("gru", "lstm"):
@@ -379,15 +269,20 @@ def build_model(args, spec, store):
     return baselines.c3d(num_classes, width=args.width, activation=activation)
 
 
-def run(args, spec, threads, cluster, argv):
-    """Train and evaluate; returns the final metrics dict. `cluster` is tf_config.cluster's strategy info."""
+def build_optimizer(args, lr, num_train):
+    """Adam(lr), or the TSN recipe: SGD momentum 0.9, weight decay 1e-4, lr x0.1 at 1/3 and 2/3 of the steps."""
     import keras
-    import tensorflow as tf
-    from ttrnn import data as ttdata
-    from ttrnn import splits as ttsplits
-    from ttrnn.models import input_to_hidden_params
+    if args.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    steps = num_train // max(1, args.batch_size) + 1
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+        [steps * args.epochs // 3, 2 * steps * args.epochs // 3], [lr, lr * 0.1, lr * 0.01])
+    return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=1e-4)
 
-    store = open_store(args.data, spec)
+
+def split_rows(args, spec, store):
+    """(split, train rows, validation rows): the protocol's fold, with spec.val_fraction held out of training."""
+    from ttrnn import splits as ttsplits
     try:
         split = (spec.split or ttsplits.make_split)(store, args.protocol, args.fold)
     except ValueError as exc:
@@ -395,156 +290,159 @@ def run(args, spec, threads, cluster, argv):
     train_rows, val_rows = split.train, np.array([], dtype=np.int64)
     if spec.val_fraction > 0:
         train_rows, val_rows = ttsplits.holdout(train_rows, spec.val_fraction, args.seed)
-    lr = args.lr if args.lr is not None else spec.lr
+    return split, train_rows, val_rows
+
+
+def build_feeds(r):
+    """The reader pool, this worker's training feed (local batch = global / workers) and the evaluation feeds."""
+    from ttrnn import data as ttdata
+    args = r.args
+    workers = ttdata.default_workers() if args.workers is None else args.workers
+    r.reader = ttdata.ReaderPool(r.store.path, workers=workers)
+    local_batch = max(1, args.batch_size // r.cluster.num_workers)
+    r.train_feed = ttdata.BatchFeed(r.store, r.cluster.shard(r.train_rows), r.ispec, local_batch, training=True,
+                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+    evaluated = {"test": r.split.test, "val": r.val_rows}
+    r.eval_feeds = {name: ttdata.BatchFeed(r.store, rows, r.ispec, args.batch_size, training=False,
+                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                    for name, rows in evaluated.items() if name == "test" or len(rows)}
+
+
+def build(args, spec, cluster):
+    """Phase 1: store, split, run directory, then (unless that run is finished) model, optimizer and feeds."""
+    import keras
+    store = open_store(args.data, spec)
+    split, train_rows, val_rows = split_rows(args, spec, store)
+    run_dir = resolve_run_dir(args, spec, cluster.num_workers)
+    ident = identity(args)
+    r = Run(args, spec, cluster, store, split, train_rows, val_rows, args.lr if args.lr is not None else spec.lr,
+            run_dir, ident, finished=check_run_dir(run_dir, ident))
+    if r.finished:
+        return r
     try:
-        ispec = input_spec(args)
+        r.ispec = input_spec(args)
         keras.utils.set_random_seed(args.seed)
         with cluster.strategy.scope():
-            model = build_model(args, spec, store)
-            if args.optimizer == "adam":
-                optimizer = keras.optimizers.Adam(lr)
-            else:
-                steps = len(train_rows) // max(1, args.batch_size) + 1
-                schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-                    [steps * args.epochs // 3, 2 * steps * args.epochs // 3], [lr, lr * 0.1, lr * 0.01])
-                optimizer = keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=1e-4)
+            r.model = build_model(args, spec, store)
+            r.optimizer = build_optimizer(args, r.lr, len(train_rows))
+            r.optimizer.build(r.model.trainable_variables)  # slots for every weight, before any freezing
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    build_feeds(r)
+    return r
 
-    run_dir = resolve_run_dir(args, spec, cluster)
-    config_path = run_dir / "config.json"
-    ident = json.loads(json.dumps(identity(args), default=str))
-    existing = json.loads(config_path.read_text()).get("args_identity") if config_path.exists() else ident
-    if (run_dir / "metrics.json").exists():
-        if existing != ident:
-            raise UsageError(f"{run_dir} holds a finished run of a different command; choose another --out")
-        print(f"{run_dir} is already finished; metrics in {run_dir / 'metrics.json'}")
-        return json.loads((run_dir / "metrics.json").read_text())
-    if existing != ident:
-        raise UsageError(f"{run_dir} holds a run of a different command; choose another --out")
-    if run_dir.exists() and not config_path.exists() and any(run_dir.iterdir()):
-        raise UsageError(f"{run_dir} exists and is not a run directory; choose another --out")
 
-    workers = ttdata.default_workers() if args.workers is None else args.workers
-    reader = ttdata.ReaderPool(store.path, workers=workers)
-    local_batch = max(1, args.batch_size // cluster.num_workers)
-    train_feed = ttdata.BatchFeed(store, cluster.shard(train_rows), ispec, local_batch, training=True, seed=args.seed,
-                                  reader=reader, bucket=not args.no_bucket)
-    eval_feeds = {"test": ttdata.BatchFeed(store, split.test, ispec, args.batch_size, training=False,
-                                           seed=args.seed, reader=reader, bucket=not args.no_bucket)}
-    if len(val_rows):
-        eval_feeds["val"] = ttdata.BatchFeed(store, val_rows, ispec, args.batch_size, training=False,
-                                             seed=args.seed, reader=reader, bucket=not args.no_bucket)
-
-    epoch_box = [0]
-    dist_train = cluster.strategy.distribute_datasets_from_function(
-        lambda ctx: train_feed.dataset(lambda: epoch_box[0]))
-    multilabel = spec.multilabel
-    loss_fn = (keras.losses.BinaryCrossentropy(reduction=None) if multilabel
-               else keras.losses.CategoricalCrossentropy(reduction=None))
-    replicas = cluster.num_replicas
-
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            probs = model(x, training=True)
-            per_example = loss_fn(y, probs)
-            count = tf.cast(tf.shape(y)[0], tf.float32)
-            loss = tf.reduce_sum(per_example) / (count * replicas)
-            if model.losses:
-                loss += tf.add_n(model.losses) / replicas
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1)), tf.float32)) \
-            if not multilabel else tf.reduce_sum(tf.gather(y, tf.argmax(probs, 1), batch_dims=1))
-        return tf.reduce_sum(per_example), hits, count
-
-    def make_train_step():
-        # traced per padded length (a multiple of InputSpec.pad_multiple); rebuilt when the trainable set changes
-        @tf.function
-        def train_step(dist_inputs):
-            x, y = dist_inputs
-            results = cluster.strategy.run(replica_step, args=(x, y))
-            return [cluster.strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
-        return train_step
-
-    train_step = make_train_step()
-
-    @tf.function
-    def predict_step(x):
-        return model(x, training=False)
-
-    def evaluate(feed):
-        ys, ps = [], []
-        for x, y in feed.batches(0):
-            ps.append(predict_step(tf.constant(x)).numpy())
-            ys.append(y)
-        y, p = np.concatenate(ys), np.concatenate(ps)
-        p_clip = np.clip(p, 1e-7, 1 - 1e-7)
-        if multilabel:
-            loss = float(np.mean(-(y * np.log(p_clip) + (1 - y) * np.log(1 - p_clip)).mean(axis=1)))
-        else:
-            loss = float(np.mean(-np.sum(y * np.log(p_clip), axis=1)))
-        return loss, classification_metrics(y, p, multilabel), p
-
-    state = None
-    with cluster.strategy.scope():  # slots for every weight, before any freezing changes the trainable set
-        optimizer.build(model.trainable_variables)
-    if (run_dir / CHECKPOINT).exists():
-        state = load_checkpoint(run_dir, model, optimizer)
-    history = state["history"] if state else []
-    start_epoch = len(history)
-    best = state.get("best") if state else None
-    stale = state.get("stale", 0) if state else 0
-    if cluster.is_chief:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not config_path.exists():
+def start_run_dir(r, threads, argv):
+    """Restore the checkpoint if there is one (-> state: history, best, stale); the chief writes config.json."""
+    state = rd.load_checkpoint(r.run_dir, r.model, r.optimizer) or {}
+    state = {"history": state.get("history", []), "best": state.get("best"), "stale": state.get("stale", 0)}
+    if r.cluster.is_chief:
+        r.run_dir.mkdir(parents=True, exist_ok=True)
+        if not (r.run_dir / "config.json").exists():
             config = {
-                "dataset": spec.name, "model": model_label(args), "args": vars(args), "args_identity": ident,
-                "command": " ".join([sys.executable, "-m", f"experiments.{spec.name}"] + list(argv)),
-                "store": {"path": str(Path(args.data).resolve()), "attrs": store.attrs,
-                          "classes": list(store.classes)},
-                "split": split.description, "num_train": int(len(train_rows)), "num_val": int(len(val_rows)),
-                "num_test": int(len(split.test)), "lr": lr, "threads": threads,
-                "cluster": cluster.as_dict(), "input": vars(ispec),
+                "dataset": r.spec.name, "model": model_label(r.args), "args": vars(r.args),
+                "args_identity": r.ident, "command": command_line(r.spec, argv),
+                "store": {"path": str(Path(r.args.data).resolve()), "attrs": r.store.attrs,
+                          "classes": list(r.store.classes)},
+                "split": r.split.description, "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)),
+                "num_test": int(len(r.split.test)), "lr": r.lr, "threads": threads,
+                "cluster": r.cluster.as_dict(), "input": vars(r.ispec),
                 "versions": package_versions(), "started": datetime.datetime.now().isoformat(timespec="seconds"),
             }
-            atomic_write(config_path, json.dumps(config, indent=2, default=str))
-        write_history(run_dir, history)
-    if start_epoch:
-        print(f"resuming {run_dir} after epoch {start_epoch} of {args.epochs}")
-    print(f"{spec.name} {model_label(args)}: {len(train_rows)} train / {len(split.test)} test clips, "
-          f"{split.description}; run dir {run_dir}")
+            atomic_write(r.run_dir / "config.json", json.dumps(config, indent=2, default=str))
+        rd.write_history(r.run_dir, state["history"])
+    return state
 
+
+# --- phase 2: the steps ------------------------------------------------------------------------------------------
+def train_step(r):
+    """The ONE train step (tf_config.cluster.make_train_step) -> {loss, loss_sum, hits, count} per global batch.
+    A short last batch weighs a full step (global_batch=None). Traced per padded length; rebuild it when the
+    trainable set changes."""
+    import keras
+    from tf_config.cluster import make_train_step
+    loss_fn = (keras.losses.BinaryCrossentropy(reduction=None) if r.spec.multilabel
+               else keras.losses.CategoricalCrossentropy(reduction=None))
+    return make_train_step(r.cluster.strategy, r.model, r.optimizer, loss_fn, global_batch=None, totals=True)
+
+
+def predict_step(model):
+    """A tf.function x -> class probabilities (inference mode)."""
+    import tensorflow as tf
+
+    @tf.function
+    def predict(x):
+        return model(x, training=False)
+    return predict
+
+
+def evaluate(predict, feed, multilabel):
+    """(mean loss, classification_metrics, probabilities) of `feed`'s clips; the loss is computed in NumPy."""
+    import tensorflow as tf
+    ys, ps = [], []
+    for x, y in feed.batches(0):
+        ps.append(predict(tf.constant(x)).numpy())
+        ys.append(y)
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    p_clip = np.clip(p, 1e-7, 1 - 1e-7)
+    if multilabel:
+        loss = float(np.mean(-(y * np.log(p_clip) + (1 - y) * np.log(1 - p_clip)).mean(axis=1)))
+    else:
+        loss = float(np.mean(-np.sum(y * np.log(p_clip), axis=1)))
+    return loss, classification_metrics(y, p, multilabel), p
+
+
+# --- phase 3: the epoch loop -------------------------------------------------------------------------------------
+def train_epoch(r, step, dist_train, epoch):
+    """One pass over this worker's training shard -> the history row's train_loss, train_accuracy, seconds."""
     from tqdm import tqdm
+    t0 = time.perf_counter()
+    tot = {"loss_sum": 0.0, "hits": 0.0, "count": 0.0}
+    bar = tqdm(total=len(r.train_feed), desc=f"epoch {epoch + 1}/{r.args.epochs}", unit="batch",
+               disable=True if (r.args.quiet or not r.cluster.is_chief) else None,  # None: off without a TTY
+               leave=False)
+    for batch in dist_train:
+        out = step(batch)
+        for key in tot:
+            tot[key] += float(out[key])
+        bar.update(1)
+        bar.set_postfix(loss=f"{tot['loss_sum'] / tot['count']:.4f}", acc=f"{tot['hits'] / tot['count']:.3f}")
+    bar.close()
+    n = max(tot["count"], 1)
+    return {"epoch": epoch + 1, "train_loss": tot["loss_sum"] / n, "train_accuracy": tot["hits"] / n,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def evaluate_epoch(r, predict, row):
+    """Add each evaluation feed's loss, accuracy (and MAP) to the history row."""
+    for name, feed in r.eval_feeds.items():
+        loss, metrics, _ = evaluate(predict, feed, r.spec.multilabel)
+        row[f"{name}_loss"] = loss
+        row[f"{name}_accuracy"] = metrics["accuracy"]
+        if r.spec.multilabel:
+            row[f"{name}_map"] = metrics["map"]
+    return row
+
+
+def fit(r, state):
+    """Phase 3: epochs from the state's on; early stopping on val (else test) loss, TSN freeze/unfreeze, and
+    after every epoch the chief's checkpoint and history.csv. Returns (history, predict step)."""
+    args, history, best, stale = r.args, state["history"], state["best"], state["stale"]
+    epoch_box = [0]  # the dataset function reads the current epoch (its shuffling seed)
+    dist_train = r.cluster.strategy.distribute_datasets_from_function(
+        lambda ctx: r.train_feed.dataset(lambda: epoch_box[0]))
+    step, predict = train_step(r), predict_step(r.model)
+    start = len(history)
     freeze = args.model == "tsn" and args.freeze_epochs > 0
-    for epoch in range(start_epoch, args.epochs):
+    for epoch in range(start, args.epochs):
         if stale and args.patience and stale >= args.patience:
             break
-        if freeze and epoch in (start_epoch, args.freeze_epochs):
+        if freeze and epoch in (start, args.freeze_epochs):
             from ttrnn.baselines import set_backbone_trainable
-            set_backbone_trainable(model, epoch >= args.freeze_epochs)
-            train_step = make_train_step()
+            set_backbone_trainable(r.model, epoch >= args.freeze_epochs)
+            step = train_step(r)
         epoch_box[0] = epoch
-        t0 = time.perf_counter()
-        tot_loss = tot_hits = tot_n = 0.0
-        bar = tqdm(total=len(train_feed), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch",
-                   disable=True if (args.quiet or not cluster.is_chief) else None,  # None: off without a TTY
-                   leave=False)
-        for batch in dist_train:
-            loss_sum, hits, count = [float(v) for v in train_step(batch)]
-            tot_loss, tot_hits, tot_n = tot_loss + loss_sum, tot_hits + hits, tot_n + count
-            bar.update(1)
-            bar.set_postfix(loss=f"{tot_loss / tot_n:.4f}", acc=f"{tot_hits / tot_n:.3f}")
-        bar.close()
-        seconds = time.perf_counter() - t0
-        row = {"epoch": epoch + 1, "train_loss": tot_loss / max(tot_n, 1), "train_accuracy": tot_hits / max(tot_n, 1),
-               "seconds": round(seconds, 3)}
-        for name, feed in eval_feeds.items():
-            loss, metrics, _ = evaluate(feed)
-            row[f"{name}_loss"] = loss
-            row[f"{name}_accuracy"] = metrics["accuracy"]
-            if multilabel:
-                row[f"{name}_map"] = metrics["map"]
+        row = evaluate_epoch(r, predict, train_epoch(r, step, dist_train, epoch))
         history.append(row)
         monitor = row.get("val_loss", row["test_loss"])
         if best is None or monitor < best:
@@ -552,39 +450,52 @@ def run(args, spec, threads, cluster, argv):
         else:
             stale += 1
         shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds"))
-        print(f"epoch {epoch + 1}/{args.epochs} ({seconds:.1f} s): {shown}", flush=True)
-        if cluster.is_chief:
-            save_checkpoint(run_dir, model, optimizer, {"history": history, "best": best, "stale": stale})
-            write_history(run_dir, history)
+        print(f"epoch {epoch + 1}/{args.epochs} ({row['seconds']:.1f} s): {shown}", flush=True)
+        if r.cluster.is_chief:
+            rd.save_checkpoint(r.run_dir, r.model, r.optimizer, {"history": history, "best": best, "stale": stale})
+            rd.write_history(r.run_dir, history)
+    return history, predict
 
-    loss, final, probs = evaluate(eval_feeds["test"])
-    reader.close()
+
+# --- phase 4: the report -----------------------------------------------------------------------------------------
+def final_metrics(r, history, loss, final, threads, argv):
+    """metrics.json's content: the test metrics plus what the tables need (params, epochs, times, memory, split)."""
+    from ttrnn.models import input_to_hidden_params
     metrics = {k: v for k, v in final.items() if k not in ("confusion", "average_precision")}
     metrics.update({
-        "test_loss": loss, "params_input_to_hidden": _safe(lambda: input_to_hidden_params(model)),
-        "params_total": int(model.count_params()), "epochs": len(history),
+        "test_loss": loss, "params_input_to_hidden": _safe(lambda: input_to_hidden_params(r.model)),
+        "params_total": int(r.model.count_params()), "epochs": len(history),
         "epoch_seconds": [h["seconds"] for h in history], "peak_rss_mb": round(peak_rss_mb(), 1),
-        "num_train": int(len(train_rows)), "num_val": int(len(val_rows)), "num_test": int(len(split.test)),
-        "protocol": args.protocol, "fold": args.fold, "split": split.description, "dataset": spec.name,
-        "model": model_label(args), "command": " ".join([sys.executable, "-m", f"experiments.{spec.name}"] + list(argv)),
-        "versions": package_versions(), "threads": threads, "classes": list(store.classes),
-        "padding_waste": round(train_feed.padding_waste(), 4),
+        "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)), "num_test": int(len(r.split.test)),
+        "protocol": r.args.protocol, "fold": r.args.fold, "split": r.split.description, "dataset": r.spec.name,
+        "model": model_label(r.args), "command": command_line(r.spec, argv),
+        "versions": package_versions(), "threads": threads, "classes": list(r.store.classes),
+        "padding_waste": round(r.train_feed.padding_waste(), 4),
     })
     for key in ("confusion", "average_precision"):
         if key in final:
             metrics[key] = final[key]
-    if cluster.is_chief:
-        model.save(run_dir / "model.keras")
-        plot_curves(run_dir, history, multilabel)
-        plot_confusion(run_dir, final, list(store.classes), multilabel)
-        atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
-    store.close()
-    if cluster.num_workers > 1:  # a last collective, so no worker exits while another still talks to it
+    return metrics
+
+
+def report(r, history, predict, threads, argv):
+    """Phase 4: the final test evaluation; the chief writes model.keras, the plots and metrics.json (last, as the
+    finished marker). Returns the metrics."""
+    loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
+    r.reader.close()
+    metrics = final_metrics(r, history, loss, final, threads, argv)
+    if r.cluster.is_chief:
+        r.model.save(r.run_dir / "model.keras")
+        plot_curves(r.run_dir, history, r.spec.multilabel)
+        plot_confusion(r.run_dir, final, list(r.store.classes), r.spec.multilabel)
+        atomic_write(r.run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    r.store.close()
+    if r.cluster.num_workers > 1:  # a last collective, so no worker exits while another still talks to it
         from tf_config.cluster import agree_on_int
-        agree_on_int(cluster.strategy, len(history))
-    key = "map" if multilabel else "accuracy"
+        agree_on_int(r.cluster.strategy, len(history))
+    key = "map" if r.spec.multilabel else "accuracy"
     print(f"test {key}: {metrics[key]:.4f}" + (f"  mean class accuracy: {metrics['mean_class_accuracy']:.4f}"
-                                             if "mean_class_accuracy" in metrics else "") + f"  ({run_dir})")
+                                             if "mean_class_accuracy" in metrics else "") + f"  ({r.run_dir})")
     return metrics
 
 
@@ -595,15 +506,61 @@ def _safe(fn):
         return None
 
 
+# --- the run -----------------------------------------------------------------------------------------------------
+def run(args, spec, threads, cluster, argv):
+    """Train and evaluate; returns the final metrics dict. `cluster` is tf_config.cluster's strategy info."""
+    r = build(args, spec, cluster)
+    if r.finished:
+        r.store.close()
+        print(f"{r.run_dir} is already finished; metrics in {r.run_dir / 'metrics.json'}")
+        return json.loads((r.run_dir / "metrics.json").read_text())
+    state = start_run_dir(r, threads, argv)
+    if state["history"]:
+        print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
+    print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
+          f"{r.split.description}; run dir {r.run_dir}")
+    history, predict = fit(r, state)
+    return report(r, history, predict, threads, argv)
+
+
+def preflight(args, spec):
+    """Every check that needs no TensorFlow, so bad input fails fast and alone: arguments, cluster, the store (the
+    demo's is generated here), the split, the run directory. -> the run directory when it already holds this
+    command's finished run (nothing to train), else None."""
+    import tf_config.cluster
+    import tf_config.threads
+    validate(args, spec)
+    try:
+        tf_config.threads.resolve_threads(args)
+        num_workers = tf_config.cluster.planned_workers(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.demo and not args.data:
+        args.data = str(spec.demo(args))
+    store = open_store(args.data, spec)
+    try:
+        split_rows(args, spec, store)
+    finally:
+        store.close()
+    if not args.out and num_workers == 1:
+        return None  # a new run directory, or an unfinished run of this very command
+    run_dir = resolve_run_dir(args, spec, num_workers)
+    return run_dir if check_run_dir(run_dir, identity(args)) else None
+
+
 def main(spec, argv=None):
-    """CLI entry: parse, apply threads (before TensorFlow starts), pick the strategy, run. Returns an exit code."""
+    """CLI entry: parse, check without TensorFlow, apply threads (before TensorFlow starts), pick the strategy,
+    run. Returns an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(spec)
     if "--demo" in argv:  # the demo's defaults; options given on the command line still win
         parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)
     try:
-        validate(args, spec)
+        finished = preflight(args, spec)
+        if finished:
+            print(f"{finished} is already finished; metrics in {finished / 'metrics.json'}")
+            return 0
         import tf_config.cluster
         import tf_config.threads
         try:
@@ -611,8 +568,6 @@ def main(spec, argv=None):
             cluster = tf_config.cluster.make_strategy(args)
         except (ValueError, RuntimeError) as exc:
             raise UsageError(str(exc)) from None
-        if args.demo and not args.data:
-            args.data = str(spec.demo(args))
         run(args, spec, threads, cluster, argv)
         return 0
     except UsageError as exc:

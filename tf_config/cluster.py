@@ -43,6 +43,7 @@ class ClusterInfo:
     worker_index: int
     is_chief: bool
     num_replicas: int
+    resolver: str = "none"        # where the cluster came from: "tf_config", "cluster_spec", "slurm" or "none"
 
     def per_replica_batch(self, global_batch):
         """Batch size each replica's dataset must yield so one step covers ``global_batch`` examples."""
@@ -59,12 +60,23 @@ class ClusterInfo:
     def as_dict(self):
         """JSON-able summary for the run's config.json."""
         return {"kind": self.kind, "num_workers": self.num_workers, "worker_index": self.worker_index,
-                "is_chief": self.is_chief, "num_replicas": self.num_replicas}
+                "is_chief": self.is_chief, "num_replicas": self.num_replicas, "resolver": self.resolver}
+
+
+CLUSTER_SOURCES = ("auto", "tf_config", "slurm", "none")
+SLURM_VARS = ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_NODELIST", "SLURM_STEP_TASKS_PER_NODE")
 
 
 def add_cluster_args(parser):
-    """Add ``--cluster-spec FILE``, ``--worker-index I`` and ``--gpus N`` to an argparse parser."""
+    """Add ``--cluster``, ``--cluster-spec FILE``, ``--worker-index I``, ``--slurm-port-base P`` and ``--gpus N``."""
     group = parser.add_argument_group("cluster")
+    group.add_argument("--cluster", default="auto", choices=CLUSTER_SOURCES,
+                       help="where the cluster comes from: tf_config (TF_CONFIG or --cluster-spec), slurm "
+                            "(TensorFlow's SlurmClusterResolver: one srun task = one worker, task 0 = chief), "
+                            "none (one process); auto (default): tf_config when set, else slurm when srun "
+                            "started more than one task, else none")
+    group.add_argument("--slurm-port-base", type=int, default=8888, metavar="P",
+                       help="SLURM: the k-th task on a node listens on port P+k (default 8888)")
     group.add_argument("--cluster-spec", default=None, metavar="FILE",
                        help='JSON {"worker": ["host:port", ...]}; overrides the TF_CONFIG environment variable')
     group.add_argument("--worker-index", type=int, default=None, metavar="I",
@@ -162,16 +174,98 @@ def _global_index(config):
     return num, index, index == 0
 
 
+def cluster_source(args=None, environ=None):
+    """``"tf_config"``, ``"slurm"`` or ``"none"``: ``--cluster``, or for ``auto`` TF_CONFIG / ``--cluster-spec`` when
+    set, else SLURM when ``SLURM_STEP_NUM_TASKS`` > 1 (inside ``srun``), else none. No TensorFlow import."""
+    environ = os.environ if environ is None else environ
+    choice = _get(args, "cluster") or "auto"
+    if choice not in CLUSTER_SOURCES:
+        raise ClusterConfigError(f"--cluster must be one of {', '.join(CLUSTER_SOURCES)}, got {choice!r}")
+    if choice != "auto":
+        return choice
+    if _get(args, "cluster_spec") or environ.get("TF_CONFIG", "").strip():
+        return "tf_config"
+    tasks = environ.get("SLURM_STEP_NUM_TASKS", "")
+    return "slurm" if tasks.isdigit() and int(tasks) > 1 else "none"
+
+
+def check_slurm(args=None, environ=None):
+    """The SLURM step's task count, after checking its variables and ``--slurm-port-base`` (no TensorFlow)."""
+    environ = os.environ if environ is None else environ
+    missing = [v for v in SLURM_VARS if not environ.get(v, "").strip()]
+    if missing:
+        raise ClusterConfigError(f"--cluster slurm needs a SLURM job step (srun); {', '.join(missing)} not set")
+    for var in ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS"):
+        if not environ[var].strip().isdigit():
+            raise ClusterConfigError(f"{var}={environ[var]!r} is not a non-negative integer")
+    tasks, rank = int(environ["SLURM_STEP_NUM_TASKS"]), int(environ["SLURM_PROCID"])
+    if not 0 <= rank < tasks:
+        raise ClusterConfigError(f"SLURM_PROCID {rank} out of range for {tasks} task(s)")
+    port = _get(args, "slurm_port_base")
+    port = 8888 if port is None else port
+    if not 1024 <= port <= 65535 - tasks:
+        raise ClusterConfigError(f"--slurm-port-base must leave room for {tasks} ports in 1024..65535, got {port}")
+    return tasks
+
+
+def planned_workers(args=None, environ=None):
+    """How many workers the cluster will have, checked without TensorFlow (what a CLI needs before starting it)."""
+    source = cluster_source(args, environ)
+    if source == "slurm":
+        return check_slurm(args, environ)
+    config = read_cluster(args, environ) if source == "tf_config" else None
+    if source == "tf_config" and config is None:
+        raise ClusterConfigError("--cluster tf_config needs the TF_CONFIG environment variable or --cluster-spec")
+    if source == "none" and _get(args, "worker_index") is not None:
+        raise ClusterConfigError("--worker-index needs --cluster-spec or TF_CONFIG")
+    return _global_index(config)[0] if config else 1
+
+
+def _visible_gpus(environ):
+    """GPUs on this node as SlurmClusterResolver would count them, or 0 where it cannot (no nvidia-smi)."""
+    import shutil
+    if "CUDA_VISIBLE_DEVICES" in environ:
+        return len([d for d in environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()])
+    return None if shutil.which("nvidia-smi") else 0
+
+
+def slurm_config(args=None, environ=None):
+    """This SLURM task's cluster as a TF_CONFIG dict, from ``tf.distribute.cluster_resolver.SlurmClusterResolver``
+    (hosts from SLURM_STEP_NODELIST, task k of a node on port base+k, rank = SLURM_PROCID = worker index)."""
+    environ = os.environ if environ is None else environ
+    tasks = check_slurm(args, environ)
+    port = _get(args, "slurm_port_base")
+    gpus = _visible_gpus(environ)
+    import tensorflow as tf
+
+    # CPU nodes: the resolver's GPU split would divide by zero (and it calls nvidia-smi when the count is not
+    # given), so give it one nominal GPU per task and do not let it touch CUDA_VISIBLE_DEVICES.
+    options = dict(gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False) if gpus == 0 else \
+        dict(gpus_per_node=gpus)
+    try:
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=8888 if port is None else port, **options)
+        cluster = resolver.cluster_spec().as_dict()
+        task_type, task_id = resolver.get_task_info()
+    except (RuntimeError, ValueError, ZeroDivisionError) as e:
+        raise ClusterConfigError(f"SlurmClusterResolver: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    return {"cluster": cluster, "task": {"type": task_type, "index": task_id}}
+
+
 def make_strategy(args=None):
     """Build the strategy for this process → :class:`ClusterInfo`. Call after apply_threads, before any TF op.
 
-    - cluster configured (``--cluster-spec`` or TF_CONFIG): ``MultiWorkerMirroredStrategy`` with RING collectives
+    - cluster configured (``--cluster-spec``, TF_CONFIG or a SLURM step, see :func:`cluster_source`):
+      ``MultiWorkerMirroredStrategy`` with RING collectives
       on CPU (AUTO, i.e. NCCL, when GPUs are visible); TF_CONFIG is set from ``--cluster-spec`` so every library
       sees the same cluster;
     - ``--gpus N`` with N > 1 and no cluster: ``MirroredStrategy`` over ``/gpu:0..N-1``;
     - otherwise TensorFlow's default strategy (one device, default placement).
     """
-    config = read_cluster(args)
+    source = cluster_source(args)
+    planned_workers(args)  # the same checks a CLI ran before TensorFlow, in case it did not
+    config = slurm_config(args) if source == "slurm" else read_cluster(args) if source == "tf_config" else None
+    resolver = "slurm" if source == "slurm" else "cluster_spec" if _get(args, "cluster_spec") else source
     gpus_wanted = _get(args, "gpus")
     if gpus_wanted is not None and gpus_wanted < 0:
         raise ClusterConfigError(f"--gpus must be >= 0, got {gpus_wanted}")
@@ -191,7 +285,7 @@ def make_strategy(args=None):
                 implementation=impl.AUTO if gpus else impl.RING)
             strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
             num, index, chief = _global_index(config)
-            return ClusterInfo(strategy, "multi_worker", num, index, chief, strategy.num_replicas_in_sync)
+            return ClusterInfo(strategy, "multi_worker", num, index, chief, strategy.num_replicas_in_sync, resolver)
         if gpus_wanted is not None and gpus_wanted > 1:
             strategy = tf.distribute.MirroredStrategy(devices=[f"/gpu:{i}" for i in range(gpus_wanted)])
             return ClusterInfo(strategy, "mirrored", 1, 0, True, strategy.num_replicas_in_sync)
@@ -256,15 +350,22 @@ def _build_optimizer(strategy, optimizer, model):
             optimizer.build(model.trainable_variables)
 
 
-def make_train_step(strategy, model, optimizer, loss_fn, global_batch):
-    """A ``tf.function`` ``step(batch) -> loss`` that trains one step on every replica via ``strategy.run``.
+def make_train_step(strategy, model, optimizer, loss_fn, global_batch=None, totals=False):
+    """A ``tf.function`` ``step(batch) -> loss`` (``totals=True``: a dict of sums) that trains one step on every
+    replica via ``strategy.run``.
 
     ``batch``: one element of ``strategy.distribute_datasets_from_function(...)`` (or a plain batch under the
     default strategy): ``(x, y)`` or ``(x, y, sample_weight)``. ``loss_fn(y_true, y_pred)`` must return
     per-example losses ``(B,)`` (e.g. ``keras.losses.CategoricalCrossentropy(reduction=None)``). Each replica's
     loss is ``sum(per-example loss) / global_batch + sum(model.losses) / num_replicas``, so gradients summed over
     replicas (what the optimizer's all-reduce does) equal those of one process on the whole global batch.
-    Returns the global loss of the step (SUM over replicas), identical on every worker.
+    ``global_batch=None`` uses the replica's own batch size x replicas instead, so a short last batch weighs a
+    full step (the trainer's rule; exact when every replica gets the same number of examples).
+
+    Returns the step's global loss (SUM over replicas), identical on every worker; with ``totals=True`` a dict of
+    such sums: ``loss``, ``loss_sum`` (per-example losses), ``hits`` (examples whose top-1 class is a true label:
+    accuracy for one-hot ``y``, "top-1 is a positive" for multi-hot) and ``count`` (examples), what the
+    trainer's progress bar and history need.
     The model and optimizer must have been created under ``strategy.scope()``.
     """
     import tensorflow as tf
@@ -275,6 +376,8 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch):
     def replica_step(batch):
         x, y = batch[0], batch[1]
         weight = batch[2] if len(batch) > 2 else None
+        count = tf.cast(tf.shape(y)[0], tf.float32)
+        denominator = count * num_replicas if global_batch is None else tf.cast(global_batch, tf.float32)
         with tf.GradientTape() as tape:
             pred = model(x, training=True)
             per_example = tf.convert_to_tensor(loss_fn(y, pred))
@@ -283,17 +386,19 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch):
             per_example = tf.cast(per_example, tf.float32)
             if weight is not None:
                 per_example *= tf.cast(tf.reshape(weight, tf.shape(per_example)), tf.float32)
-            loss = tf.reduce_sum(per_example) / tf.cast(global_batch, tf.float32)
+            loss = tf.reduce_sum(per_example) / denominator
             if model.losses:
                 loss += tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) / num_replicas
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+        hits = tf.reduce_sum(tf.cast(tf.gather(y, tf.argmax(pred, 1), batch_dims=1), tf.float32))
+        return {"loss": loss, "loss_sum": tf.reduce_sum(per_example), "hits": hits, "count": count}
 
     @tf.function
     def train_step(batch):
         per_replica = strategy.run(replica_step, args=(tuple(batch),))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        summed = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        return summed if totals else summed["loss"]
 
     return train_step
 

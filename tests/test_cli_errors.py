@@ -1,0 +1,113 @@
+"""Bad input fails before TensorFlow: one line on stderr, the documented exit status, nothing written, and
+`tensorflow` never imported on that path (checked in the CLI's own process)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO, make_store
+
+# Runs a CLI's main() in a fresh interpreter and reports on stdout whether TensorFlow got imported.
+DRIVER = """
+import importlib, sys
+module = importlib.import_module(sys.argv[1])
+try:
+    rc = module.main(sys.argv[2:])
+except SystemExit as exc:
+    rc = exc.code
+print("TENSORFLOW_IMPORTED", "tensorflow" in sys.modules)
+sys.exit(rc)
+"""
+
+
+def run_main(module, *args, env=None):
+    full_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}  # no TF_CONFIG, no SLURM
+    return subprocess.run([sys.executable, "-c", DRIVER, module, *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=120, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli_errors")
+    text = tmp / "notes.h5"
+    text.write_text("not an HDF5 file\n")
+    return {
+        "{store}": make_store(tmp / "ucf11.h5", num_classes=11, groups=3, clips_per_group=1, lengths=(2, 3),
+                              size=(16, 12)),
+        "{celeb}": make_store(tmp / "celeb.h5", num_classes=2, groups=1, clips_per_group=1, lengths=(2, 2),
+                              size=(16, 12), dataset="celebfaces"),
+        "{text}": text,
+        "{missing}": tmp / "missing.h5",
+    }
+
+
+def finished_run(path, identity):
+    """A run directory as a finished run leaves it (config.json with its identity, metrics.json)."""
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"args_identity": identity}))
+    (path / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    return {p.name: p.read_bytes() for p in path.iterdir()}
+
+
+def assert_one_line_before_tensorflow(res, message, status=2):
+    assert res.returncode == status, res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert "TENSORFLOW_IMPORTED False" in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "{missing}"], "no store at"),
+    (["--data", "{text}"], "not a ttrnn frame store"),
+    (["--data", "{celeb}"], "'celebfaces' store"),
+    (["--data", "{store}", "--max-len", "0"], "--max-len must be >= 1"),
+    (["--data", "{store}", "--model", "transformer"], "unknown model"),
+    (["--data", "{store}", "--protocol", "logo", "--fold", "7"], "out of range"),
+    (["--data", "{store}", "--threads-preset", "nope"], "nope"),
+    (["--data", "{store}", "--cluster", "slurm"], "SLURM_PROCID"),
+    (["--data", "{store}", "--epochs", "x"], "invalid int value"),
+])
+def test_dataset_cli_rejects_bad_input_before_tensorflow(stores, tmp_path, args, message):
+    out = tmp_path / "out"
+    res = run_main("experiments.ucf11", *[stores.get(a, a) for a in args], "--out", out)
+    assert_one_line_before_tensorflow(res, message)
+    assert not out.exists()
+
+
+def test_finished_run_of_another_command_is_refused_and_kept(stores, tmp_path):
+    out = tmp_path / "run"
+    before = finished_run(out, {"data": "some/other.h5", "model": "lstm"})
+    res = run_main("experiments.ucf11", "--data", stores["{store}"], "--out", out)
+    assert_one_line_before_tensorflow(res, "finished run of a different command")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_finished_run_of_the_same_command_reports_without_tensorflow(stores, tmp_path):
+    from experiments.train import build_parser, identity
+    from experiments.ucf11 import SPEC
+    out = tmp_path / "run"
+    argv = ["--data", str(stores["{store}"]), "--out", str(out)]
+    finished_run(out, identity(build_parser(SPEC).parse_args(argv)))
+    res = run_main("experiments.ucf11", *argv)
+    assert res.returncode == 0, res.stderr
+    assert f"{out} is already finished" in res.stdout and "TENSORFLOW_IMPORTED False" in res.stdout
+
+
+def test_a_file_where_the_run_directory_should_be(stores, tmp_path):
+    out = tmp_path / "run"
+    out.write_text("keep me")
+    res = run_main("experiments.ucf11", "--data", stores["{store}"], "--out", out)
+    assert_one_line_before_tensorflow(res, "not a run directory")
+    assert out.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("experiments.predict", ["{missing}", "clip.avi"], "no run directory"),
+    ("experiments.tables", ["{missing}"], "no such run directory"),
+    ("experiments.bench", ["nosuchsection"], "invalid choice"),
+    ("experiments.sweep", ["{missing}"], "missing.h5"),
+])
+def test_other_clis_reject_bad_input_before_tensorflow(stores, module, args, message):
+    res = run_main(module, *[stores.get(a, a) for a in args])
+    assert_one_line_before_tensorflow(res, message)
