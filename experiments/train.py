@@ -84,9 +84,13 @@ def build_parser(spec):
     p.add_argument("--max-len", type=int, default=spec.max_len,
                    help=f"keep the first N frames of each clip (default {spec.max_len}, the original's)")
     p.add_argument("--frame-skip", type=int, default=1, help="use every K-th stored frame (default 1)")
-    p.add_argument("--protocol", default=spec.protocol, choices=("paper", "logo", "store"),
+    p.add_argument("--protocol", default=spec.protocol, choices=("paper", "logo", "store", "holdout"),
                    help="paper: the original random 5-fold split (seed 11111986); logo: leave-one-group-out; "
-                        "store: the store's own split lists")
+                        "store: the store's own split lists; holdout: one random 20%% test split seeded by "
+                        "--fold (the BT-LSTM / TR-LSTM code's)")
+    p.add_argument("--sample-frames", type=int, default=None,
+                   help="gru/lstm: K frames per clip, drawn at random and kept in order in training, evenly "
+                        "spaced in evaluation (the BT-LSTM / TR-LSTM code used 6); default: the first --max-len")
     p.add_argument("--fold", type=int, default=0, help="fold (paper), held-out group index (logo) or split index")
     p.add_argument("--epochs", type=int, default=100, help="training epochs (the original ran 1,001)")
     p.add_argument("--batch-size", type=int, default=spec.batch_size, help=f"global batch (default {spec.batch_size})")
@@ -193,6 +197,9 @@ def check_decomposition(args):
         if not args.use_tt:
             raise UsageError("--rank applies to a tensorized gru/lstm (--decomposition or --use-tt)")
         args.rank = parse_rank(args.rank)
+    if args.sample_frames is not None and (args.sample_frames < 1 or args.model not in ("gru", "lstm")):
+        raise UsageError(f"--sample-frames K (K >= 1) applies to gru and lstm, got {args.sample_frames} "
+                         f"for {args.model}")
     if args.blocks is not None and (args.decomposition != "bt" or args.blocks < 1):
         raise UsageError(f"--blocks N (N >= 1) applies to --decomposition bt only, got {args.blocks}")
 
@@ -280,6 +287,8 @@ class Run:
 def input_spec(args):
     from ttrnn.data import InputSpec
     if args.model in ("gru", "lstm"):
+        if getattr(args, "sample_frames", None):     # "mlp" mode: K ordered frames, random in training, even else
+            return InputSpec("mlp", max_len=args.max_len, num_frames=args.sample_frames)
         return InputSpec("sequence", max_len=args.max_len, frame_skip=args.frame_skip)
     if args.model == "mlp":
         from ttrnn.models import MLP_FRAMES
