@@ -18,7 +18,7 @@ import math
 import keras
 from keras import ops
 
-MAX_FIRST_WIDTH = 64    # widest first_matrix a format merges trailing modes into (TT's width at the paper shapes)
+MAX_FIRST_WIDTH = 256   # widest first_matrix a format merges trailing modes into (4x TT's at the paper shapes)
 
 
 def int_tuple(values, name):

@@ -6,26 +6,17 @@
 interleaved modes `(n_1 m_1, ..., n_d m_d)`, permuted to `(n_1..n_d, m_1..m_d)`.
 Parameters `N (sum_k n_k m_k R_k + prod_k R_k)`.
 
-Fast contraction (`tucker_first_matrix` / `tucker_rest`, all blocks batched): the first matrix holds the
-trailing factors (their Kronecker product when merged); each further input mode is one batched contraction
-that adds its output mode and rank to the state; the cores and the first factor come last.
+Fast contraction: the terms are rewritten as one exactly equal TT matrix (`tucker_to_tt`, `block_diagonal_tt`:
+small cores, built per step) and contracted by the TT code (`ttrnn.formats.tt.first_matrix` / `rest`, whose
+2-D matmuls and transposes ran 20-50x faster here than batched einsums over the Tucker factors).
 """
 
 import math
 
 from keras import ops
 
-from ttrnn.formats.base import Format, permute_interleaved, rank_tuple
-
-
-def merge_factors(factors):
-    """Factors `(n_k, m_k, R_k)` → one `(prod n, prod m, prod R)` factor (their Kronecker product, row-major)."""
-    out = factors[0]
-    for f in factors[1:]:
-        a, b, c = (int(v) for v in out.shape)
-        x, y, z = (int(v) for v in f.shape)
-        out = ops.reshape(ops.einsum("ijr,kls->ikjlrs", out, f), (a * x, b * y, c * z))
-    return out
+from ttrnn.formats import tt
+from ttrnn.formats.base import MAX_FIRST_WIDTH, Format, permute_interleaved, rank_tuple
 
 
 def tucker_full(cores, factors, n, m):
@@ -40,42 +31,44 @@ def tucker_full(cores, factors, n, m):
     return permute_interleaved(total, n, m)
 
 
-def tucker_first_matrix(factors, t):
-    """`(k, N * Q * S)`: per block the merged last t factors `(k, Q, S)` flattened, blocks side by side."""
-    mats = []
-    for us in factors:
-        tail = merge_factors(us[-t:])
-        k, q, s = (int(v) for v in tail.shape)
-        mats.append(ops.reshape(tail, (k, q * s)))
-    return ops.concatenate(mats, axis=1) if len(mats) > 1 else mats[0]
+def tucker_to_tt(core, factors):
+    """One Tucker term as exactly equal TT cores `(r, n_k, m_k, r')`: the factors before the split mode c carry
+    their ranks forward (identity on the ranks before), mode c absorbs the core, the factors after it pass the
+    remaining ranks on. TT ranks `prod R_{<=k}` before c and `prod R_{>k}` after; c balances them."""
+    ranks = [int(u.shape[2]) for u in factors]
+    d = len(ranks)
+    c = min(range(d), key=lambda k: max(math.prod(ranks[:k]), math.prod(ranks[k + 1:])))
+    cores = []
+    for k, u in enumerate(factors):
+        nk, mk, rk = (int(v) for v in u.shape)
+        p, s = math.prod(ranks[:k]), math.prod(ranks[k + 1:])
+        if k < c:                                   # (p, n, m, p r): carry r_k forward
+            g = ops.einsum("pq,ijr->pijqr", ops.eye(p), u)
+            cores.append(ops.reshape(g, (p, nk, mk, p * rk)))
+        elif k == c:                                # (p, n, m, s): the core, its rank r_c summed with U_c
+            cores.append(ops.einsum("prs,ijr->pijs", ops.reshape(core, (p, rk, s)), u))
+        else:                                       # (r s, n, m, s): use r_k, pass the later ranks on
+            g = ops.einsum("ijr,st->rsijt", u, ops.eye(s))
+            cores.append(ops.reshape(g, (rk * s, nk, mk, s)))
+    return cores
 
 
-def tucker_rest(y1, cores, factors, t):
-    """`y1` `(frames * prod n_head, N Q S)` → `(frames, prod m)`: the head factors, then cores and factor 0.
-
-    State `y` `(a, n_h, N, Q, S)`: Q = the finished output modes `(j_{h+1}..j_d)`, S = their ranks.
-    """
-    nb, d = len(cores), len(factors[0])
-    us = [_stack([f[k] for f in factors]) for k in range(d - t)]            # (N, n_k, m_k, R_k)
-    q = math.prod(int(f.shape[1]) for f in factors[0][d - t:])
-    s = math.prod(int(f.shape[2]) for f in factors[0][d - t:])
-    y = y1
-    for h in range(d - t - 1, 0, -1):
-        _, nh, mh, rh = (int(v) for v in us[h].shape)
-        y = ops.reshape(y, (-1, nh, nb, q, s))
-        y = ops.einsum("aibqs,bijr->abjqrs", y, us[h])
-        q, s = q * mh, s * rh
-    _, n0, m0, r0 = (int(v) for v in us[0].shape)
-    y = ops.reshape(y, (-1, n0, nb, q, s))
-    core = ops.reshape(_stack(cores), (nb, r0, s))
-    y = ops.einsum("fibqs,brs->fibqr", y, core)
-    y = ops.einsum("fibqr,bijr->fjq", y, us[0])
-    return ops.reshape(y, (-1, m0 * q))
-
-
-def _stack(tensors):
-    """`ops.stack` that also takes Keras variables (tf.stack reads a variable's dtype as a string)."""
-    return ops.concatenate([ops.expand_dims(v, 0) for v in tensors], axis=0)
+def block_diagonal_tt(terms):
+    """TT cores of a sum of TT matrices (lists of cores with the same modes): ranks add, cores block-diagonal."""
+    if len(terms) == 1:
+        return terms[0]
+    out = []
+    d = len(terms[0])
+    for k in range(d):
+        left = [int(t[k].shape[0]) for t in terms] if k > 0 else [0] * len(terms)
+        right = [int(t[k].shape[3]) for t in terms] if k < d - 1 else [0] * len(terms)
+        padded = []
+        for b, t in enumerate(terms):
+            pad_l = [sum(left[:b]), sum(left[b + 1:])] if k > 0 else [0, 0]
+            pad_r = [sum(right[:b]), sum(right[b + 1:])] if k < d - 1 else [0, 0]
+            padded.append(ops.pad(t[k], [pad_l, [0, 0], [0, 0], pad_r]))
+        out.append(sum(padded[1:], padded[0]))
+    return out
 
 
 class BlockTerm(Format):
@@ -117,11 +110,12 @@ class BlockTerm(Format):
     def full(self, weights):
         return tucker_full(*self._split(weights), self.n, self.m)
 
-    def _tail(self):
-        return self.tail_modes(lambda t: self.blocks * math.prod(self.m[-t:]) * math.prod(self.ranks[-t:]))
+    def tt_cores(self, weights):
+        """The exactly equal TT cores (`tucker_to_tt` per block, blocks side by side in the ranks)."""
+        return block_diagonal_tt([tucker_to_tt(c, us) for c, us in zip(*self._split(weights))])
 
     def first_matrix(self, weights):
-        return tucker_first_matrix(self._split(weights)[1], self._tail())
+        return tt.first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
 
     def rest(self, y1, weights):
-        return tucker_rest(y1, *self._split(weights), self._tail())
+        return tt.rest(y1, self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)

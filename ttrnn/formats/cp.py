@@ -4,26 +4,15 @@
 interleaved modes `(n_1 m_1, ..., n_d m_d)`, permuted to `(n_1..n_d, m_1..m_d)`. Parameters
 `R (1 + sum_k n_k m_k)`.
 
-Fast contraction: the first matrix holds the trailing factors (their column-wise Khatri-Rao product when
-merged); each further input mode is one contraction batched over r that adds its output mode to the state;
-the weights and the first factor come last.
+Fast contraction: CP is a TT matrix of rank R with diagonal cores (`CP.tt_cores`), contracted by the TT code.
 """
 
 import math
 
 from keras import ops
 
-from ttrnn.formats.base import Format, permute_interleaved
-
-
-def khatri_rao(factors):
-    """Factors `(n_k, m_k, R)` → one `(prod n, prod m, R)` factor (the rank index shared)."""
-    out = factors[0]
-    for f in factors[1:]:
-        a, b, r = (int(v) for v in out.shape)
-        x, y, _ = (int(v) for v in f.shape)
-        out = ops.reshape(ops.einsum("ijr,klr->ikjlr", out, f), (a * x, b * y, r))
-    return out
+from ttrnn.formats import tt
+from ttrnn.formats.base import MAX_FIRST_WIDTH, Format, permute_interleaved
 
 
 class CP(Format):
@@ -67,24 +56,16 @@ class CP(Format):
         full = ops.matmul(acc, ops.transpose(ops.reshape(fs[-1], (-1, self.rank))))
         return permute_interleaved(full, self.n, self.m)
 
-    def _tail(self):
-        return self.tail_modes(lambda t: math.prod(self.m[-t:]) * self.rank)
+    def tt_cores(self, weights):
+        """The exactly equal TT cores: rank R throughout, diagonal in it; the weights folded into the first."""
+        w, fs, r = weights[0], weights[1:], self.rank
+        first = ops.expand_dims(fs[0] * w, 0)                                       # (1, n, m, R)
+        middle = [ops.einsum("ijr,rs->rijs", f, ops.eye(r)) for f in fs[1:-1]]      # (R, n, m, R)
+        last = ops.expand_dims(ops.transpose(fs[-1], (2, 0, 1)), -1)                # (R, n, m, 1)
+        return [first] + middle + [last]
 
     def first_matrix(self, weights):
-        """`(k, Q R)`: the Khatri-Rao product of the trailing t factors, k = their input modes."""
-        tail = khatri_rao(weights[1:][self.d - self._tail():])
-        k, q, r = (int(v) for v in tail.shape)
-        return ops.reshape(tail, (k, q * r))
+        return tt.first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
 
     def rest(self, y1, weights):
-        """State `y` `(a, n_h, Q, R)`, Q = the finished output modes `(j_{h+1}..j_d)`."""
-        t, r = self._tail(), self.rank
-        fs = weights[1:]
-        q = math.prod(self.m[self.d - t:])
-        y = y1
-        for h in range(self.d - t - 1, 0, -1):
-            y = ops.einsum("aiqr,ijr->ajqr", ops.reshape(y, (-1, self.n[h], q, r)), fs[h])
-            q *= self.m[h]
-        first = fs[0] * weights[0]                                    # (n_1, m_1, R), weights folded in
-        y = ops.einsum("fiqr,ijr->fjq", ops.reshape(y, (-1, self.n[0], q, r)), first)
-        return ops.reshape(y, (-1, self.m[0] * q))
+        return tt.rest(y1, self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)

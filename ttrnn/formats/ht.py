@@ -12,7 +12,7 @@ tree visits them, root last = 1). `factors` = `([U_k (n_k m_k, r_k)], [B_t per i
 Parameters `sum_k n_k m_k r_k + sum_t r_left r_right r_t`.
 
 Fast contraction: the transfer tensors give a Tucker core `(r_1..r_d)` (`prod r_k` values, small at these
-ranks), and `x @ W` runs the Tucker contraction of `ttrnn.formats.bt`.
+ranks), rewritten as TT cores (`ttrnn.formats.bt.tucker_to_tt`) for the TT contraction.
 """
 
 import math
@@ -20,7 +20,9 @@ import math
 from keras import ops
 
 from ttrnn.formats.base import Format, rank_tuple
-from ttrnn.formats.bt import tucker_first_matrix, tucker_full, tucker_rest
+from ttrnn.formats import tt
+from ttrnn.formats.base import MAX_FIRST_WIDTH
+from ttrnn.formats.bt import tucker_full, tucker_to_tt
 
 
 def dimension_tree(lo, hi):
@@ -88,12 +90,12 @@ class HierarchicalTucker(Format):
     def full(self, weights):
         return tucker_full([self.core(weights)], [list(weights[:self.d])], self.n, self.m)
 
-    def _tail(self):
-        return self.tail_modes(lambda t: math.prod(self.m[-t:]) * math.prod(self._rank(k) for k in
-                                                                            range(self.d - t, self.d)))
+    def tt_cores(self, weights):
+        """The exactly equal TT cores of the Tucker form (`ttrnn.formats.bt.tucker_to_tt`)."""
+        return tucker_to_tt(self.core(weights), list(weights[:self.d]))
 
     def first_matrix(self, weights):
-        return tucker_first_matrix([list(weights[:self.d])], self._tail())
+        return tt.first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
 
     def rest(self, y1, weights):
-        return tucker_rest(y1, [self.core(weights)], [list(weights[:self.d])], self._tail())
+        return tt.rest(y1, self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
