@@ -12,7 +12,7 @@ tree visits them, root last = 1). `factors` = `([U_k (n_k m_k, r_k)], [B_t per i
 Parameters `sum_k n_k m_k r_k + sum_t r_left r_right r_t`.
 
 Fast contraction: the transfer tensors give a Tucker core `(r_1..r_d)` (`prod r_k` values, small at these
-ranks), rewritten as TT cores (`ttrnn.formats.bt.tucker_to_tt`) for the TT contraction.
+ranks) for `full`; `x @ W` rewrites the tree as exactly equal TT cores (`tt_cores`) for the TT contraction.
 """
 
 import math
@@ -22,7 +22,7 @@ from keras import ops
 from ttrnn.formats.base import Format, rank_tuple
 from ttrnn.formats import tt
 from ttrnn.formats.base import MAX_FIRST_WIDTH
-from ttrnn.formats.bt import tucker_full, tucker_to_tt
+from ttrnn.formats.bt import tucker_full
 
 
 def dimension_tree(lo, hi):
@@ -38,6 +38,37 @@ def post_order(tree):
     if isinstance(tree, int):
         return [tree]
     return post_order(tree[0]) + post_order(tree[1]) + [tree]
+
+
+def _carry(core, r, first):
+    """`core` `(a, n, m, b)` ⊗ identity over an extra rank index of size r carried through: `(r a, n, m, r b)`
+    (`first`: the carried index before the core's own) or `(a r, n, m, b r)`."""
+    a, n, m, b = (int(v) for v in core.shape)
+    if first:
+        return ops.reshape(ops.einsum("st,anmb->sanmtb", ops.eye(r), core), (r * a, n, m, r * b))
+    return ops.reshape(ops.einsum("st,anmb->asnmbt", ops.eye(r), core), (a * r, n, m, b * r))
+
+
+def _open(t, leaves, transfer, side):
+    """TT cores of the subtree `t` whose rank index r_t leaves on the `side` end ("right": left rank 1, right
+    rank r_t; "left": left rank r_t, right rank 1). Inner node (L, R), `B` `(r_L, r_R, r_t)`: right-open puts
+    B into R's first core and carries r_t through R's other cores; left-open carries r_t through L's cores but
+    the last, which takes B. A leaf's own core takes B without a carry."""
+    if isinstance(t, int):
+        u = leaves[t]                                                   # (n, m, r)
+        return [ops.expand_dims(u, 0) if side == "right" else ops.expand_dims(ops.transpose(u, (2, 0, 1)), -1)]
+    b = transfer[repr(t)]
+    r_t = int(b.shape[2])
+    left, right = _open(t[0], leaves, transfer, "right"), _open(t[1], leaves, transfer, "left")
+    if side == "right":
+        first = right[0]                                                # (r_R, n, m, q)
+        _, n, m, q = (int(v) for v in first.shape)
+        folded = ops.reshape(ops.einsum("lrt,rnmq->lnmqt", b, first), (int(b.shape[0]), n, m, q * r_t))
+        return left + [folded] + [_carry(c, r_t, first=False) for c in right[1:]]
+    last = left[-1]                                                     # (a, n, m, r_L)
+    a, n, m, _ = (int(v) for v in last.shape)
+    folded = ops.reshape(ops.einsum("anml,lrt->tanmr", last, b), (r_t * a, n, m, int(b.shape[1])))
+    return [_carry(c, r_t, first=True) for c in left[:-1]] + [folded] + right
 
 
 class HierarchicalTucker(Format):
@@ -91,8 +122,10 @@ class HierarchicalTucker(Format):
         return tucker_full([self.core(weights)], [list(weights[:self.d])], self.n, self.m)
 
     def tt_cores(self, weights):
-        """The exactly equal TT cores of the Tucker form (`ttrnn.formats.bt.tucker_to_tt`)."""
-        return tucker_to_tt(self.core(weights), list(weights[:self.d]))
+        """The exactly equal TT cores `(r, n_k, m_k, r')`, built along the tree (`_open`): for the balanced tree
+        of 4 modes with all ranks r, TT ranks `[1, r, r, r, 1]`."""
+        transfer = dict(zip(map(repr, self.inner_nodes()), weights[self.d:]))
+        return _open(self.tree, list(weights[:self.d]), transfer, "right")
 
     def first_matrix(self, weights):
         return tt.first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
