@@ -3,7 +3,8 @@
 Sections (compare figures within one run only: the machine is shared, cases are timed round-robin, best of N):
 - `tt`: frames/s of the TT input projection, a TT-GRU train step (the trainer's step on tensors in memory), the
   original TT-RNN scheme and a dense GRU on the UCF11 paper configuration (batch 16, uint8 frames 160x120x3,
-  pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction; the sgemm
+  pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
+  train step per kernel format (tt, tr, bt, cp, ht at ~3.3 k kernel parameters) and its ratio to TT-LSTM's; the sgemm
   rate of this machine and the TT-GRU step's fraction of the FLOP floor:
   `fraction = ttgru_step frames/s x 9.73 MFLOP / sgemm FLOP/s`, 9.73 MFLOP = the minimum forward + backward of
   the TT projection of one frame (`tt_train_flops`: core by core from the last core, 3.86 M forward; backward two
@@ -134,6 +135,16 @@ def _ttgru(time_chunk=None, xla=False, projection_dtype=None):
     return layer
 
 
+FORMATS = ("tt", "tr", "bt", "cp", "ht")     # LSTM train-step rows at ~3.3 k kernel parameters each
+
+
+def _format_lstm(fmt):
+    """The UCF11 LSTM with a `fmt` input kernel: TT at the paper's ranks, others at ttrnn.formats.DEFAULT_RANKS."""
+    from ttrnn.models import tensor_rnn_layer
+
+    return tensor_rnn_layer(fmt, "lstm", UCF11_N, UCF11_M, tt_ranks=UCF11_R, input_shift=PIXEL_SHIFT)
+
+
 def _original_scheme(x, y, seed=0):
     """(c) Reference: the original Theano-era arrangement — the TT contraction runs inside every recurrent
     step (as TT_GRU.step did, core by core from the last, one 2-D matmul + transpose per core), no XLA;
@@ -237,7 +248,7 @@ def bench_tt(args):
         ("dense_gru", lambda: _keras_train_step(_dense_gru(), x, y)),
         ("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y)),
         ("sgemm", lambda: _sgemm()),
-    ]
+    ] + [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
     if args.chunks:
         cases.append(("tt_projection_xla", lambda: _tt_projection(x, jit=True)))
         cases.append(("ttgru_step_xla", lambda: _keras_train_step(_ttgru(xla=True), x, y, jit_compile=True)))
@@ -263,6 +274,10 @@ def bench_tt(args):
     yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * train_flops / sgemm, 3),
            "unit": f"of sgemm ({train_flops / 1e6:.2f} MFLOP/frame: forward {flops / 1e6:.2f} + backward "
                    f"{(train_flops - flops) / 1e6:.2f}, the first contraction's backward only its core gradient)"}
+    for fmt in FORMATS[1:]:
+        params = _format_lstm(fmt).kernel_param_count
+        yield {"name": f"{fmt}lstm_step_vs_ttlstm_step", "value": round(fps[f"{fmt}lstm_step"] / fps["ttlstm_step"], 2),
+               "unit": f"x ({params:,} kernel parameters vs TT-LSTM 3,360)"}
     RESULTS["ttgru_step"] = fps["ttgru_step"]
 
 

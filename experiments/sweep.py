@@ -7,7 +7,8 @@
 Grid file (JSON object). Axis keys take a list (a scalar means a one-element list); the runs are their cartesian
 product, minus combinations matching an entry of ``exclude``:
 
-    dataset, model, use_tt (bool → --use-tt), max_len, frame_skip, protocol, fold, seed, batch_size, lr, preset
+    dataset, model, use_tt (bool → --use-tt), decomposition, rank (string: "4" or "1,4,4,4,1"), blocks, max_len,
+    frame_skip, sample_frames, protocol, fold, seed, batch_size, lr, preset
 
 ``null`` in an axis means "leave the flag out" (the CLI's default). Other keys: ``data`` (dataset → store path, or
 null to pass no ``--data``), ``epochs`` (int), ``extra`` (list of extra CLI arguments for every run), ``exclude``
@@ -36,12 +37,13 @@ from pathlib import Path
 from experiments.train import OneLineParser
 
 # axis name → CLI flag; the order fixes the run-name layout and the flag order
-AXES = ("dataset", "model", "use_tt", "max_len", "frame_skip", "protocol", "fold", "seed", "batch_size", "lr",
-        "preset")
-AXIS_TYPES = {"dataset": str, "model": str, "use_tt": bool, "max_len": int, "frame_skip": int, "protocol": str,
-              "fold": int, "seed": int, "batch_size": int, "lr": float, "preset": str}
-NAME_PREFIX = {"max_len": "len", "frame_skip": "skip", "fold": "fold", "seed": "seed", "batch_size": "bs",
-               "lr": "lr", "preset": "preset_"}
+AXES = ("dataset", "model", "use_tt", "decomposition", "rank", "blocks", "max_len", "frame_skip", "sample_frames",
+        "protocol", "fold", "seed", "batch_size", "lr", "preset")
+AXIS_TYPES = {"dataset": str, "model": str, "use_tt": bool, "decomposition": str, "rank": str, "blocks": int,
+              "max_len": int, "frame_skip": int, "sample_frames": int, "protocol": str, "fold": int, "seed": int,
+              "batch_size": int, "lr": float, "preset": str}
+NAME_PREFIX = {"rank": "rank", "blocks": "blocks", "max_len": "len", "frame_skip": "skip", "sample_frames": "frames",
+               "fold": "fold", "seed": "seed", "batch_size": "bs", "lr": "lr", "preset": "preset_"}
 OTHER_KEYS = {"data", "epochs", "extra", "exclude", "command", "threads_preset", "slurm", "description"}
 DEFAULT_COMMAND = ["{python}", "-m", "experiments.{dataset}"]
 

@@ -9,7 +9,9 @@ runtimes come from finished run directories (`metrics.json`): mean ± std over t
 protocol, store) (std = numpy's population std, one value per fold; the newest run wins when a fold was run twice), and
 runtime = the mean seconds per training epoch. Models without runs read "not run". TSN, C3D and 3D CNN runs (R3D,
 R(2+1)D, …, non-local C2D/I3D) go to an extra "baselines" table (the paper reports no numbers for them), with their
-test views (clips × crops per video) and per-clip accuracy beside the per-video score.
+test views (clips × crops per video) and per-clip accuracy beside the per-video score. A "successors" table puts
+the TT-RNN's successors on UCF11 (BT-LSTM, TR-LSTM, HT-LSTM; CP-LSTM ours only) beside our runs of the same
+formats (`--decomposition`).
 """
 import json
 import math
@@ -54,6 +56,39 @@ def our_param_counts(datasets=tuple(paper.DATASETS)):
             del m
     keras.backend.clear_session()  # forget the never-initialized variables
     return counts
+
+
+# --- the successors on UCF11 --------------------------------------------------------------------------------------
+# (run label, model, reported UCF11 top-1, protocol of the reported number). Accuracies as collected in later
+# comparisons (issue 14); BT-LSTM's abstract: "17,388 times fewer parameters than the standard LSTM".
+SUCCESSORS = (
+    ("tt_lstm", "TT-LSTM (Yang et al., ICML 2017)", 0.796, "random 5-fold split of the clips (the original code)"),
+    ("bt_lstm", "BT-LSTM (Ye et al., CVPR 2018)", 0.853, "one random 20 % test split, 6 sampled frames (their code)"),
+    ("tr_lstm", "TR-LSTM (Pan et al., AAAI 2019)", 0.869, "one random 20 % test split, 6 sampled frames (their code)"),
+    ("ht_lstm", "HT-LSTM (Yin et al.)", 0.879, "not published in a form we could check"),
+    ("cp_lstm", "CP-LSTM (ours only)", None, "—"),
+)
+UCF11_LSTM_MODES = ((8, 20, 20, 18), (16, 4, 4, 4))      # input modes, LSTM kernel output modes (4 gates folded)
+
+
+def successor_param_counts():
+    """{label: input-to-hidden params} at the UCF11 LSTM shapes: TT at the paper's ranks 4, others at
+    `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks) — what `--decomposition X` trains."""
+    from ttrnn import formats
+    return {label: formats.make(label.split("_")[0], *UCF11_LSTM_MODES).param_count()
+            for label, *_ in SUCCESSORS}
+
+
+def successor_rows(groups, counts):
+    """One row per successor and protocol of our runs (or one "not run" row)."""
+    rows = []
+    for label, name, reported, protocol in SUCCESSORS:
+        base = {"model": label, "label": name, "reported": reported, "reported_protocol": protocol,
+                "ours_params": counts[label]}
+        found = [(proto, s) for (d, m, proto, _), s in groups.items() if d == "ucf11" and m == label]
+        rows += [{**base, "protocol": proto, "runs": s} for proto, s in found] or [{**base, "protocol": None,
+                                                                                  "runs": None}]
+    return rows
 
 
 # --- run directories ---------------------------------------------------------------------------------------------
@@ -145,11 +180,12 @@ def group_runs(runs):
 
 
 # --- assembling the tables ---------------------------------------------------------------------------------------
-def build_report(run_paths=(), counts=None):
+def build_report(run_paths=(), counts=None, successor_counts=None):
     """Everything the tables show, as one JSON-able dict."""
     runs, unfinished, warnings = find_runs(run_paths)
     groups = group_runs(runs)
     counts = counts if counts is not None else our_param_counts()
+    successor_counts = successor_counts if successor_counts is not None else successor_param_counts()
     datasets = []
     for name, ds in paper.DATASETS.items():
         rows = []
@@ -169,13 +205,15 @@ def build_report(run_paths=(), counts=None):
         datasets.append({"dataset": name, "title": ds.title, "tables": list(ds.tables), "metric": ds.metric,
                          "hardware": ds.hardware, "rows": rows})
     known = {(name, label) for name in paper.DATASETS for label in paper.MODELS}
+    known |= {("ucf11", label) for label, *_ in SUCCESSORS}
     baselines, other = [], []
     for (d, m, proto, _), summary in groups.items():
         if (d, m) in known:
             continue
         entry = {"dataset": d, "model": m, "protocol": proto, "runs": summary}
         (baselines if str(m).startswith(BASELINE_PREFIXES) else other).append(entry)
-    return {"source": paper.SOURCE, "datasets": datasets, "baselines": baselines, "other_runs": other,
+    return {"source": paper.SOURCE, "datasets": datasets, "successors": successor_rows(groups, successor_counts),
+            "baselines": baselines, "other_runs": other,
             "unfinished_runs": [str(u) for u in unfinished], "caveats": list(paper.CAVEATS),
             "warnings": warnings, "num_runs": len(runs)}
 
@@ -243,6 +281,7 @@ def to_markdown(report):
                 fmt_seconds(p["epoch_seconds"]), fmt_seconds(s["epoch_seconds"]) if s else NOT_RUN,
                 fmt_score(p["score"], p["std"]), fmt_runs(s), protocol_cell(row)]) + " |")
         out += ["", f"Params = input-to-hidden weights. Paper runtime on {ds['hardware']}.", ""]
+    out += successors_markdown(report["successors"])
     out += ["## Baselines (TSN / C3D / 3D CNNs) from run directories", "",
             "The paper reports no numbers for these models (on UCF11 or any of its datasets); ours only. Score = "
             "per video, averaged over the test views (clips × crops per video); per-clip accuracy beside it.", ""]
@@ -276,6 +315,19 @@ def to_markdown(report):
         out.append(f"- Unfinished runs (no metrics.json, not counted): {', '.join(report['unfinished_runs'])}")
     out.append("")
     return "\n".join(out)
+
+
+def successors_markdown(rows):
+    out = ["## Successors on UCF11 — other tensor formats, input-to-hidden only (README 'Other tensor formats')", "",
+           "| Model | # Params ours | Accuracy reported | Protocol reported | Accuracy ours | Protocol ours (folds) |",
+           "|---|---|---|---|---|---|"]
+    for row in rows:
+        reported = "—" if row["reported"] is None else f"{row['reported']:.3f}"
+        out.append(f"| {row['label']} | {fmt_int(row['ours_params'])} | {reported} | {row['reported_protocol']} | "
+                   f"{fmt_runs(row['runs'])} | {protocol_cell(row)} |")
+    return out + ["", "Ours: `python -m experiments.ucf11 --model lstm --decomposition tt|bt|tr|ht|cp` (default "
+                  "ranks, ~3.3k parameters each); the successors' protocol: `--protocol holdout --sample-frames 6`.",
+                  ""]
 
 
 def main(argv=None):

@@ -75,13 +75,26 @@ def build_parser(spec):
     p.add_argument("--demo", action="store_true",
                    help="no dataset needed: generate synthetic videos, preprocess them and train TT-GRU")
     p.add_argument("--model", default="gru", help=f"one of {', '.join(MODEL_CHOICES)} (default gru)")
-    p.add_argument("--use-tt", action="store_true", help="TT input-to-hidden layer (TT-GRU, TT-LSTM)")
+    p.add_argument("--use-tt", action="store_true", help="TT input-to-hidden layer (TT-GRU, TT-LSTM); same as "
+                   "--decomposition tt")
+    p.add_argument("--decomposition", default=None, choices=("tt", "tr", "bt", "ht", "cp"),
+                   help="tensorized input-to-hidden layer for gru/lstm on the paper's modes: tt (TT-RNN), tr "
+                        "(tensor ring), bt (block-term Tucker), ht (hierarchical Tucker), cp; implies --use-tt's "
+                        "role (README 'Other tensor formats')")
+    p.add_argument("--rank", default=None,
+                   help="ranks of the tensorized layer: one int R, or a comma list in the format's layout "
+                        "(default: tt the paper's 4, others ttrnn.formats.DEFAULT_RANKS, ~3.3k parameters)")
+    p.add_argument("--blocks", type=int, default=None, help="bt: number of block terms (default 2)")
     p.add_argument("--max-len", type=int, default=spec.max_len,
                    help=f"keep the first N frames of each clip (default {spec.max_len}, the original's)")
     p.add_argument("--frame-skip", type=int, default=1, help="use every K-th stored frame (default 1)")
-    p.add_argument("--protocol", default=spec.protocol, choices=("paper", "logo", "store"),
+    p.add_argument("--protocol", default=spec.protocol, choices=("paper", "logo", "store", "holdout"),
                    help="paper: the original random 5-fold split (seed 11111986); logo: leave-one-group-out; "
-                        "store: the store's own split lists")
+                        "store: the store's own split lists; holdout: one random 20%% test split seeded by "
+                        "--fold (the BT-LSTM / TR-LSTM code's)")
+    p.add_argument("--sample-frames", type=int, default=None,
+                   help="gru/lstm: K frames per clip, drawn at random and kept in order in training, evenly "
+                        "spaced in evaluation (the BT-LSTM / TR-LSTM code used 6); default: the first --max-len")
     p.add_argument("--fold", type=int, default=0, help="fold (paper), held-out group index (logo) or split index")
     p.add_argument("--epochs", type=int, default=100, help="training epochs (the original ran 1,001)")
     p.add_argument("--batch-size", type=int, default=spec.batch_size, help=f"global batch (default {spec.batch_size})")
@@ -128,8 +141,12 @@ def build_parser(spec):
 
 
 def model_label(args):
+    """Run label: tt_gru, bt_lstm, gru, ... (the decomposition names the tensorized layer)."""
     if args.model in ("gru", "lstm"):
-        return ("tt_" if args.use_tt else "") + args.model
+        if not args.use_tt:
+            return args.model
+        decomposition = getattr(args, "decomposition", None) or "tt"
+        return f"{decomposition}_{args.model}"
     if args.model == "mlp":
         return "tt_mlp"
     if args.model == "tsn":
@@ -150,6 +167,7 @@ def identity(args):
 def validate(args, spec):
     if args.model not in MODEL_CHOICES:
         raise UsageError(f"unknown model {args.model!r} (choose from {', '.join(MODEL_CHOICES)})")
+    check_decomposition(args)
     if args.use_tt and args.model not in ("gru", "lstm") and args.demo:
         args.use_tt = False  # the demo's default TT applies to its default TT-GRU only
     if args.use_tt and args.model not in ("gru", "lstm"):
@@ -173,6 +191,34 @@ def validate(args, spec):
         raise UsageError(str(exc)) from None
     if not args.demo and not args.data:
         raise UsageError("give --data STORE.h5 (make one with `python -m preprocess.<layout>`) or --demo")
+
+
+def parse_rank(text):
+    """`--rank`: "4" → 4, "1,4,4,4,1" → [1, 4, 4, 4, 1]; UsageError otherwise."""
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise UsageError(f"--rank must be an int or a comma list of ints, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise UsageError(f"--rank entries must be >= 1, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def check_decomposition(args):
+    """--decomposition / --rank / --blocks: consistent with --model and --use-tt (normalizes args in place)."""
+    if args.decomposition is not None:          # wins over --use-tt (= tt) and the demo's default TT-GRU
+        if args.model not in ("gru", "lstm") and not args.demo:
+            raise UsageError(f"--decomposition applies to gru and lstm, not {args.model}")
+        args.use_tt = args.model in ("gru", "lstm")
+    if args.rank is not None:
+        if not args.use_tt:
+            raise UsageError("--rank applies to a tensorized gru/lstm (--decomposition or --use-tt)")
+        args.rank = parse_rank(args.rank)
+    if args.sample_frames is not None and (args.sample_frames < 1 or args.model not in ("gru", "lstm")):
+        raise UsageError(f"--sample-frames K (K >= 1) applies to gru and lstm, got {args.sample_frames} "
+                         f"for {args.model}")
+    if args.blocks is not None and (args.decomposition != "bt" or args.blocks < 1):
+        raise UsageError(f"--blocks N (N >= 1) applies to --decomposition bt only, got {args.blocks}")
 
 
 def open_store(path, spec):
@@ -259,6 +305,8 @@ class Run:
 def input_spec(args):
     from ttrnn.data import InputSpec
     if args.model in ("gru", "lstm"):
+        if getattr(args, "sample_frames", None):     # "mlp" mode: K ordered frames, random in training, even else
+            return InputSpec("mlp", max_len=args.max_len, num_frames=args.sample_frames)
         return InputSpec("sequence", max_len=args.max_len, frame_skip=args.frame_skip)
     if args.model == "mlp":
         from ttrnn.models import MLP_FRAMES
@@ -274,10 +322,15 @@ def build_model(args, spec, store):
     num_classes = len(store.classes)
     frame_shape = (int(store.attrs["height"]), int(store.attrs["width"]), 3)
     if args.model in ("gru", "lstm", "mlp"):
-        return models.paper_model(spec.name, args.model, num_classes, use_tt=args.use_tt, preset=args.preset,
-                                  frame_shape=frame_shape, multilabel=spec.multilabel, scaling=args.scaling,
-                                  dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
-                                  projection_dtype=args.projection_dtype)
+        tensor = dict(decomposition=args.decomposition or "tt", ranks=args.rank, blocks=args.blocks) \
+            if args.model != "mlp" else {}
+        try:
+            return models.paper_model(spec.name, args.model, num_classes, use_tt=args.use_tt, preset=args.preset,
+                                      frame_shape=frame_shape, multilabel=spec.multilabel, scaling=args.scaling,
+                                      dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
+                                      projection_dtype=args.projection_dtype, **tensor)
+        except ValueError as exc:          # e.g. a --rank list of the wrong length for the format
+            raise UsageError(f"--decomposition/--rank/--blocks: {exc}") from None
     from ttrnn import baselines
     activation = "sigmoid" if spec.multilabel else "softmax"
     if args.model == "tsn":

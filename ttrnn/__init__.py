@@ -1,4 +1,5 @@
-"""ttrnn: Tensor-Train RNNs (Yang, Krompass, Tresp, ICML 2017) on Keras 3.
+"""ttrnn: Tensor-Train RNNs (Yang, Krompass, Tresp, ICML 2017) and their tensor-ring, block-term, CP and
+hierarchical-Tucker successors on Keras 3.
 
 Layers are exported lazily (module-level `__getattr__`) so that `import ttrnn.store` and the preprocessing
 workers never start TensorFlow.
@@ -11,10 +12,11 @@ _LAYERS = {
     "TTSimpleRNN": "ttrnn.recurrent",
     "TTGRU": "ttrnn.recurrent",
     "TTLSTM": "ttrnn.recurrent",
+    **{f"{fmt}{cell}": "ttrnn.recurrent" for fmt in ("TR", "BT", "CP", "HT") for cell in ("SimpleRNN", "GRU", "LSTM")},
     "PixelScaling": "ttrnn.pixels",
     "load_model": "ttrnn.saving",
 }
-_SUBMODULES = ("tt", "layers", "recurrent", "activations", "store", "data", "models", "baselines",
+_SUBMODULES = ("tt", "formats", "layers", "recurrent", "activations", "store", "data", "models", "baselines",
                "pixels", "splits", "sampling", "saving")
 
 __all__ = list(_LAYERS)

@@ -8,14 +8,17 @@ from keras import ops
 from ttrnn import tt
 
 
+def add_kernel_weights(layer, fmt, initializer, regularizer, constraint):
+    """Create the variables of a kernel format (`ttrnn.formats`) on `layer`, in the format's order; return them."""
+    inits = fmt.initializers(initializer)
+    return [layer.add_weight(shape=shape, name=name, initializer=init, regularizer=regularizer,
+                             constraint=constraint)
+            for (name, shape), init in zip(fmt.weight_shapes(), inits)]
+
+
 def add_tt_cores(layer, n, m, r, initializer, regularizer, constraint):
     """Create the d core variables `tt_core_k` `(r_k, n_k, m_k, r_{k+1})` on `layer`; return them as a list."""
-    inits = tt.core_initializers(initializer, n, m, r)
-    return [
-        layer.add_weight(shape=shape, name=f"tt_core_{k}", initializer=inits[k],
-                         regularizer=regularizer, constraint=constraint)
-        for k, shape in enumerate(tt.core_shapes(n, m, r))
-    ]
+    return add_kernel_weights(layer, tt.TensorTrain(n, m, r), initializer, regularizer, constraint)
 
 
 def cast_input(x, dtype):

@@ -41,13 +41,40 @@ def _head(h, num_classes, multilabel):
                               kernel_regularizer=keras.regularizers.L2(L2_ALPHA), name="classifier")(h)
 
 
+DECOMPOSITIONS = ("tt", "tr", "bt", "cp", "ht")
+
+
+def tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks=None, ranks=None, blocks=None,
+                     **kwargs):
+    """The `decomposition`-format GRU / LSTM (`ttrnn.TTGRU`, `ttrnn.TRLSTM`, ...).
+
+    TT: `ranks` (an int R → `[1, R, .., R, 1]`, or the list) overrides `tt_ranks`. Other formats: `ranks=None`
+    → `ttrnn.formats.DEFAULT_RANKS`; `blocks` for bt (default 2).
+    """
+    import ttrnn
+    if decomposition not in DECOMPOSITIONS:
+        raise ValueError(f"unknown decomposition {decomposition!r} (choose from {', '.join(DECOMPOSITIONS)})")
+    cls = getattr(ttrnn, f"{decomposition.upper()}{cell.upper()}")
+    if decomposition == "tt":
+        if blocks is not None:
+            raise ValueError("blocks applies to the bt decomposition only")
+        if ranks is not None:
+            tt_ranks = ttrnn.formats.TensorTrain(input_modes, output_modes, ranks).ranks
+        return cls(tt_input_shape=list(input_modes), tt_output_shape=list(output_modes), tt_ranks=list(tt_ranks),
+                   **kwargs)
+    return cls(list(input_modes), list(output_modes), ranks, blocks, **kwargs)
+
+
 def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_shape=None, tt_output_shape=None,
                    tt_ranks=None, units=None, preset="modern", dropout=0.25, recurrent_dropout=0.25,
-                   scaling="paper", multilabel=False, max_len=None, name=None, projection_dtype=None):
+                   scaling="paper", multilabel=False, max_len=None, name=None, projection_dtype=None,
+                   decomposition="tt", ranks=None, blocks=None):
     """(TT-)GRU / (TT-)LSTM over frames -> Dense classifier, as the original Experiment_*.py.
 
     frames uint8 (B, T, *frame_shape) -> PixelScaling (masks zero padding) -> RNN (last state) -> Dense.
     use_tt=False gives the plain Keras GRU / LSTM with a dense (H*W*C, gates*units) input kernel.
+    `decomposition` (with use_tt): the input kernel's format, tt (default), tr, bt, cp or ht, with `ranks`
+    (an int or the format's list) and `blocks` (bt) — `tensor_rnn_layer`.
     `projection_dtype="bfloat16"`: the TT layer's first contraction runs in bfloat16 (TT models only).
     """
     if projection_dtype not in (None, "float32") and not use_tt:
@@ -59,14 +86,12 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
     pixels = PixelScaling(scaling, cast=not use_tt, name="pixels")
     x = pixels(frames)
     if use_tt:
-        import ttrnn
         check_frame_shape(frame_shape, tt_input_shape)
-        layer_cls = ttrnn.TTGRU if cell == "gru" else ttrnn.TTLSTM
         scale, shift = pixels.affine()
-        rnn = layer_cls(tt_input_shape=list(tt_input_shape), tt_output_shape=list(tt_output_shape),
-                        tt_ranks=list(tt_ranks), preset=preset, dropout=dropout,
-                        recurrent_dropout=recurrent_dropout, input_scale=scale, input_shift=shift,
-                        projection_dtype=projection_dtype, name="input_to_hidden")
+        rnn = tensor_rnn_layer(decomposition, cell, tt_input_shape, tt_output_shape, tt_ranks, ranks, blocks,
+                               preset=preset, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                               input_scale=scale, input_shift=shift, projection_dtype=projection_dtype,
+                               name="input_to_hidden")
     else:
         units = units or math.prod(tt_output_shape)
         kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
@@ -79,7 +104,7 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
             rnn = keras.layers.LSTM(units, **kwargs)
     h = rnn(x)
     outputs = _head(h, num_classes, multilabel)
-    label = ("tt_" if use_tt else "") + cell
+    label = (f"{decomposition}_" if use_tt else "") + cell
     return keras.Model(frames, outputs, name=name or label)
 
 
@@ -98,10 +123,13 @@ def tt_mlp_classifier(num_classes, frame_shape, tt_input_shape, hidden_shape=MLP
 
 
 def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame_shape=None, multilabel=False,
-                scaling="paper", dropout=0.25, recurrent_dropout=0.25, max_len=None, projection_dtype=None):
+                scaling="paper", dropout=0.25, recurrent_dropout=0.25, max_len=None, projection_dtype=None,
+                decomposition="tt", ranks=None, blocks=None):
     """The paper's `model` in ('gru', 'lstm', 'mlp') for `dataset` in PAPER_SHAPES, with its TT shapes.
 
     `frame_shape` defaults to the paper's frame size for the dataset; the TT input modes must factor it.
+    `decomposition` / `ranks` / `blocks`: the recurrent models' input kernel format on the same modes
+    (`rnn_classifier`); the TT-MLP is TT only.
     """
     if dataset not in PAPER_SHAPES:
         raise ValueError(f"no paper shapes for dataset {dataset!r} (have {', '.join(PAPER_SHAPES)})")
@@ -111,6 +139,8 @@ def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame
     width, height = shapes["frame_size"]
     frame_shape = tuple(frame_shape or (height, width, 3))
     if model == "mlp":
+        if decomposition != "tt" or ranks is not None or blocks is not None:
+            raise ValueError("the TT-MLP has a TT kernel with the paper's ranks (no decomposition, ranks, blocks)")
         if projection_dtype not in (None, "float32"):
             raise ValueError("projection_dtype applies to the TT-GRU / TT-LSTM models, not the TT-MLP")
         return tt_mlp_classifier(num_classes, frame_shape, shapes["mlp_input_shape"], tt_ranks=shapes["tt_ranks"],
@@ -119,12 +149,16 @@ def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame
                           tt_input_shape=shapes["tt_input_shape"], tt_output_shape=shapes["tt_output_shape"],
                           tt_ranks=shapes["tt_ranks"], units=shapes["units"], preset=preset, dropout=dropout,
                           recurrent_dropout=recurrent_dropout, scaling=scaling, multilabel=multilabel,
-                          max_len=max_len, projection_dtype=projection_dtype)
+                          max_len=max_len, projection_dtype=projection_dtype, decomposition=decomposition,
+                          ranks=ranks, blocks=blocks)
 
 
 def input_to_hidden_params(model):
-    """The paper's '# Parameters': weights of the input-to-hidden map only (TT cores, or the dense input kernel)."""
+    """The paper's '# Parameters': weights of the input-to-hidden map only (the kernel's factors in any format, TT
+    cores, or the dense input kernel)."""
     layer = model.get_layer("input_to_hidden")
+    if hasattr(layer, "kernel_param_count"):
+        return int(layer.kernel_param_count)
     if hasattr(layer, "tt_param_count"):
         return int(layer.tt_param_count)
     cell = getattr(layer, "cell", layer)

@@ -28,16 +28,16 @@ import keras
 from keras import ops
 from keras.src import backend
 
-from ttrnn import tt
+from ttrnn import formats, tt
 from ttrnn.activations import hard_sigmoid
-from ttrnn.layers import add_tt_cores, cast_input
+from ttrnn.layers import add_kernel_weights, cast_input
 
 DEFAULT_TIME_CHUNK = 0
 # Frames per block of the bounded projection (ttrnn.projection); measured in docs/performance.md.
 PROJECTION_BLOCK_FRAMES = 32
 
 PRESETS = {
-    # New users: TT-aware Glorot cores, logistic gates, cuDNN-style GRU, Keras-style per-gate recurrent dropout.
+    # New users: format-aware Glorot weights, logistic gates, cuDNN-style GRU, Keras-style per-gate recurrent dropout.
     "modern": {"kernel_initializer": lambda: tt.TTGlorotNormal(), "recurrent_activation": "sigmoid",
                "reset_after": True, "shared_recurrent_dropout": False},
     # What the original Theano/Keras-2 code computed.
@@ -60,10 +60,11 @@ class StepOps:
         return fn(x)
 
 
-class _TTRecurrent(keras.layers.Layer):
-    """Shared machinery: TT input projection, chunked scan, masking, dropout, states, config.
+class _Recurrent(keras.layers.Layer):
+    """Shared machinery over any kernel format: input projection, scan, masking, dropout, states, config.
 
-    Subclasses set `GATES`, `N_STATES` and implement `_build_bias` and
+    Format classes (`_TTLayer`, `_FormatLayer`) set `FORMAT` and the constructor's format arguments; cell
+    mixins (`_SimpleRNNCell`, `_GRUCell`, `_LSTMCell`) set `GATES`, `N_STATES` and implement `_build_bias` and
     `_step(z, states, f, rec_bias, rec_masks) -> new_states`: one timestep, `z` `(batch, gates * units)` the
     projected input plus input bias, `f` a `StepOps` (`f.matmul(a, lo, hi) = a @ recurrent_kernel[:, lo:hi]` and
     `f.act(fn, x) = fn(x)`: the step's only uses of the recurrent kernel and of activations, so `fused_scan` can
@@ -72,8 +73,9 @@ class _TTRecurrent(keras.layers.Layer):
 
     GATES = 1
     N_STATES = 1
+    FORMAT = None
 
-    def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, preset="modern", activation="tanh",
+    def __init__(self, input_modes, output_modes, ranks=None, blocks=None, preset="modern", activation="tanh",
                  recurrent_activation=None, use_bias=True, kernel_initializer=None,
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -86,13 +88,13 @@ class _TTRecurrent(keras.layers.Layer):
         if preset not in PRESETS:
             raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
         p = PRESETS[preset]
-        n, m, r = tt.check_tt_shape(tt_input_shape, tt_output_shape, tt_ranks)
         self.preset = preset
-        self.tt_input_shape, self.tt_output_shape, self.tt_ranks = list(n), list(m), list(r)
-        self.units = math.prod(m)
         # Gate factor in the first output mode: column blocks of full_kernel() are the gates.
-        self.tt_kernel_output_shape = [m[0] * self.GATES] + list(m[1:])
-        self.tt_param_count = tt.tt_param_count(n, self.tt_kernel_output_shape, r)
+        spec = formats.make(self.FORMAT, input_modes, output_modes, ranks, blocks)
+        self.units = math.prod(spec.m)
+        self.kernel_format = formats.make(self.FORMAT, spec.n, (spec.m[0] * self.GATES,) + spec.m[1:],
+                                          spec.ranks, spec.blocks)
+        self.kernel_param_count = self.kernel_format.param_count()
         self.activation = keras.activations.get(activation)
         self.recurrent_activation = keras.activations.get(
             p["recurrent_activation"] if recurrent_activation is None else recurrent_activation)
@@ -139,9 +141,9 @@ class _TTRecurrent(keras.layers.Layer):
 
     # ---- weights -------------------------------------------------------------------------------------------
     def build(self, input_shape):
-        tt.check_tt_shape(self.tt_input_shape, self.tt_output_shape, self.tt_ranks, input_dim=input_shape[-1])
-        self.tt_cores = add_tt_cores(self, self.tt_input_shape, self.tt_kernel_output_shape, self.tt_ranks,
-                                     self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint)
+        self.kernel_format.check_input_dim(input_shape[-1])
+        self.kernel_weights = add_kernel_weights(self, self.kernel_format, self.kernel_initializer,
+                                                 self.kernel_regularizer, self.kernel_constraint)
         self.recurrent_kernel = self.add_weight(
             shape=(self.units, self.GATES * self.units), name="recurrent_kernel",
             initializer=self.recurrent_initializer, regularizer=self.recurrent_regularizer,
@@ -157,16 +159,22 @@ class _TTRecurrent(keras.layers.Layer):
 
     def full_kernel(self):
         """Dense input-to-hidden kernel `(prod n, gates * units)`, gate blocks in Keras order."""
-        return tt.full(self.tt_cores)
+        return self.kernel_format.full(self.kernel_weights)
+
+    @property
+    def factors(self):
+        """The kernel's factors in the format's documented layout (`ttrnn.formats.<name>`)."""
+        return self.kernel_format.factors(self.kernel_weights)
 
     # ---- forward -------------------------------------------------------------------------------------------
     def _project(self, x, dp_mask, training=False):
         """`x` `(..., B, D)` frames (uint8 or float) → `(..., B, gates*units)` pre-activations incl. input bias.
 
-        Computes `((x * input_scale + input_shift) * dp_mask) @ W`; uint8 frames are cast inside the first TT
-        contraction, whose gradient recomputes the cast: no float copy of them is kept. Whole uint8 clips
-        `(B, T, D)` go through `ttrnn.projection` a few time steps at a time (`projection_block`), so memory
-        stays near the uint8 frames' own size however long the clips are.
+        Computes `((x * input_scale + input_shift) * dp_mask) @ W`; uint8 frames are cast inside the format's
+        first contraction (`Format.matmul`), whose gradient recomputes the cast: no float copy of them is kept.
+        Whole uint8 clips `(B, T, D)` go through `ttrnn.projection` a few time steps at a time
+        (`projection_block`, the format's `first_matrix` / `rest`), so memory stays near the uint8 frames' own
+        size however long the clips are.
         """
         x = ops.convert_to_tensor(x)
         if "float" in str(x.dtype):
@@ -180,10 +188,12 @@ class _TTRecurrent(keras.layers.Layer):
         if block_steps is not None:
             from ttrnn.projection import project_in_blocks
 
-            z = project_in_blocks(x, tt.first_matrix(self.tt_cores), tt.rest, self.tt_cores, scale, shift,
-                                  block_steps, self.projection_dtype, keep_first=bool(training))
+            fmt, weights = self.kernel_format, list(self.kernel_weights)
+            z = project_in_blocks(x, fmt.first_matrix(weights), fmt.rest, weights, scale, shift, block_steps,
+                                  self.projection_dtype, keep_first=bool(training))
         else:
-            z = tt.tt_matmul(x, self.tt_cores, scale=scale, shift=shift, first_dtype=self.projection_dtype)
+            z = self.kernel_format.matmul(x, self.kernel_weights, scale=scale, shift=shift,
+                                          first_dtype=self.projection_dtype)
         bias = self._input_bias() if self.use_bias else None
         return z if bias is None else z + bias
 
@@ -304,10 +314,8 @@ class _TTRecurrent(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        config.update(self._format_config())
         config.update({
-            "tt_input_shape": self.tt_input_shape,
-            "tt_output_shape": self.tt_output_shape,
-            "tt_ranks": self.tt_ranks,
             "preset": self.preset,
             "activation": keras.activations.serialize(self.activation),
             "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
@@ -339,12 +347,23 @@ class _TTRecurrent(keras.layers.Layer):
         return config
 
 
-_ARGS_DOC = """
+_TT_ARGS_DOC = """
     Args:
         tt_input_shape: input modes `n`; `prod(n)` must equal the frame dimension `D`.
         tt_output_shape: hidden modes `m`; `units = prod(m)`. The TT kernel's first output mode is
             `m_0 * gates`.
         tt_ranks: `d + 1` ranks, `r_0 = r_d = 1`.
+"""
+
+_FORMAT_ARGS_DOC = """
+    Args:
+        input_modes: input modes `n`; `prod(n)` must equal the frame dimension `D`.
+        output_modes: hidden modes `m`; `units = prod(m)`. The kernel's first output mode is `m_0 * gates`.
+        ranks: an int or the format's rank list (`ttrnn.formats.<name>`); None = `formats.DEFAULT_RANKS`.
+        blocks: block-term formats only: the number of terms (default 2).
+"""
+
+_ARGS_DOC = """
         preset: "modern" (default) or "paper"; sets the defaults of `kernel_initializer`,
             `recurrent_activation`, `reset_after` (GRU) and `shared_recurrent_dropout`. Explicit arguments win.
             - modern: `TTGlorotNormal` cores (dense equivalent has Glorot variance), sigmoid gates,
@@ -357,7 +376,7 @@ _ARGS_DOC = """
               all ones); here `dropout` does what it says and both presets default it to 0. The original TT_GRU
               also added its bias twice (a 2x reparametrisation of a zero-initialised bias); not reproduced.
         activation, recurrent_activation, use_bias: as in Keras.
-        kernel_initializer / kernel_regularizer / kernel_constraint: for the TT cores (each core).
+        kernel_initializer / kernel_regularizer / kernel_constraint: for the kernel's factors (each weight).
         recurrent_*, bias_*: as in Keras; `bias` has the Keras layout.
         dropout: input dropout, one mask per sequence on the raw frame, shared by all gates (the single TT
             matrix projects all gates at once, like Keras `implementation=2`).
@@ -380,15 +399,49 @@ _ARGS_DOC = """
         seed: seed for the dropout masks.
     Call: `layer(sequences, initial_state=None, mask=None, training=False)`, `sequences` `(batch, T, D)` float
     or uint8 (cast inside); `mask` `(batch, T)` bool (or from an upstream `keras.layers.Masking(0.0)`).
-    Attributes: `tt_cores`, `tt_param_count` (cores only), `full_kernel()`, `recurrent_kernel`, `bias`.
+    Attributes: `factors` (the format's documented layout), `kernel_param_count` (kernel factors only),
+    `full_kernel()`, `recurrent_kernel`, `bias`; TT layers also `tt_cores` and `tt_param_count`.
 """
 
 
-@keras.saving.register_keras_serializable(package="ttrnn")
-class TTSimpleRNN(_TTRecurrent):
-    __doc__ = """Elman RNN `h_t = activation(x_t W + h_{t-1} U + b)` with a TT-matrix `W`; matches
-    `keras.layers.SimpleRNN` given `full_kernel()`, `recurrent_kernel`, `bias`.
-    """ + _ARGS_DOC
+
+class _TTLayer(_Recurrent):
+    """The TT format with the TT-RNN arguments `tt_input_shape`, `tt_output_shape`, `tt_ranks` (d + 1 ranks)."""
+
+    FORMAT = "tt"
+
+    def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, **kwargs):
+        n, m, r = tt.check_tt_shape(tt_input_shape, tt_output_shape, tt_ranks)
+        super().__init__(n, m, r, **kwargs)
+        self.tt_input_shape, self.tt_output_shape, self.tt_ranks = list(n), list(m), list(r)
+        self.tt_kernel_output_shape = list(self.kernel_format.m)
+        self.tt_param_count = self.kernel_param_count
+
+    def build(self, input_shape):
+        tt.check_tt_shape(self.tt_input_shape, self.tt_output_shape, self.tt_ranks, input_dim=input_shape[-1])
+        super().build(input_shape)
+        self.tt_cores = self.kernel_weights
+
+    def _format_config(self):
+        return {"tt_input_shape": self.tt_input_shape, "tt_output_shape": self.tt_output_shape,
+                "tt_ranks": self.tt_ranks}
+
+
+class _FormatLayer(_Recurrent):
+    """Any other format, with `input_modes`, `output_modes`, `ranks`, `blocks`."""
+
+    def __init__(self, input_modes, output_modes, ranks=None, blocks=None, **kwargs):
+        super().__init__(input_modes, output_modes, ranks, blocks, **kwargs)
+        self.input_modes, self.output_modes = list(self.kernel_format.n), [int(v) for v in output_modes]
+        self.ranks, self.blocks = list(self.kernel_format.ranks), self.kernel_format.blocks
+
+    def _format_config(self):
+        return {"input_modes": self.input_modes, "output_modes": self.output_modes, "ranks": self.ranks,
+                "blocks": self.blocks}
+
+
+class _SimpleRNNCell:
+    """Elman step `h_t = activation(x_t W + h_{t-1} U + b)`."""
 
     GATES = 1
     N_STATES = 1
@@ -400,22 +453,16 @@ class TTSimpleRNN(_TTRecurrent):
         return [out]
 
 
-@keras.saving.register_keras_serializable(package="ttrnn")
-class TTGRU(_TTRecurrent):
-    __doc__ = """GRU with a TT-matrix input kernel (gates z, r, h); matches `keras.layers.GRU` with the same
-    `reset_after` given `full_kernel()`, `recurrent_kernel`, `bias` (bias `(3U,)`, or `(2, 3U)` when
-    `reset_after=True`, as Keras).
-
-    Extra arg `reset_after`: None → preset (modern True, paper False = reset gate before the recurrent matmul,
-    as the original).
-    """ + _ARGS_DOC
+class _GRUCell:
+    """GRU step, gates z, r, h; `reset_after` (None → the preset's: modern True, paper False = reset gate before
+    the recurrent matmul, as the original)."""
 
     GATES = 3
     N_STATES = 1
 
-    def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, reset_after=None, preset="modern", **kwargs):
-        super().__init__(tt_input_shape, tt_output_shape, tt_ranks, preset=preset, **kwargs)
-        self.reset_after = bool(PRESETS[preset]["reset_after"] if reset_after is None else reset_after)
+    def __init__(self, *args, reset_after=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reset_after = bool(PRESETS[self.preset]["reset_after"] if reset_after is None else reset_after)
 
     def _build_bias(self):
         shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
@@ -464,19 +511,15 @@ class TTGRU(_TTRecurrent):
         return config
 
 
-@keras.saving.register_keras_serializable(package="ttrnn")
-class TTLSTM(_TTRecurrent):
-    __doc__ = """LSTM with a TT-matrix input kernel (gates i, f, c, o); matches `keras.layers.LSTM` given
-    `full_kernel()`, `recurrent_kernel`, `bias` `(4U,)`. States `[h, c]`.
-
-    Extra arg `unit_forget_bias` (default True, as Keras and the original): forget-gate bias starts at 1.
-    """ + _ARGS_DOC
+class _LSTMCell:
+    """LSTM step, gates i, f, c, o, states `[h, c]`; `unit_forget_bias` (default True, as Keras and the
+    original): forget-gate bias starts at 1."""
 
     GATES = 4
     N_STATES = 2
 
-    def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, unit_forget_bias=True, **kwargs):
-        super().__init__(tt_input_shape, tt_output_shape, tt_ranks, **kwargs)
+    def __init__(self, *args, unit_forget_bias=True, **kwargs):
+        super().__init__(*args, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
 
     def _build_bias(self):
@@ -509,3 +552,110 @@ class TTLSTM(_TTRecurrent):
         config = super().get_config()
         config["unit_forget_bias"] = self.unit_forget_bias
         return config
+
+
+_SIMPLE_DOC = """{name}: Elman RNN `h_t = activation(x_t W + h_{{t-1}} U + b)` with a {fmt} input kernel `W`; matches
+    `keras.layers.SimpleRNN` given `full_kernel()`, `recurrent_kernel`, `bias`.
+"""
+_GRU_DOC = """{name}: GRU with a {fmt} input kernel (gates z, r, h); matches `keras.layers.GRU` with the same
+    `reset_after` given `full_kernel()`, `recurrent_kernel`, `bias` (bias `(3U,)`, or `(2, 3U)` when
+    `reset_after=True`, as Keras). Extra arg `reset_after`: None → preset (modern True, paper False).
+"""
+_LSTM_DOC = """{name}: LSTM with a {fmt} input kernel (gates i, f, c, o); matches `keras.layers.LSTM` given
+    `full_kernel()`, `recurrent_kernel`, `bias` `(4U,)`. States `[h, c]`. Extra arg `unit_forget_bias`
+    (default True).
+"""
+_FORMAT_NAMES = {"tt": "TT-matrix", "tr": "tensor-ring", "bt": "block-term Tucker", "cp": "CP",
+                 "ht": "hierarchical-Tucker"}
+
+
+def _doc(template, name, fmt):
+    head = template.format(name=name, fmt=_FORMAT_NAMES[fmt])
+    return head + (_TT_ARGS_DOC if fmt == "tt" else _FORMAT_ARGS_DOC) + _ARGS_DOC
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TTSimpleRNN(_SimpleRNNCell, _TTLayer):
+    __doc__ = _doc(_SIMPLE_DOC, "TTSimpleRNN", "tt")
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TTGRU(_GRUCell, _TTLayer):
+    __doc__ = _doc(_GRU_DOC, "TTGRU", "tt")
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TTLSTM(_LSTMCell, _TTLayer):
+    __doc__ = _doc(_LSTM_DOC, "TTLSTM", "tt")
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TRSimpleRNN(_SimpleRNNCell, _FormatLayer):
+    __doc__ = _doc(_SIMPLE_DOC, "TRSimpleRNN", "tr")
+    FORMAT = "tr"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TRGRU(_GRUCell, _FormatLayer):
+    __doc__ = _doc(_GRU_DOC, "TRGRU", "tr")
+    FORMAT = "tr"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TRLSTM(_LSTMCell, _FormatLayer):
+    __doc__ = _doc(_LSTM_DOC, "TRLSTM", "tr")
+    FORMAT = "tr"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class BTSimpleRNN(_SimpleRNNCell, _FormatLayer):
+    __doc__ = _doc(_SIMPLE_DOC, "BTSimpleRNN", "bt")
+    FORMAT = "bt"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class BTGRU(_GRUCell, _FormatLayer):
+    __doc__ = _doc(_GRU_DOC, "BTGRU", "bt")
+    FORMAT = "bt"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class BTLSTM(_LSTMCell, _FormatLayer):
+    __doc__ = _doc(_LSTM_DOC, "BTLSTM", "bt")
+    FORMAT = "bt"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class CPSimpleRNN(_SimpleRNNCell, _FormatLayer):
+    __doc__ = _doc(_SIMPLE_DOC, "CPSimpleRNN", "cp")
+    FORMAT = "cp"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class CPGRU(_GRUCell, _FormatLayer):
+    __doc__ = _doc(_GRU_DOC, "CPGRU", "cp")
+    FORMAT = "cp"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class CPLSTM(_LSTMCell, _FormatLayer):
+    __doc__ = _doc(_LSTM_DOC, "CPLSTM", "cp")
+    FORMAT = "cp"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class HTSimpleRNN(_SimpleRNNCell, _FormatLayer):
+    __doc__ = _doc(_SIMPLE_DOC, "HTSimpleRNN", "ht")
+    FORMAT = "ht"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class HTGRU(_GRUCell, _FormatLayer):
+    __doc__ = _doc(_GRU_DOC, "HTGRU", "ht")
+    FORMAT = "ht"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class HTLSTM(_LSTMCell, _FormatLayer):
+    __doc__ = _doc(_LSTM_DOC, "HTLSTM", "ht")
+    FORMAT = "ht"

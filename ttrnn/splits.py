@@ -9,7 +9,8 @@ import numpy as np
 
 PAPER_SEED = 11111986
 PAPER_FOLDS = 5
-PROTOCOLS = ("paper", "logo", "store")
+PROTOCOLS = ("paper", "logo", "store", "holdout")
+HOLDOUT_FRACTION = 0.2      # the BT-LSTM / TR-LSTM code's test split: 20 % of the clips at random
 
 
 @dataclass
@@ -100,6 +101,8 @@ def make_split(store, protocol, fold):
         return logo_split(store.index, fold)
     if protocol == "store":
         return store_split(store.splits, fold)
+    if protocol == "holdout":
+        return holdout_split(len(store.index), fold)
     raise ValueError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
 
 
@@ -110,3 +113,11 @@ def holdout(rows, fraction, seed):
     perm = rng.permutation(len(rows))
     n_out = int(round(fraction * len(rows)))
     return np.sort(rows[perm[n_out:]]), np.sort(rows[perm[:n_out]])
+
+
+def holdout_split(n_clips, seed):
+    """The successors' protocol (BT-LSTM, TR-LSTM code): one random 20 % test split of all clips, seeded."""
+    if seed < 0:
+        raise ValueError(f"--fold {seed} is out of range for the holdout protocol (it seeds the split, >= 0)")
+    train, test = holdout(np.arange(n_clips), HOLDOUT_FRACTION, seed)
+    return Split(train, test, f"random {HOLDOUT_FRACTION:.0%} holdout (seed {seed})")
