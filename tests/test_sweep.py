@@ -32,7 +32,7 @@ FAKE = textwrap.dedent("""
     if args.fold == "9":
         sys.exit(5)
     with open(runs / "times.txt", "a") as f:
-        f.write(f"start {out.name} {time.time()}\n")
+        f.write(f"start {out.name} {time.time()}\\n")
     if args.barrier:  # wait until BARRIER runs have started: only passes when runs really overlap
         (runs / ("started-" + out.name)).touch()
         give_up = time.monotonic() + 300  # not a budget for passing: only ends a sweep that never overlaps
@@ -43,7 +43,7 @@ FAKE = textwrap.dedent("""
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "argv": sys.argv[1:]}))
     with open(runs / "times.txt", "a") as f:
-        f.write(f"end {out.name} {time.time()}\n")
+        f.write(f"end {out.name} {time.time()}\\n")
 """)
 
 
