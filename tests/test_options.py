@@ -120,3 +120,26 @@ def test_synthetic_and_preprocess_fps_clis(tmp_path):
                 source.append(cv2.cvtColor(frame[1], cv2.COLOR_BGR2RGB))
             cap.release()
             np.testing.assert_array_equal(s.read(i), np.stack(source)[[0, 2, 5, 8]])
+
+
+def test_cluster_spec_and_worker_index_on_the_real_cli(store, tmp_path):
+    """Two workers started by hand with --cluster-spec FILE --worker-index I (no TF_CONFIG, no launcher): one run,
+    written by the chief. Fresh ports and a new start when a worker lost its port to another process."""
+    from experiments.launch import free_ports
+    from helpers import PORT_TAKEN
+    for attempt in range(3):
+        spec = tmp_path / f"cluster{attempt}.json"
+        spec.write_text(json.dumps({"worker": [f"localhost:{p}" for p in free_ports(2)]}))
+        out = tmp_path / f"run{attempt}"
+        procs = [start(store, out, "--epochs", "1", "--cluster-spec", spec, "--worker-index", i) for i in (0, 1)]
+        try:
+            errors = [p.communicate(timeout=600)[1] for p in procs]
+        finally:
+            for p in procs:
+                p.kill()
+        if all(p.returncode == 0 for p in procs) or not any(m in e.lower() for e in errors for m in PORT_TAKEN):
+            break
+    assert [p.returncode for p in procs] == [0, 0], errors[0][-1500:] + errors[1][-1500:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["cluster"]["kind"] == "multi_worker" and config["cluster"]["num_replicas"] == 2
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
