@@ -47,17 +47,23 @@ def history(run_dir):
         return list(csv.DictReader(f))
 
 
-def test_same_seed_same_run_other_seed_another(store, tmp_path):
+@pytest.fixture(scope="module")
+def seed_runs(store, tmp_path_factory):
+    """Three 2-epoch runs side by side: a and b with --seed 5, c with --seed 6 (defaults otherwise: Adam, dropout
+    0.25, pixel scaling 'paper')."""
+    root = tmp_path_factory.mktemp("seeds")
+    runs = {name: root / name for name in "abc"}
+    finish([start(store, runs[name], "--epochs", "2", "--seed", seed) for name, seed in zip("abc", (5, 5, 6))])
+    return runs
+
+
+def test_same_seed_same_run_other_seed_another(seed_runs):
     """Initialization, shuffling and dropout masks all follow --seed (dropout on: the default 0.25)."""
-    runs = {name: tmp_path / name for name in ("a", "b", "c")}
-    finish([start(store, runs["a"], "--epochs", "2", "--seed", "5"), start(store, runs["b"], "--epochs", "2",
-                                                                           "--seed", "5")])
-    finish([start(store, runs["c"], "--epochs", "2", "--seed", "6")])
-    a, b, c = (checkpoint(runs[n]) for n in "abc")
+    a, b, c = (checkpoint(seed_runs[n]) for n in "abc")
     for key in a:
         np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-7, err_msg=key)
     assert any(not np.allclose(a[k], c[k]) for k in a if k.startswith("w"))
-    assert [r["train_loss"] for r in history(runs["a"])] == [r["train_loss"] for r in history(runs["b"])]
+    assert [r["train_loss"] for r in history(seed_runs["a"])] == [r["train_loss"] for r in history(seed_runs["b"])]
 
 
 def test_patience_stops_after_n_epochs_without_a_better_test_loss(store, tmp_path):
@@ -79,12 +85,11 @@ def test_patience_stops_after_n_epochs_without_a_better_test_loss(store, tmp_pat
     assert json.loads((out / "metrics.json").read_text())["epochs"] == len(losses)
 
 
-def test_sgd_and_unit_scaling_reach_the_model(store, tmp_path):
+def test_sgd_and_unit_scaling_reach_the_model(store, seed_runs, tmp_path):
     """--optimizer sgd: momentum SGD, one slot per weight (Adam keeps two); --scaling unit: the saved model's
-    PixelScaling maps pixels to pixel / 255."""
-    sgd, adam = tmp_path / "sgd", tmp_path / "adam"
-    finish([start(store, sgd, "--epochs", "1", "--optimizer", "sgd", "--lr", "0.01", "--scaling", "unit"),
-            start(store, adam, "--epochs", "1")])
+    PixelScaling maps pixels to pixel / 255 (the default run's to pixel - 128)."""
+    sgd, adam = tmp_path / "sgd", seed_runs["a"]
+    finish([start(store, sgd, "--epochs", "1", "--optimizer", "sgd", "--lr", "0.01", "--scaling", "unit")])
     weights = [k for k in checkpoint(sgd) if k.startswith("w")]
     slots = {name: [k for k in checkpoint(d) if k.startswith("o")] for name, d in (("sgd", sgd), ("adam", adam))}
     trainable = len(weights)  # the plain GRU + classifier: every weight is trainable
