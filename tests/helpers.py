@@ -54,3 +54,23 @@ def run_cli(module, *args, env=None, timeout=600, cwd=None):
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=cwd or REPO)
+
+
+# TensorFlow's gRPC server failing to bind a port that `experiments.launch` picked (free_ports binds, releases, and
+# another process may take the port before the worker binds it).
+PORT_TAKEN = ("address already in use", "failed to add port", "could not start grpc server", "failed to bind")
+
+
+def launch_workers(workers, command, retries=3, timeout=300, env=None):
+    """`python -m experiments.launch --workers N -- command...`, started again on fresh ports (at most `retries`
+    times) when a worker could not bind its port; returns the last CompletedProcess."""
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    full_env.pop("TF_CONFIG", None)
+    full_env.update(env or {})
+    for _ in range(retries):
+        proc = subprocess.run([sys.executable, "-m", "experiments.launch", "--workers", str(workers), "--",
+                               *map(str, command)], capture_output=True, text=True, env=full_env, timeout=timeout,
+                              cwd=REPO)
+        if proc.returncode == 0 or not any(m in proc.stderr.lower() for m in PORT_TAKEN):
+            return proc
+    return proc

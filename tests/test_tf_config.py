@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from experiments.launch import free_ports, tf_configs
+from helpers import launch_workers
 from tf_config.cluster import ClusterConfigError, read_cluster, shard_indices, per_replica_batch
 from tf_config.threads import ThreadConfigError, known_presets, physical_cores, resolve_threads
 
@@ -204,8 +205,7 @@ WORKER = textwrap.dedent("""
 def test_two_workers_match_one_process(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    proc = run([PY, "-m", "experiments.launch", "--workers", "2", "--", PY, str(script), str(tmp_path),
-                "--intra-op", "1", "--inter-op", "2"], timeout=180)
+    proc = launch_workers(2, [PY, str(script), str(tmp_path), "--intra-op", "1", "--inter-op", "2"])
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     results = [json.loads((tmp_path / f"result{w}.json").read_text()) for w in (0, 1)]

@@ -1,0 +1,150 @@
+"""The README's training options through the real CLI, on the cheapest run that shows each works: the plain GRU on
+a store of 16x12 frames (none of these options depends on the paper's 160x120). --seed, --patience, --optimizer
+sgd, --scaling unit / PixelScaling, and the preprocessing CLIs (preprocess.synthetic, --fps)."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import REPO, make_store, run_cli
+from ttrnn.store import FrameStore
+
+SMALL = ["--model", "gru", "--max-len", "4", "--batch-size", "8", "--workers", "0", "--quiet", "--intra-op", "1"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """6 classes x 2 groups x 2 clips of 3-5 frames at 16x12."""
+    return make_store(tmp_path_factory.mktemp("options") / "ucf11.h5", num_classes=6, groups=2, clips_per_group=2,
+                      lengths=(3, 5), size=(16, 12))
+
+
+def start(store, out, *args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "experiments.ucf11", "--data", str(store), *SMALL, *map(str, args),
+                             "--out", str(out)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(procs):
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+
+
+def checkpoint(run_dir):
+    with np.load(run_dir / "checkpoint.npz") as data:
+        return {k: data[k] for k in data.files if k != "state"}
+
+
+def history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def seed_runs(store, tmp_path_factory):
+    """Three 2-epoch runs side by side: a and b with --seed 5, c with --seed 6 (defaults otherwise: Adam, dropout
+    0.25, pixel scaling 'paper')."""
+    root = tmp_path_factory.mktemp("seeds")
+    runs = {name: root / name for name in "abc"}
+    finish([start(store, runs[name], "--epochs", "2", "--seed", seed) for name, seed in zip("abc", (5, 5, 6))])
+    return runs
+
+
+def test_same_seed_same_run_other_seed_another(seed_runs):
+    """Initialization, shuffling and dropout masks all follow --seed (dropout on: the default 0.25)."""
+    a, b, c = (checkpoint(seed_runs[n]) for n in "abc")
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    assert any(not np.allclose(a[k], c[k]) for k in a if k.startswith("w"))
+    assert [r["train_loss"] for r in history(seed_runs["a"])] == [r["train_loss"] for r in history(seed_runs["b"])]
+
+
+def test_patience_stops_after_n_epochs_without_a_better_test_loss(store, tmp_path):
+    out = tmp_path / "run"
+    finish([start(store, out, "--epochs", "12", "--patience", "2", "--lr", "0.05", "--optimizer", "sgd")])
+    losses = [float(r["test_loss"]) for r in history(out)]
+    # the rule, replayed on the recorded losses: stop once `patience` epochs in a row did not beat the best
+    best, stale, expected = None, 0, len(losses)
+    for epoch, loss in enumerate(losses, 1):
+        if best is None or loss < best:
+            best, stale = loss, 0
+        else:
+            stale += 1
+        if stale >= 2:
+            expected = epoch
+            break
+    assert len(losses) == expected
+    assert len(losses) < 12, "this run should stop early (lr 0.05 SGD on 24 clips); the rule was not exercised"
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == len(losses)
+
+
+def test_sgd_and_unit_scaling_reach_the_model(store, seed_runs, tmp_path):
+    """--optimizer sgd: momentum SGD, one slot per weight (Adam keeps two); --scaling unit: the saved model's
+    PixelScaling maps pixels to pixel / 255 (the default run's to pixel - 128)."""
+    sgd, adam = tmp_path / "sgd", seed_runs["a"]
+    finish([start(store, sgd, "--epochs", "1", "--optimizer", "sgd", "--lr", "0.01", "--scaling", "unit")])
+    weights = [k for k in checkpoint(sgd) if k.startswith("w")]
+    slots = {name: [k for k in checkpoint(d) if k.startswith("o")] for name, d in (("sgd", sgd), ("adam", adam))}
+    trainable = len(weights)  # the plain GRU + classifier: every weight is trainable
+    # SGD: iterations + one momentum per weight (its learning rate is a schedule, not a variable);
+    # Adam: iterations + learning rate + two moments per weight
+    assert len(slots["sgd"]) == 1 + trainable and len(slots["adam"]) == 2 + 2 * trainable
+    import ttrnn
+    pixels = ttrnn.load_model(sgd / "model.keras").get_layer("pixels")
+    frames = np.array([[[[[0, 51, 255]]]]], dtype=np.uint8)
+    np.testing.assert_allclose(np.asarray(pixels(frames)), [[[0, 0.2, 1]]], rtol=1e-6)
+    default = ttrnn.load_model(adam / "model.keras").get_layer("pixels")
+    np.testing.assert_allclose(np.asarray(default(frames)), [[[-128, -77, 127]]], rtol=1e-6)
+
+
+def test_synthetic_and_preprocess_fps_clis(tmp_path):
+    """preprocess.synthetic writes a UCF11-layout tree; preprocess.ucf11 --fps 10 resamples it in time."""
+    src = tmp_path / "videos"
+    res = run_cli("preprocess.synthetic", src, "--classes", "2", "--groups", "1", "--clips-per-group", "1",
+                  "--frames", "9", "--size", "32x24")
+    assert res.returncode == 0, res.stderr
+    videos = sorted(p for p in src.rglob("*") if p.suffix in (".mpg", ".avi"))
+    assert len(videos) == 2 and len({p.parent.parent.name for p in videos}) == 2  # <class>/<group>/<clip>
+    res = run_cli("preprocess.ucf11", src, tmp_path / "s.h5", "--fps", "10", "--size", "32x24", "--quiet")
+    assert res.returncode == 0, res.stderr
+    with FrameStore(tmp_path / "s.h5") as s:
+        assert s.attrs["fps"] == 10.0 and len(s) == 2
+        for i in range(len(s)):
+            # 9 source frames at 29.97 fps; output frame j (at j / 10 s) is the source frame on screen then,
+            # floor(j * 2.997): 0, 2, 5, 8 (j = 4 would be frame 11, past the end)
+            assert s.index["fps"][i] == pytest.approx(29.97, abs=1e-3)
+            cap, source = cv2.VideoCapture(str(src / s.index["source"][i])), []
+            while (frame := cap.read())[0]:
+                source.append(cv2.cvtColor(frame[1], cv2.COLOR_BGR2RGB))
+            cap.release()
+            np.testing.assert_array_equal(s.read(i), np.stack(source)[[0, 2, 5, 8]])
+
+
+def test_cluster_spec_and_worker_index_on_the_real_cli(store, tmp_path):
+    """Two workers started by hand with --cluster-spec FILE --worker-index I (no TF_CONFIG, no launcher): one run,
+    written by the chief. Fresh ports and a new start when a worker lost its port to another process."""
+    from experiments.launch import free_ports
+    from helpers import PORT_TAKEN
+    for attempt in range(3):
+        spec = tmp_path / f"cluster{attempt}.json"
+        spec.write_text(json.dumps({"worker": [f"localhost:{p}" for p in free_ports(2)]}))
+        out = tmp_path / f"run{attempt}"
+        procs = [start(store, out, "--epochs", "1", "--cluster-spec", spec, "--worker-index", i) for i in (0, 1)]
+        try:
+            errors = [p.communicate(timeout=600)[1] for p in procs]
+        finally:
+            for p in procs:
+                p.kill()
+        if all(p.returncode == 0 for p in procs) or not any(m in e.lower() for e in errors for m in PORT_TAKEN):
+            break
+    assert [p.returncode for p in procs] == [0, 0], errors[0][-1500:] + errors[1][-1500:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["cluster"]["kind"] == "multi_worker" and config["cluster"]["num_replicas"] == 2
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
