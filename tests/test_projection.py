@@ -1,4 +1,5 @@
-"""The memory-bounded projection (ttrnn.projection, issue 13) computes what the whole-batch path computes.
+"""The memory-bounded projection (ttrnn.projection, issue 13) computes what the whole-batch path computes, for
+every kernel format.
 
 Oracle: the whole-batch path (`tt.tt_matmul`, itself tested against the dense reconstruction and TensorLy in
 test_tt.py) and a TT layer with `projection_block=0`; values and gradients must agree to float32 rounding.
@@ -63,10 +64,10 @@ def test_bfloat16_first_contraction_in_blocks():
     assert_close(got, ref, tol=2e-2)                  # both round the product to bfloat16
 
 
-def layer_pair(cls, **kwargs):
+def layer_pair(cls, ranks=R, **kwargs):
     """Two identical seeded layers (same weights, same dropout seed): the whole-batch path and the blocks."""
-    plain = cls(N, M, R, projection_block=0, seed=7, **kwargs)
-    blocked = cls(N, M, R, projection_block=2 * B, seed=7, **kwargs)   # 2 time steps per block
+    plain = cls(N, M, ranks, projection_block=0, seed=7, **kwargs)
+    blocked = cls(N, M, ranks, projection_block=2 * B, seed=7, **kwargs)   # 2 time steps per block
     for layer in (plain, blocked):
         layer.build((B, T, D))
     blocked.set_weights(plain.get_weights())
@@ -78,6 +79,10 @@ def layer_pair(cls, **kwargs):
     (ttrnn.TTGRU, dict(preset="paper", go_backwards=True, return_sequences=True)),
     (ttrnn.TTLSTM, dict(dropout=0.3, return_sequences=True)),
     (ttrnn.TTSimpleRNN, dict(go_backwards=True)),
+    (ttrnn.TRGRU, dict(ranks=2, dropout=0.3)),                 # every format goes through its first_matrix / rest
+    (ttrnn.BTLSTM, dict(ranks=2, blocks=2, return_sequences=True)),
+    (ttrnn.CPGRU, dict(ranks=3)),
+    (ttrnn.HTSimpleRNN, dict(ranks=2, go_backwards=True)),
 ])
 def test_layer_loss_and_gradients_match_whole_batch(cls, kwargs):
     plain, blocked = layer_pair(cls, input_scale=1 / 255, input_shift=-0.5, **kwargs)
