@@ -49,11 +49,12 @@ def history(run_dir):
 
 @pytest.fixture(scope="module")
 def seed_runs(store, tmp_path_factory):
-    """Three 2-epoch runs side by side: a and b with --seed 5, c with --seed 6 (defaults otherwise: Adam, dropout
-    0.25, pixel scaling 'paper')."""
+    """Three 2-epoch runs side by side: a and b with --seed 5, c with --seed 6 and a learning rate too small to move
+    its weights (defaults otherwise: Adam, dropout 0.25, pixel scaling 'paper')."""
     root = tmp_path_factory.mktemp("seeds")
     runs = {name: root / name for name in "abc"}
-    finish([start(store, runs[name], "--epochs", "2", "--seed", seed) for name, seed in zip("abc", (5, 5, 6))])
+    finish([start(store, runs["a"], "--epochs", "2", "--seed", 5), start(store, runs["b"], "--epochs", "2", "--seed", 5),
+            start(store, runs["c"], "--epochs", "2", "--seed", 6, "--lr", "1e-12")])  # c: still its initial weights
     return runs
 
 
@@ -64,6 +65,14 @@ def test_same_seed_same_run_other_seed_another(seed_runs):
         np.testing.assert_allclose(b[key], a[key], rtol=1e-5, atol=1e-7, err_msg=key)
     assert any(not np.allclose(a[k], c[k]) for k in a if k.startswith("w"))
     assert [r["train_loss"] for r in history(seed_runs["a"])] == [r["train_loss"] for r in history(seed_runs["b"])]
+    # the initialization follows the seed: c (lr 1e-12) still holds the weights of a fresh build seeded with 6
+    import keras
+    from ttrnn.models import paper_model
+    keras.utils.set_random_seed(6)
+    fresh = paper_model("ucf11", "gru", 6, use_tt=False, frame_shape=(12, 16, 3)).get_weights()
+    assert len(fresh) == len([k for k in c if k.startswith("w")])
+    for i, w in enumerate(fresh):
+        np.testing.assert_allclose(c[f"w{i}"], w, rtol=1e-6, atol=1e-7, err_msg=f"w{i}")
 
 
 def test_patience_stops_after_n_epochs_without_a_better_test_loss(store, tmp_path):
