@@ -15,6 +15,7 @@ def store(tmp_path_factory):
                       lengths=(5, 9))
 
 
+@pytest.mark.slow   # multi-process / slow-format end to end: .ci/run runs it in its slow pass
 def test_bt_lstm_run_on_the_successors_protocol(store, tmp_path):
     out = tmp_path / "run"
     res = run_cli("experiments.ucf11", "--data", store, "--model", "lstm", "--decomposition", "bt", "--rank", "2",

@@ -136,6 +136,7 @@ def test_synthetic_and_preprocess_fps_clis(tmp_path):
             np.testing.assert_array_equal(s.read(i), np.stack(source)[[0, 2, 5, 8]])
 
 
+@pytest.mark.slow   # multi-process / slow-format end to end: .ci/run runs it in its slow pass
 def test_cluster_spec_and_worker_index_on_the_real_cli(store, tmp_path):
     """Two workers started by hand with --cluster-spec FILE --worker-index I (no TF_CONFIG, no launcher): one run,
     written by the chief. Fresh ports and a new start when a worker lost its port to another process."""

@@ -44,6 +44,7 @@ def free_port_pair():
     raise RuntimeError("no two consecutive free ports")
 
 
+@pytest.mark.slow   # multi-process / slow-format end to end: .ci/run runs it in its slow pass
 def test_sweep_srun_job_trains_one_run_on_two_slurm_tasks(tmp_path):
     store = make_store(tmp_path / "ucf11.h5", num_classes=4, groups=3, clips_per_group=2, lengths=(3, 5),
                        size=(32, 24))
