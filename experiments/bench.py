@@ -642,7 +642,7 @@ def bench_scale(args):
         make_scale_store(store, lengths=lengths)
         yield {"name": "scale_store_seconds", "value": round(time.perf_counter() - t0, 1),
                "unit": f"s (write or reuse {count} clips, UCF11 lengths, {store})"}
-        for max_len in ((48, 96) if args.quick else (450, 1492)):
+        for max_len in args.max_lens or ((48, 96) if args.quick else (450, 1492)):
             metrics, wall = scale_run(store, max_len, f"{tmp}/run{max_len}")
             train = metrics["epoch_seconds"][0]
             evals = metrics.get("eval_seconds")
@@ -700,6 +700,8 @@ def parse_args(argv=None):
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
                         "and the projection / TTGRU step forced under XLA")
+    p.add_argument("--max-lens", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                   help="scale: the max-lens to train at (default 450,1492; quick 48,96)")
     p.add_argument("--store", default=None,
                    help="scale: the UCF11-size store to train on (written there first if absent; ~45 GB)")
     add_console_args(p)
@@ -712,6 +714,8 @@ def parse_args(argv=None):
             p.error(f"--{name} must be >= 1")
     if args.chunks and min(args.chunks) < 0:
         p.error("--chunks values must be >= 0")
+    if args.max_lens and min(args.max_lens) < 1:
+        p.error("--max-lens values must be >= 1")
     return args
 
 

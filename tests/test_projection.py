@@ -116,3 +116,31 @@ def test_paper_model_routes_long_uint8_clips_through_blocks_and_saves():
 def test_bad_projection_block():
     with pytest.raises(ValueError, match="projection_block"):
         ttrnn.TTGRU(N, M, R, projection_block=-1)
+
+
+def test_default_choice_per_batch_under_one_trace():
+    """With one trace for all shapes (reduce_retracing, as the trainer's step), the default layer decides per
+    batch: > WHOLE_BATCH_FRAMES frames in blocks, else whole; gradients equal the whole-batch layer's."""
+    from ttrnn.recurrent import WHOLE_BATCH_FRAMES
+
+    auto = ttrnn.TTGRU(N, M, R, seed=3)
+    plain = ttrnn.TTGRU(N, M, R, projection_block=0, seed=3)
+    for layer in (auto, plain):
+        layer.build((None, None, D))
+    plain.set_weights(auto.get_weights())
+
+    def loss_and_grads(layer):
+        @tf.function(reduce_retracing=True)
+        def step(x):
+            return grads_of(lambda: layer(x, training=True), layer.trainable_variables)
+        return step
+
+    steps = {layer: loss_and_grads(layer) for layer in (auto, plain)}
+    batch = 16
+    for t in (WHOLE_BATCH_FRAMES // batch - 8, WHOLE_BATCH_FRAMES // batch + 8, WHOLE_BATCH_FRAMES // batch + 24):
+        x = tf.constant(np.random.default_rng(t).integers(0, 256, (batch, t, D), dtype=np.uint8))
+        (loss_a, grads_a), (loss_b, grads_b) = steps[auto](x), steps[plain](x)
+        assert_close(loss_a, loss_b)
+        for a, b in zip(grads_a, grads_b):
+            assert_close(a, b)
+    assert steps[auto].experimental_get_tracing_count() <= 2          # the third shape reused a relaxed trace

@@ -35,6 +35,10 @@ from ttrnn.layers import add_kernel_weights, cast_input
 DEFAULT_TIME_CHUNK = 0
 # Frames per block of the bounded projection (ttrnn.projection); measured in docs/performance.md.
 PROJECTION_BLOCK_FRAMES = 32
+# By default, batches of at most this many frames (B x T; a float copy of 470 MB at 160x120x3) are projected whole:
+# the README demo (batch 16, T 32-48) trained 7.7-10.2 s per epoch that way against 11.5-20.5 s in blocks, while at
+# T = 450 blocks were 1.25x faster (docs/performance.md).
+WHOLE_BATCH_FRAMES = 2048
 
 PRESETS = {
     # New users: format-aware Glorot weights, logistic gates, cuDNN-style GRU, Keras-style per-gate recurrent dropout.
@@ -184,16 +188,28 @@ class _Recurrent(keras.layers.Layer):
         if dp_mask is not None:
             scale = dp_mask if scale is None else dp_mask * scale
             shift = None if shift is None else dp_mask * shift
-        block_steps = self._block_steps(x)
-        if block_steps is not None:
+        def whole():
+            return self.kernel_format.matmul(x, self.kernel_weights, scale=scale, shift=shift,
+                                             first_dtype=self.projection_dtype)
+
+        def blocks():
             from ttrnn.projection import project_in_blocks
 
             fmt, weights = self.kernel_format, list(self.kernel_weights)
-            z = project_in_blocks(x, fmt.first_matrix(weights), fmt.rest, weights, scale, shift, block_steps,
-                                  self.projection_dtype, keep_first=bool(training))
-        else:
-            z = self.kernel_format.matmul(x, self.kernel_weights, scale=scale, shift=shift,
-                                          first_dtype=self.projection_dtype)
+            return project_in_blocks(x, fmt.first_matrix(weights), fmt.rest, weights, scale, shift, block_steps,
+                                     self.projection_dtype, keep_first=bool(training))
+
+        block_steps = self._block_steps(x)
+        if block_steps is None:
+            z = whole()
+        elif self.projection_block is not None:            # asked for explicitly: always blocks
+            z = blocks()
+        elif x.shape[0] is not None and x.shape[1] is not None:
+            z = blocks() if x.shape[0] * x.shape[1] > WHOLE_BATCH_FRAMES else whole()
+        else:                                              # one trace for every padded length: decide per batch
+            import tensorflow as tf
+
+            z = tf.cond(ops.shape(x)[0] * ops.shape(x)[1] > WHOLE_BATCH_FRAMES, blocks, whole)
         bias = self._input_bias() if self.use_bias else None
         return z if bias is None else z + bias
 
@@ -390,9 +406,10 @@ _ARGS_DOC = """
             hand-scheduled backward pass) when `time_chunk=0` on TensorFlow; "keras" runs Keras's RNN loop
             under TF autodiff (the reference the fused loop is tested against). Only speed changes.
         projection_block: frames per block when whole uint8 clips are projected (`ttrnn.projection`: memory
-            near the uint8 frames' size at any clip length); None = the measured default
-            (`PROJECTION_BLOCK_FRAMES`), 0 = the whole batch at once (a float copy of every frame of the batch
-            lives during the contraction). Only memory and speed change.
+            near the uint8 frames' size at any clip length); None = the measured default: batches of more than
+            `WHOLE_BATCH_FRAMES` frames in blocks of `PROJECTION_BLOCK_FRAMES`, smaller ones whole; 0 = always
+            the whole batch at once (a float copy of every frame of the batch lives during the contraction).
+            Only memory and speed change.
         input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1, 0). Lets raw uint8
             frames enter the layer, which casts and scales one time chunk at a time (the models use this for
             the pixel scaling: a float32 copy of a whole padded batch is 4x the uint8 frames).
