@@ -58,6 +58,27 @@ def our_param_counts(datasets=tuple(paper.DATASETS)):
     return counts
 
 
+COUNTS_FILE = Path(__file__).with_name("param_counts.json")
+
+
+def cached_param_counts():
+    """(our_param_counts(), successor_param_counts()) as stored in param_counts.json: the tables need no
+    TensorFlow without run directories. tests/test_tables.py rebuilds both from the models and compares, so the
+    file cannot drift from them; after a model change regenerate it with `python -m experiments.tables
+    --write-counts`."""
+    data = json.loads(COUNTS_FILE.read_text())
+    return ({d: {label: tuple(v) for label, v in m.items()} for d, m in data["paper"].items()},
+            dict(data["successors"]))
+
+
+def write_param_counts():
+    """Rebuild param_counts.json from the models (needs TensorFlow)."""
+    counts, successors = our_param_counts(), successor_param_counts()
+    data = {"paper": {d: {label: list(v) for label, v in m.items()} for d, m in counts.items()},
+            "successors": successors}
+    COUNTS_FILE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 # --- the successors on UCF11 --------------------------------------------------------------------------------------
 # (run label, model, reported UCF11 top-1, protocol of the reported number). Accuracies as collected in later
 # comparisons (issue 14); BT-LSTM's abstract: "17,388 times fewer parameters than the standard LSTM".
@@ -184,8 +205,10 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
     """Everything the tables show, as one JSON-able dict."""
     runs, unfinished, warnings = find_runs(run_paths)
     groups = group_runs(runs)
-    counts = counts if counts is not None else our_param_counts()
-    successor_counts = successor_counts if successor_counts is not None else successor_param_counts()
+    if counts is None or successor_counts is None:
+        cached, cached_successors = cached_param_counts()
+        counts = cached if counts is None else counts
+        successor_counts = cached_successors if successor_counts is None else successor_counts
     datasets = []
     for name, ds in paper.DATASETS.items():
         rows = []
@@ -335,8 +358,13 @@ def main(argv=None):
     ap.add_argument("runs", nargs="*", help="run directories, or folders holding run directories (searched "
                                             "recursively for metrics.json)")
     ap.add_argument("--json", action="store_true", help="print the tables as one JSON object instead of markdown")
+    ap.add_argument("--write-counts", action="store_true",
+                    help="rebuild experiments/param_counts.json from the models (after changing a model)")
     add_console_args(ap)
     args = ap.parse_args(argv)
+    if args.write_counts:
+        write_param_counts()
+        return 0
     try:
         quiet_console(args.verbose)
         report = build_report(args.runs)  # bad run directories are reported before TensorFlow starts

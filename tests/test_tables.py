@@ -2,11 +2,13 @@
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 from experiments import tables
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 # The paper's input-to-hidden counts as printed in its tables (issue text), model order TT-MLP, GRU, LSTM, TT-GRU,
 # TT-LSTM.
@@ -57,6 +59,19 @@ def test_no_runs_prints_paper_numbers_and_our_counts(capsys):
                    "44,236,800", "71,884,800", "3,616 ≠ paper †", "3,424 ≠ paper †", "| 7,680 |", "not run"):
         assert needle in text, needle
     assert "3,520 ≠" not in text  # Celebrities' TT-MLP matches the paper
+
+
+def test_cached_counts_equal_the_models_and_tables_need_no_tensorflow():
+    """param_counts.json (what the tables read) equals counts rebuilt from the models; without run directories
+    the tables CLI never imports TensorFlow."""
+    counts, successors = tables.cached_param_counts()
+    assert counts == tables.our_param_counts(), "run `python -m experiments.tables --write-counts`"
+    assert successors == tables.successor_param_counts(), "run `python -m experiments.tables --write-counts`"
+    code = ("import sys; from experiments import tables; rc = tables.main(['--json']); "
+            "print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert probe.stdout.strip().splitlines()[-1] == "0 False False", probe.stderr[-500:]
 
 
 def write_run(root, name, dataset, model, fold, score, seconds, protocol="paper", metric="accuracy", params=3232,
