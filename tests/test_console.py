@@ -60,3 +60,26 @@ def test_tensorflow_startup_is_silent_but_its_errors_are_not():
     assert "OP_REQUIRES failed" in res.stderr      # TensorFlow's C++ error line, through the filter unchanged
     assert "NotFoundError" in res.stderr and "/nonexistent/ttrnn-console-test" in res.stderr  # the Python error
     assert not any(m in res.stderr for m in STARTUP_MARKERS), res.stderr
+
+
+def test_filter_drops_the_type_inference_notice_block_only():
+    """The multi-line type-inference notice of a tf.cond goes; the lines around it, and a block that never ends,
+    come through."""
+    import io
+
+    from tf_config import console
+
+    block = ["W0000 00:00:1796002484.151577   22718 type_inference.cc:340] Type inference failed. This indicates",
+             "goo.gle/debugstr    ", "type_id: TFT_OPTIONAL", "args {", "}",
+             " is neither a subtype nor a supertype of the combined inputs preceding it:",
+             "\tfor Tuple type infernce function 0",
+             "\twhile inferring type of node 'tt_gru_1/input_to_hidden_1/cond/output/_17'"]
+    text = "\n".join(["before"] + block + ["epoch 1/1 (20.3 s): train_loss 2.4564", "E0000 a real error"]) + "\n"
+    sink = io.BytesIO()
+    console._filter(io.BytesIO(text.encode()), sink)
+    assert sink.getvalue().decode().splitlines() == ["before", "epoch 1/1 (20.3 s): train_loss 2.4564",
+                                                     "E0000 a real error"]
+    unended = "\n".join(block[:3] + ["x"] * (console.BLOCK_MAX + 5)) + "\n"
+    sink = io.BytesIO()
+    console._filter(io.BytesIO(unended.encode()), sink)
+    assert sink.getvalue().decode() == unended

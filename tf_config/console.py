@@ -37,6 +37,12 @@ NOISE = [re.compile(p) for p in (
     r"^[IWE]\d{4} [\d:.]+\s+\d+ mlir_graph_optimization_pass\.cc:\d+\] MLIR V1 optimization pass is not enabled",
     r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] TF-TRT Warning: Could not find TensorRT",
 )]
+# A multi-line notice: TensorFlow's graph type inference rejecting the optional outputs of a tf.cond whose branches
+# differ (the TT layers' per-batch choice of projection, ttrnn.recurrent): harmless, the graph runs. Dropped from
+# its first line through "while inferring type of node" (at most BLOCK_MAX lines, so nothing else is ever lost).
+BLOCK_START = re.compile(r"^[IW]\d{4} [\d:.]+\s+\d+ type_inference\.cc:\d+\] Type inference failed")
+BLOCK_END = re.compile(r"^\s*while inferring type of node ")
+BLOCK_MAX = 80
 VERBOSE_ENV = "TTRNN_VERBOSE"
 _installed = {}
 
@@ -95,11 +101,27 @@ def _restore():
 
 
 def _filter(source, sink):
-    """Copy lines from binary stream `source` to `sink`, dropping start-up noise."""
+    """Copy lines from binary stream `source` to `sink`, dropping start-up noise and the type-inference notice
+    block (kept whole if it runs past BLOCK_MAX lines without its end line)."""
+    held = []
     for raw in source:
-        if not is_noise(raw.decode("utf-8", "replace")):
+        line = raw.decode("utf-8", "replace")
+        if held:
+            held.append(raw)
+            if BLOCK_END.search(line):
+                held = []
+            elif len(held) > BLOCK_MAX:
+                sink.write(b"".join(held))
+                sink.flush()
+                held = []
+        elif BLOCK_START.search(line):
+            held = [raw]
+        elif not is_noise(line):
             sink.write(raw)
             sink.flush()
+    if held:
+        sink.write(b"".join(held))
+        sink.flush()
 
 
 if __name__ == "__main__":  # the filter process started by quiet_console
