@@ -188,6 +188,7 @@ class _Recurrent(keras.layers.Layer):
         if dp_mask is not None:
             scale = dp_mask if scale is None else dp_mask * scale
             shift = None if shift is None else dp_mask * shift
+
         def whole():
             return self.kernel_format.matmul(x, self.kernel_weights, scale=scale, shift=shift,
                                              first_dtype=self.projection_dtype)
@@ -224,8 +225,8 @@ class _Recurrent(keras.layers.Layer):
         if x.shape[0] is None:            # a trace for any batch size (reduce_retracing): decided at run time
             return ops.maximum(1, block // ops.shape(x)[0])
         steps = max(1, block // x.shape[0])
-        # One block would be the whole batch: the plain path is the same memory and skips the loop (measured
-        # 0.87-0.92x at T = 1, 1.2-1.4x faster blocked at T = 32, 1.25x at T = 450; docs/performance.md).
+        # One block would be the whole batch: the plain path is the same memory and skips the loop (blocks
+        # measured 0.87-0.92x at T = 1). Batches of <= WHOLE_BATCH_FRAMES frames go whole by default (_project).
         return None if x.shape[1] is not None and x.shape[1] <= steps else steps
 
     def _recurrent_masks(self, h, training):
