@@ -89,6 +89,19 @@ def test_matmul_equals_x_at_full_float_and_uint8(name, n, m):
     assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
 
 
+@pytest.mark.parametrize("n, m, ranks, blocks", [((3, 4), (2, 5), [2, 3], 1), (N, M, [1, 4, 2], 2),
+                                                 ((4, 3, 5, 2), (2, 3, 2, 2), [3, 1, 2, 4], 2),
+                                                 ((2, 3, 2, 2, 3), (2, 1, 3, 2, 2), [2, 1, 3, 2, 2], 3)])
+def test_block_term_contraction_any_core_mode(n, m, ranks, blocks):
+    """The TT form puts each block's core at a mode that depends on the ranks: check it for 2-5 modes."""
+    fmt = formats.make("bt", n, m, ranks, blocks)
+    ws = [w.astype("float32") for w in random_weights(fmt, 6)]
+    x = np.random.default_rng(7).standard_normal((5, fmt.input_dim)).astype("float32")
+    ref = x.astype("float64") @ oracle("bt", fmt, [w.astype("float64") for w in ws])
+    got = np.asarray(fmt.matmul(x, ws))
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
 def test_first_matrix_and_rest_compose_to_matmul():
     fmt = formats.make("bt", (8, 20, 20, 18), (12, 4, 4, 4), 4, 2)
     ws = [w.astype("float32") for w in random_weights(fmt, 4)]
