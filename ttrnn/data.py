@@ -292,7 +292,12 @@ class BatchFeed:
         signature = (tf.TensorSpec((None, None) + self.frame_shape(), tf.uint8),
                      tf.TensorSpec((None, self.targets.shape[1]), tf.float32))
         ds = tf.data.Dataset.from_generator(lambda: self.batches(epoch_counter()), output_signature=signature)
-        return ds.prefetch(1)
+        options = tf.data.Options()
+        # Nothing here is tunable (prefetch(1) is fixed); with autotuning on, each epoch's iterator teardown
+        # waited for the tuning thread's next wake-up, whose period doubles from 10 ms: epochs ended at
+        # ~20.5, 41 or 82 s whatever their work (measured on the demo).
+        options.autotune.enabled = False
+        return ds.prefetch(1).with_options(options)
 
 
 def aligned_empty(shape, dtype=np.uint8, align=64):
