@@ -36,8 +36,8 @@ DEFAULT_TIME_CHUNK = 0
 # Frames per block of the bounded projection (ttrnn.projection); measured in docs/performance.md.
 PROJECTION_BLOCK_FRAMES = 32
 # By default, batches of at most this many frames (B x T; a float copy of 470 MB at 160x120x3) are projected whole:
-# the README demo (batch 16, T 32-48) trained 7.7-10.2 s per epoch that way against 11.5-20.5 s in blocks, while at
-# T = 450 blocks were 1.25x faster (docs/performance.md).
+# the README demo (batch 16, T 32-48), two runs side by side, epochs 2-6: median 43.9 s whole vs 50.2 s in blocks,
+# same losses; at T = 450 blocks were 1.25x faster (docs/performance.md).
 WHOLE_BATCH_FRAMES = 2048
 
 PRESETS = {
