@@ -7,7 +7,7 @@ import pytest
 from ttrnn.data import BatchFeed, InputSpec
 from ttrnn.store import FrameStore
 
-from helpers import make_store, run_cli
+from helpers import make_store, run_cli, run_spied, spied_epochs
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "model.keras", "curves.png", "confusion.png"}
 
@@ -66,3 +66,36 @@ def test_weights_options(store, tmp_path):
     assert "Traceback" not in res.stderr
     lines = [l for l in res.stderr.splitlines() if "error:" in l]
     assert len(lines) == 1 and "weights file not found" in lines[0] and "missing.weights.h5" in lines[0], res.stderr
+
+
+def test_freeze_epochs_holds_the_backbone_for_the_first_n_epochs(tmp_path):
+    """--freeze-epochs 2 over 3 epochs (TSN): the backbone's weights (kernels and BatchNorm statistics) stay what
+    the build made during epochs 1 and 2 and change in epoch 3; the classifier head changes in every epoch.
+    One real run, its weights read after every epoch (tests/epoch_spy.py); 24x16 frames (TSN resizes to 224)."""
+    # 6 clips, 1 held out: the 5 training clips' classes are unbalanced (2, 2, 1), so the head's bias gets a
+    # gradient even while the random backbone's features are ~1e-13 and the predictions uniform
+    store = make_store(tmp_path / "ucf11.h5", num_classes=3, groups=1, clips_per_group=2, lengths=(3, 4),
+                       size=(24, 16))
+    out = tmp_path / "run"
+    res = run_spied("--data", store, "--model", "tsn", "--backbone", "mobilenet_v2", "--segments", "2",
+                    "--freeze-epochs", "2", "--epochs", "3", "--lr", "0.01", "--batch-size", "8", "--protocol",
+                    "holdout", "--workers", "0", "--quiet", "--no-tensorboard", "--out", out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    spy, epochs = spied_epochs(out)
+    assert len(epochs) == 4                                   # the start and epochs 1..3
+    backbone = [i for i, b in enumerate(spy["backbone"]) if b]
+    head = [i for i, b in enumerate(spy["backbone"]) if not b]
+    kernels = [i for i in backbone if spy["trainable"][i]]
+    statistics = [i for i in backbone if not spy["trainable"][i]]   # BatchNorm moving mean / variance
+    assert kernels and statistics and [spy["paths"][i].split("/")[-1] for i in head] == ["kernel", "bias"]
+
+    def changed(indices, a, b):
+        return [i for i in indices if not np.array_equal(epochs[a][f"w{i}"], epochs[b][f"w{i}"])]
+
+    for epoch in (1, 2):                                       # frozen: not one value moved
+        assert changed(backbone, epoch - 1, epoch) == [], f"backbone changed in frozen epoch {epoch}"
+    for epoch in (1, 2, 3):                                    # the head trains throughout
+        assert changed(head, epoch - 1, epoch) == head, f"head did not train in epoch {epoch}"
+    # epoch 3: unfrozen, every trainable backbone weight takes an Adam step and BatchNorm updates its statistics
+    assert changed(kernels, 2, 3) == kernels
+    assert changed(statistics, 2, 3) == statistics
