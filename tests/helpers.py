@@ -76,6 +76,20 @@ def spied_epochs(run_dir):
     return spy, epochs
 
 
+def read_scalars(log_dir):
+    """{tag: {step: value}} from every event file under log_dir, read with TensorFlow's own event reader; a step
+    logged twice for one tag fails."""
+    import tensorflow as tf
+    points = {}
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                steps = points.setdefault(value.tag, {})
+                assert event.step not in steps, f"{value.tag}: epoch {event.step} logged twice"
+                steps[event.step] = float(tf.make_ndarray(value.tensor))
+    return points
+
+
 # TensorFlow's gRPC server failing to bind a port that `experiments.launch` picked (free_ports binds, releases, and
 # another process may take the port before the worker binds it).
 PORT_TAKEN = ("address already in use", "failed to add port", "could not start grpc server", "failed to bind")
