@@ -345,13 +345,16 @@ def build_model(args, spec, store):
 
 def build_optimizer(args, lr, num_train):
     """(optimizer, schedule: step -> learning rate): Adam(lr), or the TSN recipe: SGD momentum 0.9, weight decay
-    1e-4, lr x0.1 at 1/3 and 2/3 of the steps."""
+    1e-4, lr x0.1 at 1/3 and x0.01 at 2/3 of the epochs (step s, 0-based as Keras counts, decays once 3s >= the
+    run's steps)."""
     import keras
     if args.optimizer == "adam":
         return keras.optimizers.Adam(lr), lambda step: lr
-    steps = num_train // max(1, args.batch_size) + 1
+    total = -(-num_train // max(1, args.batch_size)) * args.epochs      # optimizer steps of the run
+    # PiecewiseConstantDecay switches after a boundary b (step > b): the first decayed steps are ceil(total/3), ...
+    first, second = -(-total // 3), -(-2 * total // 3)
     schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
-        [steps * args.epochs // 3, 2 * steps * args.epochs // 3], [lr, lr * 0.1, lr * 0.01])
+        [first - 1, second - 1], [lr, lr * 0.1, lr * 0.01])
     return keras.optimizers.SGD(schedule, momentum=0.9, weight_decay=1e-4), schedule
 
 

@@ -56,6 +56,40 @@ def run_cli(module, *args, env=None, timeout=600, cwd=None):
                           env=full_env, timeout=timeout, cwd=cwd or REPO)
 
 
+def run_spied(*args, timeout=600):
+    """`experiments.ucf11 args...` through tests/epoch_spy.py (the weights and optimizer after every epoch land in
+    the run directory as spy-epoch*.npz and spy.json); returns the CompletedProcess."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, str(REPO / "tests" / "epoch_spy.py"), *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
+
+
+def spied_epochs(run_dir):
+    """(spy.json as a dict, [weights arrays of epoch 0, 1, ...]) of a run made by `run_spied`."""
+    import json
+    run_dir = Path(run_dir)
+    spy = json.loads((run_dir / "spy.json").read_text())
+    epochs = []
+    for k in range(len(spy["epochs"]) + 1):
+        with np.load(run_dir / f"spy-epoch{k}.npz") as data:
+            epochs.append({key: data[key] for key in data.files})
+    return spy, epochs
+
+
+def read_scalars(log_dir):
+    """{tag: {step: value}} from every event file under log_dir, read with TensorFlow's own event reader; a step
+    logged twice for one tag fails."""
+    import tensorflow as tf
+    points = {}
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                steps = points.setdefault(value.tag, {})
+                assert event.step not in steps, f"{value.tag}: epoch {event.step} logged twice"
+                steps[event.step] = float(tf.make_ndarray(value.tensor))
+    return points
+
+
 # TensorFlow's gRPC server failing to bind a port that `experiments.launch` picked (free_ports binds, releases, and
 # another process may take the port before the worker binds it).
 PORT_TAKEN = ("address already in use", "failed to add port", "could not start grpc server", "failed to bind")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import REPO, make_store, run_cli
+from helpers import REPO, make_store, read_scalars, run_cli, run_spied, spied_epochs
 from ttrnn.store import FrameStore
 
 SMALL = ["--model", "gru", "--max-len", "4", "--batch-size", "8", "--workers", "0", "--quiet", "--intra-op", "1"]
@@ -94,11 +94,25 @@ def test_patience_stops_after_n_epochs_without_a_better_test_loss(store, tmp_pat
     assert json.loads((out / "metrics.json").read_text())["epochs"] == len(losses)
 
 
-def test_sgd_and_unit_scaling_reach_the_model(store, seed_runs, tmp_path):
+SGD_LR, SGD_EPOCHS, SGD_BATCH = 0.5, 3, 32
+
+
+@pytest.fixture(scope="module")
+def sgd_run(store, tmp_path_factory):
+    """--optimizer sgd --scaling unit, 3 epochs of one step each (batch 32 > the 19 training clips), no dropout,
+    read after every epoch (tests/epoch_spy.py)."""
+    out = tmp_path_factory.mktemp("sgd") / "run"
+    res = run_spied("--data", store, *SMALL, "--epochs", SGD_EPOCHS, "--optimizer", "sgd", "--lr", SGD_LR,
+                    "--batch-size", SGD_BATCH, "--dropout", "0", "--recurrent-dropout", "0", "--scaling", "unit",
+                    "--out", out)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def test_sgd_and_unit_scaling_reach_the_model(sgd_run, seed_runs):
     """--optimizer sgd: momentum SGD, one slot per weight (Adam keeps two); --scaling unit: the saved model's
     PixelScaling maps pixels to pixel / 255 (the default run's to pixel - 128)."""
-    sgd, adam = tmp_path / "sgd", seed_runs["a"]
-    finish([start(store, sgd, "--epochs", "1", "--optimizer", "sgd", "--lr", "0.01", "--scaling", "unit")])
+    sgd, adam = sgd_run, seed_runs["a"]
     weights = [k for k in checkpoint(sgd) if k.startswith("w")]
     slots = {name: [k for k in checkpoint(d) if k.startswith("o")] for name, d in (("sgd", sgd), ("adam", adam))}
     trainable = len(weights)  # the plain GRU + classifier: every weight is trainable
@@ -111,6 +125,65 @@ def test_sgd_and_unit_scaling_reach_the_model(store, seed_runs, tmp_path):
     np.testing.assert_allclose(np.asarray(pixels(frames)), [[[0, 0.2, 1]]], rtol=1e-6)
     default = ttrnn.load_model(adam / "model.keras").get_layer("pixels")
     np.testing.assert_allclose(np.asarray(default(frames)), [[[-128, -77, 127]]], rtol=1e-6)
+
+
+def readme_sgd_rate(lr, step, steps_per_epoch, epochs):
+    """The README's TSN recipe, step `step` (0-based) of a run: lr x0.1 at 1/3 and x0.01 at 2/3 of the epochs, i.e.
+    once the step starts at or after epoch E/3 (2E/3): step / steps_per_epoch >= E/3."""
+    total = steps_per_epoch * epochs
+    return lr * 0.1 ** ((3 * step >= total) + (3 * step >= 2 * total))
+
+
+def test_sgd_uses_the_documented_momentum_weight_decay_and_schedule(sgd_run):
+    """--optimizer sgd over 3 epochs of one step each: the optimizer the trainer built has momentum 0.9 and weight
+    decay 1e-4, its schedule gives every step the README's rate (lr, lr/10, lr/100), and the weights show it: Keras's
+    SGD step is w <- w (1 - wd lr_k) + m_k (m_k the new momentum slot), so the decay each epoch took, fitted from
+    the weights before and after and the slot, is 1e-4 x that epoch's rate. TensorBoard's epoch_learning_rate
+    shows the same rates."""
+    out, lr, epochs = sgd_run, SGD_LR, SGD_EPOCHS
+    spy, weights = spied_epochs(out)
+    num_train = json.loads((out / "config.json").read_text())["num_train"]
+    per_epoch = -(-num_train // SGD_BATCH)
+    assert per_epoch == 1, "this test reads one step per epoch from the weights"
+    expected = [readme_sgd_rate(lr, s, per_epoch, epochs) for s in range(per_epoch * epochs)]
+    np.testing.assert_allclose(expected, [lr, lr / 10, lr / 100])
+    final = spy["epochs"][-1]
+    assert final["config"]["momentum"] == pytest.approx(0.9) and final["config"]["weight_decay"] == pytest.approx(1e-4)
+    assert final["config"]["nesterov"] is False
+    np.testing.assert_allclose(final["step_learning_rates"], expected, rtol=1e-6)
+    for k, rec in enumerate(spy["epochs"], 1):
+        assert rec["iterations"] == k * per_epoch
+        if k < epochs:   # the rate its next step will use
+            assert rec["learning_rate"] == pytest.approx(expected[k * per_epoch], rel=1e-6)
+    # the decay each epoch's step applied, fitted on every trainable weight: c_k = wd x lr_k
+    for k in range(1, epochs + 1):
+        prev, now = weights[k - 1], weights[k]
+        num = den = 0.0
+        for j, i in enumerate(spy["trainable_index"]):
+            w0, w1, m = (a.astype(np.float64) for a in (prev[f"w{i}"], now[f"w{i}"], now[f"m{j}"]))
+            num += float(np.sum(w0 * (w0 + m - w1)))
+            den += float(np.sum(w0 * w0))
+        assert num / den == pytest.approx(1e-4 * expected[k - 1], rel=0.02), f"epoch {k}"
+    board = read_scalars(out / "tensorboard" / "train")["epoch_learning_rate"]
+    np.testing.assert_allclose([board[k] for k in range(1, epochs + 1)], expected, rtol=1e-6)
+
+
+def test_sgd_schedule_boundaries_follow_the_readme():
+    """The schedule the trainer builds for runs whose steps per epoch divide the clips exactly or not and whose
+    epochs are or are not a multiple of 3: every step's rate is the README's."""
+    from argparse import Namespace
+
+    from experiments.train import build_optimizer
+    for num_train, batch, epochs in [(19, 32, 3), (16, 4, 3), (17, 4, 3), (16, 4, 4), (10, 3, 5), (8, 8, 2),
+                                     (100, 16, 30)]:
+        args = Namespace(optimizer="sgd", batch_size=batch, epochs=epochs)
+        optimizer, schedule = build_optimizer(args, 0.1, num_train)
+        per_epoch = -(-num_train // batch)
+        steps = range(per_epoch * epochs)
+        got = [float(schedule(s)) for s in steps]
+        np.testing.assert_allclose(got, [readme_sgd_rate(0.1, s, per_epoch, epochs) for s in steps], rtol=1e-6,
+                                   err_msg=f"{num_train} clips, batch {batch}, {epochs} epochs")
+        assert optimizer.momentum == pytest.approx(0.9) and optimizer.weight_decay == pytest.approx(1e-4)
 
 
 def test_synthetic_and_preprocess_fps_clis(tmp_path):

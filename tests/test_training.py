@@ -10,7 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-from helpers import REPO, make_store, run_cli
+from helpers import REPO, make_store, read_scalars, run_cli
+from test_console import STARTUP_MARKERS
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "model.keras", "curves.png", "confusion.png"}
 
@@ -74,11 +75,9 @@ def test_tt_gru_run_writes_a_complete_run_directory(store, tmp_path):
     assert again.returncode == 0 and "already finished" in again.stdout
 
 
-def run_until_epoch_line(cmd, cwd, epoch, timeout=600):
-    """Start `cmd`, SIGKILL it as soon as it prints "epoch {epoch}/" (epoch-1's checkpoint is on disk by then:
+def run_until_epoch_line(proc, epoch, timeout=600):
+    """SIGKILL the started `proc` as soon as it prints "epoch {epoch}/" (epoch-1's checkpoint is on disk by then:
     the trainer saves an epoch before it prints the next one). A watchdog bounds a run that hangs."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     watchdog = threading.Timer(timeout, proc.kill)
     watchdog.start()
     try:
@@ -100,35 +99,56 @@ def checkpoint_arrays(run_dir):
 def test_killed_run_resumed_without_out_equals_an_uninterrupted_run(store, tmp_path):
     """Same seed, no dropout (its masks are drawn from a generator that a new process restarts): a run killed in
     epoch 2 and resumed by the same command (no --out: it finds its runs/ directory) ends with the weights and
-    optimizer slots of a run that was never interrupted. Uses the paper preset, checked in the saved model."""
+    optimizer slots of a run that was never interrupted (started side by side with the killed one). Uses the
+    paper preset, checked in the saved model. The resumed run's TensorBoard has exactly one point per epoch and
+    tag, equal to history.csv, and its console (TF_CPP_MIN_LOG_LEVEL unset) shows none of TensorFlow's start-up
+    lines."""
     args = ["--data", str(store), "--use-tt", "--preset", "paper", "--epochs", "3", "--max-len", "4",
             "--dropout", "0", "--recurrent-dropout", "0", "--lr", "1e-3", "--workers", "0", "--quiet"]
     cmd = [sys.executable, "-m", "experiments.ucf11", *args]
-    straight = run_cli("experiments.ucf11", *args, "--out", tmp_path / "straight")
-    assert straight.returncode == 0, straight.stderr[-2000:]
-
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TTRNN_VERBOSE")}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     work = tmp_path / "cwd"
     work.mkdir()
-    run_until_epoch_line(cmd, work, 2)
+    with open(tmp_path / "straight.err", "w") as err:   # a file: nobody reads a pipe while the other run goes
+        straight = subprocess.Popen(cmd + ["--out", str(tmp_path / "straight")], cwd=REPO, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err)
+    killed = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    run_until_epoch_line(killed, 2)
+    assert straight.wait(timeout=600) == 0, (tmp_path / "straight.err").read_text()[-2000:]
     run_dir, = (work / "runs").glob("ucf11-tt_gru-*")
     saved = len(history_rows(run_dir))
     assert 1 <= saved < 3 and not (run_dir / "metrics.json").exists()
-    res = run_cli("experiments.ucf11", *args, cwd=work)
+    res = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"resuming {run_dir.relative_to(work)} after epoch {saved}" in res.stdout
+    assert not any(m in res.stderr for m in STARTUP_MARKERS), res.stderr  # the quiet console, in a real run
     assert [p.name for p in (work / "runs").iterdir()] == [run_dir.name]  # no second run directory
-    assert [r["epoch"] for r in history_rows(run_dir)] == ["1", "2", "3"]
+    history = history_rows(run_dir)
+    assert [r["epoch"] for r in history] == ["1", "2", "3"]
 
     ref, got = checkpoint_arrays(tmp_path / "straight"), checkpoint_arrays(run_dir)
     assert ref.keys() == got.keys() and any(k.startswith("o") for k in ref)
     for key in ref:  # weights w*, optimizer iterations and Adam moments o*
         np.testing.assert_allclose(got[key], ref[key], rtol=1e-4, atol=1e-6 * (np.abs(ref[key]).max() + 1e-30),
                                    err_msg=key)
-    for a, b in zip(history_rows(tmp_path / "straight"), history_rows(run_dir)):
+    for a, b in zip(history_rows(tmp_path / "straight"), history):
         assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
     import ttrnn
     layer = ttrnn.load_model(run_dir / "model.keras").get_layer("input_to_hidden")
     assert layer.preset == "paper" and layer.reset_after is False and layer.shared_recurrent_dropout
+
+    # TensorBoard after the kill: the board is rewritten from history.csv, so no epoch appears twice
+    train, test = read_scalars(run_dir / "tensorboard" / "train"), read_scalars(run_dir / "tensorboard" / "test")
+    assert set(train) == {"epoch_loss", "epoch_accuracy", "epoch_learning_rate", "epoch_seconds"}
+    assert set(test) == {"epoch_loss", "epoch_accuracy"}
+    for points in (*train.values(), *test.values()):
+        assert sorted(points) == [1, 2, 3]
+    for split, points in (("train", train), ("test", test)):
+        for metric in ("loss", "accuracy"):
+            logged = [points[f"epoch_{metric}"][e] for e in (1, 2, 3)]
+            np.testing.assert_allclose(logged, [float(r[f"{split}_{metric}"]) for r in history], rtol=1e-6)
+    assert [train["epoch_learning_rate"][e] for e in (1, 2, 3)] == [np.float32(1e-3)] * 3   # --lr 1e-3 (Adam)
 
 
 @pytest.mark.parametrize("args, message", [
