@@ -28,13 +28,13 @@ import numpy as np
 from experiments import run_dir as rd
 from experiments import video3d
 from experiments.report import (classification_metrics, package_versions, peak_rss_mb,  # noqa: F401 (re-exported)
-                                plot_confusion, plot_curves)
+                                plot_confusion, plot_curves, resource_usage, usage_since)
 from experiments.run_dir import CHECKPOINT, atomic_write  # noqa: F401 (re-exported)
 
 MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d") + tuple(video3d.MODELS)
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
-NON_IDENTITY_ARGS = ("out", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
+NON_IDENTITY_ARGS = ("out", "workers", "reader", "allocator", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
                      "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
 
 
@@ -128,13 +128,19 @@ def build_parser(spec):
     p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>-<timestamp>)")
     p.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
+    p.add_argument("--reader", default="streaming", choices=("streaming", "plain"),
+                   help="streaming (default): batch arrays reused and the next batches' clips read ahead by the "
+                        "kernel (page-cache hints); plain: a fresh array per batch, no hints (the reader before "
+                        "issue 22, for A/B measurements: docs/performance.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard event files (default: <run dir>/tensorboard/)")
     import tf_config.cluster
     import tf_config.console
+    import tf_config.memory
     import tf_config.threads
     tf_config.console.add_console_args(p)
+    tf_config.memory.add_memory_args(p)
     tf_config.threads.add_thread_args(p)
     tf_config.cluster.add_cluster_args(p)
     return p
@@ -300,6 +306,7 @@ class Run:
     reader: object = None         # ttrnn.data.ReaderPool shared by the feeds
     train_feed: object = None     # this worker's shard of the training clips
     eval_feeds: dict = field(default_factory=dict)  # "test" (and "val") -> BatchFeed
+    epoch_usage: list = field(default_factory=list)  # report.usage_since over each training epoch of this process
 
 
 def input_spec(args):
@@ -378,11 +385,13 @@ def build_feeds(r):
     workers = ttdata.default_workers() if args.workers is None else args.workers
     r.reader = ttdata.ReaderPool(r.store.path, workers=workers)
     local_batch = max(1, args.batch_size // r.cluster.num_workers)
+    streaming = getattr(args, "reader", "streaming") == "streaming"
     r.train_feed = ttdata.BatchFeed(r.store, r.cluster.shard(r.train_rows), r.ispec, local_batch, training=True,
-                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket, streaming=streaming)
     evaluated = {"test": r.split.test, "val": r.val_rows}
     r.eval_feeds = {name: ttdata.BatchFeed(r.store, rows, r.ispec, args.batch_size, training=False,
-                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket,
+                                           streaming=streaming)
                     for name, rows in evaluated.items() if name == "test" or len(rows)}
 
 
@@ -412,6 +421,7 @@ def build(args, spec, cluster):
 
 def start_run_dir(r, threads, argv):
     """Restore the checkpoint if there is one (-> state: history, best, stale); the chief writes config.json."""
+    import tf_config.memory
     state = rd.load_checkpoint(r.run_dir, r.model, r.optimizer) or {}
     state = {"history": state.get("history", []), "best": state.get("best"), "stale": state.get("stale", 0)}
     if r.cluster.is_chief:
@@ -424,6 +434,7 @@ def start_run_dir(r, threads, argv):
                           "classes": list(r.store.classes)},
                 "split": r.split.description, "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)),
                 "num_test": int(len(r.split.test)), "lr": r.lr, "threads": threads,
+                "allocator": tf_config.memory.applied(),
                 "cluster": r.cluster.as_dict(), "input": vars(r.ispec),
                 "versions": package_versions(), "started": datetime.datetime.now().isoformat(timespec="seconds"),
             }
@@ -474,7 +485,7 @@ def evaluate(predict, feed, multilabel):
 def train_epoch(r, step, dist_train, epoch):
     """One pass over this worker's training shard -> the history row's train_loss, train_accuracy, seconds."""
     from tqdm import tqdm
-    t0 = time.perf_counter()
+    t0, usage = time.perf_counter(), resource_usage()
     tot = {"loss_sum": 0.0, "hits": 0.0, "count": 0.0}
     bar = tqdm(total=len(r.train_feed), desc=f"epoch {epoch + 1}/{r.args.epochs}", unit="batch",
                disable=True if (r.args.quiet or not r.cluster.is_chief) else None,  # None: off without a TTY
@@ -486,6 +497,7 @@ def train_epoch(r, step, dist_train, epoch):
         bar.update(1)
         bar.set_postfix(loss=f"{tot['loss_sum'] / tot['count']:.4f}", acc=f"{tot['hits'] / tot['count']:.3f}")
     bar.close()
+    r.epoch_usage.append(usage_since(usage))
     n = max(tot["count"], 1)
     return {"epoch": epoch + 1, "train_loss": tot["loss_sum"] / n, "train_accuracy": tot["hits"] / n,
             "seconds": round(time.perf_counter() - t0, 3)}
@@ -565,7 +577,7 @@ def final_metrics(r, history, loss, final, threads, argv, protocol=None):
         "test_loss": loss, "params_input_to_hidden": _safe(lambda: input_to_hidden_params(r.model)),
         "params_total": int(r.model.count_params()), "epochs": len(history),
         "epoch_seconds": [h["seconds"] for h in history], "peak_rss_mb": round(peak_rss_mb(), 1),
-        "eval_seconds": [h.get("eval_seconds") for h in history],
+        "eval_seconds": [h.get("eval_seconds") for h in history], "epoch_usage": r.epoch_usage,
         "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)), "num_test": int(len(r.split.test)),
         "protocol": r.args.protocol, "fold": r.args.fold, "split": r.split.description, "dataset": r.spec.name,
         "model": model_label(r.args), "command": command_line(r.spec, argv),
@@ -675,9 +687,11 @@ def main(spec, argv=None):
             return 0
         import tf_config.cluster
         import tf_config.console
+        import tf_config.memory
         import tf_config.threads
         tf_config.console.quiet_console(args.verbose)
         try:
+            tf_config.memory.apply_memory(args.allocator)     # before TensorFlow starts (its CPU allocator)
             threads = tf_config.threads.apply_threads(args)
             cluster = tf_config.cluster.make_strategy(args)
         except (ValueError, RuntimeError) as exc:

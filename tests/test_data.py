@@ -118,3 +118,79 @@ def test_peak_memory_does_not_grow_with_the_number_of_clips(tmp_path):
     assert peaks["large"]["frames"] == 5 * peaks["small"]["frames"]
     # the large store is ~276 MB of frames: holding it would more than double the peak
     assert peaks["large"]["rss"] <= 1.15 * peaks["small"]["rss"], peaks
+
+
+def test_streaming_feed_reuses_its_batch_arrays_without_overwriting_held_batches(store):
+    """The streaming reader's batches equal the plain reader's; a consumer that drops each batch before asking
+    for the next sees two arrays alternate (the one it holds, the one being filled); one that keeps every batch
+    (a list) gets intact batches, i.e. no array still referenced is reused."""
+    spec = InputSpec("sequence", max_len=20, pad_multiple=4)
+    rows = np.arange(len(store))
+    plain = list(BatchFeed(store, rows, spec, 2, training=True, seed=1, streaming=False).batches(1))
+    assert len(plain) >= 3
+    with ReaderPool(store.path, workers=0) as reader:
+        feed = BatchFeed(store, rows, spec, 2, training=True, seed=1, reader=reader)
+        held = list(feed.batches(1))
+        made = reader.buffers.allocated
+        assert made == len(plain)            # all held at once: one array each
+        copies = []
+        for x, y in feed.batches(1):
+            copies.append((x.copy(), y))
+        assert reader.buffers.allocated - made <= 2
+    for (xa, ya), (xb, yb), (xc, yc) in zip(plain, held, copies):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(xa, xc)
+        np.testing.assert_array_equal(ya, yc)
+        assert xb.ctypes.data % 64 == 0       # aligned: tf.data takes it without a copy
+
+
+def test_clip_extent_spans_the_chunks_a_read_touches(store):
+    """FrameStore.clip_extent against h5py's own chunk table: from the first chunk to the end of the last chunk
+    holding a frame that `read(i, max_len, frame_skip)` returns."""
+    import h5py
+    with h5py.File(store.path, "r") as f:
+        for row, max_len, skip in ((0, None, 1), (3, 5, 1), (5, 4, 3), (7, 1, 1)):
+            d = f["clips"][store.index["clip_id"][row]]
+            frames = range(*np.s_[0:d.shape[0] if max_len is None else min(d.shape[0], max_len * skip):skip]
+                           .indices(d.shape[0]))
+            infos = [d.id.get_chunk_info(k) for k in range(d.id.get_num_chunks())]
+            used = [c for c in infos if any(c.chunk_offset[0] <= t < c.chunk_offset[0] + d.chunks[0]
+                                            for t in frames)]
+            start = min(c.byte_offset for c in used)
+            end = max(c.byte_offset + c.size for c in used)
+            assert store.clip_extent(row, max_len, skip) == (start, end - start), (row, max_len, skip)
+
+
+def test_cache_hints_read_ahead_every_clip_and_drop_it_after_reading_when_the_store_exceeds_memory(store,
+                                                                                                     monkeypatch):
+    """Every clip of the epoch is hinted WILLNEED, and with a store larger than memory dropped (DONTNEED) after it
+    was read; the hints of batch k + read_ahead are queued before batch k is dropped (one FIFO thread issues them,
+    so the recorded order is the queued order); with a store that fits, nothing is dropped."""
+    import os
+    import threading
+
+    from ttrnn import data
+    calls, lock = [], threading.Lock()
+
+    def record(fd, offset, length, advice):
+        with lock:
+            calls.append((advice, offset, length))
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    spec = InputSpec("sequence", max_len=12)
+    rows = np.arange(len(store))
+    for exceeds in (True, False):
+        calls.clear()
+        monkeypatch.setattr(data, "store_exceeds_memory", lambda path, fraction=0.5: exceeds)
+        feed = BatchFeed(store, rows, spec, 3, training=True, seed=2, read_ahead=2)
+        plan = feed.epoch_plan(4)
+        assert len(list(feed.batches(4))) == len(plan) >= 4
+        extents = [[store.clip_extent(c.row, c.max_len, c.frame_skip) for c in clips] for _, clips in plan]
+        will = [(o, n) for a, o, n in calls if a == os.POSIX_FADV_WILLNEED]
+        drop = [(o, n) for a, o, n in calls if a == os.POSIX_FADV_DONTNEED]
+        assert sorted(will) == sorted(e for batch in extents for e in batch)
+        assert sorted(drop) == (sorted(will) if exceeds else [])
+        if exceeds:
+            at = {call: i for i, call in enumerate(calls)}
+            for k in range(len(plan)):
+                hinted = max(at[(os.POSIX_FADV_WILLNEED, *e)] for batch in extents[:k + 3] for e in batch)
+                assert hinted < min(at[(os.POSIX_FADV_DONTNEED, *e)] for e in extents[k]), k

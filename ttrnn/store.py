@@ -336,6 +336,23 @@ class FrameStore:
             d.read_direct(out, np.s_[sl], np.s_[len(out) - n:])
         return n
 
+    def clip_extent(self, i, max_len=None, frame_skip=1):
+        """(offset, nbytes): the span of the store file that holds the chunks `read(i, max_len, frame_skip)`
+        reads (from its first to its last chunk), for page-cache hints (`posix_fadvise`) by the training reader;
+        None where the clip is not stored in chunks (nothing to hint). Chunks of one clip are written together,
+        so the span is the clip's bytes and little else."""
+        d = self._dataset(int(i))
+        sl = clip_slice(d.shape[0], max_len, frame_skip)
+        n = len(range(*sl.indices(d.shape[0])))
+        if not n or d.chunks is None:
+            return None
+        last = (sl.start + (n - 1) * sl.step) // d.chunks[0] * d.chunks[0]
+        first_chunk = d.id.get_chunk_info_by_coord((0,) * d.ndim)
+        last_chunk = d.id.get_chunk_info_by_coord((last,) + (0,) * (d.ndim - 1))
+        start = min(first_chunk.byte_offset, last_chunk.byte_offset)
+        end = max(first_chunk.byte_offset + first_chunk.size, last_chunk.byte_offset + last_chunk.size)
+        return int(start), int(end - start)
+
     def read_frames(self, i, frame_indices):
         """Frames at `frame_indices` (sorted; repeats allowed) of clip row `i`: uint8 (len(idx), H, W, 3)."""
         d = self._dataset(int(i))
