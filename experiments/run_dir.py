@@ -1,13 +1,14 @@
-"""The run directory on disk: atomic writes, the checkpoint (weights + optimizer + state), history.csv, and finding
+"""The run directory on disk: the checkpoint (weights + optimizer + state), history.csv, and finding
 an unfinished run of the same command to resume. Plain files and NumPy only (no TensorFlow import here).
 """
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from experiments.cli import atomic_write
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -30,16 +31,6 @@ def find_resumable(base, prefix, ident):
                 and recorded_identity(cand) == ident:
             return cand
     return None
-
-
-def atomic_write(path, data):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(run_dir, model, optimizer, state):

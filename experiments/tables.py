@@ -21,19 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import paper, video3d
-from experiments.train import OneLineParser, UsageError
+from experiments import families, paper
+from experiments.cli import OneLineParser, UsageError, usage_exit
 from tf_config.console import add_console_args, quiet_console
 
 NOT_RUN = "not run"
-BASELINE_PREFIXES = ("tsn_", "c3d") + tuple(video3d.MODELS)  # TSN, C3D and the 3D CNNs of experiments.video3d
 
 
 # --- our parameter counts ----------------------------------------------------------------------------------------
 def model_args(label):
-    """Run-directory model label -> (paper_model's model, use_tt)."""
-    return {"tt_mlp": ("mlp", False), "gru": ("gru", False), "lstm": ("lstm", False), "tt_gru": ("gru", True),
-            "tt_lstm": ("lstm", True)}[label]
+    """Run-directory model label -> paper_model's arguments (model, use_tt[, decomposition]), from its family."""
+    return families.of_label(label).parse_label(label)
 
 
 def our_param_counts(datasets=tuple(paper.DATASETS)):
@@ -49,9 +47,8 @@ def our_param_counts(datasets=tuple(paper.DATASETS)):
         ds = paper.DATASETS[name]
         counts[name] = {}
         for label in paper.MODELS:
-            model, use_tt = model_args(label)
             with keras.StatelessScope(initialize_variables=False):
-                m = paper_model(name, model, ds.num_classes, use_tt=use_tt, multilabel=ds.metric == "map")
+                m = paper_model(name, num_classes=ds.num_classes, multilabel=ds.metric == "map", **model_args(label))
             counts[name][label] = (input_to_hidden_params(m), int(m.count_params()))
             del m
     keras.backend.clear_session()  # forget the never-initialized variables
@@ -89,14 +86,14 @@ SUCCESSORS = (
     ("ht_lstm", "HT-LSTM (Yin et al.)", 0.879, "not published in a form we could check"),
     ("cp_lstm", "CP-LSTM (ours only)", None, "—"),
 )
-UCF11_LSTM_MODES = ((8, 20, 20, 18), (16, 4, 4, 4))      # input modes, LSTM kernel output modes (4 gates folded)
-
-
 def successor_param_counts():
-    """{label: input-to-hidden params} at the UCF11 LSTM shapes: TT at the paper's ranks 4, others at
-    `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks) — what `--decomposition X` trains."""
+    """{label: input-to-hidden params} at the UCF11 LSTM shapes (ttrnn.models.PAPER_SHAPES, the 4 gates folded
+    into the first output mode): TT at the paper's ranks 4, others at `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks)
+    — what `--decomposition X` trains."""
     from ttrnn import formats
-    return {label: formats.make(label.split("_")[0], *UCF11_LSTM_MODES).param_count()
+    from ttrnn.models import PAPER_SHAPES
+    n, m = PAPER_SHAPES["ucf11"]["tt_input_shape"], PAPER_SHAPES["ucf11"]["tt_output_shape"]
+    return {label: formats.make(label.split("_")[0], n, (4 * m[0],) + tuple(m[1:])).param_count()
             for label, *_ in SUCCESSORS}
 
 
@@ -234,7 +231,8 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
         if (d, m) in known:
             continue
         entry = {"dataset": d, "model": m, "protocol": proto, "runs": summary}
-        (baselines if str(m).startswith(BASELINE_PREFIXES) else other).append(entry)
+        fam = families.of_label(m)
+        (baselines if fam is not None and fam.TABLE == "baselines" else other).append(entry)
     return {"source": paper.SOURCE, "datasets": datasets, "successors": successor_rows(groups, successor_counts),
             "baselines": baselines, "other_runs": other,
             "unfinished_runs": [str(u) for u in unfinished], "caveats": list(paper.CAVEATS),
@@ -369,8 +367,7 @@ def main(argv=None):
         quiet_console(args.verbose)
         report = build_report(args.runs)  # bad run directories are reported before TensorFlow starts
     except UsageError as exc:
-        print(f"{ap.prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return usage_exit(ap.prog, exc)
     for w in report["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))
