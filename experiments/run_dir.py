@@ -21,14 +21,14 @@ def recorded_identity(run_dir):
         return None
 
 
-def find_resumable(base, prefix, ident):
-    """The newest unfinished run directory base/prefix* recorded with identity `ident`, or None."""
+def find_previous(base, prefix, ident):
+    """The newest run directory base/prefix* recorded with identity `ident` that finished (metrics.json) or saved
+    an epoch (the checkpoint), or None: the same command run again returns the one or continues the other."""
     base = Path(base)
     if not base.is_dir():
         return None
     for cand in sorted(base.glob(prefix + "*"), reverse=True):
-        if (cand / CHECKPOINT).exists() and not (cand / "metrics.json").exists() \
-                and recorded_identity(cand) == ident:
+        if ((cand / CHECKPOINT).exists() or (cand / "metrics.json").exists()) and recorded_identity(cand) == ident:
             return cand
     return None
 

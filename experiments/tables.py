@@ -135,17 +135,23 @@ def find_runs(paths):
                 continue
             m["run_dir"] = str(f.parent)
             m["_mtime"] = f.stat().st_mtime
-            m["store"] = store_of(f.parent)
+            m["store"], m["synthetic"] = store_of(f.parent)
             runs.append(m)
     return runs, unfinished, warnings
 
 
 def store_of(run_dir):
-    """The store a run trained on (config.json), or None: runs on different stores are never averaged together."""
+    """(the store a run trained on, whether its clips are synthetic) from config.json; (None, False) without one.
+    Runs on different stores are never averaged together; synthetic ones (the demos, preprocess.synthetic's
+    videos: the store's flag, or --demo for runs older than the flag) never stand beside a paper number."""
     try:
-        return json.loads((Path(run_dir) / "config.json").read_text())["store"]["path"]
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+        store = config["store"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, False
+    synthetic = bool(store.get("synthetic") or (store.get("attrs") or {}).get("synthetic")
+                     or (config.get("args") or {}).get("demo"))
+    return store.get("path"), synthetic
 
 
 def score_key(run):
@@ -200,8 +206,11 @@ def group_runs(runs):
 # --- assembling the tables ---------------------------------------------------------------------------------------
 def build_report(run_paths=(), counts=None, successor_counts=None):
     """Everything the tables show, as one JSON-able dict."""
-    runs, unfinished, warnings = find_runs(run_paths)
+    found_runs, unfinished, warnings = find_runs(run_paths)
+    runs = [r for r in found_runs if not r["synthetic"]]
     groups = group_runs(runs)
+    synthetic = [{"dataset": d, "model": m, "protocol": proto, "runs": s}
+                 for (d, m, proto, _), s in group_runs([r for r in found_runs if r["synthetic"]]).items()]
     if counts is None or successor_counts is None:
         cached, cached_successors = cached_param_counts()
         counts = cached if counts is None else counts
@@ -226,17 +235,18 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
                          "hardware": ds.hardware, "rows": rows})
     known = {(name, label) for name in paper.DATASETS for label in paper.MODELS}
     known |= {("ucf11", label) for label, *_ in SUCCESSORS}
-    baselines, other = [], []
+    tables = {"baselines": [], "formats": [], "other_runs": []}
     for (d, m, proto, _), summary in groups.items():
         if (d, m) in known:
             continue
-        entry = {"dataset": d, "model": m, "protocol": proto, "runs": summary}
         fam = families.of_label(m)
-        (baselines if fam is not None and fam.TABLE == "baselines" else other).append(entry)
+        table = "baselines" if fam is not None and fam.TABLE == "baselines" else \
+            "formats" if fam is families.rnn and d in paper.DATASETS else "other_runs"
+        tables[table].append({"dataset": d, "model": m, "protocol": proto, "runs": summary})
     return {"source": paper.SOURCE, "datasets": datasets, "successors": successor_rows(groups, successor_counts),
-            "baselines": baselines, "other_runs": other,
+            **tables, "synthetic_runs": synthetic,
             "unfinished_runs": [str(u) for u in unfinished], "caveats": list(paper.CAVEATS),
-            "warnings": warnings, "num_runs": len(runs)}
+            "warnings": warnings, "num_runs": len(found_runs)}
 
 
 # --- markdown ----------------------------------------------------------------------------------------------------
@@ -318,14 +328,13 @@ def to_markdown(report):
     else:
         out.append(f"No baseline runs ({NOT_RUN}).")
     out.append("")
-    if report["other_runs"]:
-        out += ["## Other runs (datasets or models without paper numbers)", "",
-                "| Dataset | Model | Score | s/epoch | Protocol (folds) |", "|---|---|---|---|---|"]
-        for b in report["other_runs"]:
-            s = b["runs"]
-            out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | "
-                       f"{fmt_seconds(s['epoch_seconds'])} | {protocol_cell(b)} |")
-        out.append("")
+    out += runs_table("## Other kernel formats and cells on the paper's datasets (ours only)", report["formats"],
+                      "Tensorized GRU / LSTM runs that no row above holds (`--decomposition tr|bt|cp|ht`, "
+                      "`--model gru|lstm`); the paper reports only TT.")
+    out += runs_table("## Other runs (datasets or models without paper numbers)", report["other_runs"])
+    out += runs_table("## SYNTHETIC DATA — demos, not comparable with any paper number", report["synthetic_runs"],
+                      "Runs on generated videos (`--demo`, `preprocess.synthetic`): they show that the code trains, "
+                      "not how a model does on the dataset; no table above counts them.")
     out += ["## Notes", "",
             "- † our count differs from the paper's (see the TT-MLP note below); every other count is computed "
             "from our models and equals the paper's.",
@@ -336,6 +345,20 @@ def to_markdown(report):
         out.append(f"- Unfinished runs (no metrics.json, not counted): {', '.join(report['unfinished_runs'])}")
     out.append("")
     return "\n".join(out)
+
+
+def runs_table(title, entries, note=None):
+    """A markdown table of run groups (dataset, model, score, params, s/epoch, protocol); nothing without runs."""
+    if not entries:
+        return []
+    out = [title, ""] + ([note, ""] if note else [])
+    out += ["| Dataset | Model | Score | # Params ours | s/epoch | Protocol (folds) |", "|---|---|---|---|---|---|"]
+    for b in entries:
+        s = b["runs"]
+        out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | "
+                   f"{', '.join(fmt_int(x) for x in s['params_input_to_hidden']) or '—'} | "
+                   f"{fmt_seconds(s['epoch_seconds'])} | {protocol_cell(b)} |")
+    return out + [""]
 
 
 def successors_markdown(rows):

@@ -33,7 +33,7 @@ from experiments.report import (classification_metrics, cross_entropy, package_v
 
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
-NON_IDENTITY_ARGS = ("out", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
+NON_IDENTITY_ARGS = ("out", "fresh", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
                      "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
 
 
@@ -81,6 +81,9 @@ def build_parser(spec):
                    help="initialization, shuffling and sampling seed (default %(default)s)")
     g.add_argument("--out", default=None, metavar="DIR",
                    help="run directory (default runs/<dataset>-<model>-<timestamp>)")
+    g.add_argument("--fresh", action="store_true",
+                   help="train anew in a new run directory (default: the same command run again returns its "
+                        "finished run's result, or continues its unfinished run after the last saved epoch)")
     g.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -168,7 +171,8 @@ def open_store(path, spec):
 
 # --- run directory -----------------------------------------------------------------------------------------------
 def resolve_run_dir(args, spec, num_workers):
-    """The run directory: --out, or an unfinished run of the same command to resume, or a new timestamped one."""
+    """The run directory: --out; else the newest runs/<dataset>-<label>-* of the same command, finished (its
+    result is returned) or not (continued), unless --fresh; else a new timestamped one."""
     if args.out:
         return Path(args.out)
     prefix = f"{spec.name}-{model_label(args)}-"
@@ -176,8 +180,17 @@ def resolve_run_dir(args, spec, num_workers):
     if num_workers > 1:  # every worker must agree on the name without talking
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return RUNS / f"{prefix}mw{digest}"
-    found = rd.find_resumable(RUNS, prefix, ident)
-    return found or RUNS / (prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    found = None if args.fresh else rd.find_previous(RUNS, prefix, ident)
+    return found or new_run_dir(prefix)
+
+
+def new_run_dir(prefix):
+    """runs/<prefix><timestamp>, with a counter when that name is taken (two --fresh runs in one second)."""
+    name = prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, k = RUNS / name, 2
+    while run_dir.exists():
+        run_dir, k = RUNS / f"{name}-{k}", k + 1
+    return run_dir
 
 
 def check_run_dir(run_dir, ident):
@@ -309,7 +322,8 @@ def start_run_dir(r, threads, argv):
                 "dataset": r.spec.name, "model": model_label(r.args), "args": family_args(r.args, r.family),
                 "args_identity": r.ident, "command": command_line(r.spec, argv),
                 "store": {"path": str(Path(r.args.data).resolve()), "attrs": r.store.attrs,
-                          "classes": list(r.store.classes)},
+                          "classes": list(r.store.classes),
+                          "synthetic": bool(r.store.attrs.get("synthetic") or r.args.demo)},
                 "split": r.split.description, "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)),
                 "num_test": int(len(r.split.test)), "lr": r.lr, "threads": threads,
                 "cluster": r.cluster.as_dict(), "input": vars(r.ispec),
@@ -549,8 +563,9 @@ def preflight(args, spec, parser):
         split_rows(args, spec, store)
     finally:
         store.close()
-    if not args.out and num_workers == 1:
-        return None  # a new run directory, or an unfinished run of this very command
+    if args.fresh and (args.out or num_workers > 1):
+        raise UsageError("--fresh picks a new runs/ directory itself: give a new --out instead (and with several "
+                         "workers, a new --out is the way)")
     run_dir = resolve_run_dir(args, spec, num_workers)
     return run_dir if check_run_dir(run_dir, identity(args)) else None
 

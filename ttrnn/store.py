@@ -59,14 +59,16 @@ def _json_default(o):
 
 
 def store_params(dataset, width, height, frame_skip=1, fps=None, compression="none", classes=(),
-                 multilabel=False, **extra):
-    """The parameter dict that identifies a store: a re-run with different parameters is refused."""
+                 multilabel=False, synthetic=False, **extra):
+    """The parameter dict that identifies a store: a re-run with different parameters is refused. `synthetic`: the
+    clips are generated (preprocess.synthetic), so results on it are no dataset's (the key is written only then,
+    so stores made before it existed keep their parameters)."""
     if compression not in COMPRESSIONS:
         raise StoreError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
     p = dict(dataset=str(dataset), width=int(width), height=int(height), frame_skip=int(frame_skip),
              fps=None if fps is None else float(fps), compression=str(compression),
              classes=[str(c) for c in classes], multilabel=bool(multilabel), schema_version=SCHEMA_VERSION)
-    p.update(extra)
+    p.update({"synthetic": True} if synthetic else {}, **extra)
     return p
 
 
