@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 
@@ -286,3 +287,30 @@ def test_preprocess_does_not_import_tensorflow():
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_check_lists_a_damaged_clip_and_repair_makes_preprocess_redo_it(ucf11_tree, tmp_path):
+    out = tmp_path / "c.h5"
+    ucf11.build_store(ucf11_tree, out, size=SIZE, limit=3, workers=1, progress=False)
+    with FrameStore(out) as s:
+        victim, shard = str(s.index["clip_id"][1]), s.shard_path(1)
+    with h5py.File(shard, "r") as f:
+        offset = f["frames"].id.get_offset() + 100
+    with open(shard, "r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([b[0] ^ 1]))
+    r = run_cli("preprocess.check", out, "--quiet")
+    assert r.returncode == 1 and "1 damaged" in r.stdout and victim in r.stdout and "checksum" in r.stdout, r.stdout
+    r = run_cli("preprocess.check", out, "--quiet", "--repair")
+    assert r.returncode == 0 and "dropped 1" in r.stdout, r.stdout + r.stderr
+    assert victim not in FrameStore(out).index["clip_id"] and run_cli("preprocess.check", out, "--quiet").returncode == 0
+    again = ucf11.build_store(ucf11_tree, out, size=SIZE, limit=3, workers=1, progress=False)
+    assert again["decoded"] == 1 and again["stored"] == 3
+    with FrameStore(out) as s:
+        for i, src in enumerate(s.index["source"]):
+            np.testing.assert_array_equal(s.read(i), reference_frames(os.path.join(ucf11_tree, src)))
+    (tmp_path / "t.h5").write_bytes(out.read_bytes()[:1000])
+    r = run_cli("preprocess.check", tmp_path / "t.h5", "--quiet")
+    assert r.returncode == 1 and "truncated" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import h5py
 import numpy as np
 import pytest
 
@@ -257,3 +258,43 @@ def test_two_writers_at_once_one_is_refused(tree, clean, launcher, tmp_path):
     refused = errs[codes.index(1)].read_text().strip().splitlines()
     assert len(refused) == 1 and "another process" in refused[0], refused
     assert_complete(out, clean)
+
+
+def _flip_first_chunk(store_path, row):
+    """Flip one byte inside the first compressed chunk of clip `row` (helpers.make_store writes lzf)."""
+    with FrameStore(store_path) as s:
+        shard, cid = s.shard_path(row), str(s.index["clip_id"][row])
+    with h5py.File(shard, "r") as f:
+        off = f["frames"].id.get_chunk_info(0).byte_offset + 10
+    with open(shard, "r+b") as fh:
+        fh.seek(off)
+        b = fh.read(1)
+        fh.seek(off)
+        fh.write(bytes([b[0] ^ 1]))
+    return cid
+
+
+def test_damaged_clip_crosses_the_reader_pool_as_one_line(tmp_path):
+    """The reader processes raise CorruptClipError; the line the trainer prints is found in what arrives."""
+    from ttrnn.data import ClipPlan, ReaderPool
+    from ttrnn.store import corrupt_clip_line
+    store = helpers.make_store(tmp_path / "s.h5", num_classes=2, groups=1, clips_per_group=2, lengths=(3, 3),
+                               size=(16, 12))
+    cid = _flip_first_chunk(store, 1)
+    with ReaderPool(store, workers=1) as pool:
+        with pytest.raises(Exception) as e:
+            list(pool.imap([ClipPlan(row=r) for r in (0, 1)], window=2))
+    line = corrupt_clip_line(e.value)
+    assert line and cid in line and str(store) in line and "\n" not in line
+    assert corrupt_clip_line(ValueError("something else")) is None
+
+
+@pytest.mark.slow
+def test_training_on_a_damaged_clip_stops_with_one_line(tmp_path):
+    store = helpers.make_store(tmp_path / "s.h5", num_classes=11, groups=3, clips_per_group=1, lengths=(2, 3),
+                               size=(16, 12))
+    cid = _flip_first_chunk(store, 5)
+    r = helpers.run_cli("experiments.ucf11", "--data", store, "--epochs", "1", "--max-len", "3", "--out",
+                        tmp_path / "run", "--quiet")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1 and cid in lines[0] and "damaged" in lines[0], r.stderr[-2000:]

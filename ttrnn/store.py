@@ -143,6 +143,29 @@ def encode_frames(frames, codec, quality=None):
             "crc": np.array([zlib.crc32(c) for c in coded], np.uint32)}
 
 
+def as_stored(frames, codec, quality=None):
+    """uint8 (T, H, W, 3) frames as a store of `codec` returns them (JPEG: encoded and decoded again; the
+    lossless codecs: unchanged). For inputs that bypass a store, e.g. experiments.predict decoding a video."""
+    if codec != "jpeg":
+        return frames
+    coded = encode_frames(frames, codec, quality or DEFAULT_QUALITY)
+    out = np.empty_like(np.asarray(frames, np.uint8))
+    off = coded["offsets"]
+    for t in range(len(out)):
+        decode_jpeg_into(coded["bytes"][off[t]:off[t + 1]], out[t])
+    return out
+
+
+def corrupt_clip_line(exc):
+    """The one-line message of a CorruptClipError behind `exc` (itself, or named inside the text of an error
+    that carried it across tf.data or a process pool), else None."""
+    if isinstance(exc, CorruptClipError):
+        return str(exc)
+    import re
+    m = re.search(r"CorruptClipError: (clip [^\n]*)", str(exc))
+    return m.group(1).strip() if m else None
+
+
 def decode_jpeg_into(data, out):
     """Decode one frame's JPEG bytes (uint8 (N,)) into `out` uint8 (H, W, 3) RGB, in place.
 
@@ -282,6 +305,16 @@ class StoreWriter:
         except BaseException:
             self.lock.release()
             raise
+
+    @classmethod
+    def reopen(cls, path):
+        """A writer of the existing store `path` with the parameters it was made with."""
+        try:
+            with h5py.File(os.fspath(path), "r") as f:
+                params = json.loads(f.attrs["params_json"])
+        except (OSError, KeyError) as e:
+            raise StoreError(f"cannot open {path} for writing ({e})") from None
+        return cls(path, params)
 
     # -- opening --
     def _clean_temporaries(self):
