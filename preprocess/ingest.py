@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import itertools
 import multiprocessing as mp
@@ -135,14 +136,22 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
     if workers < 1:
         raise IngestError("--workers must be >= 1")
     t0 = time.perf_counter()
-    # Start the decode workers before the writer opens anything (children must not inherit HDF5 state or the
-    # lock). With fork, ProcessPoolExecutor starts all its workers at the first submit.
-    n_proc = max(1, min(workers, len(clips)))
-    ex = cf.ProcessPoolExecutor(max_workers=n_proc, mp_context=_pool_context(), initializer=_worker_init)
-    try:
-        list(ex.map(_noop, range(n_proc)))
+    with worker_pool(min(workers, len(clips))) as ex:
         return _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, workers, t0)
-    finally:  # clean shutdown: queued jobs cancelled, running ones (one clip each) finish
+
+
+@contextlib.contextmanager
+def worker_pool(n):
+    """A pool of `n` (>= 1) worker processes, all started now: before the caller opens the store writer, so
+    that children inherit neither HDF5 state nor the lock (with fork, ProcessPoolExecutor starts all its
+    workers at the first submit). Shut down cleanly on exit: queued jobs cancelled, running ones (one clip
+    each) finish."""
+    n = max(1, int(n))
+    ex = cf.ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(), initializer=_worker_init)
+    try:
+        list(ex.map(_noop, range(n)))
+        yield ex
+    finally:
         ex.shutdown(wait=True, cancel_futures=True)
 
 
@@ -185,7 +194,7 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, w
             bar = tqdm(total=len(todo), unit="clip", desc=f"{dataset} -> {os.path.basename(os.fspath(out))}",
                        file=log, dynamic_ncols=True)
         tdec = time.perf_counter()
-        for i, name, n_frames, reason, cpu, full in _run_jobs(ex, jobs, workers):
+        for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers):
             tw = time.perf_counter()
             c = todo[i]
             summary["decoded"] += 1
@@ -245,7 +254,7 @@ def _finish(summary, out, failed, t0):
     return summary
 
 
-def _run_jobs(ex, jobs, workers):
+def run_jobs(ex, jobs, workers, fn=None):
     """Yield decode results as they finish. At most 2 * workers clips are decoded ahead of the writer, so
     memory stays bounded when writing is slower than decoding. A worker that dies (a crash in a decoder
     library) ends the run with one line instead of a hang."""
@@ -254,7 +263,7 @@ def _run_jobs(ex, jobs, workers):
     try:
         while True:
             for job in itertools.islice(jobs, max(0, 2 * workers - len(pending))):
-                pending.add(ex.submit(_decode_worker, job))
+                pending.add(ex.submit(fn or _decode_worker, job))
             if not pending:
                 return
             finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)

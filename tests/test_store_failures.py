@@ -59,6 +59,12 @@ def _alive(pid):
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _wait_for_commit(out, started, pid):
+    """Until store `out` has an index written after `started` (ns) or the run `pid` ended."""
+    while _mtime(out) < started and _alive(pid):
+        time.sleep(0.002)
+
+
 def _mtime(path):
     try:
         return os.stat(path).st_mtime_ns
@@ -92,8 +98,8 @@ def assert_complete(out, clean):
 # (it runs `preprocess.ucf11.main(argv)` in a session of its own, forks its 2 decode workers and is killed
 # like one) without paying Python's start-up for every kill.
 LAUNCHER = """
-import json, os, sys
-from preprocess import ucf11
+import importlib, json, os, sys
+from preprocess import transcode, ucf11
 for line in sys.stdin:
     msg = json.loads(line)
     if "wait" in msg:
@@ -105,7 +111,7 @@ for line in sys.stdin:
         os.environ.update(msg["env"])
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         os.dup2(os.open(msg["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
-        os._exit(ucf11.main(msg["argv"]))
+        os._exit(importlib.import_module(msg["module"]).main(msg["argv"]))
     print(json.dumps(pid), flush=True)
 """
 
@@ -120,9 +126,10 @@ class Launcher:
         self.p.stdin.flush()
         return json.loads(self.p.stdout.readline())
 
-    def start(self, argv, env=None, stderr=os.devnull):
-        """pid of a new child running `python -m preprocess.ucf11 argv` (stderr to the file `stderr`)."""
-        return self._ask({"argv": [str(a) for a in argv], "env": env or {}, "stderr": str(stderr)})
+    def start(self, argv, env=None, stderr=os.devnull, module="preprocess.ucf11"):
+        """pid of a new child running `python -m module argv` (stderr to the file `stderr`)."""
+        return self._ask({"argv": [str(a) for a in argv], "env": env or {}, "stderr": str(stderr),
+                          "module": module})
 
     def wait(self, pid):
         """The child's exit code (negative: killed by that signal)."""
@@ -151,24 +158,31 @@ def _argv(tree, out, *extra):
 
 
 def test_sigkill_at_random_moments_never_damages_and_rerun_completes(tree, clean, launcher, tmp_path):
-    """30 SIGKILLs at uniform random moments of a run (start-up, pool, index creation, shards, commits, the
-    end); every other one kills the process group (workers too), the rest only the writer (its workers die
-    with it). After each: the store is sound; when it got complete, the next run is an --overwrite rebuild
+    """30 SIGKILLs at random moments: half uniform over a whole run (start-up, pool, index creation, shards,
+    commits, the end), half uniform over its writing phase; half of them kill the process group (workers too),
+    the rest only the writer (its workers die with it). After each: the store is sound; when it got complete, the next run is an --overwrite rebuild
     (killed too). Then the same command, uninterrupted, completes the store."""
     rng = np.random.default_rng(2017)
     out = tmp_path / "k.h5"
     argv = _argv(tree, out)
-    for _ in range(2):  # the second of two whole runs sets the span the kill moments are drawn from
-        t0 = time.perf_counter()
-        assert launcher.wait(launcher.start([tree, tmp_path / "span.h5"] + argv[2:] + ["--overwrite"])) == 0
+    for _ in range(2):  # the second of two whole runs sets the spans the kill moments are drawn from
+        t0, started = time.perf_counter(), time.time_ns()
+        pid = launcher.start([tree, tmp_path / "span.h5"] + argv[2:] + ["--overwrite"])
+        _wait_for_commit(tmp_path / "span.h5", started, pid)
+        t_commit = time.perf_counter() - t0
+        assert launcher.wait(pid) == 0
         span = time.perf_counter() - t0
     partial, overwrite, live = 0, False, 0
-    t0 = time.perf_counter()
     for k in range(KILLS):
+        started = time.time_ns()
         pid = launcher.start(argv + (["--overwrite"] if overwrite else []))
-        time.sleep(rng.uniform(0, span))
+        if k % 2:  # in the writing phase: after the writer's first commit
+            _wait_for_commit(out, started, pid)
+            time.sleep(rng.uniform(0, span - t_commit))
+        else:
+            time.sleep(rng.uniform(0, span))
         live += _alive(pid)
-        if k % 2:
+        if k % 4 < 2:
             os.killpg(pid, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
@@ -177,8 +191,9 @@ def test_sigkill_at_random_moments_never_damages_and_rerun_completes(tree, clean
         partial += 0 < n < len(clean)
         overwrite = n == len(clean)
     assert launcher.wait(launcher.start(argv)) == 0
-    # the kills hit running writers, and many of them in the writing phase
-    assert live >= KILLS - 5 and partial >= 8, (live, partial)
+    # most kills hit running writers, and several left a partly written store (not a statistics test: the
+    # bounds only make sure the kills landed where they matter, even on loaded cores)
+    assert live >= KILLS * 2 // 3 and partial >= 5, (live, partial)
     assert_complete(out, clean)
 
 
@@ -298,3 +313,29 @@ def test_training_on_a_damaged_clip_stops_with_one_line(tmp_path):
                         tmp_path / "run", "--quiet")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 1 and len(lines) == 1 and cid in lines[0] and "damaged" in lines[0], r.stderr[-2000:]
+
+
+def test_transcode_killed_then_rerun_gives_the_complete_store(tree, clean, launcher, tmp_path):
+    """raw -> jpeg: 6 SIGKILLs at random moments, each leaving a sound store (every listed clip equal to an
+    uninterrupted transcode's); the same command then completes it, no clip twice, no leftovers."""
+    src = tmp_path / "raw.h5"
+    assert ucf11.build_store(tree, src, size=(32, 24), workers=2, progress=False)["stored"] == 12
+    argv = lambda out: [src, out, "--codec", "jpeg", "--quality", "90", "--workers", "2", "--quiet"]  # noqa: E731
+    t0 = time.perf_counter()
+    assert launcher.wait(launcher.start(argv(tmp_path / "ref.h5"), module="preprocess.transcode")) == 0
+    span = time.perf_counter() - t0
+    with FrameStore(tmp_path / "ref.h5") as s:
+        ref = {cid: s.read(i) for i, cid in enumerate(s.index["clip_id"])}
+        assert s.codec == "jpeg" and s.quality == 90 and len(ref) == 12
+    for cid, frames in ref.items():  # the transcode holds the raw frames as JPEG-90 keeps them
+        assert np.abs(frames.astype(int) - clean[cid]).mean() < 6
+    rng = np.random.default_rng(22)
+    out = tmp_path / "t.h5"
+    for k in range(6):
+        pid = launcher.start(argv(out), module="preprocess.transcode")
+        time.sleep(rng.uniform(0, span))
+        os.killpg(pid, signal.SIGKILL)
+        launcher.wait(pid)
+        assert_sound(out, ref)
+    assert launcher.wait(launcher.start(argv(out), module="preprocess.transcode")) == 0
+    assert_complete(out, ref)

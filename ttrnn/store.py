@@ -309,12 +309,7 @@ class StoreWriter:
     @classmethod
     def reopen(cls, path):
         """A writer of the existing store `path` with the parameters it was made with."""
-        try:
-            with h5py.File(os.fspath(path), "r") as f:
-                params = json.loads(f.attrs["params_json"])
-        except (OSError, KeyError) as e:
-            raise StoreError(f"cannot open {path} for writing ({e})") from None
-        return cls(path, params)
+        return cls(path, params_of(path))
 
     # -- opening --
     def _clean_temporaries(self):
@@ -508,6 +503,21 @@ def disk_full_error(path, more=0):
     need = f"about {int(more):,} more bytes needed" if more else "more space needed"
     return DiskFullError(f"disk full: {_mount_point(path)} (holding {path}) has {free:,} bytes free, {need}; "
                          f"committed clips are kept: free space and run the same command to resume")
+
+
+def params_of(path):
+    """The parameter dict a store was made with (its `store_params`)."""
+    try:
+        with h5py.File(os.fspath(path), "r") as f:
+            return json.loads(f.attrs["params_json"])
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise StoreError(f"cannot read the parameters of {path} ({_open_problem(e)})") from None
+
+
+def recoded_params(params, codec, quality=None):
+    """`params` of a store (any schema) with another codec: those of its transcoded copy."""
+    p = {k: v for k, v in params.items() if k not in ("compression", "codec", "quality", "schema_version")}
+    return store_params(compression=codec, quality=quality, **p)
 
 
 def clip_meta(clip_id, class_name, label, group, source, fps, labels=None):
