@@ -600,3 +600,11 @@ def main(spec, argv=None):
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to continue from the last saved epoch", file=sys.stderr)
         return 130
+    except Exception as exc:  # a damaged clip met mid-epoch (through tf.data / the reader pool): one line
+        from ttrnn.store import corrupt_clip_line
+        line = corrupt_clip_line(exc)
+        if line is None:
+            raise
+        print(f"{parser.prog}: error: {line} (python -m preprocess.check STORE --repair, then preprocess again)",
+              file=sys.stderr)
+        return 1

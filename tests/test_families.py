@@ -79,4 +79,5 @@ def test_help_is_grouped_per_family_with_defaults(capsys):
                   "3D CNNs (--model r3d|", "3D clips (--model c3d and the 3D CNNs):"):
         assert group in text
     assert "training epochs (default 100" in text and "(default 0)" in text  # --epochs, --fold
-    assert "sets --model gru --use-tt --epochs 30 --lr 0.001 --scaling unit (options given win)" in text  # what --demo sets
+    # what --demo sets
+    assert "sets --model gru --use-tt --epochs 30 --lr 0.001 --scaling unit (options given win)" in text

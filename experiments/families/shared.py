@@ -28,7 +28,8 @@ def add_args(p):
                         "(default %(default)s)")
     g = p.add_argument_group("pretrained weights (--model tsn and the 3D CNNs)")
     g.add_argument("--weights", default="none",
-                   help="none, imagenet (tsn, c2d_nl, i3d_nl) or a local .h5 / .weights.h5 (default %(default)s)")
+                   help="none, imagenet (tsn, c2d_nl, i3d_nl), a local .h5 / .weights.h5, or a 3D-ResNets-PyTorch "
+                        ".pth (r3d, r2plus1d, ...) (default %(default)s)")
 
 
 def validate_paper(args):
