@@ -175,8 +175,8 @@ class ReaderPool:
 
 # --- page-cache hints -------------------------------------------------------------------------------------------
 class CacheHints:
-    """`posix_fadvise` hints on the store file, issued by one background thread (a hint can block while the kernel
-    queues the reads, and the reader must not wait for it):
+    """`posix_fadvise` hints on the store's files, issued by one background thread (a hint can block while the
+    kernel queues the reads, and the reader must not wait for it):
 
     - `will_need(extents)`: the clips of the batches after the one being read, so the kernel reads them in large
       requests while the step runs and the reader then copies from memory;
@@ -184,17 +184,16 @@ class CacheHints:
       when the store is larger than memory: the page cache then never fills with clips that are not read again
       this epoch, and the kernel spends no time reclaiming them (nor evicts other files for them).
 
-    `extents` are (offset, nbytes) pairs (`FrameStore.clip_extent`); None entries are skipped. Where the platform
-    has no `posix_fadvise` the hints are no-ops.
+    `extents` are (file, offset, nbytes) triples (`FrameStore.clip_extent`); None entries are skipped. Where the
+    platform has no `posix_fadvise` the hints are no-ops; a failing hint is ignored (it is only a hint).
     """
 
-    def __init__(self, path, drop):
+    def __init__(self, drop):
         import queue
         import threading
 
         self.drop = bool(drop)
         self._queue = queue.Queue()
-        self._fd = os.open(path, os.O_RDONLY) if hasattr(os, "posix_fadvise") else None
         self._thread = threading.Thread(target=self._run, name="ttrnn-cache-hints", daemon=True)
         self._thread.start()
 
@@ -211,30 +210,33 @@ class CacheHints:
             if extents is None:
                 return
             for extent in extents:
-                if extent is not None and self._fd is not None:
+                if extent is None or advice is None or not hasattr(os, "posix_fadvise"):
+                    continue
+                try:
+                    fd = os.open(extent[0], os.O_RDONLY)
                     try:
-                        os.posix_fadvise(self._fd, extent[0], extent[1], advice)
-                    except OSError:      # a hint only: never fail a read for it
-                        pass
+                        os.posix_fadvise(fd, extent[1], extent[2], advice)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
 
     def close(self):
         self._queue.put((None, None))
         self._thread.join()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
-def store_exceeds_memory(path, fraction=0.5):
-    """True when the store file is larger than `fraction` of the memory the kernel reports available
-    (/proc/meminfo MemAvailable): then clips read once per epoch are not worth keeping in the page cache."""
+def store_exceeds_memory(store, fraction=0.5):
+    """True when the store's files (`FrameStore.nbytes`) are larger than `fraction` of the memory the kernel
+    reports available (/proc/meminfo MemAvailable): then clips read once per epoch are not worth keeping in the
+    page cache."""
     try:
         with open("/proc/meminfo") as f:
             info = dict(line.split(":", 1) for line in f)
         available = int(info["MemAvailable"].split()[0]) * 1024
+        return store.nbytes() > fraction * available
     except (OSError, KeyError, ValueError):
         return False
-    return os.path.getsize(path) > fraction * available
 
 
 # --- batching ---------------------------------------------------------------------------------------------------
@@ -337,15 +339,17 @@ class BatchFeed:
         if self.streaming:
             # new buffers sized for the largest batch of the feeds using them: any batch then fits any buffer
             buffers.capacity = max(buffers.capacity, self.max_batch_bytes())
-            hints = CacheHints(self.store.path, drop=store_exceeds_memory(self.store.path))
-            extents = [[self._extent(clip) for clip in clips] for _, clips in plan]
-            for ahead in extents[:self.read_ahead]:
-                hints.will_need(ahead)
+            hints, extents = CacheHints(drop=store_exceeds_memory(self.store)), {}
+            for k in range(min(self.read_ahead, len(plan))):
+                extents[k] = [self._extent(clip) for clip in plan[k][1]]
+                hints.will_need(extents[k])
         try:
             for k, (positions, clips) in enumerate(plan):
                 t = self.batch_length(positions)
-                if hints is not None and k + self.read_ahead < len(plan):
-                    hints.will_need(extents[k + self.read_ahead])
+                ahead = k + self.read_ahead
+                if hints is not None and ahead < len(plan):
+                    extents[ahead] = [self._extent(clip) for clip in plan[ahead][1]]
+                    hints.will_need(extents[ahead])
                 shape = (len(clips), t) + self.frame_shape()
                 x = buffers.take(shape) if self.streaming else aligned_empty(shape)
                 for b, clip in enumerate(clips):
@@ -357,7 +361,7 @@ class BatchFeed:
                         x[b, t - n:] = frames_b
                     x[b, :t - n] = 0                # pre-padding: real frames at the end, as the original
                 if hints is not None:
-                    hints.done(extents[k])
+                    hints.done(extents.pop(k))
                 yield x, self.targets[positions]
                 del x                               # the pool may reuse the array once tf.data lets it go
         finally:
