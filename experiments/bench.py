@@ -43,6 +43,7 @@ from experiments.cli import OneLineParser
 from experiments.families.rnn import FORMATS        # LSTM train-step rows at ~3.3 k kernel parameters each
 from experiments.report import peak_rss_mb
 from tf_config.console import add_console_args, quiet_console
+from tf_config.memory import add_memory_args, apply_memory
 
 UCF11_CLASSES = 11
 PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scaling="paper")
@@ -861,6 +862,7 @@ def parse_args(argv=None):
     p.add_argument("--store", default=None,
                    help="scale / epoch: the store to train on (written there first if absent or of other lengths; scale ~45 GB)")
     add_console_args(p)
+    add_memory_args(p)
     args = p.parse_args(argv)
     for name in args.sections:
         if name not in SECTIONS:
@@ -880,11 +882,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     quiet_console(args.verbose)
+    if args.epoch_step_child:        # applies the allocator of the trainer command it times
+        epoch_step_child(json.loads(args.epoch_step_child))
+        return 0
+    apply_memory(args.allocator)     # before TensorFlow starts, as the trainer does (tf_config.memory)
     if args.rss_child:
         rss_child_main(args.rss_child)
-        return 0
-    if args.epoch_step_child:
-        epoch_step_child(json.loads(args.epoch_step_child))
         return 0
     rows = []
     for section in args.sections or list(DEFAULT_SECTIONS):
