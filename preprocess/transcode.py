@@ -146,7 +146,7 @@ def main(argv=None):
         print("interrupted: finished clips are kept; run the same command again to resume", file=sys.stderr)
         return 130
     print(format_summary(s))
-    return s["status"]  # 2 when clips of SRC could not be read
+    return s["status"]  # 1 when clips of SRC could not be read
 
 
 if __name__ == "__main__":
