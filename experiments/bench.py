@@ -3,7 +3,7 @@
 Sections (compare figures within one run only: the machine is shared, cases are timed round-robin, best of N):
 - `tt`: frames/s of the TT input projection, a TT-GRU train step (the trainer's step on tensors in memory), the
   original TT-RNN scheme and a dense GRU on the UCF11 paper configuration (batch 16, uint8 frames 160x120x3,
-  pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
+  pixels - 128; T = 100, `--quick` 16), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
   train step per kernel format (tt, tr, bt, cp, ht at ~3.3 k kernel parameters) and its ratio to TT-LSTM's; the sgemm
   rate of this machine and the TT-GRU step's fraction of the FLOP floor:
   `fraction = ttgru_step frames/s x 9.73 MFLOP / sgemm FLOP/s`, 9.73 MFLOP = the minimum forward + backward of
@@ -245,7 +245,7 @@ def _dense_gru():
 def bench_tt(args):
     """Frames/s on the UCF11 config: batch 16 of uint8 frames 8x20x20x18 = 57,600 → TT-GRU 4x4x4x4, ranks 4."""
     batch = 16
-    frames = args.frames or (32 if args.quick else 100)     # quick: one padded length of the trainer (x16)
+    frames = args.frames or (16 if args.quick else 100)     # quick: one padded length of the trainer (x16)
     repeats = args.repeats or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
     tt_n, tt_m, tt_r = paper_tt()
@@ -709,7 +709,7 @@ def parse_args(argv=None):
                         "projection (both are measured; default none, as preprocess writes by default)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 32)")
+    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
