@@ -3,7 +3,7 @@
 Sections (compare figures within one run only: the machine is shared, cases are timed round-robin, best of N):
 - `tt`: frames/s of the TT input projection, a TT-GRU train step (the trainer's step on tensors in memory), the
   original TT-RNN scheme and a dense GRU on the UCF11 paper configuration (batch 16, uint8 frames 160x120x3,
-  pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
+  pixels - 128; T = 100, `--quick` 16), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
   train step per kernel format (tt, tr, bt, cp, ht at ~3.3 k kernel parameters) and its ratio to TT-LSTM's; the sgemm
   rate of this machine and the TT-GRU step's fraction of the FLOP floor:
   `fraction = ttgru_step frames/s x 9.73 MFLOP / sgemm FLOP/s`, 9.73 MFLOP = the minimum forward + backward of
@@ -24,7 +24,8 @@ Sections (compare figures within one run only: the machine is shared, cases are 
 - `epoch`: projected seconds per UCF11 training epoch (1,280 clips, lengths 204-1,492, mean 483.7) at max-len
   450, 900 and 1,492 from the measured end-to-end padded frames/s and the bucketed padded frame count, next to the
   paper's 1,872 s (quad-core Xeon, max-len 1,492) and the community port's 400 s (450) and 1,700 s (900).
-`--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
+`--quick` is a smoke pass: small sizes, fewer repeats, and in `tt` the headline cases only (no bfloat16 step, no
+per-format LSTM rows). `--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
 """
 
 import argparse
@@ -36,16 +37,27 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.train import OneLineParser, peak_rss_mb
+from experiments.cli import OneLineParser
+from experiments.families.rnn import FORMATS        # LSTM train-step rows at ~3.3 k kernel parameters each
+from experiments.report import peak_rss_mb
 from tf_config.console import add_console_args, quiet_console
 
-# UCF11 paper configuration (Yang et al. 2017): 160x120x3 frames, 4x4x4x4 hidden, ranks 4.
-UCF11_N = (8, 20, 20, 18)
-UCF11_M = (4, 4, 4, 4)
-UCF11_R = (1, 4, 4, 4, 1)
 UCF11_CLASSES = 11
 PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scaling="paper")
 SGEMM_N = 2048
+
+
+def paper_tt(dataset="ucf11"):
+    """(input modes n, hidden modes m, ranks r) of the paper's TT layer on `dataset` (ttrnn.models.PAPER_SHAPES;
+    UCF11: 160x120x3 frames as 8x20x20x18, 4x4x4x4 hidden, ranks 4)."""
+    from ttrnn.models import PAPER_SHAPES
+    shapes = PAPER_SHAPES[dataset]
+    return shapes["tt_input_shape"], shapes["tt_output_shape"], shapes["tt_ranks"]
+
+
+def gates_first(m, gates=3):
+    """Hidden modes with the gates folded into the first mode (the GRU's kernel: x3, the LSTM's: x4)."""
+    return (m[0] * gates,) + tuple(m[1:])
 
 
 def timed_interleaved(fns, repeats, warmup=1, rounds=None):
@@ -82,8 +94,8 @@ def _tt_projection(x, seed=0, jit=False):
 
     from ttrnn import tt
 
-    m = (UCF11_M[0] * 3,) + UCF11_M[1:]
-    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(UCF11_N, m, UCF11_R, seed=seed)]
+    n, m, r = paper_tt()
+    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(n, gates_first(m), r, seed=seed)]
     flat = tf.constant(x.reshape(-1, x.shape[-1]))
 
     @tf.function(jit_compile=jit)
@@ -97,14 +109,14 @@ def _tt_projection(x, seed=0, jit=False):
 
 
 def _train_step(model, batch_size):
-    """The trainer's own step (`tf_config.cluster.make_train_step`: default strategy, Adam 1e-4, categorical
+    """The trainer's own step (`experiments.steps.make_train_step`: default strategy, Adam 1e-4, categorical
     cross-entropy plus the model's regularization losses): a tf.function `step((x, y_one_hot)) -> loss`."""
     import keras
     import tensorflow as tf
 
-    from tf_config import cluster
+    from experiments.steps import make_train_step
 
-    return cluster.make_train_step(tf.distribute.get_strategy(), model, keras.optimizers.Adam(1e-4),
+    return make_train_step(tf.distribute.get_strategy(), model, keras.optimizers.Adam(1e-4),
                                    keras.losses.CategoricalCrossentropy(reduction=None), batch_size)
 
 
@@ -130,20 +142,18 @@ def _ttgru(time_chunk=None, xla=False, projection_dtype=None):
     from ttrnn import recurrent
 
     chunk = recurrent.DEFAULT_TIME_CHUNK if time_chunk is None else time_chunk
-    layer = ttrnn.TTGRU(UCF11_N, UCF11_M, UCF11_R, time_chunk=chunk, input_shift=PIXEL_SHIFT,
+    layer = ttrnn.TTGRU(*paper_tt(), time_chunk=chunk, input_shift=PIXEL_SHIFT,
                         projection_dtype=projection_dtype)
     layer.supports_jit = xla or layer.supports_jit      # xla=True: override the layer's opt-out of XLA
     return layer
-
-
-FORMATS = ("tt", "tr", "bt", "cp", "ht")     # LSTM train-step rows at ~3.3 k kernel parameters each
 
 
 def _format_lstm(fmt):
     """The UCF11 LSTM with a `fmt` input kernel: TT at the paper's ranks, others at ttrnn.formats.DEFAULT_RANKS."""
     from ttrnn.models import tensor_rnn_layer
 
-    return tensor_rnn_layer(fmt, "lstm", UCF11_N, UCF11_M, tt_ranks=UCF11_R, input_shift=PIXEL_SHIFT)
+    n, m, r = paper_tt()
+    return tensor_rnn_layer(fmt, "lstm", n, m, tt_ranks=r, input_shift=PIXEL_SHIFT)
 
 
 def _original_scheme(x, y, seed=0):
@@ -155,9 +165,9 @@ def _original_scheme(x, y, seed=0):
 
     from ttrnn import tt
 
-    units = int(np.prod(UCF11_M))
-    m = (UCF11_M[0] * 3,) + UCF11_M[1:]
-    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(UCF11_N, m, UCF11_R, seed=seed)]
+    n, m, r = paper_tt()
+    units = int(np.prod(m))
+    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(n, gates_first(m), r, seed=seed)]
     rec = tf.Variable(keras.initializers.Orthogonal(seed=seed)((units, 3 * units)))
     bias = tf.Variable(tf.zeros(3 * units))
     dense = tf.Variable(tf.random.normal((units, UCF11_CLASSES), stddev=0.05, seed=seed))
@@ -230,16 +240,17 @@ def tt_train_flops(n, m, r):
 def _dense_gru():
     import keras
 
-    return keras.layers.GRU(int(np.prod(UCF11_M)))
+    return keras.layers.GRU(int(np.prod(paper_tt()[1])))
 
 
 def bench_tt(args):
     """Frames/s on the UCF11 config: batch 16 of uint8 frames 8x20x20x18 = 57,600 → TT-GRU 4x4x4x4, ranks 4."""
     batch = 16
-    frames = args.frames or (32 if args.quick else 100)     # quick: one padded length of the trainer (x16)
-    repeats = args.repeats or 5
+    frames = args.frames or (16 if args.quick else 100)     # quick: one padded length of the trainer (x16)
+    repeats = args.repeats or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(batch, frames, int(np.prod(UCF11_N))), dtype=np.uint8)
+    tt_n, tt_m, tt_r = paper_tt()
+    x = rng.integers(0, 256, size=(batch, frames, int(np.prod(tt_n))), dtype=np.uint8)
     y = rng.integers(0, UCF11_CLASSES, size=(batch,))
     n = batch * frames
     cases = [
@@ -247,9 +258,11 @@ def bench_tt(args):
         ("ttgru_step", lambda: _keras_train_step(_ttgru(), x, y)),
         ("original_scheme", lambda: _original_scheme(x, y)),
         ("dense_gru", lambda: _keras_train_step(_dense_gru(), x, y)),
-        ("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y)),
         ("sgemm", lambda: _sgemm()),
-    ] + [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
+    ]
+    if not args.quick:  # --quick is a smoke pass: the headline cases only (each case is a model build + trace)
+        cases += [("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y))]
+        cases += [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
     if args.chunks:
         cases.append(("tt_projection_xla", lambda: _tt_projection(x, jit=True)))
         cases.append(("ttgru_step_xla", lambda: _keras_train_step(_ttgru(xla=True), x, y, jit_compile=True)))
@@ -261,21 +274,22 @@ def bench_tt(args):
     fps = {name: n / seconds for name, seconds in best.items()}
     for name, value in fps.items():
         yield {"name": name, "value": round(value, 1), "unit": "frames/s"}
-    flops = tt_forward_flops(UCF11_N, (UCF11_M[0] * 3,) + UCF11_M[1:], UCF11_R)
+    flops = tt_forward_flops(tt_n, gates_first(tt_m), tt_r)
     yield {"name": "sgemm", "value": round(sgemm / 1e9, 1), "unit": "GFLOP/s"}
     yield {"name": "ttgru_step_vs_original_scheme", "value": round(fps["ttgru_step"] / fps["original_scheme"], 2),
            "unit": "x"}
     median, low, high = round_ratios(rounds, "original_scheme", "ttgru_step")
     yield {"name": "ttgru_step_vs_original_scheme_per_round", "value": round(median, 2),
            "unit": f"x (median of {len(rounds)} rounds, range {low:.2f}-{high:.2f}: the machine's noise)"}
-    yield {"name": "ttgru_step_bf16_vs_original_scheme",
-           "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
-           "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
-    train_flops = tt_train_flops(UCF11_N, (UCF11_M[0] * 3,) + UCF11_M[1:], UCF11_R)
+    if "ttgru_step_bf16" in fps:
+        yield {"name": "ttgru_step_bf16_vs_original_scheme",
+               "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
+               "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
+    train_flops = tt_train_flops(tt_n, gates_first(tt_m), tt_r)
     yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * train_flops / sgemm, 3),
            "unit": f"of sgemm ({train_flops / 1e6:.2f} MFLOP/frame: forward {flops / 1e6:.2f} + backward "
                    f"{(train_flops - flops) / 1e6:.2f}, the first contraction's backward only its core gradient)"}
-    for fmt in FORMATS[1:]:
+    for fmt in FORMATS[1:] if "ttlstm_step" in fps else ():
         params = _format_lstm(fmt).kernel_param_count
         yield {"name": f"{fmt}lstm_step_vs_ttlstm_step", "value": round(fps[f"{fmt}lstm_step"] / fps["ttlstm_step"], 2),
                "unit": f"x ({params:,} kernel parameters vs TT-LSTM 3,360)"}
@@ -708,7 +722,7 @@ def parse_args(argv=None):
                         "projection (both are measured; default none, as preprocess writes by default)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 32)")
+    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
