@@ -1,13 +1,14 @@
-"""The run directory on disk: atomic writes, the checkpoint (weights + optimizer + state), history.csv, and finding
+"""The run directory on disk: the checkpoint (weights + optimizer + state), history.csv, and finding
 an unfinished run of the same command to resume. Plain files and NumPy only (no TensorFlow import here).
 """
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from experiments.cli import atomic_write
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -20,26 +21,16 @@ def recorded_identity(run_dir):
         return None
 
 
-def find_resumable(base, prefix, ident):
-    """The newest unfinished run directory base/prefix* recorded with identity `ident`, or None."""
+def find_previous(base, prefix, ident):
+    """The newest run directory base/prefix* recorded with identity `ident` that finished (metrics.json) or saved
+    an epoch (the checkpoint), or None: the same command run again returns the one or continues the other."""
     base = Path(base)
     if not base.is_dir():
         return None
     for cand in sorted(base.glob(prefix + "*"), reverse=True):
-        if (cand / CHECKPOINT).exists() and not (cand / "metrics.json").exists() \
-                and recorded_identity(cand) == ident:
+        if ((cand / CHECKPOINT).exists() or (cand / "metrics.json").exists()) and recorded_identity(cand) == ident:
             return cand
     return None
-
-
-def atomic_write(path, data):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(run_dir, model, optimizer, state):
