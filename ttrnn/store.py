@@ -706,6 +706,9 @@ class FrameStore:
         key = self.shard_path(i)
         f = self._files.pop(key, None)
         if f is None:
+            if not os.path.exists(key):
+                raise CorruptClipError(f"clip {cid} in {self.path} cannot be read: its shard {key} is missing (a "
+                                       f"store is the file and its {SHARD_SUFFIX} folder: copy both)")
             try:
                 f = h5py.File(key, "r")
             except OSError as e:
