@@ -3,7 +3,7 @@
 Sections (compare figures within one run only: the machine is shared, cases are timed round-robin, best of N):
 - `tt`: frames/s of the TT input projection, a TT-GRU train step (the trainer's step on tensors in memory), the
   original TT-RNN scheme and a dense GRU on the UCF11 paper configuration (batch 16, uint8 frames 160x120x3,
-  pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
+  pixels - 128; T = 100, `--quick` 16), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
   train step per kernel format (tt, tr, bt, cp, ht at ~3.3 k kernel parameters) and its ratio to TT-LSTM's; the sgemm
   rate of this machine and the TT-GRU step's fraction of the FLOP floor:
   `fraction = ttgru_step frames/s x 9.73 MFLOP / sgemm FLOP/s`, 9.73 MFLOP = the minimum forward + backward of
@@ -24,7 +24,8 @@ Sections (compare figures within one run only: the machine is shared, cases are 
 - `epoch`: projected seconds per UCF11 training epoch (1,280 clips, lengths 204-1,492, mean 483.7) at max-len
   450, 900 and 1,492 from the measured end-to-end padded frames/s and the bucketed padded frame count, next to the
   paper's 1,872 s (quad-core Xeon, max-len 1,492) and the community port's 400 s (450) and 1,700 s (900).
-`--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
+`--quick` is a smoke pass: small sizes, fewer repeats, and in `tt` the headline cases only (no bfloat16 step, no
+per-format LSTM rows). `--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
 """
 
 import argparse
@@ -244,8 +245,8 @@ def _dense_gru():
 def bench_tt(args):
     """Frames/s on the UCF11 config: batch 16 of uint8 frames 8x20x20x18 = 57,600 → TT-GRU 4x4x4x4, ranks 4."""
     batch = 16
-    frames = args.frames or (32 if args.quick else 100)     # quick: one padded length of the trainer (x16)
-    repeats = args.repeats or 5
+    frames = args.frames or (16 if args.quick else 100)     # quick: one padded length of the trainer (x16)
+    repeats = args.repeats or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
     tt_n, tt_m, tt_r = paper_tt()
     x = rng.integers(0, 256, size=(batch, frames, int(np.prod(tt_n))), dtype=np.uint8)
@@ -256,9 +257,11 @@ def bench_tt(args):
         ("ttgru_step", lambda: _keras_train_step(_ttgru(), x, y)),
         ("original_scheme", lambda: _original_scheme(x, y)),
         ("dense_gru", lambda: _keras_train_step(_dense_gru(), x, y)),
-        ("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y)),
         ("sgemm", lambda: _sgemm()),
-    ] + [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
+    ]
+    if not args.quick:  # --quick is a smoke pass: the headline cases only (each case is a model build + trace)
+        cases += [("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y))]
+        cases += [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
     if args.chunks:
         cases.append(("tt_projection_xla", lambda: _tt_projection(x, jit=True)))
         cases.append(("ttgru_step_xla", lambda: _keras_train_step(_ttgru(xla=True), x, y, jit_compile=True)))
@@ -277,14 +280,15 @@ def bench_tt(args):
     median, low, high = round_ratios(rounds, "original_scheme", "ttgru_step")
     yield {"name": "ttgru_step_vs_original_scheme_per_round", "value": round(median, 2),
            "unit": f"x (median of {len(rounds)} rounds, range {low:.2f}-{high:.2f}: the machine's noise)"}
-    yield {"name": "ttgru_step_bf16_vs_original_scheme",
-           "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
-           "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
+    if "ttgru_step_bf16" in fps:
+        yield {"name": "ttgru_step_bf16_vs_original_scheme",
+               "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
+               "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
     train_flops = tt_train_flops(tt_n, gates_first(tt_m), tt_r)
     yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * train_flops / sgemm, 3),
            "unit": f"of sgemm ({train_flops / 1e6:.2f} MFLOP/frame: forward {flops / 1e6:.2f} + backward "
                    f"{(train_flops - flops) / 1e6:.2f}, the first contraction's backward only its core gradient)"}
-    for fmt in FORMATS[1:]:
+    for fmt in FORMATS[1:] if "ttlstm_step" in fps else ():
         params = _format_lstm(fmt).kernel_param_count
         yield {"name": f"{fmt}lstm_step_vs_ttlstm_step", "value": round(fps[f"{fmt}lstm_step"] / fps["ttlstm_step"], 2),
                "unit": f"x ({params:,} kernel parameters vs TT-LSTM 3,360)"}
@@ -829,7 +833,7 @@ def parse_args(argv=None):
     p.add_argument("--videos", default=None,
                    help="store: measure the codecs on the videos in this folder (decoded at 160x120)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 32)")
+    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "

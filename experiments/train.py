@@ -150,6 +150,9 @@ def validate(args, spec, parser):
 def open_store(path, spec):
     """The FrameStore at `path`, checked to be a store this dataset CLI can train on."""
     from ttrnn.store import FrameStore, StoreError
+    if Path(path).is_dir():
+        raise UsageError(f"--data {path} is a directory; give the store file (.h5) made by "
+                         f"`python -m preprocess.{spec.name} SRC STORE.h5`")
     if not Path(path).is_file():
         raise UsageError(f"no store at {path} (make one with `python -m preprocess.{spec.name} SRC {path}`)")
     try:
@@ -512,8 +515,13 @@ def report(r, history, predict, threads, argv):
         from tf_config.cluster import agree_on_int
         agree_on_int(r.cluster.strategy, len(history))
     key = "map" if r.spec.multilabel else "accuracy"
-    print(f"test {key}: {metrics[key]:.4f}" + (f"  mean class accuracy: {metrics['mean_class_accuracy']:.4f}"
-                                             if "mean_class_accuracy" in metrics else "") + f"  ({r.run_dir})")
+    views = ""
+    if protocol:  # say so when the final figure is not the per-epoch lines' single view
+        clips, crops = protocol["test_protocol"]["clips_per_video"], protocol["test_protocol"]["crops_per_clip"]
+        views = (f" ({clips} clip{'s' if clips > 1 else ''} x {crops} crop{'s' if crops > 1 else ''} per video, "
+                 f"scores averaged; the epochs' test_{key} used one centre clip)")
+    print(f"test {key}{views}: {metrics[key]:.4f}" + (f"  mean class accuracy: {metrics['mean_class_accuracy']:.4f}"
+                                                     if "mean_class_accuracy" in metrics else "") + f"  ({r.run_dir})")
     return metrics
 
 

@@ -39,7 +39,8 @@ def repair(path, clip_ids):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m preprocess.check", description=__doc__.split("\n\n")[0])
+    from preprocess.ingest import _Parser
+    ap = _Parser(prog="python -m preprocess.check", description=__doc__.split("\n\n")[0])
     ap.add_argument("store", help="a frame store (.h5)")
     ap.add_argument("--repair", action="store_true", help="drop damaged clips so that preprocess redoes them")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,9 +55,9 @@ def main(argv=None):
             repair(a.store, [cid for cid, _ in bad])
             print(f"dropped {len(bad)} damaged clips from the index: run the same preprocess command to redo them")
             return 0
-    except StoreError as e:
+    except StoreError as e:  # not a store, truncated: bad input, the usage status of every CLI
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     return 1 if bad else 0
 
 

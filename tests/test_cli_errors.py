@@ -39,6 +39,7 @@ def stores(tmp_path_factory):
                               size=(16, 12), dataset="celebfaces"),
         "{text}": text,
         "{missing}": tmp / "missing.h5",
+        "{folder}": tmp,
     }
 
 
@@ -59,6 +60,7 @@ def assert_one_line_before_tensorflow(res, message, status=2):
 
 @pytest.mark.parametrize("args, message", [
     (["--data", "{missing}"], "no store at"),
+    (["--data", "{folder}"], "is a directory; give the store file"),
     (["--data", "{text}"], "not a ttrnn frame store"),
     (["--data", "{celeb}"], "'celebfaces' store"),
     (["--data", "{store}", "--max-len", "0"], "--max-len must be >= 1"),

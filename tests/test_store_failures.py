@@ -247,8 +247,8 @@ def tmpfs(tmp_path):
 
 
 @pytest.mark.parametrize("codec", ["raw", "jpeg"])
-def test_full_disk_is_one_line_exit_2_and_resumes(tree, clean, clean_jpeg, tmpfs, launcher, tmp_path, codec):
-    """Several sizes of a full tmpfs: one line naming the disk and the bytes needed, exit 2, no traceback, no
+def test_full_disk_is_one_line_exit_1_and_resumes(tree, clean, clean_jpeg, tmpfs, launcher, tmp_path, codec):
+    """Several sizes of a full tmpfs: one line naming the disk and the bytes needed, exit 1 (runtime), no traceback, no
     hang; committed clips intact; after the tmpfs grows the same command completes the store, no phantom
     failure entries."""
     mnt, remount = tmpfs
@@ -261,7 +261,7 @@ def test_full_disk_is_one_line_exit_2_and_resumes(tree, clean, clean_jpeg, tmpfs
         remount(size)
         rc, err = launcher.run(_argv(tree, out, "--codec", codec), tmp_path)
         lines = err.strip().splitlines()
-        assert rc == 2 and len(lines) == 1 and "Traceback" not in err, (size, err)
+        assert rc == 1 and len(lines) == 1 and "Traceback" not in err, (size, err)
         assert "disk full" in lines[0] and str(mnt) in lines[0] and "bytes needed" in lines[0], lines[0]
         assert assert_sound(out, ref) < 12
         remount("4m")
