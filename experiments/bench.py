@@ -422,8 +422,13 @@ def make_store(path, lengths, seed=0, compression="lzf"):
 
 
 # ---- section: store -----------------------------------------------------------------------------------------
+STORE_CODECS = (("raw", None), ("lzf", None), ("gzip", None), ("jpeg", 95), ("jpeg", 90))
+
+
 def bench_store(args):
-    """Reader frames/s (training reader, 1 and N processes) and decode frames/s (preprocess.video.decode)."""
+    """Reader frames/s (training reader, 1 and N processes), decode frames/s (preprocess.video.decode), then per
+    codec: bytes per frame and ratio to raw, encode and decode frames/s on one core, mean absolute error vs raw
+    (`--videos DIR`: on those clips), the JPEG decoders side by side, and H.264 through PyAV where installed."""
     import tempfile
 
     from preprocess import synthetic, video
@@ -452,9 +457,126 @@ def bench_store(args):
         best = timed_interleaved(cases, args.repeats or (1 if args.quick else 3), warmup=0)
         for pool in pools:
             pool.close()
+        for name, seconds in best.items():
+            n = frames if name == "decode" else clips * frames
+            yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
+        yield from bench_codecs(codec_clips(args, frames), tmp, args.repeats or (1 if args.quick else 3))
+
+
+def codec_clips(args, frames):
+    """The clips the codec figures are measured on: `--videos DIR`'s files decoded at 160x120 (all frames),
+    else 4 bench-generated clips of `frames` frames."""
+    from preprocess.ingest import walk_videos
+    from preprocess.video import decode
+    if args.videos:
+        paths = walk_videos(args.videos)
+        if not paths:
+            raise SystemExit(f"python -m experiments.bench: error: no videos in {args.videos}")
+        return [decode(p, size=(FRAME_SHAPE[1], FRAME_SHAPE[0]))[0] for p in paths]
+    rng = np.random.default_rng(3)
+    return [synthetic_frames(frames, rng) for _ in range(4)]
+
+
+def bench_codecs(clips, tmp, repeats):
+    """Rows per codec of STORE_CODECS (+ h264 when PyAV is importable) on `clips` [uint8 (T, 120, 160, 3)]."""
+    import time
+
+    from ttrnn.store import FrameStore, StoreWriter, store_params
+    n = sum(len(c) for c in clips)
+    raw_bytes = n * int(np.prod(FRAME_SHAPE))
+    results = {}
+    for codec, quality in STORE_CODECS:
+        name = codec if quality is None else f"{codec}{quality}"
+        path = f"{tmp}/codec_{name}.h5"
+        enc = dec = float("inf")
+        for _ in range(repeats):  # best of N: the machine is shared
+            t0 = time.process_time()
+            with StoreWriter(path, store_params("bench", FRAME_SHAPE[1], FRAME_SHAPE[0], compression=codec,
+                                                classes=["c"], quality=quality), overwrite=True) as w:
+                for i, c in enumerate(clips):
+                    w.add_clip(f"c{i:03d}", c, "c", 0, "", f"c{i}.avi", 25.0)
+            enc = min(enc, time.process_time() - t0)
+            with FrameStore(path) as st:
+                t0 = time.process_time()
+                got = [st.read(i) for i in range(len(st))]
+                dec = min(dec, time.process_time() - t0)
+                size = st.nbytes()
+        mae = float(np.mean([np.abs(g.astype(np.int16) - c).mean() for g, c in zip(got, clips)]))
+        results[name] = (size, enc, dec, mae)
+    h264 = _h264_figures(clips, repeats)
+    if h264:
+        results["h264"] = h264
+    for name, (size, enc, dec, mae) in results.items():
+        yield {"name": f"codec_{name}_bytes_per_frame", "value": round(size / n, 1),
+               "unit": f"bytes/frame ({raw_bytes / size:.2f}x smaller than raw)"}
+        yield {"name": f"codec_{name}_encode", "value": round(n / enc, 1), "unit": "frames/s per core (CPU time)"}
+        yield {"name": f"codec_{name}_decode", "value": round(n / dec, 1), "unit": "frames/s per core (CPU time)"}
+        yield {"name": f"codec_{name}_mae", "value": round(mae, 3), "unit": "levels, mean |frame - raw|"}
+    yield from _jpeg_decoders(clips, repeats)
+
+
+def _jpeg_decoders(clips, repeats):
+    """The JPEG-95 frames decoded by OpenCV (imdecode + BGR->RGB) and by simplejpeg (into the row), interleaved."""
+    import time
+
+    import cv2
+
+    from ttrnn.store import decode_jpeg_into, encode_frames
+    frames = np.concatenate(clips)
+    coded = encode_frames(frames, "jpeg", 95)
+    off = coded["offsets"]
+    pieces = [coded["bytes"][off[t]:off[t + 1]] for t in range(len(frames))]
+    out = np.empty(FRAME_SHAPE, np.uint8)
+
+    def opencv():
+        for p in pieces:
+            cv2.cvtColor(cv2.imdecode(p, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB, dst=out)
+
+    def simplejpeg():
+        for p in pieces:
+            decode_jpeg_into(p, out)
+    best = {"opencv": float("inf"), "simplejpeg": float("inf")}
+    for _ in range(repeats + 2):  # interleaved, CPU time: on a loaded machine wall time measures the others
+        for name, fn in (("opencv", opencv), ("simplejpeg", simplejpeg)):
+            t0 = time.process_time()
+            fn()
+            best[name] = min(best[name], time.process_time() - t0)
     for name, seconds in best.items():
-        n = frames if name == "decode" else clips * frames
-        yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
+        yield {"name": f"jpeg_decoder_{name}", "value": round(len(pieces) / seconds, 1),
+               "unit": f"frames/s per core, CPU time ({best['opencv'] / seconds:.2f}x OpenCV's)"}
+
+
+def _h264_figures(clips, repeats):
+    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 CRF 18,
+    yuv420p, GOP 12), or None when PyAV is not installed (it is optional: measured, not a store codec)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    import io
+    import time
+    size, enc, dec, errs = 0, float("inf"), float("inf"), []
+    for _ in range(repeats):
+        t0, blobs = time.process_time(), []
+        for c in clips:
+            buf = io.BytesIO()
+            with av.open(buf, "w", format="mp4") as box:
+                st = box.add_stream("libx264", rate=25, options={"crf": "18", "g": "12", "threads": "1"})
+                st.height, st.width, st.pix_fmt = c.shape[1], c.shape[2], "yuv420p"
+                for f in c:
+                    box.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+                box.mux(st.encode())
+            blobs.append(buf.getvalue())
+        enc = min(enc, time.process_time() - t0)
+        t0, got = time.process_time(), []
+        for b in blobs:
+            with av.open(io.BytesIO(b)) as box:
+                box.streams.video[0].thread_count = 1
+                got.append(np.stack([f.to_ndarray(format="rgb24") for f in box.decode(video=0)]))
+        dec = min(dec, time.process_time() - t0)
+    size = sum(len(b) for b in blobs)
+    errs = [np.abs(g.astype(np.int16) - c).mean() for g, c in zip(got, clips)]
+    return size, enc, dec, float(np.mean(errs))
 
 
 # ---- section: train -----------------------------------------------------------------------------------------
@@ -721,6 +843,8 @@ def parse_args(argv=None):
                    help="train/epoch: which bench store's end-to-end rate is the headline and feeds the epoch "
                         "projection (both are measured; default none, as preprocess writes by default)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    p.add_argument("--videos", default=None,
+                   help="store: measure the codecs on the videos in this folder (decoded at 160x120)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")

@@ -22,8 +22,8 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from preprocess.video import VideoError, decode
-from ttrnn.store import (CODECS, DEFAULT_QUALITY, DiskFullError, FrameStore, StoreError, StoreWriter, clip_meta, is_disk_full,
-                         disk_full_error, store_params, write_shard)
+from ttrnn.store import (CODECS, DEFAULT_QUALITY, DiskFullError, FrameStore, StoreError, StoreLockedError,
+                         StoreWriter, clip_meta, disk_full_error, is_disk_full, store_params, write_shard)
 
 # 2: bad input (a usage error: the one status of every CLI of the project for it); 1: some clips failed or the disk
 # filled (the store is not complete; the same command resumes it)
@@ -164,7 +164,7 @@ def worker_pool(n):
 def _open_writer(out, params, overwrite):
     try:
         return StoreWriter(out, params, overwrite=overwrite)
-    except DiskFullError:
+    except (DiskFullError, StoreLockedError):  # runtime conditions (exit 1), not bad input
         raise
     except StoreError as e:
         raise IngestError(str(e)) from None
@@ -196,9 +196,8 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, w
         writer.commit()
         jobs = [(i, c, size, frame_skip, fps, writer.dir, params, writer.uid) for i, c in enumerate(todo)]
         if progress and todo:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="clip", desc=f"{dataset} -> {os.path.basename(os.fspath(out))}",
-                       file=log, dynamic_ncols=True)
+            from preprocess.progress import progress
+            bar = progress(len(todo), f"{dataset} -> {os.path.basename(os.fspath(out))}", file=log)
         tdec = time.perf_counter()
         for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers):
             tw = time.perf_counter()
@@ -362,7 +361,7 @@ def run_cli(build, argv, prog, description, default_size=(160, 120), extra_args=
     except IngestError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except DiskFullError as e:
+    except (DiskFullError, StoreLockedError) as e:  # the same command works once there is space / the other ends
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SOME_FAILED
     except KeyboardInterrupt:
