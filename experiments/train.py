@@ -363,19 +363,21 @@ def evaluate(predict, feed, multilabel):
 # --- phase 3: the epoch loop -------------------------------------------------------------------------------------
 def train_epoch(r, step, dist_train, epoch):
     """One pass over this worker's training shard -> the history row's train_loss, train_accuracy, seconds."""
-    from tqdm import tqdm
+    from preprocess.progress import progress
     t0 = time.perf_counter()
     tot = {"loss_sum": 0.0, "hits": 0.0, "count": 0.0}
-    bar = tqdm(total=len(r.train_feed), desc=f"epoch {epoch + 1}/{r.args.epochs}", unit="batch",
-               disable=True if (r.args.quiet or not r.cluster.is_chief) else None,  # None: off without a TTY
-               leave=False)
+    shown = not r.args.quiet and r.cluster.is_chief   # a bar on a terminal, a line per tenth of the epoch elsewhere
+    bar = progress(len(r.train_feed), f"epoch {epoch + 1}/{r.args.epochs}", unit="batch", leave=False) \
+        if shown else None
     for batch in dist_train:
         out = step(batch)
         for key in tot:
             tot[key] += float(out[key])
-        bar.update(1)
-        bar.set_postfix(loss=f"{tot['loss_sum'] / tot['count']:.4f}", acc=f"{tot['hits'] / tot['count']:.3f}")
-    bar.close()
+        if bar is not None:
+            bar.set_postfix(loss=f"{tot['loss_sum'] / tot['count']:.4f}", acc=f"{tot['hits'] / tot['count']:.3f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     n = max(tot["count"], 1)
     return {"epoch": epoch + 1, "train_loss": tot["loss_sum"] / n, "train_accuracy": tot["hits"] / n,
             "seconds": round(time.perf_counter() - t0, 3)}

@@ -20,15 +20,17 @@ def damaged_clips(path, progress=False):
     """[(clip_id, reason)] of the clips of store `path` that fail to read or fail their checksums."""
     bad = []
     with FrameStore(path) as store:
-        rows = range(len(store))
-        if progress:
-            from tqdm import tqdm
-            rows = tqdm(rows, unit="clip", desc=f"check {path}", file=sys.stderr, dynamic_ncols=True)
-        for i in rows:
+        from preprocess.progress import progress as progress_bar
+        bar = progress_bar(len(store), f"check {path}") if progress else None
+        for i in range(len(store)):
             try:
                 store.read(i)
             except CorruptClipError as e:
                 bad.append((str(store.index["clip_id"][i]), str(e)))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     return bad
 
 

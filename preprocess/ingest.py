@@ -196,9 +196,8 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, w
         writer.commit()
         jobs = [(i, c, size, frame_skip, fps, writer.dir, params, writer.uid) for i, c in enumerate(todo)]
         if progress and todo:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="clip", desc=f"{dataset} -> {os.path.basename(os.fspath(out))}",
-                       file=log, dynamic_ncols=True)
+            from preprocess.progress import progress
+            bar = progress(len(todo), f"{dataset} -> {os.path.basename(os.fspath(out))}", file=log)
         tdec = time.perf_counter()
         for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers):
             tw = time.perf_counter()

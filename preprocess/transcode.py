@@ -88,9 +88,8 @@ def _copy(src, out, writer, ids, splits, src_failed, ex, workers, progress, log,
         writer.commit()
         jobs = [(i, os.fspath(src), r, writer.dir, writer.params, writer.uid) for i, r in enumerate(todo)]
         if progress and todo:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="clip", desc=f"transcode -> {os.path.basename(os.fspath(out))}",
-                       file=log, dynamic_ncols=True)
+            from preprocess.progress import progress
+            bar = progress(len(todo), f"transcode -> {os.path.basename(os.fspath(out))}", file=log)
         tdec = time.perf_counter()
         for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers, _transcode_worker):
             summary["decoded"] += 1

@@ -72,3 +72,26 @@ def test_demo_cache_is_shown_and_cleared(tmp_path):
     cleared = subprocess.run([sys.executable, "-m", "experiments.demo", "--clear"], capture_output=True, text=True,
                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=120)
     assert cleared.returncode == 0 and "removed" in cleared.stdout and not cache.exists()
+
+
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(tmp_path):
+    """preprocess into a pipe (as into a log file): lines, no carriage returns; the bar class behind them counts
+    tenths and closes on the last item."""
+    import io
+
+    from preprocess.progress import LineProgress, progress
+    from preprocess.synthetic import make_dataset
+    buf = io.StringIO()
+    bar = progress(25, "epoch 1/3", unit="batch", file=buf)
+    assert isinstance(bar, LineProgress)
+    for _ in range(25):
+        bar.update(1)
+    bar.close()
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 10 and lines[0].startswith("epoch 1/3: 3/25 batch (12%") and "25/25 batch (100%" in lines[-1]
+    tree = make_dataset(tmp_path / "UCF11", classes=2, groups=1, clips_per_group=1, frames=4, size=(32, 24))
+    res = subprocess.run([sys.executable, "-m", "preprocess.ucf11", tree, tmp_path / "s.h5", "--size", "32x24",
+                          "--workers", "1"], capture_output=True, text=True, cwd=REPO, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0, res.stderr
+    assert "ucf11 -> s.h5: 2/2 clip (100%" in res.stderr and "\r" not in res.stderr, repr(res.stderr)
