@@ -29,6 +29,7 @@ per-format LSTM rows). `--json` prints one JSON object per line (`name`, `value`
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -308,7 +309,7 @@ def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True, three_m
     import keras
     import tensorflow as tf
 
-    from ttrnn import models, tt
+    from ttrnn import models
     from ttrnn.pixels import PixelScaling
 
     model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
@@ -323,12 +324,24 @@ def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True, three_m
         model = keras.Model(frames, model.get_layer("classifier")(h))
     step = _train_step(model, len(x))
     batch = (tf.constant(x), tf.constant(np.eye(UCF11_CLASSES, dtype=np.float32)[y]))
-    old, tt.FUSE_CAST = tt.FUSE_CAST, fuse_cast
-    try:
+    with contextlib.nullcontext() if fuse_cast else _unfused_cast():
         step(batch)                                         # trace under this version's settings
-    finally:
-        tt.FUSE_CAST = old
     return lambda: float(step(batch))
+
+
+def _unfused_cast():
+    """The versions before the fused cast (v0-v1): the library's `cast_affine` patched, while a step is traced,
+    to plain Cast, Mul and Add ops (the library has no switch for it)."""
+    from unittest import mock
+
+    from keras import ops
+
+    from ttrnn.formats import common
+
+    def plain(x, dtype, scale, shift):
+        return common.affine(ops.cast(x, dtype), scale, shift)
+
+    return mock.patch.object(common, "cast_affine", plain)
 
 
 _OLD = dict(three_matmuls=True, recurrence="keras")
@@ -533,8 +546,8 @@ def _jpeg_decoders(clips, repeats):
                "unit": f"frames/s per core, CPU time ({best['opencv'] / seconds:.2f}x OpenCV's)"}
 
 
-def _h264_figures(clips, repeats):
-    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 CRF 18,
+def _h264_figures(clips, repeats, crf=15):
+    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 at `crf`,
     yuv420p, GOP 12), or None when PyAV is not installed (it is optional: measured, not a store codec)."""
     try:
         import av
@@ -548,7 +561,7 @@ def _h264_figures(clips, repeats):
         for c in clips:
             buf = io.BytesIO()
             with av.open(buf, "w", format="mp4") as box:
-                st = box.add_stream("libx264", rate=25, options={"crf": "18", "g": "12", "threads": "1"})
+                st = box.add_stream("libx264", rate=25, options={"crf": str(crf), "g": "12", "threads": "1"})
                 st.height, st.width, st.pix_fmt = c.shape[1], c.shape[2], "yuv420p"
                 for f in c:
                     box.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
