@@ -656,7 +656,8 @@ class FrameStore:
             for name, sg in f["splits"].items():
                 self.splits[name] = {part: np.array([ids[_str(c)] for c in sg[part][:] if _str(c) in ids], np.int64)
                                      for part in sg}
-            self.codec = params.get("codec") or ("raw" if params.get("compression") == "none" else params["compression"])
+            old = params.get("compression")  # schema 1 named the codec "compression", raw "none"
+            self.codec = params.get("codec") or ("raw" if old == "none" else old)
             self.quality = params.get("quality")
             self.attrs = {k: v for k, v in params.items() if k != "classes"}
             self.attrs.update(codec=self.codec, quality=self.quality,
