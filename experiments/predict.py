@@ -81,8 +81,9 @@ class Run:
     def decode(self, path):
         """uint8 (T, H, W, 3) frames of a video file as the run's store preprocessing made them."""
         from preprocess.video import decode
+        from ttrnn.store import as_stored
         frames, _ = decode(path, size=self.size, frame_skip=self.frame_skip, fps=self.fps)
-        return frames
+        return as_stored(frames, self.attrs.get("codec", "raw"), self.attrs.get("quality"))  # JPEG stores' loss too
 
     def model_input(self, frames):
         """uint8 (1, T, H, W, 3): the evaluation feed's input for one clip of stored frames `frames`."""

@@ -770,6 +770,14 @@ def main(spec, argv=None):
         print(f"{parser.prog}: interrupted; rerun the same command to continue from the last saved epoch",
               file=sys.stderr)
         return interrupted_status(exc)
+    except Exception as exc:  # a damaged clip met mid-epoch (through tf.data / the reader pool): one line
+        from ttrnn.store import corrupt_clip_line
+        line = corrupt_clip_line(exc)
+        if line is None:
+            raise
+        print(f"{parser.prog}: error: {line} (python -m preprocess.check STORE --repair, then preprocess again)",
+              file=sys.stderr)
+        return 1
     finally:
         if lock:
             lock.release(cleanup=failed)   # a run directory made for a run that failed before its first file

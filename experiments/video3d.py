@@ -2,6 +2,13 @@
 
     --model r3d|r2plus1d|preact_r3d|wide_r3d|resnext3d|densenet3d|c2d_nl|i3d_nl  [--depth D] [--width W]
             [--clip-len 16] [--crop 112] [--test-clips 10] [--test-crops 1|3] [--weights none|imagenet|PATH]
+            [--input-norm auto|unit|kinetics|activitynet|0.5] [--value-scale 1] [--no-mean-norm] [--no-std-norm]
+            [--ft-begin-module conv1|layer1..layer4|fc (densenet: denseblock1..4, transition1..3, norm5, classifier)]
+
+`--weights PATH.pth` loads a 3D-ResNets-PyTorch checkpoint (`ttrnn.baselines.load_torch_checkpoint`); the model
+then normalizes its uint8 input as that repository does (`--input-norm auto`: Kinetics mean/std for a .pth, the
+[-1, 1] scaling otherwise). `--ft-begin-module` freezes everything before that module, BatchNorm included, as its
+`--ft_begin_module`.
 
 Training clips are random `clip-len` windows and random `crop`×`crop` boxes (the seed repo's 16×112×112); each
 epoch's evaluation uses the centre view, and the final test uses `--test-clips` evenly spaced windows ×
@@ -22,6 +29,8 @@ MODELS = {
     "i3d_nl": ("i3d_resnet50", 50, (50,)),
 }
 DEFAULT_TEST_CLIPS = 10
+NORMS = ("kinetics", "activitynet", "0.5")   # mean.py's datasets
+TORCH_FAMILIES = tuple(m for m in MODELS if m not in ("c2d_nl", "i3d_nl"))   # 3D-ResNets-PyTorch's families
 
 
 def add_args(p):
@@ -36,6 +45,17 @@ def add_args(p):
                         "for the 3D CNNs, 1 for c3d)")
     p.add_argument("--test-crops", type=int, default=1, choices=(1, 3),
                    help="final test: 1 = centre crop, 3 = both ends and the centre of the longer side")
+    p.add_argument("--input-norm", default="auto", choices=("auto", "unit") + NORMS,
+                   help="3D CNNs: input normalization; auto = 3D-ResNets-PyTorch's (mean.py: pixel/255, Kinetics "
+                        "mean/std) with --weights PATH.pth, else unit ([-1, 1])")
+    p.add_argument("--value-scale", type=float, default=1.0,
+                   help="3D CNNs, --input-norm kinetics|activitynet|0.5: the reference's --value_scale (default 1)")
+    p.add_argument("--no-mean-norm", action="store_true", help="3D CNNs: the reference's --no_mean_norm")
+    p.add_argument("--no-std-norm", action="store_true", help="3D CNNs: the reference's --no_std_norm")
+    p.add_argument("--ft-begin-module", default="",
+                   help="3D CNNs: train from this module of the reference on (conv1, layer1..layer4, fc; DenseNet: "
+                        "conv1, norm1, denseblockN, transitionN, norm5, classifier), everything before it frozen, "
+                        "BatchNorm statistics included (3D-ResNets-PyTorch's --ft_begin_module)")
     p.add_argument("--nonlocal-blocks", type=int, default=5, choices=(0, 5, 10),
                    help="c2d_nl/i3d_nl: non-local blocks in res3+res4 (5 as the paper's, 0 = the plain baseline)")
 
@@ -84,8 +104,42 @@ def validate(args):
     if not args.width > 0:
         raise ValueError(f"--width must be > 0, got {args.width}")
     if args.weights == "imagenet" and is_3d(args) and args.model not in ("c2d_nl", "i3d_nl"):
-        raise ValueError(f"--weights imagenet inflates ResNet-50 into c2d_nl / i3d_nl; {args.model} takes none or "
-                         "a Keras weights file")
+        raise ValueError(f"--weights imagenet inflates ResNet-50 into c2d_nl / i3d_nl; {args.model} takes none, "
+                         "a Keras weights file or a 3D-ResNets-PyTorch .pth")
+    validate_reference_options(args)
+
+
+def is_torch_checkpoint(args):
+    return str(args.weights).endswith((".pth", ".pt", ".pth.tar"))
+
+
+def validate_reference_options(args):
+    """The .pth / normalization / fine-tuning options; resolves `--input-norm auto` in `args` (config.json then
+    records the normalization used)."""
+    torch_file = is_torch_checkpoint(args)
+    reference = is_3d(args) and args.model in TORCH_FAMILIES
+    if torch_file and not reference:
+        raise ValueError(f"--weights {args.weights}: 3D-ResNets-PyTorch checkpoints load into "
+                         f"{', '.join(TORCH_FAMILIES)}, not {args.model}")
+    if args.input_norm == "auto":
+        args.input_norm = "kinetics" if torch_file else "unit"
+    custom = args.value_scale != 1.0 or args.no_mean_norm or args.no_std_norm
+    if (args.input_norm != "unit" or custom) and not reference:
+        raise ValueError(f"--input-norm / --value-scale / --no-*-norm apply to {', '.join(TORCH_FAMILIES)}")
+    if custom and args.input_norm == "unit":
+        raise ValueError("--value-scale / --no-mean-norm / --no-std-norm need --input-norm kinetics|activitynet|0.5")
+    if not args.value_scale > 0:
+        raise ValueError(f"--value-scale must be > 0, got {args.value_scale}")
+    if args.ft_begin_module and not reference:   # the module name itself is checked by `build` (ttrnn, TF)
+        raise ValueError(f"--ft-begin-module applies to {', '.join(TORCH_FAMILIES)}, not {args.model}")
+
+
+def normalization(args):
+    """The builders' `normalization` for the resolved --input-norm."""
+    if args.input_norm == "unit":
+        return "unit"
+    from ttrnn.baselines.video import reference_normalization
+    return reference_normalization(args.input_norm, args.value_scale, args.no_mean_norm, args.no_std_norm)
 
 
 def input_spec(args):
@@ -94,7 +148,8 @@ def input_spec(args):
 
 
 def build(args, num_classes, activation):
-    """The uncompiled Keras model for a 3D --model; `--weights PATH` loads Keras weights of the same model."""
+    """The uncompiled Keras model for a 3D --model; `--weights PATH` loads Keras weights of the same model or a
+    3D-ResNets-PyTorch .pth; `--ft-begin-module` then freezes the modules before it."""
     from ttrnn import baselines
     builder = getattr(baselines, MODELS[args.model][0])
     shape = (args.clip_len, args.crop, args.crop, 3)
@@ -102,9 +157,15 @@ def build(args, num_classes, activation):
         model = builder(num_classes, nonlocal_blocks=args.nonlocal_blocks, width=args.width, input_shape=shape,
                         activation=activation, weights="imagenet" if args.weights == "imagenet" else None)
     else:
-        model = builder(depth(args), num_classes, widen_factor=args.width, input_shape=shape, activation=activation)
-    if args.weights not in ("none", "imagenet"):
+        model = builder(depth(args), num_classes, widen_factor=args.width, input_shape=shape, activation=activation,
+                        normalization=normalization(args))
+    if is_torch_checkpoint(args):
+        baselines.load_torch_checkpoint(model, args.weights)
+    elif args.weights not in ("none", "imagenet"):
         baselines.load_weights(model, args.weights)
+    if args.ft_begin_module:
+        frozen = baselines.freeze_before(model, args.ft_begin_module)
+        print(f"--ft-begin-module {args.ft_begin_module}: {frozen} layers frozen (BatchNorm in inference mode)")
     return model
 
 

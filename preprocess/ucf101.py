@@ -43,12 +43,12 @@ def check_list_labels(list_dir, classes):
 
 
 def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, splits_dir=None):
+                overwrite=False, progress=True, quality=None, splits_dir=None):
     """Preprocess a UCF101 tree with its official splits into `out`; returns the ingest summary."""
     list_dir = find_list_dir(src, splits_dir)
     check_list_labels(list_dir, folders.read_class_index(os.path.join(list_dir, "classInd.txt")))
     return folders.build_store(src, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
-                               compression=compression, limit=limit, overwrite=overwrite, progress=progress,
+                               compression=compression, limit=limit, overwrite=overwrite, progress=progress, quality=quality,
                                splits_dir=list_dir, dataset="ucf101")
 
 

@@ -30,13 +30,20 @@ def dense_layer(x, growth, bn_size, drop_rate, name):
     return layers.Concatenate(name=f"{name}_cat")([x, y])
 
 
+def transition_pool(x, name):
+    """The reference's AvgPool3d(2, 2) (no padding: odd sizes floor, 7 -> 3); an axis already of size 1 is left
+    as it is (the reference fails there; short test clips pass)."""
+    pool = tuple(1 if d == 1 else 2 for d in x.shape[1:4])
+    return layers.AveragePooling3D(pool, pool, padding="valid", name=name)(x)
+
+
 def densenet3d(depth=121, num_classes=400, growth_rate=32, num_init_features=64, bn_size=4, drop_rate=0.0,
                conv1_t_size=7, conv1_t_stride=1, no_max_pool=False, widen_factor=1.0,
-               input_shape=(16, 112, 112, 3), activation="softmax"):
+               input_shape=(16, 112, 112, 3), activation="softmax", normalization="unit"):
     """DenseNet-`depth` (121, 169, 201, 264); `widen_factor` scales the growth rate and the initial features."""
     check_choice("depth", depth, tuple(DENSENET_BLOCKS))
     growth, features = scaled(growth_rate, widen_factor), scaled(num_init_features, widen_factor)
-    frames, x = clip_input(input_shape)
+    frames, x = clip_input(input_shape, normalization)
     x = conv_bn(x, features, (conv1_t_size, 7, 7), (conv1_t_stride, 2, 2), "conv1")
     if not no_max_pool:
         x = max_pool(x, 3, 2, "pool1")
@@ -46,6 +53,6 @@ def densenet3d(depth=121, num_classes=400, growth_rate=32, num_init_features=64,
             x = dense_layer(x, growth, bn_size, drop_rate, f"block{b + 1}_{i + 1}")
         if b < len(blocks) - 1:
             x = _bn_relu_conv(x, x.shape[-1] // 2, 1, f"transition{b + 1}")
-            x = layers.AveragePooling3D(2, 2, padding="same", name=f"transition{b + 1}_pool")(x)
+            x = transition_pool(x, f"transition{b + 1}_pool")
     x = layers.ReLU(name="norm5_relu")(batch_norm(x, "norm5"))
     return classifier_head(frames, x, num_classes, activation, f"densenet3d{depth}")

@@ -50,7 +50,7 @@ def stem_2p1d(x, planes, conv1_t_size, conv1_t_stride, no_max_pool):
 
 
 def r2plus1d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_stride=1, no_max_pool=False,
-             widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax"):
+             widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax", normalization="unit"):
     """R(2+1)D-`depth` (10, 18, 34, 50, 101, 152, 200): models/resnet2p1d.py's `generate_model`."""
     check_choice("depth", depth, tuple(DEPTHS))
     kind, stages = DEPTHS[depth]
@@ -58,4 +58,5 @@ def r2plus1d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_stride=1,
     block = basic_block_2p1d if kind == "basic" else bottleneck_block_2p1d
     return residual_net(block, stages, planes, num_classes, f"r2plus1d{depth}", stem=stem_2p1d,
                         input_shape=input_shape, shortcut_type=shortcut, conv1_t_size=conv1_t_size,
-                        conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, activation=activation)
+                        conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, activation=activation,
+                        normalization=normalization)

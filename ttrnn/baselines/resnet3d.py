@@ -73,11 +73,13 @@ def resnet_stem(x, planes, conv1_t_size, conv1_t_stride, no_max_pool):
 
 
 def residual_net(block, stages, planes, num_classes, name, stem=None, stem_planes=None, input_shape=(16, 112, 112, 3),
-                 shortcut_type="B", conv1_t_size=7, conv1_t_stride=1, no_max_pool=False, activation="softmax"):
+                 shortcut_type="B", conv1_t_size=7, conv1_t_stride=1, no_max_pool=False, activation="softmax",
+                 normalization="unit"):
     """The skeleton of models/resnet.py's `ResNet`: stem, four stages (`stages[i]` blocks of `block(x, planes[i],
-    stride, shortcut_type, name)`, stride 2 from the second stage), global average pool, Dense classifier."""
+    stride, shortcut_type, name)`, stride 2 from the second stage), global average pool, Dense classifier.
+    `normalization`: the input scaling of `video.clip_input` ("unit" = [-1, 1], or per-channel (mean, std))."""
     check_choice("shortcut", shortcut_type, ("A", "B"))
-    frames, x = clip_input(input_shape)
+    frames, x = clip_input(input_shape, normalization)
     x = (stem or resnet_stem)(x, stem_planes or planes[0], conv1_t_size, conv1_t_stride, no_max_pool)
     for s, (count, p) in enumerate(zip(stages, planes)):
         for b in range(count):
@@ -91,18 +93,18 @@ def _depth(depth, allowed=tuple(DEPTHS)):
 
 
 def resnet3d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_stride=1, no_max_pool=False,
-             widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax"):
+             widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax", normalization="unit"):
     """3D ResNet-`depth` (10, 18, 34: basic blocks; 50, 101, 152, 200: bottlenecks ×4) of models/resnet.py."""
     kind, stages = _depth(depth)
     planes = [scaled(p, widen_factor) for p in PLANES]
     block = basic_block if kind == "basic" else bottleneck_block
     return residual_net(block, stages, planes, num_classes, f"r3d{depth}", input_shape=input_shape,
                         shortcut_type=shortcut, conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride,
-                        no_max_pool=no_max_pool, activation=activation)
+                        no_max_pool=no_max_pool, activation=activation, normalization=normalization)
 
 
 def preact_resnet3d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_stride=1, no_max_pool=False,
-                    widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax"):
+                    widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax", normalization="unit"):
     """Pre-activation 3D ResNet-`depth` of models/pre_act_resnet.py: the ResNet stem and head around
     pre-activation blocks (as that file, no BN-ReLU after the last block)."""
     kind, stages = _depth(depth)
@@ -110,11 +112,12 @@ def preact_resnet3d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_st
     block = preact_basic_block if kind == "basic" else preact_bottleneck_block
     return residual_net(block, stages, planes, num_classes, f"preact_r3d{depth}", input_shape=input_shape,
                         shortcut_type=shortcut, conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride,
-                        no_max_pool=no_max_pool, activation=activation)
+                        no_max_pool=no_max_pool, activation=activation, normalization=normalization)
 
 
 def wide_resnet3d(depth=50, num_classes=400, k=2, shortcut="B", conv1_t_size=7, conv1_t_stride=1,
-                  no_max_pool=False, widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax"):
+                  no_max_pool=False, widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax",
+                  normalization="unit"):
     """Wide ResNet-`depth` (50, 101, 152, 200) of models/wide_resnet.py: every stage (and the stem) `k` times
     wider, bottleneck expansion 2 instead of 4."""
     _, stages = _depth(depth, (50, 101, 152, 200))
@@ -124,11 +127,12 @@ def wide_resnet3d(depth=50, num_classes=400, k=2, shortcut="B", conv1_t_size=7, 
         return bottleneck_block(x, p, stride, kind, name, expansion=2)
     return residual_net(block, stages, planes, num_classes, f"wide_r3d{depth}_k{k}", input_shape=input_shape,
                         shortcut_type=shortcut, conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride,
-                        no_max_pool=no_max_pool, activation=activation)
+                        no_max_pool=no_max_pool, activation=activation, normalization=normalization)
 
 
 def resnext3d(depth=101, num_classes=400, cardinality=32, shortcut="B", conv1_t_size=7, conv1_t_stride=1,
-              no_max_pool=False, widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax"):
+              no_max_pool=False, widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax",
+              normalization="unit"):
     """ResNeXt-`depth` (50, 101, 152, 200): bottlenecks on planes 128-256-512-1024 with `cardinality` groups in
     the 3×3×3 conv (cardinality·planes/32 channels) and expansion 2.
 
@@ -147,4 +151,4 @@ def resnext3d(depth=101, num_classes=400, cardinality=32, shortcut="B", conv1_t_
     return residual_net(block, stages, planes, num_classes, f"resnext3d{depth}_c{cardinality}",
                         stem_planes=scaled(64, widen_factor), input_shape=input_shape, shortcut_type=shortcut,
                         conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool,
-                        activation=activation)
+                        activation=activation, normalization=normalization)

@@ -8,20 +8,43 @@ momentum 0.1 (Keras 0.9) and epsilon 1e-5, PyTorch's symmetric `padding=k//2` (s
 import keras
 from keras import layers, ops
 
-__all__ = ["clip_input", "conv3d", "max_pool", "conv_bn", "classifier_head", "scaled", "torch_param_count",
-           "check_choice",
-           "ZeroPadShortcut", "StridedConv3D"]
+__all__ = ["clip_input", "reference_normalization", "ClipNormalization", "MEAN_STD", "conv3d", "max_pool",
+           "conv_bn", "classifier_head", "scaled", "torch_param_count", "check_choice", "ZeroPadShortcut",
+           "StridedConv3D"]
 
 KAIMING = dict(scale=2.0, mode="fan_out", distribution="untruncated_normal")
 
 
+# mean.py of 3D-ResNets-PyTorch: per-channel (RGB) mean and std of frames in [0, 1]
+MEAN_STD = {"kinetics": ((0.4345, 0.4051, 0.3775), (0.2768, 0.2713, 0.2737)),
+            "activitynet": ((0.4477, 0.4209, 0.3906), (0.2767, 0.2695, 0.2714)),
+            "0.5": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+
+
+def reference_normalization(dataset="kinetics", value_scale=1, no_mean_norm=False, no_std_norm=False):
+    """`(mean, std)` in uint8 pixel units of 3D-ResNets-PyTorch's input transform: ToTensor (pixel / 255),
+    ScaleValue(value_scale), Normalize(mean·vs or 0, std·vs or 1) (its `--mean_dataset`, `--value_scale`,
+    `--no_mean_norm`, `--no_std_norm`), i.e. (pixel - mean) / std per channel."""
+    check_choice("mean dataset", dataset, tuple(MEAN_STD))
+    mean, std = MEAN_STD[dataset]
+    to_pixels = 255.0 / value_scale
+    mean = tuple(0.0 if no_mean_norm else m * value_scale * to_pixels for m in mean)
+    std = tuple(to_pixels if no_std_norm else s * value_scale * to_pixels for s in std)
+    return mean, std
+
+
 def clip_input(input_shape, scaling="unit"):
     """`(frames, x)`: the Input of uint8 clips `(T, H, W, 3)` (None sizes allowed) and the float clip scaled to
-    [-1, 1] (`scaling="unit"`) or `frames` itself (`scaling=None`: a backbone's own preprocessing casts)."""
+    [-1, 1] (`scaling="unit"`), normalized per channel (`scaling=(mean, std)` in pixel units, e.g.
+    `reference_normalization()`: what a converted 3D-ResNets-PyTorch checkpoint expects) or `frames` itself
+    (`scaling=None`: a backbone's own preprocessing casts)."""
     frames = keras.Input(tuple(input_shape), name="frames")
     if scaling is None:
         return frames, frames
-    return frames, layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(frames)
+    if scaling == "unit":
+        return frames, layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale")(frames)
+    mean, std = scaling
+    return frames, ClipNormalization(mean, std, name="normalize")(frames)
 
 
 def _triple(v):
@@ -153,3 +176,25 @@ class ZeroPadShortcut(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels, "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class ClipNormalization(layers.Layer):
+    """uint8 clips `(..., 3)` -> float32 `(pixel - mean) / std` per channel; `mean`, `std` in pixel units (config,
+    not weights: a checkpoint's input convention is part of the architecture)."""
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        if len(self.mean) != len(self.std) or not all(s > 0 for s in self.std):
+            raise ValueError(f"mean {self.mean} and std {self.std} must be per channel, std > 0")
+
+    def call(self, x):
+        x = ops.cast(x, "float32")
+        return (x - ops.convert_to_tensor(self.mean, "float32")) / ops.convert_to_tensor(self.std, "float32")
+
+    def compute_output_shape(self, shape):
+        return shape
+
+    def get_config(self):
+        return {**super().get_config(), "mean": list(self.mean), "std": list(self.std)}
