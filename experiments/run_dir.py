@@ -109,9 +109,12 @@ class RunLock:
                 self._remove_created()
 
     def _remove_created(self):
-        if self._created and {p.name for p in self.run_dir.iterdir()} <= {LOCK}:
-            self.path.unlink(missing_ok=True)
-            self.run_dir.rmdir()
+        try:
+            if self._created and {p.name for p in self.run_dir.iterdir()} <= {LOCK}:
+                self.path.unlink(missing_ok=True)
+                self.run_dir.rmdir()
+        except OSError:   # removed or filled meanwhile by someone else: theirs now
+            pass
 
     def __enter__(self):
         return self.acquire()

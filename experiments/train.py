@@ -450,6 +450,15 @@ def train_step(r):
     return make_train_step(r.cluster.strategy, r.model, r.optimizer, loss_fn, global_batch=None, totals=True)
 
 
+def traced(step, dist_train):
+    """`step` traced once for the dataset's element spec (batch and time dimensions unknown) before any batch, so
+    every batch runs this one graph. Left to `reduce_retracing`, the first batch's shape got a graph of its own,
+    so which graph a batch ran depended on the batches before it: a resumed run's dropout steps then rounded
+    differently from an uninterrupted run's (3e-8 in epoch 2's loss), and Adam grew that to 1e-3 by epoch 3."""
+    step.get_concrete_function(dist_train.element_spec)
+    return step
+
+
 def predict_step(model):
     """A tf.function x -> class probabilities (inference mode); one trace for every padded length."""
     import tensorflow as tf
@@ -544,7 +553,7 @@ def fit(r, state):
     epoch_box = [0]  # the dataset function reads the current epoch (its shuffling seed)
     dist_train = r.cluster.strategy.distribute_datasets_from_function(
         lambda ctx: r.train_feed.dataset(lambda: epoch_box[0]))
-    step, predict = train_step(r), predict_step(r.model)
+    step, predict = traced(train_step(r), dist_train), predict_step(r.model)
     board = open_board(r, history)
     start = len(history)
     freeze = args.model == "tsn" and args.freeze_epochs > 0
@@ -554,7 +563,7 @@ def fit(r, state):
         if freeze and epoch in (start, args.freeze_epochs):
             from ttrnn.baselines import set_backbone_trainable
             set_backbone_trainable(r.model, epoch >= args.freeze_epochs)
-            step = train_step(r)
+            step = traced(train_step(r), dist_train)
         epoch_box[0] = epoch
         row = evaluate_epoch(r, predict, train_epoch(r, step, dist_train, epoch))
         bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
