@@ -35,16 +35,27 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.train import OneLineParser, peak_rss_mb
+from experiments.cli import OneLineParser
+from experiments.families.rnn import FORMATS        # LSTM train-step rows at ~3.3 k kernel parameters each
+from experiments.report import peak_rss_mb
 from tf_config.console import add_console_args, quiet_console
 
-# UCF11 paper configuration (Yang et al. 2017): 160x120x3 frames, 4x4x4x4 hidden, ranks 4.
-UCF11_N = (8, 20, 20, 18)
-UCF11_M = (4, 4, 4, 4)
-UCF11_R = (1, 4, 4, 4, 1)
 UCF11_CLASSES = 11
 PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scaling="paper")
 SGEMM_N = 2048
+
+
+def paper_tt(dataset="ucf11"):
+    """(input modes n, hidden modes m, ranks r) of the paper's TT layer on `dataset` (ttrnn.models.PAPER_SHAPES;
+    UCF11: 160x120x3 frames as 8x20x20x18, 4x4x4x4 hidden, ranks 4)."""
+    from ttrnn.models import PAPER_SHAPES
+    shapes = PAPER_SHAPES[dataset]
+    return shapes["tt_input_shape"], shapes["tt_output_shape"], shapes["tt_ranks"]
+
+
+def gates_first(m, gates=3):
+    """Hidden modes with the gates folded into the first mode (the GRU's kernel: x3, the LSTM's: x4)."""
+    return (m[0] * gates,) + tuple(m[1:])
 
 
 def timed_interleaved(fns, repeats, warmup=1, rounds=None):
@@ -81,8 +92,8 @@ def _tt_projection(x, seed=0, jit=False):
 
     from ttrnn import tt
 
-    m = (UCF11_M[0] * 3,) + UCF11_M[1:]
-    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(UCF11_N, m, UCF11_R, seed=seed)]
+    n, m, r = paper_tt()
+    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(n, gates_first(m), r, seed=seed)]
     flat = tf.constant(x.reshape(-1, x.shape[-1]))
 
     @tf.function(jit_compile=jit)
@@ -96,14 +107,14 @@ def _tt_projection(x, seed=0, jit=False):
 
 
 def _train_step(model, batch_size):
-    """The trainer's own step (`tf_config.cluster.make_train_step`: default strategy, Adam 1e-4, categorical
+    """The trainer's own step (`experiments.steps.make_train_step`: default strategy, Adam 1e-4, categorical
     cross-entropy plus the model's regularization losses): a tf.function `step((x, y_one_hot)) -> loss`."""
     import keras
     import tensorflow as tf
 
-    from tf_config import cluster
+    from experiments.steps import make_train_step
 
-    return cluster.make_train_step(tf.distribute.get_strategy(), model, keras.optimizers.Adam(1e-4),
+    return make_train_step(tf.distribute.get_strategy(), model, keras.optimizers.Adam(1e-4),
                                    keras.losses.CategoricalCrossentropy(reduction=None), batch_size)
 
 
@@ -129,20 +140,18 @@ def _ttgru(time_chunk=None, xla=False, projection_dtype=None):
     from ttrnn import recurrent
 
     chunk = recurrent.DEFAULT_TIME_CHUNK if time_chunk is None else time_chunk
-    layer = ttrnn.TTGRU(UCF11_N, UCF11_M, UCF11_R, time_chunk=chunk, input_shift=PIXEL_SHIFT,
+    layer = ttrnn.TTGRU(*paper_tt(), time_chunk=chunk, input_shift=PIXEL_SHIFT,
                         projection_dtype=projection_dtype)
     layer.supports_jit = xla or layer.supports_jit      # xla=True: override the layer's opt-out of XLA
     return layer
-
-
-FORMATS = ("tt", "tr", "bt", "cp", "ht")     # LSTM train-step rows at ~3.3 k kernel parameters each
 
 
 def _format_lstm(fmt):
     """The UCF11 LSTM with a `fmt` input kernel: TT at the paper's ranks, others at ttrnn.formats.DEFAULT_RANKS."""
     from ttrnn.models import tensor_rnn_layer
 
-    return tensor_rnn_layer(fmt, "lstm", UCF11_N, UCF11_M, tt_ranks=UCF11_R, input_shift=PIXEL_SHIFT)
+    n, m, r = paper_tt()
+    return tensor_rnn_layer(fmt, "lstm", n, m, tt_ranks=r, input_shift=PIXEL_SHIFT)
 
 
 def _original_scheme(x, y, seed=0):
@@ -154,9 +163,9 @@ def _original_scheme(x, y, seed=0):
 
     from ttrnn import tt
 
-    units = int(np.prod(UCF11_M))
-    m = (UCF11_M[0] * 3,) + UCF11_M[1:]
-    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(UCF11_N, m, UCF11_R, seed=seed)]
+    n, m, r = paper_tt()
+    units = int(np.prod(m))
+    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(n, gates_first(m), r, seed=seed)]
     rec = tf.Variable(keras.initializers.Orthogonal(seed=seed)((units, 3 * units)))
     bias = tf.Variable(tf.zeros(3 * units))
     dense = tf.Variable(tf.random.normal((units, UCF11_CLASSES), stddev=0.05, seed=seed))
@@ -229,7 +238,7 @@ def tt_train_flops(n, m, r):
 def _dense_gru():
     import keras
 
-    return keras.layers.GRU(int(np.prod(UCF11_M)))
+    return keras.layers.GRU(int(np.prod(paper_tt()[1])))
 
 
 def bench_tt(args):
@@ -238,7 +247,8 @@ def bench_tt(args):
     frames = args.frames or (32 if args.quick else 100)     # quick: one padded length of the trainer (x16)
     repeats = args.repeats or 5
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(batch, frames, int(np.prod(UCF11_N))), dtype=np.uint8)
+    tt_n, tt_m, tt_r = paper_tt()
+    x = rng.integers(0, 256, size=(batch, frames, int(np.prod(tt_n))), dtype=np.uint8)
     y = rng.integers(0, UCF11_CLASSES, size=(batch,))
     n = batch * frames
     cases = [
@@ -260,7 +270,7 @@ def bench_tt(args):
     fps = {name: n / seconds for name, seconds in best.items()}
     for name, value in fps.items():
         yield {"name": name, "value": round(value, 1), "unit": "frames/s"}
-    flops = tt_forward_flops(UCF11_N, (UCF11_M[0] * 3,) + UCF11_M[1:], UCF11_R)
+    flops = tt_forward_flops(tt_n, gates_first(tt_m), tt_r)
     yield {"name": "sgemm", "value": round(sgemm / 1e9, 1), "unit": "GFLOP/s"}
     yield {"name": "ttgru_step_vs_original_scheme", "value": round(fps["ttgru_step"] / fps["original_scheme"], 2),
            "unit": "x"}
@@ -270,7 +280,7 @@ def bench_tt(args):
     yield {"name": "ttgru_step_bf16_vs_original_scheme",
            "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
            "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
-    train_flops = tt_train_flops(UCF11_N, (UCF11_M[0] * 3,) + UCF11_M[1:], UCF11_R)
+    train_flops = tt_train_flops(tt_n, gates_first(tt_m), tt_r)
     yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * train_flops / sgemm, 3),
            "unit": f"of sgemm ({train_flops / 1e6:.2f} MFLOP/frame: forward {flops / 1e6:.2f} + backward "
                    f"{(train_flops - flops) / 1e6:.2f}, the first contraction's backward only its core gradient)"}

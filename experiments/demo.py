@@ -7,7 +7,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from experiments.train import UsageError
+from experiments.cli import UsageError
 
 
 def cache_root():

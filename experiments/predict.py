@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.train import OneLineParser, UsageError
+from experiments.cli import OneLineParser, UsageError
 from tf_config.console import add_console_args, quiet_console
 from ttrnn.store import clip_slice
 

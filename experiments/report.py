@@ -32,6 +32,16 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def cross_entropy(y_true, probs, multilabel):
+    """Mean loss of probabilities `probs` (N, C) against targets `y_true` (N, C): binary cross-entropy averaged over
+    the classes (multi-label, sigmoid outputs) or categorical cross-entropy; probabilities clipped to [1e-7, 1-1e-7]
+    as Keras's losses do."""
+    p = np.clip(probs, 1e-7, 1 - 1e-7)
+    if multilabel:
+        return float(np.mean(-(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)).mean(axis=1)))
+    return float(np.mean(-np.sum(y_true * np.log(p), axis=1)))
+
+
 def classification_metrics(y_true, probs, multilabel):
     """accuracy / mean class accuracy / top-5 / confusion (single-label) or MAP (multi-label), from numpy arrays."""
     from sklearn.metrics import average_precision_score, confusion_matrix

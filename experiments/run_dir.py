@@ -3,7 +3,7 @@ the checkpoint (weights + dropout seed states + optimizer + state), history.csv,
 an unfinished run of the same command to resume. Plain files and NumPy only (no TensorFlow import here).
 
 Every failure here is one line: `UsageError` (exit 2) when the directory refuses the command before anything is
-written, `RunError` (exit 1) when a write or a read fails during the run (experiments/errors.py).
+written, `RunError` (exit 1) when a write or a read fails during the run (experiments/cli.py).
 """
 import csv
 import errno
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.errors import RunError, UsageError
+from experiments.cli import RunError, UsageError, atomic_write, write_error
 
 CHECKPOINT = "checkpoint.npz"
 LOCK = "run.lock"
@@ -165,14 +165,14 @@ def recorded_identity(run_dir):
         return None
 
 
-def find_resumable(base, prefix, ident):
-    """The newest unfinished run directory base/prefix* recorded with identity `ident`, or None."""
+def find_previous(base, prefix, ident):
+    """The newest run directory base/prefix* recorded with identity `ident` that finished (metrics.json) or saved
+    an epoch (the checkpoint), or None: the same command run again returns the one or continues the other."""
     base = Path(base)
     if not base.is_dir():
         return None
     for cand in sorted(base.glob(prefix + "*"), reverse=True):
-        if (cand / CHECKPOINT).exists() and not (cand / "metrics.json").exists() \
-                and recorded_identity(cand) == ident:
+        if ((cand / CHECKPOINT).exists() or (cand / "metrics.json").exists()) and recorded_identity(cand) == ident:
             return cand
     return None
 
@@ -231,33 +231,6 @@ def data_changes(old, new):
 
 
 # --- writing files -----------------------------------------------------------------------------------------------
-def atomic_write(path, data):
-    """Write `data` (bytes or str, or a callable that writes into a binary file) to `path` through a temporary
-    file that replaces it only once complete and synced: a kill or a full disk leaves the old file. A failed write
-    is a RunError naming the file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data if isinstance(data, bytes) else data.encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise write_error(path, exc) from None
-
-
-def write_error(path, exc):
-    """The RunError of a failed write of `path` (disk full, quota, permissions)."""
-    kept = f"the previous {path.name} is kept; " if path.exists() else ""
-    return RunError(f"cannot write {path}: {exc.strerror or exc}; {kept}free space (or fix the permissions) and "
-                    "rerun the same command to continue from the last saved epoch")
-
-
 def strict(value):
     """`value` with every non-finite float (NaN, inf) replaced by None, so it dumps as strict JSON."""
     if isinstance(value, float) or isinstance(value, np.floating):
@@ -349,9 +322,10 @@ def load_checkpoint(run_dir, model, optimizer):
         shapes = [tuple(arrays[k].shape) for k in saved]
         wanted = [tuple(v.shape) for v in variables]
         if shapes != wanted:
-            raise RunError(f"the checkpoint {path} holds another model's arrays ({describe_mismatch(prefix, shapes, wanted)}); "
-                           "config.json or the checkpoint was changed by hand? delete the checkpoint to restart "
-                           "from epoch 1, or choose another --out")
+            why = describe_mismatch(prefix, shapes, wanted)
+            raise RunError(f"the checkpoint {path} holds another model's arrays ({why}); config.json or the "
+                           "checkpoint was changed by hand? delete the checkpoint to restart from epoch 1, or choose "
+                           "another --out")
     for prefix, variables in targets:
         for i, var in enumerate(variables):
             if f"{prefix}{i}" in arrays:

@@ -34,7 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.train import OneLineParser
+from experiments.cli import OneLineParser, atomic_write
+from experiments.families import MODEL_CHOICES
 
 # axis name → CLI flag; the order fixes the run-name layout and the flag order
 AXES = ("dataset", "model", "use_tt", "decomposition", "rank", "blocks", "max_len", "frame_skip", "sample_frames",
@@ -100,6 +101,9 @@ def load_grid(path):
         axes[axis] = values
     if any(v is None for v in axes["dataset"] + axes["model"]):
         raise GridError("grid: dataset and model cannot be null")
+    unknown_models = [m for m in axes["model"] if m not in MODEL_CHOICES]
+    if unknown_models:
+        raise GridError(f"grid: unknown model {unknown_models[0]!r} (choose from {', '.join(MODEL_CHOICES)})")
     data = raw.get("data", {})
     if not isinstance(data, dict) or not all(v is None or isinstance(v, str) for v in data.values()):
         raise GridError('grid: data must map dataset names to store paths (or null), e.g. {"ucf11": "ucf11.h5"}')
@@ -212,14 +216,8 @@ def write_manifest(runs_dir, runs, pending, backend):
     index = {r["name"]: i for i, r in enumerate(pending)}
     entries = [{"name": r["name"], "out": r["out"], "values": r["values"], "command": r["command"],
                 "finished": is_finished(r), "array_index": index.get(r["name"])} for r in runs]
-    _atomic_write(runs_dir / "manifest.json", json.dumps({"backend": backend, "runs": entries}, indent=1) + "\n")
-    _atomic_write(runs_dir / "manifest.txt", "".join(shlex.join(r["command"]) + "\n" for r in pending))
-
-
-def _atomic_write(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(runs_dir / "manifest.json", json.dumps({"backend": backend, "runs": entries}, indent=1) + "\n")
+    atomic_write(runs_dir / "manifest.txt", "".join(shlex.join(r["command"]) + "\n" for r in pending))
 
 
 def slurm_script(runs_dir, n_tasks, options, workdir=None, nodes=1, tasks_per_node=1):
@@ -306,7 +304,7 @@ def write_slurm(args, grid, runs_dir, pending, prog):
         print("sweep: nothing to submit")
         return 0
     (runs_dir / "logs").mkdir(parents=True, exist_ok=True)
-    _atomic_write(script, slurm_script(runs_dir, len(pending), {str(k): v for k, v in grid["slurm"].items()},
+    atomic_write(script, slurm_script(runs_dir, len(pending), {str(k): v for k, v in grid["slurm"].items()},
                                        nodes=args.nodes, tasks_per_node=args.tasks_per_node))
     print(f"sweep: wrote {script} ({len(pending)} array tasks) and {runs_dir / 'manifest.txt'}")
     if args.submit:

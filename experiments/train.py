@@ -1,5 +1,5 @@
 """The shared trainer behind every dataset CLI, in phases: build (store, split, run directory, model, optimizer,
-feeds) -> the train step (ONE definition: `tf_config.cluster.make_train_step`) -> the epoch loop (evaluation,
+feeds) -> the train step (ONE definition: `experiments.steps.make_train_step`) -> the epoch loop (evaluation,
 early stopping, freeze/unfreeze, checkpoint) -> the report (metrics, plots).
 
 One epoch = one pass over the training clips with a custom `strategy.run` step (it works the same with one process,
@@ -26,19 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import families
 from experiments import run_dir as rd
-from experiments import video3d
-from experiments.errors import RunError, UsageError, handle_sigterm, interrupted_status  # noqa: F401 (re-exported)
-from experiments.report import (classification_metrics, package_versions, peak_rss_mb,  # noqa: F401 (re-exported)
-                                plot_confusion, plot_curves)
-from experiments.run_dir import CHECKPOINT, atomic_write  # noqa: F401 (re-exported)
+from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, handle_sigterm,  # noqa: F401
+                             interrupted_status, usage_exit, write_error)
+from experiments.report import (classification_metrics, cross_entropy, package_versions, peak_rss_mb, plot_confusion,
+                                plot_curves)
 
-MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d") + tuple(video3d.MODELS)
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
-NON_IDENTITY_ARGS = ("out", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
+NON_IDENTITY_ARGS = ("out", "fresh", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
                      "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
-
 
 
 @dataclass
@@ -59,76 +57,53 @@ class DatasetSpec:
     split: object = None          # callable(store, protocol, fold) -> ttrnn.splits.Split; default make_split
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser(spec):
+    """The dataset CLI's parser: the run's options, then one argument group per model family (--help)."""
     p = OneLineParser(prog=f"python -m experiments.{spec.name}",
-                      description=f"Train a paper model on {spec.name} from a ttrnn frame store. {spec.notes}")
-    p.add_argument("--data", help="frame store (.h5) made by `python -m preprocess.<layout>`")
-    p.add_argument("--demo", action="store_true",
-                   help="no dataset needed: generate synthetic videos, preprocess them and train TT-GRU")
-    p.add_argument("--model", default="gru", help=f"one of {', '.join(MODEL_CHOICES)} (default gru)")
-    p.add_argument("--use-tt", action="store_true", help="TT input-to-hidden layer (TT-GRU, TT-LSTM); same as "
-                   "--decomposition tt")
-    p.add_argument("--decomposition", default=None, choices=("tt", "tr", "bt", "ht", "cp"),
-                   help="tensorized input-to-hidden layer for gru/lstm on the paper's modes: tt (TT-RNN), tr "
-                        "(tensor ring), bt (block-term Tucker), ht (hierarchical Tucker), cp; implies --use-tt's "
-                        "role (README 'Other tensor formats')")
-    p.add_argument("--rank", default=None,
-                   help="ranks of the tensorized layer: one int R, or a comma list in the format's layout "
-                        "(default: tt the paper's 4, others ttrnn.formats.DEFAULT_RANKS, ~3.3k parameters)")
-    p.add_argument("--blocks", type=int, default=None, help="bt: number of block terms (default 2)")
-    p.add_argument("--max-len", type=int, default=spec.max_len,
-                   help=f"keep the first N frames of each clip (default {spec.max_len}, the original's)")
-    p.add_argument("--frame-skip", type=int, default=1, help="use every K-th stored frame (default 1)")
-    p.add_argument("--protocol", default=spec.protocol, choices=("paper", "logo", "store", "holdout"),
+                      description=f"Train a model on {spec.name} from a ttrnn frame store. {spec.notes}")
+    g = p.add_argument_group("data and run")
+    g.add_argument("--data", metavar="STORE.h5", help="frame store made by `python -m preprocess.<layout>`")
+    demo = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                    for k, v in spec.demo_defaults.items())
+    g.add_argument("--demo", action="store_true",
+                   help="no dataset needed: generate synthetic videos once (cached), preprocess them and train; "
+                        f"sets {demo} (options given win)")
+    g.add_argument("--model", default="gru",
+                   help=f"one of {', '.join(families.MODEL_CHOICES)} (default %(default)s); its options are in "
+                        "its group below")
+    g.add_argument("--max-len", type=int, default=spec.max_len,
+                   help="keep the first N frames of each clip (default %(default)s, the original's)")
+    g.add_argument("--protocol", default=spec.protocol, choices=("paper", "logo", "store", "holdout"),
                    help="paper: the original random 5-fold split (seed 11111986); logo: leave-one-group-out; "
                         "store: the store's own split lists; holdout: one random 20%% test split seeded by "
-                        "--fold (the BT-LSTM / TR-LSTM code's)")
-    p.add_argument("--sample-frames", type=int, default=None,
-                   help="gru/lstm: K frames per clip, drawn at random and kept in order in training, evenly "
-                        "spaced in evaluation (the BT-LSTM / TR-LSTM code used 6); default: the first --max-len")
-    p.add_argument("--fold", type=int, default=0, help="fold (paper), held-out group index (logo) or split index")
-    p.add_argument("--epochs", type=int, default=100, help="training epochs (the original ran 1,001)")
-    p.add_argument("--batch-size", type=int, default=spec.batch_size, help=f"global batch (default {spec.batch_size})")
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"Adam learning rate (default {spec.lr:g} as the original code)")
-    p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
-                   help="adam (the paper's); sgd = momentum 0.9, weight decay 1e-4, lr x0.1 at 1/3 and 2/3 of "
-                        "the epochs (the TSN recipe)")
-    p.add_argument("--preset", default="modern", choices=("paper", "modern"),
-                   help="paper: the original code's activations, gate order and initialization; modern: "
-                        "sigmoid, reset_after GRU, TT-aware Glorot init (default)")
-    p.add_argument("--scaling", default="paper", choices=("paper", "unit"),
-                   help="pixel scaling inside the model: paper = pixel-128 (the original), unit = pixel/255")
-    p.add_argument("--projection-dtype", default="float32", choices=("float32", "bfloat16"),
-                   help="TT-GRU/LSTM: dtype of the first TT contraction (bfloat16: faster on CPUs with AVX512-BF16 "
-                        "or AMX, 8-bit mantissa; docs/performance.md)")
-    p.add_argument("--dropout", type=float, default=0.25, help="input dropout (0.25 as the original)")
-    p.add_argument("--recurrent-dropout", type=float, default=0.25, help="recurrent dropout (0.25 as the original)")
-    p.add_argument("--patience", type=int, default=0,
-                   help="early stopping: stop after N epochs without a better monitored loss (0 = off)")
-    p.add_argument("--no-bucket", action="store_true", help="disable length bucketing (pad to the longest clip)")
-    p.add_argument("--backbone", default="resnet50", help="TSN backbone (keras.applications name)")
-    p.add_argument("--segments", type=int, default=3, help="TSN segments (3 default, 7 as PaddleVideo's table)")
-    p.add_argument("--width", type=float, default=1.0,
-                   help="C3D / 3D CNN channel multiplier (e.g. 0.25 on small machines)")
-    p.add_argument("--weights", default="none",
-                   help="baselines: none, imagenet (TSN, c2d_nl, i3d_nl) or a local .h5 / .weights.h5")
-    p.add_argument("--freeze-epochs", type=int, default=0, help="baselines: keep the backbone frozen this long")
-    video3d.add_args(p)
-    p.add_argument("--seed", type=int, default=0, help="initialization, shuffling and sampling seed")
-    p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>-<timestamp>)")
-    p.add_argument("--workers", type=int, default=None,
+                        "--fold (the BT-LSTM / TR-LSTM code's) (default %(default)s)")
+    g.add_argument("--fold", type=int, default=0,
+                   help="fold (paper), held-out group index (logo) or split index (default %(default)s)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="initialization, shuffling and sampling seed (default %(default)s)")
+    g.add_argument("--out", default=None, metavar="DIR",
+                   help="run directory (default runs/<dataset>-<model>-<timestamp>)")
+    g.add_argument("--fresh", action="store_true",
+                   help="train anew in a new run directory (default: the same command run again returns its "
+                        "finished run's result, or continues its unfinished run after the last saved epoch)")
+    g.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--no-tensorboard", action="store_true",
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard event files (default: <run dir>/tensorboard/)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=100, help="training epochs (default %(default)s; the original "
+                                                           "ran 1,001)")
+    g.add_argument("--batch-size", type=int, default=spec.batch_size, help="global batch (default %(default)s)")
+    g.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate of Adam or SGD (default {spec.lr:g}, the original code's)")
+    g.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
+                   help="adam (the paper's); sgd = momentum 0.9, weight decay 1e-4, lr x0.1 at 1/3 and 2/3 of "
+                        "the epochs (the TSN recipe) (default %(default)s)")
+    g.add_argument("--patience", type=int, default=0,
+                   help="early stopping: stop after N epochs without a better monitored loss (default 0 = off)")
+    g.add_argument("--no-bucket", action="store_true", help="disable length bucketing (pad to the longest clip)")
+    families.add_args(p)
     import tf_config.cluster
     import tf_config.console
     import tf_config.threads
@@ -138,21 +113,14 @@ def build_parser(spec):
     return p
 
 
-def model_label(args):
-    """Run label: tt_gru, bt_lstm, gru, ... (the decomposition names the tensorized layer)."""
-    if args.model in ("gru", "lstm"):
-        if not args.use_tt:
-            return args.model
-        decomposition = getattr(args, "decomposition", None) or "tt"
-        return f"{decomposition}_{args.model}"
-    if args.model == "mlp":
-        return "tt_mlp"
-    if args.model == "tsn":
-        return f"tsn_{args.backbone}"
-    if video3d.is_3d(args):
-        return video3d.label(args)
-    return "c3d"
+def family_of(args):
+    """The model family module of this run (experiments.families)."""
+    return families.family(args.model)
 
+
+def model_label(args):
+    """Run label: tt_gru, bt_lstm, gru, tt_mlp, tsn_resnet50, c3d, r3d18, ... (the family's)."""
+    return family_of(args).label(args)
 
 
 def identity(args):
@@ -162,61 +130,23 @@ def identity(args):
 
 
 
-def validate(args, spec):
-    if args.model not in MODEL_CHOICES:
-        raise UsageError(f"unknown model {args.model!r} (choose from {', '.join(MODEL_CHOICES)})")
-    check_decomposition(args)
-    if args.use_tt and args.model not in ("gru", "lstm") and args.demo:
-        args.use_tt = False  # the demo's default TT applies to its default TT-GRU only
-    if args.use_tt and args.model not in ("gru", "lstm"):
-        raise UsageError(f"--use-tt applies to gru and lstm; {args.model} is fixed by its own definition")
-    for name in ("max_len", "frame_skip", "epochs", "batch_size", "segments"):
+def validate(args, spec, parser):
+    """The run's options: the trainer's own, then the family's (which may normalize args in place); an option of
+    another family set away from its default is refused."""
+    fam = family_of(args)
+    families.check_applies(args, parser, fam)
+    for name in ("max_len", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.lr is not None and not args.lr > 0:
         raise UsageError(f"--lr must be > 0, got {args.lr}")
-    if not 0 <= args.dropout < 1 or not 0 <= args.recurrent_dropout < 1:
-        raise UsageError("dropout rates must be in [0, 1)")
-    if args.projection_dtype != "float32" and not (args.use_tt and args.model in ("gru", "lstm")):
-        raise UsageError("--projection-dtype applies to TT-GRU / TT-LSTM (--model gru|lstm --use-tt)")
     if args.fold < 0:
         raise UsageError(f"--fold must be >= 0, got {args.fold}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
-    try:
-        video3d.validate(args)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    fam.validate(args)
     if not args.demo and not args.data:
         raise UsageError("give --data STORE.h5 (make one with `python -m preprocess.<layout>`) or --demo")
-
-
-def parse_rank(text):
-    """`--rank`: "4" → 4, "1,4,4,4,1" → [1, 4, 4, 4, 1]; UsageError otherwise."""
-    try:
-        values = [int(v) for v in str(text).split(",")]
-    except ValueError:
-        raise UsageError(f"--rank must be an int or a comma list of ints, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise UsageError(f"--rank entries must be >= 1, got {text!r}")
-    return values[0] if len(values) == 1 else values
-
-
-def check_decomposition(args):
-    """--decomposition / --rank / --blocks: consistent with --model and --use-tt (normalizes args in place)."""
-    if args.decomposition is not None:          # wins over --use-tt (= tt) and the demo's default TT-GRU
-        if args.model not in ("gru", "lstm") and not args.demo:
-            raise UsageError(f"--decomposition applies to gru and lstm, not {args.model}")
-        args.use_tt = args.model in ("gru", "lstm")
-    if args.rank is not None:
-        if not args.use_tt:
-            raise UsageError("--rank applies to a tensorized gru/lstm (--decomposition or --use-tt)")
-        args.rank = parse_rank(args.rank)
-    if args.sample_frames is not None and (args.sample_frames < 1 or args.model not in ("gru", "lstm")):
-        raise UsageError(f"--sample-frames K (K >= 1) applies to gru and lstm, got {args.sample_frames} "
-                         f"for {args.model}")
-    if args.blocks is not None and (args.decomposition != "bt" or args.blocks < 1):
-        raise UsageError(f"--blocks N (N >= 1) applies to --decomposition bt only, got {args.blocks}")
 
 
 def open_store(path, spec):
@@ -243,7 +173,8 @@ def open_store(path, spec):
 
 # --- run directory -----------------------------------------------------------------------------------------------
 def resolve_run_dir(args, spec, num_workers):
-    """The run directory: --out, or an unfinished run of the same command to resume, or a new timestamped one."""
+    """The run directory: --out; else the newest runs/<dataset>-<label>-* of the same command, finished (its
+    result is returned) or not (continued), unless --fresh; else a new timestamped one."""
     if args.out:
         return Path(args.out)
     prefix = f"{spec.name}-{model_label(args)}-"
@@ -251,8 +182,17 @@ def resolve_run_dir(args, spec, num_workers):
     if num_workers > 1:  # every worker must agree on the name without talking
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return RUNS / f"{prefix}mw{digest}"
-    found = rd.find_resumable(RUNS, prefix, ident)
-    return found or RUNS / (prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    found = None if args.fresh else rd.find_previous(RUNS, prefix, ident)
+    return found or new_run_dir(prefix)
+
+
+def new_run_dir(prefix):
+    """runs/<prefix><timestamp>, with a counter when that name is taken (two --fresh runs in one second)."""
+    name = prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, k = RUNS / name, 2
+    while run_dir.exists():
+        run_dir, k = RUNS / f"{name}-{k}", k + 1
+    return run_dir
 
 
 def check_run_dir(run_dir, ident):
@@ -292,6 +232,7 @@ class Run:
     lr: float
     run_dir: Path
     ident: dict
+    family: object = None         # the model family module (experiments.families)
     finished: bool = False        # run_dir already holds this command's metrics.json: nothing to train
     ispec: object = None          # ttrnn.data.InputSpec
     model: object = None
@@ -300,47 +241,6 @@ class Run:
     reader: object = None         # ttrnn.data.ReaderPool shared by the feeds
     train_feed: object = None     # this worker's shard of the training clips
     eval_feeds: dict = field(default_factory=dict)  # "test" (and "val") -> BatchFeed
-
-
-def input_spec(args):
-    from ttrnn.data import InputSpec
-    if args.model in ("gru", "lstm"):
-        if getattr(args, "sample_frames", None):     # "mlp" mode: K ordered frames, random in training, even else
-            return InputSpec("mlp", max_len=args.max_len, num_frames=args.sample_frames)
-        return InputSpec("sequence", max_len=args.max_len, frame_skip=args.frame_skip)
-    if args.model == "mlp":
-        from ttrnn.models import MLP_FRAMES
-        return InputSpec("mlp", max_len=args.max_len, num_frames=MLP_FRAMES)
-    if args.model == "tsn":
-        return InputSpec("tsn", max_len=args.max_len, num_frames=args.segments)
-    return video3d.input_spec(args)
-
-
-def build_model(args, spec, store):
-    """The uncompiled Keras model for args.model, sized to the store's frames and classes."""
-    from ttrnn import models
-    num_classes = len(store.classes)
-    frame_shape = (int(store.attrs["height"]), int(store.attrs["width"]), 3)
-    if args.model in ("gru", "lstm", "mlp"):
-        tensor = dict(decomposition=args.decomposition or "tt", ranks=args.rank, blocks=args.blocks) \
-            if args.model != "mlp" else {}
-        try:
-            return models.paper_model(spec.name, args.model, num_classes, use_tt=args.use_tt, preset=args.preset,
-                                      frame_shape=frame_shape, multilabel=spec.multilabel, scaling=args.scaling,
-                                      dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
-                                      projection_dtype=args.projection_dtype, **tensor)
-        except ValueError as exc:          # e.g. a --rank list of the wrong length for the format
-            raise UsageError(f"--decomposition/--rank/--blocks: {exc}") from None
-    from ttrnn import baselines
-    activation = "sigmoid" if spec.multilabel else "softmax"
-    if args.model == "tsn":
-        weights = None if args.weights == "none" else args.weights
-        return baselines.tsn(num_classes, backbone=args.backbone, num_segments=args.segments, weights=weights,
-                             activation=activation)
-    if video3d.is_3d(args):
-        return video3d.build(args, num_classes, activation)
-    return baselines.c3d(num_classes, input_shape=(args.clip_len, args.crop, args.crop, 3), width=args.width,
-                         activation=activation)
 
 
 def build_optimizer(args, lr, num_train):
@@ -398,20 +298,25 @@ def build(args, spec, cluster):
     run_dir = resolve_run_dir(args, spec, cluster.num_workers)
     ident = identity(args)
     r = Run(args, spec, cluster, store, split, train_rows, val_rows, args.lr if args.lr is not None else spec.lr,
-            run_dir, ident, finished=check_run_dir(run_dir, ident))
+            run_dir, ident, family_of(args), finished=check_run_dir(run_dir, ident))
     if r.finished:
         return r
     try:
-        r.ispec = input_spec(args)
+        r.ispec = r.family.input_spec(args)
         keras.utils.set_random_seed(args.seed)
         with cluster.strategy.scope():
-            r.model = build_model(args, spec, store)
+            r.model = r.family.build(args, spec, store)
             r.optimizer, r.schedule = build_optimizer(args, r.lr, len(train_rows))
             r.optimizer.build(r.model.trainable_variables)  # slots for every weight, before any freezing
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     build_feeds(r)
     return r
+
+
+def family_args(args, fam):
+    """The options that apply to this run: the trainer's and its family's (config.json's "args")."""
+    return {k: v for k, v in vars(args).items() if k not in families.FAMILY_OPTIONS or k in fam.OPTIONS}
 
 
 def start_run_dir(r, threads, argv):
@@ -422,10 +327,11 @@ def start_run_dir(r, threads, argv):
         r.run_dir.mkdir(parents=True, exist_ok=True)
         if not (r.run_dir / "config.json").exists():
             config = {
-                "dataset": r.spec.name, "model": model_label(r.args), "args": vars(r.args),
+                "dataset": r.spec.name, "model": model_label(r.args), "args": family_args(r.args, r.family),
                 "args_identity": r.ident, "command": command_line(r.spec, argv),
                 "store": {"path": str(Path(r.args.data).resolve()), "attrs": r.store.attrs,
-                          "classes": list(r.store.classes)},
+                          "classes": list(r.store.classes),
+                          "synthetic": bool(r.store.attrs.get("synthetic") or r.args.demo)},
                 "split": r.split.description, "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)),
                 "num_test": int(len(r.split.test)), "lr": r.lr, "threads": threads,
                 "cluster": r.cluster.as_dict(), "input": vars(r.ispec),
@@ -440,11 +346,11 @@ def start_run_dir(r, threads, argv):
 
 # --- phase 2: the steps ------------------------------------------------------------------------------------------
 def train_step(r):
-    """The ONE train step (tf_config.cluster.make_train_step) -> {loss, loss_sum, hits, count} per global batch.
+    """The ONE train step (experiments.steps.make_train_step) -> {loss, loss_sum, hits, count} per global batch.
     A short last batch weighs a full step (global_batch=None). Traced per padded length; rebuild it when the
     trainable set changes."""
     import keras
-    from tf_config.cluster import make_train_step
+    from experiments.steps import make_train_step
     loss_fn = (keras.losses.BinaryCrossentropy(reduction=None) if r.spec.multilabel
                else keras.losses.CategoricalCrossentropy(reduction=None))
     return make_train_step(r.cluster.strategy, r.model, r.optimizer, loss_fn, global_batch=None, totals=True)
@@ -459,16 +365,6 @@ def traced(step, dist_train):
     return step
 
 
-def predict_step(model):
-    """A tf.function x -> class probabilities (inference mode); one trace for every padded length."""
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def predict(x):
-        return model(x, training=False)
-    return predict
-
-
 def evaluate(predict, feed, multilabel):
     """(mean loss, classification_metrics, probabilities) of `feed`'s clips; the loss is computed in NumPy.
     Batches come through the feed's tf.data pipeline: read ahead, and taken without a copy (`data.aligned_empty`)."""
@@ -477,12 +373,7 @@ def evaluate(predict, feed, multilabel):
         ps.append(predict(x).numpy())
         ys.append(y.numpy())
     y, p = np.concatenate(ys), np.concatenate(ps)
-    p_clip = np.clip(p, 1e-7, 1 - 1e-7)
-    if multilabel:
-        loss = float(np.mean(-(y * np.log(p_clip) + (1 - y) * np.log(1 - p_clip)).mean(axis=1)))
-    else:
-        loss = float(np.mean(-np.sum(y * np.log(p_clip), axis=1)))
-    return loss, classification_metrics(y, p, multilabel), p
+    return cross_entropy(y, p, multilabel), classification_metrics(y, p, multilabel), p
 
 
 # --- phase 3: the epoch loop -------------------------------------------------------------------------------------
@@ -553,16 +444,14 @@ def fit(r, state):
     epoch_box = [0]  # the dataset function reads the current epoch (its shuffling seed)
     dist_train = r.cluster.strategy.distribute_datasets_from_function(
         lambda ctx: r.train_feed.dataset(lambda: epoch_box[0]))
-    step, predict = traced(train_step(r), dist_train), predict_step(r.model)
+    from experiments.steps import make_local_predict
+    step, predict = traced(train_step(r), dist_train), make_local_predict(r.model)
     board = open_board(r, history)
     start = len(history)
-    freeze = args.model == "tsn" and args.freeze_epochs > 0
     for epoch in range(start, args.epochs):
         if stale and args.patience and stale >= args.patience:
             break
-        if freeze and epoch in (start, args.freeze_epochs):
-            from ttrnn.baselines import set_backbone_trainable
-            set_backbone_trainable(r.model, epoch >= args.freeze_epochs)
+        if r.family.freeze(r.model, args, epoch, start):   # the trainable set changed: trace the step again
             step = traced(train_step(r), dist_train)
         epoch_box[0] = epoch
         row = evaluate_epoch(r, predict, train_epoch(r, step, dist_train, epoch))
@@ -611,18 +500,43 @@ def final_metrics(r, history, loss, final, threads, argv, protocol=None):
     return metrics
 
 
+def evaluate_views(feed, predict, multilabel):
+    """Score every view of `feed` (a `ttrnn.data.MultiViewFeed`) with `predict(x) -> probs`, average per video.
+
+    Returns (per-video loss, per-video metrics, protocol fields for metrics.json with the per-clip accuracy).
+    """
+    ys, ps = [], []
+    for x, y in feed.batches(0):
+        ps.append(predict(x))
+        ys.append(y)
+    view_probs, view_y = np.concatenate(ps), np.concatenate(ys)
+    probs = feed.video_scores(view_probs)
+    y = feed.video_targets
+    video = classification_metrics(y, probs, multilabel)
+    per_clip = classification_metrics(view_y, view_probs, multilabel)
+    protocol = {
+        "test_protocol": {"clips_per_video": feed.clips, "crops_per_clip": feed.crops, "views_per_video": feed.views,
+                          "clip_len": feed.spec.num_frames, "crop": feed.spec.crop,
+                          "windows": "evenly spaced, first to last frame",
+                          "crops": "centre" if feed.crops == 1 else "both ends and centre of the longer side",
+                          "scores": "mean of the views' probabilities per video"},
+        "clip_accuracy": per_clip["accuracy"], "video_accuracy": video["accuracy"],
+        "num_test_views": int(len(view_y)),
+    }
+    return cross_entropy(y, probs, multilabel), video, protocol
+
+
 def report(r, history, predict, threads, argv):
     """Phase 4: the final test evaluation; the chief writes model.keras, the plots and metrics.json (last, as the
     finished marker). Returns the metrics."""
     loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
     protocol = {}
-    if video3d.uses_clips(r.args) and video3d.test_views(r.args) != (1, 1):  # the seeds' multi-view testing
+    views = r.family.test_views(r.args)
+    if views != (1, 1):  # the seeds' multi-view testing
         import tensorflow as tf
         from ttrnn.data import MultiViewFeed
-        views = MultiViewFeed(r.store, r.split.test, r.ispec, r.args.batch_size, *video3d.test_views(r.args),
-                              reader=r.reader)
-        loss, final, protocol = video3d.evaluate_views(views, lambda x: predict(tf.constant(x)).numpy(),
-                                                       classification_metrics, r.spec.multilabel)
+        feed = MultiViewFeed(r.store, r.split.test, r.ispec, r.args.batch_size, *views, reader=r.reader)
+        loss, final, protocol = evaluate_views(feed, lambda x: predict(tf.constant(x)).numpy(), r.spec.multilabel)
     r.reader.close()
     metrics = final_metrics(r, history, loss, final, threads, argv, protocol)
     if not math.isfinite(loss):
@@ -633,7 +547,7 @@ def report(r, history, predict, threads, argv):
             plot_curves(r.run_dir, history, r.spec.multilabel)
             plot_confusion(r.run_dir, final, list(r.store.classes), r.spec.multilabel)
         except OSError as exc:
-            raise rd.write_error(Path(exc.filename or r.run_dir / "curves.png"), exc) from None
+            raise write_error(Path(exc.filename or r.run_dir / "curves.png"), exc) from None
         rd.write_json(r.run_dir / "metrics.json", metrics)
     r.store.close()
     if r.cluster.num_workers > 1:  # a last collective, so no worker exits while another still talks to it
@@ -660,13 +574,13 @@ def run(args, spec, threads, cluster, argv):
         r.store.close()
         print(f"{r.run_dir} is already finished; metrics in {r.run_dir / 'metrics.json'}")
         return json.loads((r.run_dir / "metrics.json").read_text())
-    state = start_run_dir(r, threads, argv)
-    if state["history"]:
-        print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
-    print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
-          f"{r.split.description}; run dir {r.run_dir}")
     lock = rd.RunLock(r.run_dir).acquire() if cluster.num_workers > 1 and cluster.is_chief else None
     try:   # the chief of a multi-worker run is its only writer; a single process took its lock in preflight
+        state = start_run_dir(r, threads, argv)
+        if state["history"]:
+            print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
+        print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
+              f"{r.split.description}; run dir {r.run_dir}")
         history, predict = fit(r, state)
         return report(r, history, predict, threads, argv)
     finally:  # also on an error or an interruption: the reader workers end without tracebacks or leaks
@@ -675,14 +589,14 @@ def run(args, spec, threads, cluster, argv):
             lock.release()
 
 
-def preflight(args, spec):
+def preflight(args, spec, parser):
     """Every check that needs no TensorFlow, so bad input fails fast and alone: arguments, cluster, the store (the
-    demo's is generated here), the split, the frame size against the TT shapes, the run directory (finished,
+    demo's is generated here), the split, the store's frames against the model, the run directory (finished,
     another command's, trained on other data, in use). -> (the run directory when it already holds this command's
     finished run, else None; the run directory's lock, taken here for a one-process run)."""
     import tf_config.cluster
     import tf_config.threads
-    validate(args, spec)
+    validate(args, spec, parser)
     try:
         tf_config.threads.resolve_threads(args)
         num_workers = tf_config.cluster.planned_workers(args)
@@ -696,10 +610,13 @@ def preflight(args, spec):
     store = open_store(args.data, spec)
     try:
         split, train_rows, val_rows = split_rows(args, spec, store)
-        check_frames(args, spec, store)
+        family_of(args).check_store(args, spec, store)   # e.g. frames the TT shapes do not factor
         data = fingerprint(store, split, train_rows, val_rows)
     finally:
         store.close()
+    if args.fresh and (args.out or num_workers > 1):
+        raise UsageError("--fresh picks a new runs/ directory itself: give a new --out instead (and with several "
+                         "workers, a new --out is the way)")
     run_dir = resolve_run_dir(args, spec, num_workers)
     if check_run_dir(run_dir, identity(args)):
         return run_dir, None
@@ -721,26 +638,6 @@ def fingerprint(store, split, train_rows, val_rows):
     return rd.data_fingerprint(store, {"train": train_rows, "val": val_rows, "test": split.test})
 
 
-def check_frames(args, spec, store):
-    """UsageError before TensorFlow starts when the store's frames do not factor into the model's TT input modes
-    (the TT-GRU / TT-LSTM / other formats, the TT-MLP: `ttrnn.paper_shapes`)."""
-    from ttrnn.paper_shapes import MLP_FRAMES, PAPER_SHAPES, check_frame_shape
-    tensorized = args.model == "mlp" or (args.model in ("gru", "lstm") and args.use_tt)
-    if not tensorized or spec.name not in PAPER_SHAPES:
-        return
-    shapes = PAPER_SHAPES[spec.name]
-    modes, frames = (shapes["mlp_input_shape"], MLP_FRAMES) if args.model == "mlp" else (shapes["tt_input_shape"], 1)
-    width, height = int(store.attrs["width"]), int(store.attrs["height"])
-    try:
-        check_frame_shape((height, width, 3), modes, frames)
-    except ValueError:
-        w, h = shapes["frame_size"]
-        raise UsageError(f"{store.path} holds {width}x{height} frames, but {model_label(args)} on {spec.name} needs "
-                         f"{w}x{h} (its TT input modes {'x'.join(map(str, modes))} factor "
-                         f"{f'{frames} frames of ' if frames > 1 else ''}{w}x{h}x3); preprocess the videos with "
-                         f"--size {w}x{h}, or train a model without TT (--model gru|lstm)") from None
-
-
 def main(spec, argv=None):
     """CLI entry: parse, check without TensorFlow, apply threads (before TensorFlow starts), pick the strategy,
     run. Returns an exit code."""
@@ -753,7 +650,7 @@ def main(spec, argv=None):
     handle_sigterm()   # a scheduler's kill ends the run like Ctrl-C: the resume line, exit status 143
     lock, failed = None, True
     try:
-        finished, lock = preflight(args, spec)
+        finished, lock = preflight(args, spec, parser)
         if finished:
             print(f"{finished} is already finished; metrics in {finished / 'metrics.json'}")
             return 0
@@ -770,8 +667,7 @@ def main(spec, argv=None):
         failed = False
         return 0
     except UsageError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return usage_exit(parser.prog, exc)
     except RunError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1

@@ -129,7 +129,7 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
         clips = clips[: int(limit)]
     try:
         params = store_params(dataset, size[0], size[1], frame_skip, fps, compression, classes, multilabel,
-                              quality=quality, **(extra_params or {}))
+                              quality=quality, synthetic=generated(clips), **(extra_params or {}))
     except StoreError as e:
         raise IngestError(str(e)) from None
     workers = int(workers or os.cpu_count() or 1)
@@ -361,6 +361,13 @@ def run_cli(build, argv, prog, description, default_size=(160, 120), extra_args=
         return 130
     print(format_summary(s))
     return s["status"]
+
+
+def generated(clips):
+    """True when the clips come from a tree preprocess.synthetic generated (its marker file at the root)."""
+    from preprocess.synthetic import MARKER
+    roots = {c.path[:len(c.path) - len(c.source)] for c in clips if c.path.endswith(c.source)}
+    return bool(roots) and all(os.path.exists(os.path.join(root, MARKER)) for root in roots)
 
 
 def check_source(src):

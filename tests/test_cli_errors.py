@@ -21,10 +21,10 @@ sys.exit(rc)
 """
 
 
-def run_main(module, *args, env=None):
+def run_main(module, *args, env=None, cwd=REPO, timeout=120):
     full_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}  # no TF_CONFIG, no SLURM
     return subprocess.run([sys.executable, "-c", DRIVER, module, *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=120, cwd=REPO)
+                          env=full_env, timeout=timeout, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,30 @@ def test_finished_run_of_the_same_command_reports_without_tensorflow(stores, tmp
     res = run_main("experiments.ucf11", *argv)
     assert res.returncode == 0, res.stderr
     assert f"{out} is already finished" in res.stdout and "TENSORFLOW_IMPORTED False" in res.stdout
+
+
+def test_the_same_command_again_returns_its_result_and_fresh_trains_anew(stores, tmp_path):
+    """README "Runs": without --out, the same command after a finished run returns that run's result (no training,
+    no TensorFlow); --fresh trains anew in a new directory, which the next plain run then returns."""
+    from experiments.train import build_parser, identity
+    from experiments.ucf11 import SPEC
+    argv = ["--data", str(stores["{store}"]), "--epochs", "1", "--max-len", "3", "--batch-size", "8", "--quiet",
+            "--no-tensorboard", "--workers", "0"]
+    done = tmp_path / "runs" / "ucf11-gru-20250101-000000"
+    done.parent.mkdir()
+    finished_run(done, identity(build_parser(SPEC).parse_args(argv)))
+    again = run_main("experiments.ucf11", *argv, cwd=tmp_path)
+    assert again.returncode == 0 and f"{done.relative_to(tmp_path)} is already finished" in again.stdout
+    assert "TENSORFLOW_IMPORTED False" in again.stdout and sorted((tmp_path / "runs").iterdir()) == [done]
+    fresh = run_main("experiments.ucf11", *argv, "--fresh", cwd=tmp_path, timeout=600)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    new = sorted(set((tmp_path / "runs").iterdir()) - {done})
+    assert len(new) == 1 and (new[0] / "metrics.json").exists()
+    third = run_main("experiments.ucf11", *argv, cwd=tmp_path)
+    assert f"{new[0].relative_to(tmp_path)} is already finished" in third.stdout
+    assert "TENSORFLOW_IMPORTED False" in third.stdout and len(list((tmp_path / "runs").iterdir())) == 2
+    refused = run_main("experiments.ucf11", *argv, "--fresh", "--out", tmp_path / "x", cwd=tmp_path)
+    assert_one_line_before_tensorflow(refused, "--fresh picks a new runs/ directory")
 
 
 def test_a_file_where_the_run_directory_should_be(stores, tmp_path):

@@ -94,7 +94,7 @@ def test_frame_sampling_modes(store):
 PEAK_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from experiments.train import peak_rss_mb  # VmHWM: not the pytest parent's peak, which ru_maxrss keeps
+    from experiments.report import peak_rss_mb  # VmHWM: not the pytest parent's peak, which ru_maxrss keeps
     from ttrnn.data import BatchFeed, InputSpec
     from ttrnn.store import FrameStore
     store = FrameStore(sys.argv[1])

@@ -60,8 +60,10 @@ def test_frames_labels_groups_match_independent_decode(ucf11_tree, ucf11_store):
     assert summary["status"] == 0 and summary["stored"] == len(vids) == 12 and not summary["failed"]
     assert {os.path.splitext(v)[1] for v in vids} == {".mpg", ".avi"}
     with FrameStore(out) as s:
-        assert s.classes == sorted(os.listdir(ucf11_tree)) == ["basketball", "biking", "diving"]
+        assert s.classes == sorted(d for d in os.listdir(ucf11_tree) if not d.startswith(".")) == \
+            ["basketball", "biking", "diving"]
         assert s.attrs["dataset"] == "ucf11" and (s.attrs["width"], s.attrs["height"]) == SIZE
+        assert s.attrs["synthetic"] is True  # made from preprocess.synthetic's videos (its marker in the tree)
         assert len(s) == len(vids)
         by_source = {src: i for i, src in enumerate(s.index["source"])}
         for v in vids:
@@ -243,7 +245,7 @@ def test_hollywood2_layout(hollywood2_tree, tmp_path):
 def test_celebfaces_layout(celebfaces_tree, tmp_path):
     out = tmp_path / "c.h5"
     summary = celebfaces.build_store(celebfaces_tree, out, size=SIZE, progress=False)
-    people = sorted(os.listdir(celebfaces_tree))
+    people = sorted(d for d in os.listdir(celebfaces_tree) if not d.startswith("."))
     assert summary["status"] == 0 and summary["stored"] == 8
     with FrameStore(out) as s:
         assert s.classes == people and s.attrs["dataset"] == "celebfaces"

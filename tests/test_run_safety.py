@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,7 +58,11 @@ def checkpoint_epochs(run_dir):
 
 
 def copy_store(store, path):
+    """A copy of the store at `path`: its index file and (schema 2) its folder of clip shards."""
     shutil.copy(store, path)
+    shards = Path(f"{store}.clips")
+    if shards.is_dir():
+        shutil.copytree(shards, Path(f"{path}.clips"))
     return path
 
 

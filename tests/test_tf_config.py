@@ -151,8 +151,8 @@ def test_batch_rule():
 WORKER = textwrap.dedent("""
     import argparse, json, os, sys
     import numpy as np
-    from tf_config import (add_thread_args, apply_threads, add_cluster_args, make_strategy, make_train_step,
-                           make_predict_step, agree_on_int)
+    from tf_config import add_thread_args, apply_threads, add_cluster_args, make_strategy, agree_on_int
+    from experiments.steps import make_train_step, make_predict_step
     parser = argparse.ArgumentParser(); add_thread_args(parser); add_cluster_args(parser); parser.add_argument("out")
     args = parser.parse_args()
     threads = apply_threads(args)

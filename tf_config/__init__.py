@@ -8,8 +8,7 @@ _EXPORTS = {
                 "known_presets", "physical_cores", "logical_cores", "ThreadConfigError",
                 "ThreadsAlreadyInitializedError"),
     "cluster": ("add_cluster_args", "make_strategy", "ClusterInfo", "ClusterConfigError", "read_cluster",
-                "shard_indices", "per_replica_batch", "per_worker_batch", "make_train_step", "make_predict_step",
-                "agree_on_int"),
+                "shard_indices", "per_replica_batch", "per_worker_batch", "agree_on_int"),
 }
 __all__ = [name for names in _EXPORTS.values() for name in names]
 

@@ -104,8 +104,11 @@ def _json_default(o):
 
 
 def store_params(dataset, width, height, frame_skip=1, fps=None, compression="none", classes=(),
-                 multilabel=False, quality=None, **extra):
+                 multilabel=False, quality=None, synthetic=False, **extra):
     """The parameter dict that identifies a store: a re-run with different parameters is refused.
+
+    `synthetic`: the clips are generated (preprocess.synthetic), so results on the store are no dataset's (the key
+    is written only then, so stores made before it existed keep their parameters).
 
     `compression` is the codec: raw (alias none), jpeg, lzf or gzip; `quality` (1-100, default 95) is JPEG's."""
     codec = "raw" if compression == "none" else compression
@@ -120,7 +123,7 @@ def store_params(dataset, width, height, frame_skip=1, fps=None, compression="no
     p = dict(dataset=str(dataset), width=int(width), height=int(height), frame_skip=int(frame_skip),
              fps=None if fps is None else float(fps), codec=codec, quality=quality,
              classes=[str(c) for c in classes], multilabel=bool(multilabel), schema_version=SCHEMA_VERSION)
-    p.update(extra)
+    p.update({"synthetic": True} if synthetic else {}, **extra)
     return p
 
 
