@@ -3,7 +3,7 @@
 Sections (compare figures within one run only: the machine is shared, cases are timed round-robin, best of N):
 - `tt`: frames/s of the TT input projection, a TT-GRU train step (the trainer's step on tensors in memory), the
   original TT-RNN scheme and a dense GRU on the UCF11 paper configuration (batch 16, uint8 frames 160x120x3,
-  pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
+  pixels - 128; T = 100, `--quick` 16), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
   train step per kernel format (tt, tr, bt, cp, ht at ~3.3 k kernel parameters) and its ratio to TT-LSTM's; the sgemm
   rate of this machine and the TT-GRU step's fraction of the FLOP floor:
   `fraction = ttgru_step frames/s x 9.73 MFLOP / sgemm FLOP/s`, 9.73 MFLOP = the minimum forward + backward of
@@ -24,10 +24,12 @@ Sections (compare figures within one run only: the machine is shared, cases are 
 - `epoch`: projected seconds per UCF11 training epoch (1,280 clips, lengths 204-1,492, mean 483.7) at max-len
   450, 900 and 1,492 from the measured end-to-end padded frames/s and the bucketed padded frame count, next to the
   paper's 1,872 s (quad-core Xeon, max-len 1,492) and the community port's 400 s (450) and 1,700 s (900).
-`--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
+`--quick` is a smoke pass: small sizes, fewer repeats, and in `tt` the headline cases only (no bfloat16 step, no
+per-format LSTM rows). `--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -244,8 +246,8 @@ def _dense_gru():
 def bench_tt(args):
     """Frames/s on the UCF11 config: batch 16 of uint8 frames 8x20x20x18 = 57,600 → TT-GRU 4x4x4x4, ranks 4."""
     batch = 16
-    frames = args.frames or (32 if args.quick else 100)     # quick: one padded length of the trainer (x16)
-    repeats = args.repeats or 5
+    frames = args.frames or (16 if args.quick else 100)     # quick: one padded length of the trainer (x16)
+    repeats = args.repeats or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
     tt_n, tt_m, tt_r = paper_tt()
     x = rng.integers(0, 256, size=(batch, frames, int(np.prod(tt_n))), dtype=np.uint8)
@@ -256,9 +258,11 @@ def bench_tt(args):
         ("ttgru_step", lambda: _keras_train_step(_ttgru(), x, y)),
         ("original_scheme", lambda: _original_scheme(x, y)),
         ("dense_gru", lambda: _keras_train_step(_dense_gru(), x, y)),
-        ("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y)),
         ("sgemm", lambda: _sgemm()),
-    ] + [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
+    ]
+    if not args.quick:  # --quick is a smoke pass: the headline cases only (each case is a model build + trace)
+        cases += [("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y))]
+        cases += [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
     if args.chunks:
         cases.append(("tt_projection_xla", lambda: _tt_projection(x, jit=True)))
         cases.append(("ttgru_step_xla", lambda: _keras_train_step(_ttgru(xla=True), x, y, jit_compile=True)))
@@ -277,14 +281,15 @@ def bench_tt(args):
     median, low, high = round_ratios(rounds, "original_scheme", "ttgru_step")
     yield {"name": "ttgru_step_vs_original_scheme_per_round", "value": round(median, 2),
            "unit": f"x (median of {len(rounds)} rounds, range {low:.2f}-{high:.2f}: the machine's noise)"}
-    yield {"name": "ttgru_step_bf16_vs_original_scheme",
-           "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
-           "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
+    if "ttgru_step_bf16" in fps:
+        yield {"name": "ttgru_step_bf16_vs_original_scheme",
+               "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
+               "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
     train_flops = tt_train_flops(tt_n, gates_first(tt_m), tt_r)
     yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * train_flops / sgemm, 3),
            "unit": f"of sgemm ({train_flops / 1e6:.2f} MFLOP/frame: forward {flops / 1e6:.2f} + backward "
                    f"{(train_flops - flops) / 1e6:.2f}, the first contraction's backward only its core gradient)"}
-    for fmt in FORMATS[1:]:
+    for fmt in FORMATS[1:] if "ttlstm_step" in fps else ():
         params = _format_lstm(fmt).kernel_param_count
         yield {"name": f"{fmt}lstm_step_vs_ttlstm_step", "value": round(fps[f"{fmt}lstm_step"] / fps["ttlstm_step"], 2),
                "unit": f"x ({params:,} kernel parameters vs TT-LSTM 3,360)"}
@@ -304,7 +309,7 @@ def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True, three_m
     import keras
     import tensorflow as tf
 
-    from ttrnn import models, tt
+    from ttrnn import models
     from ttrnn.pixels import PixelScaling
 
     model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
@@ -319,12 +324,24 @@ def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True, three_m
         model = keras.Model(frames, model.get_layer("classifier")(h))
     step = _train_step(model, len(x))
     batch = (tf.constant(x), tf.constant(np.eye(UCF11_CLASSES, dtype=np.float32)[y]))
-    old, tt.FUSE_CAST = tt.FUSE_CAST, fuse_cast
-    try:
+    with contextlib.nullcontext() if fuse_cast else _unfused_cast():
         step(batch)                                         # trace under this version's settings
-    finally:
-        tt.FUSE_CAST = old
     return lambda: float(step(batch))
+
+
+def _unfused_cast():
+    """The versions before the fused cast (v0-v1): the library's `cast_affine` patched, while a step is traced,
+    to plain Cast, Mul and Add ops (the library has no switch for it)."""
+    from unittest import mock
+
+    from keras import ops
+
+    from ttrnn.formats import common
+
+    def plain(x, dtype, scale, shift):
+        return common.affine(ops.cast(x, dtype), scale, shift)
+
+    return mock.patch.object(common, "cast_affine", plain)
 
 
 _OLD = dict(three_matmuls=True, recurrence="keras")
@@ -405,8 +422,13 @@ def make_store(path, lengths, seed=0, compression="lzf"):
 
 
 # ---- section: store -----------------------------------------------------------------------------------------
+STORE_CODECS = (("raw", None), ("lzf", None), ("gzip", None), ("jpeg", 95), ("jpeg", 90))
+
+
 def bench_store(args):
-    """Reader frames/s (training reader, 1 and N processes) and decode frames/s (preprocess.video.decode)."""
+    """Reader frames/s (training reader, 1 and N processes), decode frames/s (preprocess.video.decode), then per
+    codec: bytes per frame and ratio to raw, encode and decode frames/s on one core, mean absolute error vs raw
+    (`--videos DIR`: on those clips), the JPEG decoders side by side, and H.264 through PyAV where installed."""
     import tempfile
 
     from preprocess import synthetic, video
@@ -435,9 +457,126 @@ def bench_store(args):
         best = timed_interleaved(cases, args.repeats or (1 if args.quick else 3), warmup=0)
         for pool in pools:
             pool.close()
+        for name, seconds in best.items():
+            n = frames if name == "decode" else clips * frames
+            yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
+        yield from bench_codecs(codec_clips(args, frames), tmp, args.repeats or (1 if args.quick else 3))
+
+
+def codec_clips(args, frames):
+    """The clips the codec figures are measured on: `--videos DIR`'s files decoded at 160x120 (all frames),
+    else 4 bench-generated clips of `frames` frames."""
+    from preprocess.ingest import walk_videos
+    from preprocess.video import decode
+    if args.videos:
+        paths = walk_videos(args.videos)
+        if not paths:
+            raise SystemExit(f"python -m experiments.bench: error: no videos in {args.videos}")
+        return [decode(p, size=(FRAME_SHAPE[1], FRAME_SHAPE[0]))[0] for p in paths]
+    rng = np.random.default_rng(3)
+    return [synthetic_frames(frames, rng) for _ in range(4)]
+
+
+def bench_codecs(clips, tmp, repeats):
+    """Rows per codec of STORE_CODECS (+ h264 when PyAV is importable) on `clips` [uint8 (T, 120, 160, 3)]."""
+    import time
+
+    from ttrnn.store import FrameStore, StoreWriter, store_params
+    n = sum(len(c) for c in clips)
+    raw_bytes = n * int(np.prod(FRAME_SHAPE))
+    results = {}
+    for codec, quality in STORE_CODECS:
+        name = codec if quality is None else f"{codec}{quality}"
+        path = f"{tmp}/codec_{name}.h5"
+        enc = dec = float("inf")
+        for _ in range(repeats):  # best of N: the machine is shared
+            t0 = time.process_time()
+            with StoreWriter(path, store_params("bench", FRAME_SHAPE[1], FRAME_SHAPE[0], compression=codec,
+                                                classes=["c"], quality=quality), overwrite=True) as w:
+                for i, c in enumerate(clips):
+                    w.add_clip(f"c{i:03d}", c, "c", 0, "", f"c{i}.avi", 25.0)
+            enc = min(enc, time.process_time() - t0)
+            with FrameStore(path) as st:
+                t0 = time.process_time()
+                got = [st.read(i) for i in range(len(st))]
+                dec = min(dec, time.process_time() - t0)
+                size = st.nbytes()
+        mae = float(np.mean([np.abs(g.astype(np.int16) - c).mean() for g, c in zip(got, clips)]))
+        results[name] = (size, enc, dec, mae)
+    h264 = _h264_figures(clips, repeats)
+    if h264:
+        results["h264"] = h264
+    for name, (size, enc, dec, mae) in results.items():
+        yield {"name": f"codec_{name}_bytes_per_frame", "value": round(size / n, 1),
+               "unit": f"bytes/frame ({raw_bytes / size:.2f}x smaller than raw)"}
+        yield {"name": f"codec_{name}_encode", "value": round(n / enc, 1), "unit": "frames/s per core (CPU time)"}
+        yield {"name": f"codec_{name}_decode", "value": round(n / dec, 1), "unit": "frames/s per core (CPU time)"}
+        yield {"name": f"codec_{name}_mae", "value": round(mae, 3), "unit": "levels, mean |frame - raw|"}
+    yield from _jpeg_decoders(clips, repeats)
+
+
+def _jpeg_decoders(clips, repeats):
+    """The JPEG-95 frames decoded by OpenCV (imdecode + BGR->RGB) and by simplejpeg (into the row), interleaved."""
+    import time
+
+    import cv2
+
+    from ttrnn.store import decode_jpeg_into, encode_frames
+    frames = np.concatenate(clips)
+    coded = encode_frames(frames, "jpeg", 95)
+    off = coded["offsets"]
+    pieces = [coded["bytes"][off[t]:off[t + 1]] for t in range(len(frames))]
+    out = np.empty(FRAME_SHAPE, np.uint8)
+
+    def opencv():
+        for p in pieces:
+            cv2.cvtColor(cv2.imdecode(p, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB, dst=out)
+
+    def simplejpeg():
+        for p in pieces:
+            decode_jpeg_into(p, out)
+    best = {"opencv": float("inf"), "simplejpeg": float("inf")}
+    for _ in range(repeats + 2):  # interleaved, CPU time: on a loaded machine wall time measures the others
+        for name, fn in (("opencv", opencv), ("simplejpeg", simplejpeg)):
+            t0 = time.process_time()
+            fn()
+            best[name] = min(best[name], time.process_time() - t0)
     for name, seconds in best.items():
-        n = frames if name == "decode" else clips * frames
-        yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
+        yield {"name": f"jpeg_decoder_{name}", "value": round(len(pieces) / seconds, 1),
+               "unit": f"frames/s per core, CPU time ({best['opencv'] / seconds:.2f}x OpenCV's)"}
+
+
+def _h264_figures(clips, repeats):
+    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 CRF 18,
+    yuv420p, GOP 12), or None when PyAV is not installed (it is optional: measured, not a store codec)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    import io
+    import time
+    size, enc, dec, errs = 0, float("inf"), float("inf"), []
+    for _ in range(repeats):
+        t0, blobs = time.process_time(), []
+        for c in clips:
+            buf = io.BytesIO()
+            with av.open(buf, "w", format="mp4") as box:
+                st = box.add_stream("libx264", rate=25, options={"crf": "18", "g": "12", "threads": "1"})
+                st.height, st.width, st.pix_fmt = c.shape[1], c.shape[2], "yuv420p"
+                for f in c:
+                    box.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+                box.mux(st.encode())
+            blobs.append(buf.getvalue())
+        enc = min(enc, time.process_time() - t0)
+        t0, got = time.process_time(), []
+        for b in blobs:
+            with av.open(io.BytesIO(b)) as box:
+                box.streams.video[0].thread_count = 1
+                got.append(np.stack([f.to_ndarray(format="rgb24") for f in box.decode(video=0)]))
+        dec = min(dec, time.process_time() - t0)
+    size = sum(len(b) for b in blobs)
+    errs = [np.abs(g.astype(np.int16) - c).mean() for g, c in zip(got, clips)]
+    return size, enc, dec, float(np.mean(errs))
 
 
 # ---- section: train -----------------------------------------------------------------------------------------
@@ -704,8 +843,10 @@ def parse_args(argv=None):
                    help="train/epoch: which bench store's end-to-end rate is the headline and feeds the epoch "
                         "projection (both are measured; default none, as preprocess writes by default)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    p.add_argument("--videos", default=None,
+                   help="store: measure the codecs on the videos in this folder (decoded at 160x120)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 32)")
+    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "

@@ -1,6 +1,6 @@
 """Expand a grid of experiments into runs and execute them locally (K at a time) or as a SLURM array job.
 
-    python -m experiments.sweep experiments/grids/ucf11_paper.json --backend local --parallel 2
+    python -m experiments.sweep ucf11_paper --backend local --parallel 2    # a shipped grid by name, or a path
     python -m experiments.sweep GRID.json --backend slurm [--submit]      # writes sweep.sbatch + manifest
     python -m experiments.tables RUNS_DIR                                 # then aggregate
 
@@ -47,6 +47,7 @@ NAME_PREFIX = {"rank": "rank", "blocks": "blocks", "max_len": "len", "frame_skip
                "fold": "fold", "seed": "seed", "batch_size": "bs", "lr": "lr", "preset": "preset_"}
 OTHER_KEYS = {"data", "epochs", "extra", "exclude", "command", "threads_preset", "slurm", "description"}
 DEFAULT_COMMAND = ["{python}", "-m", "experiments.{dataset}"]
+GRIDS = Path(__file__).with_name("grids")     # the grids shipped with the package, found by name
 
 
 class GridError(ValueError):
@@ -71,12 +72,29 @@ def _check_value(axis, value):
     return value
 
 
+def grid_path(name):
+    """A grid file: the path as given when it exists, else the shipped grid of that name (ucf11_paper)."""
+    if Path(name).exists() or Path(name).suffix == ".json" or "/" in str(name):
+        return Path(name)
+    return GRIDS / f"{name}.json"
+
+
+def shipped_grids():
+    return ", ".join(sorted(p.stem for p in GRIDS.glob("*.json")))
+
+
+def missing_stores(grid):
+    """The grid's store paths (the `data` values) that do not exist (relative ones from this directory)."""
+    return [str(p) for p in grid["data"].values() if p is not None and not Path(p).expanduser().exists()]
+
+
 def load_grid(path):
     """Read and validate a grid file → dict with ``axes`` (name → list) and the other keys; raises GridError."""
     try:
         raw = json.loads(Path(path).read_text())
     except OSError as e:
-        raise GridError(f"cannot read grid {str(path)!r}: {e.strerror or e}") from None
+        raise GridError(f"cannot read grid {str(path)!r}: {e.strerror or e} (a path, or the name of a shipped grid: "
+                        f"{shipped_grids()})") from None
     except ValueError as e:
         raise GridError(f"grid {str(path)!r} is not valid JSON: {e}") from None
     if not isinstance(raw, dict):
@@ -326,7 +344,7 @@ def write_slurm(args, grid, runs_dir, pending, prog):
 def main(argv=None):
     parser = OneLineParser(prog="python -m experiments.sweep",
                            description="Expand a grid of experiments and run it locally or on SLURM.")
-    parser.add_argument("grid", help="grid JSON file (see experiments/grids/)")
+    parser.add_argument("grid", help=f"grid JSON file, or the name of a shipped grid ({shipped_grids()})")
     parser.add_argument("--backend", choices=("local", "slurm"), default="local")
     parser.add_argument("--parallel", type=int, default=1, metavar="K",
                         help="local: runs at a time, the physical cores split between them (default 1)")
@@ -347,7 +365,13 @@ def main(argv=None):
         parser.error("--nodes / --tasks-per-node need --backend slurm (locally: python -m experiments.launch)")
     runs_dir = Path(args.runs_dir or Path("runs") / Path(args.grid).stem)
     try:
-        grid = load_grid(args.grid)
+        grid = load_grid(grid_path(args.grid))
+        missing = missing_stores(grid)
+        if missing and args.backend == "local" and not args.dry_run:
+            raise GridError(f"no store at {', '.join(missing)} (make it with python -m preprocess.<layout>, or set "
+                            "the grid's data)")
+        for path in missing:
+            print(f"sweep: warning: no store at {path} yet (the runs need it where they start)", file=sys.stderr)
         threads = (local_threads(args.parallel) if args.backend == "local"
                    else ["--threads-preset", grid["threads_preset"]])
         runs = expand(grid, runs_dir, threads)

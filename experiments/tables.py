@@ -363,10 +363,11 @@ def runs_table(title, entries, note=None):
     if not entries:
         return []
     out = [title, ""] + ([note, ""] if note else [])
-    out += ["| Dataset | Model | Score | # Params ours | s/epoch | Protocol (folds) |", "|---|---|---|---|---|---|"]
+    out += ["| Dataset | Model | Score | Test views | # Params ours | s/epoch | Protocol (folds) |",
+            "|---|---|---|---|---|---|---|"]
     for b in entries:
         s = b["runs"]
-        out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | "
+        out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | {s.get('test_views', '1')} | "
                    f"{', '.join(fmt_int(x) for x in s['params_input_to_hidden']) or '—'} | "
                    f"{fmt_seconds(s['epoch_seconds'])} | {protocol_cell(b)} |")
     return out + [""]

@@ -152,6 +152,9 @@ def validate(args, spec, parser):
 def open_store(path, spec):
     """The FrameStore at `path`, checked to be a store this dataset CLI can train on."""
     from ttrnn.store import FrameStore, StoreError
+    if Path(path).is_dir():
+        raise UsageError(f"--data {path} is a directory; give the store file (.h5) made by "
+                         f"`python -m preprocess.{spec.name} SRC STORE.h5`")
     if not Path(path).is_file():
         raise UsageError(f"no store at {path} (make one with `python -m preprocess.{spec.name} SRC {path}`)")
     try:
@@ -379,12 +382,12 @@ def evaluate(predict, feed, multilabel):
 # --- phase 3: the epoch loop -------------------------------------------------------------------------------------
 def train_epoch(r, step, dist_train, epoch):
     """One pass over this worker's training shard -> the history row's train_loss, train_accuracy, seconds."""
-    from tqdm import tqdm
+    from preprocess.progress import progress
     t0 = time.perf_counter()
     tot = {"loss_sum": 0.0, "hits": 0.0, "count": 0.0}
-    bar = tqdm(total=len(r.train_feed), desc=f"epoch {epoch + 1}/{r.args.epochs}", unit="batch",
-               disable=True if (r.args.quiet or not r.cluster.is_chief) else None,  # None: off without a TTY
-               leave=False)
+    shown = not r.args.quiet and r.cluster.is_chief   # a bar on a terminal, a line per tenth of the epoch elsewhere
+    bar = progress(len(r.train_feed), f"epoch {epoch + 1}/{r.args.epochs}", unit="batch", leave=False) \
+        if shown else None
     last = None
     for k, batch in enumerate(dist_train):
         out = step(batch)
@@ -394,9 +397,11 @@ def train_epoch(r, step, dist_train, epoch):
         last = loss
         for key in tot:
             tot[key] += float(out[key])
-        bar.update(1)
-        bar.set_postfix(loss=f"{tot['loss_sum'] / tot['count']:.4f}", acc=f"{tot['hits'] / tot['count']:.3f}")
-    bar.close()
+        if bar is not None:
+            bar.set_postfix(loss=f"{tot['loss_sum'] / tot['count']:.4f}", acc=f"{tot['hits'] / tot['count']:.3f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     n = max(tot["count"], 1)
     return {"epoch": epoch + 1, "train_loss": tot["loss_sum"] / n, "train_accuracy": tot["hits"] / n,
             "seconds": round(time.perf_counter() - t0, 3)}
@@ -554,8 +559,13 @@ def report(r, history, predict, threads, argv):
         from tf_config.cluster import agree_on_int
         agree_on_int(r.cluster.strategy, len(history))
     key = "map" if r.spec.multilabel else "accuracy"
-    print(f"test {key}: {metrics[key]:.4f}" + (f"  mean class accuracy: {metrics['mean_class_accuracy']:.4f}"
-                                             if "mean_class_accuracy" in metrics else "") + f"  ({r.run_dir})")
+    views = ""
+    if protocol:  # say so when the final figure is not the per-epoch lines' single view
+        clips, crops = protocol["test_protocol"]["clips_per_video"], protocol["test_protocol"]["crops_per_clip"]
+        views = (f" ({clips} clip{'s' if clips > 1 else ''} x {crops} crop{'s' if crops > 1 else ''} per video, "
+                 f"scores averaged; the epochs' test_{key} used one centre clip)")
+    print(f"test {key}{views}: {metrics[key]:.4f}" + (f"  mean class accuracy: {metrics['mean_class_accuracy']:.4f}"
+                                                     if "mean_class_accuracy" in metrics else "") + f"  ({r.run_dir})")
     return metrics
 
 

@@ -20,15 +20,17 @@ def damaged_clips(path, progress=False):
     """[(clip_id, reason)] of the clips of store `path` that fail to read or fail their checksums."""
     bad = []
     with FrameStore(path) as store:
-        rows = range(len(store))
-        if progress:
-            from tqdm import tqdm
-            rows = tqdm(rows, unit="clip", desc=f"check {path}", file=sys.stderr, dynamic_ncols=True)
-        for i in rows:
+        from preprocess.progress import progress as progress_bar
+        bar = progress_bar(len(store), f"check {path}") if progress else None
+        for i in range(len(store)):
             try:
                 store.read(i)
             except CorruptClipError as e:
                 bad.append((str(store.index["clip_id"][i]), str(e)))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
     return bad
 
 
@@ -39,7 +41,8 @@ def repair(path, clip_ids):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m preprocess.check", description=__doc__.split("\n\n")[0])
+    from preprocess.ingest import _Parser
+    ap = _Parser(prog="python -m preprocess.check", description=__doc__.split("\n\n")[0])
     ap.add_argument("store", help="a frame store (.h5)")
     ap.add_argument("--repair", action="store_true", help="drop damaged clips so that preprocess redoes them")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -54,9 +57,9 @@ def main(argv=None):
             repair(a.store, [cid for cid, _ in bad])
             print(f"dropped {len(bad)} damaged clips from the index: run the same preprocess command to redo them")
             return 0
-    except StoreError as e:
+    except StoreError as e:  # not a store, truncated: bad input, the usage status of every CLI
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     return 1 if bad else 0
 
 

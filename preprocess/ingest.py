@@ -22,10 +22,12 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from preprocess.video import VideoError, decode
-from ttrnn.store import (CODECS, DEFAULT_QUALITY, DiskFullError, FrameStore, StoreError, StoreWriter, clip_meta, is_disk_full,
-                         disk_full_error, store_params, write_shard)
+from ttrnn.store import (CODECS, DEFAULT_QUALITY, DiskFullError, FrameStore, StoreError, StoreLockedError,
+                         StoreWriter, clip_meta, disk_full_error, is_disk_full, store_params, write_shard)
 
-EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2  # a full disk also exits 2 (the store is not complete)
+# 2: bad input (a usage error: the one status of every CLI of the project for it); 1: some clips failed or the disk
+# filled (the store is not complete; the same command resumes it)
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 # Test hook: seconds the writer sleeps between a shard's publication and adding it to the index, so a test can
 # SIGKILL the process in that window.
 WRITE_DELAY_ENV = "TTRNN_STORE_WRITE_DELAY"
@@ -135,6 +137,10 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
     workers = int(workers or os.cpu_count() or 1)
     if workers < 1:
         raise IngestError("--workers must be >= 1")
+    try:  # the input is good: make the output's folder, as a user asking for out/ucf11.h5 expects
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    except OSError as e:
+        raise IngestError(f"cannot create the folder of {out}: {e.strerror or e}") from None
     t0 = time.perf_counter()
     with worker_pool(min(workers, len(clips))) as ex:
         return _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, workers, t0)
@@ -158,7 +164,7 @@ def worker_pool(n):
 def _open_writer(out, params, overwrite):
     try:
         return StoreWriter(out, params, overwrite=overwrite)
-    except DiskFullError:
+    except (DiskFullError, StoreLockedError):  # runtime conditions (exit 1), not bad input
         raise
     except StoreError as e:
         raise IngestError(str(e)) from None
@@ -190,9 +196,8 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, w
         writer.commit()
         jobs = [(i, c, size, frame_skip, fps, writer.dir, params, writer.uid) for i, c in enumerate(todo)]
         if progress and todo:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="clip", desc=f"{dataset} -> {os.path.basename(os.fspath(out))}",
-                       file=log, dynamic_ncols=True)
+            from preprocess.progress import progress
+            bar = progress(len(todo), f"{dataset} -> {os.path.basename(os.fspath(out))}", file=log)
         tdec = time.perf_counter()
         for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers):
             tw = time.perf_counter()
@@ -334,7 +339,10 @@ def add_common_args(ap, default_size=(160, 120)):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors exit with status 1 and one line (status 2 means "some clips failed" here)."""
+    """Usage errors: one line, exit status 2 (as every CLI of the project); no abbreviated options."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
@@ -353,7 +361,7 @@ def run_cli(build, argv, prog, description, default_size=(160, 120), extra_args=
     except IngestError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except DiskFullError as e:
+    except (DiskFullError, StoreLockedError) as e:  # the same command works once there is space / the other ends
         print(f"error: {e}", file=sys.stderr)
         return EXIT_SOME_FAILED
     except KeyboardInterrupt:

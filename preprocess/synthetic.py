@@ -262,7 +262,8 @@ def _frames_arg(s):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m preprocess.synthetic", description=__doc__.split("\n\n")[0])
+    from preprocess.ingest import _Parser
+    ap = _Parser(prog="python -m preprocess.synthetic", description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir")
     ap.add_argument("--layout", default="ucf11", choices=["ucf11", "hollywood2", "celebfaces"])
     ap.add_argument("--classes", type=int, default=None, help="default: 11 (ucf11), 12 (hollywood2), 47 (celebfaces)")
@@ -276,7 +277,10 @@ def main(argv=None):
     try:
         path = make_dataset(a.out_dir, classes=classes, groups=a.groups, clips_per_group=a.clips_per_group,
                             frames=a.frames, size=a.size, seed=a.seed, layout=a.layout)
-    except (OSError, ValueError, RuntimeError) as e:
+    except ValueError as e:  # bad numbers of classes, layout: a usage error
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(path)

@@ -20,8 +20,8 @@ import cv2  # noqa: F401 - the JPEG codec's library, imported once before the wo
 from preprocess.ingest import (EXIT_ERROR, EXIT_SOME_FAILED, IngestError, _finish, _Parser, format_summary,
                                run_jobs, worker_pool)
 from ttrnn.store import (CODECS, DEFAULT_QUALITY, CorruptClipError, DiskFullError, FrameStore, StoreError,
-                         StoreWriter, clip_meta, disk_full_error, is_disk_full, params_of, recoded_params,
-                         write_shard)
+                         StoreLockedError, StoreWriter, clip_meta, disk_full_error, is_disk_full, params_of,
+                         recoded_params, write_shard)
 
 _SOURCES = {}  # per worker process: path -> (FrameStore, its label matrix)
 
@@ -67,7 +67,7 @@ def transcode(src, out, codec, quality=None, workers=None, overwrite=False, prog
     with worker_pool(min(workers, max(1, n))) as ex:
         try:
             writer = StoreWriter(out, params, overwrite=overwrite)
-        except DiskFullError:
+        except (DiskFullError, StoreLockedError):
             raise
         except StoreError as e:
             raise IngestError(str(e)) from None
@@ -88,9 +88,8 @@ def _copy(src, out, writer, ids, splits, src_failed, ex, workers, progress, log,
         writer.commit()
         jobs = [(i, os.fspath(src), r, writer.dir, writer.params, writer.uid) for i, r in enumerate(todo)]
         if progress and todo:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="clip", desc=f"transcode -> {os.path.basename(os.fspath(out))}",
-                       file=log, dynamic_ncols=True)
+            from preprocess.progress import progress
+            bar = progress(len(todo), f"transcode -> {os.path.basename(os.fspath(out))}", file=log)
         tdec = time.perf_counter()
         for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers, _transcode_worker):
             summary["decoded"] += 1
@@ -136,17 +135,14 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         s = transcode(a.src, a.out, a.codec, a.quality, a.workers, a.overwrite, progress=not a.quiet)
-    except (IngestError, StoreError) as e:
-        if isinstance(e, DiskFullError):
-            print(f"error: {e}", file=sys.stderr)
-            return EXIT_SOME_FAILED
+    except (IngestError, StoreError) as e:  # a full disk or another writer: runtime (1); else bad input (2)
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_SOME_FAILED if isinstance(e, (DiskFullError, StoreLockedError)) else EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted: finished clips are kept; run the same command again to resume", file=sys.stderr)
         return 130
     print(format_summary(s))
-    return s["status"]  # 2 when clips of SRC could not be read
+    return s["status"]  # 1 when clips of SRC could not be read
 
 
 if __name__ == "__main__":

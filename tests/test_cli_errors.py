@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,7 @@ def stores(tmp_path_factory):
                               size=(16, 12), dataset="celebfaces"),
         "{text}": text,
         "{missing}": tmp / "missing.h5",
+        "{folder}": tmp,
     }
 
 
@@ -59,6 +61,7 @@ def assert_one_line_before_tensorflow(res, message, status=2):
 
 @pytest.mark.parametrize("args, message", [
     (["--data", "{missing}"], "no store at"),
+    (["--data", "{folder}"], "is a directory; give the store file"),
     (["--data", "{text}"], "not a ttrnn frame store"),
     (["--data", "{celeb}"], "'celebfaces' store"),
     (["--data", "{store}", "--max-len", "0"], "--max-len must be >= 1"),
@@ -94,26 +97,32 @@ def test_finished_run_of_the_same_command_reports_without_tensorflow(stores, tmp
     assert f"{out} is already finished" in res.stdout and "TENSORFLOW_IMPORTED False" in res.stdout
 
 
-def test_the_same_command_again_returns_its_result_and_fresh_trains_anew(stores, tmp_path):
-    """README "Runs": without --out, the same command after a finished run returns that run's result (no training,
-    no TensorFlow); --fresh trains anew in a new directory, which the next plain run then returns."""
-    from experiments.train import build_parser, identity
+def test_the_same_command_again_returns_its_result_and_fresh_trains_anew(stores, tmp_path, monkeypatch):
+    """README "The same command again": without --out, a finished run of the same arguments is returned (the newest
+    of them; no training, no TensorFlow, nothing written); --fresh picks a new directory and trains."""
+    from experiments import train
     from experiments.ucf11 import SPEC
-    argv = ["--data", str(stores["{store}"]), "--epochs", "1", "--max-len", "3", "--batch-size", "8", "--quiet",
-            "--no-tensorboard", "--workers", "0"]
-    done = tmp_path / "runs" / "ucf11-gru-20250101-000000"
-    done.parent.mkdir()
-    finished_run(done, identity(build_parser(SPEC).parse_args(argv)))
-    again = run_main("experiments.ucf11", *argv, cwd=tmp_path)
-    assert again.returncode == 0 and f"{done.relative_to(tmp_path)} is already finished" in again.stdout
-    assert "TENSORFLOW_IMPORTED False" in again.stdout and sorted((tmp_path / "runs").iterdir()) == [done]
-    fresh = run_main("experiments.ucf11", *argv, "--fresh", cwd=tmp_path, timeout=600)
-    assert fresh.returncode == 0, fresh.stderr[-2000:]
-    new = sorted(set((tmp_path / "runs").iterdir()) - {done})
-    assert len(new) == 1 and (new[0] / "metrics.json").exists()
-    third = run_main("experiments.ucf11", *argv, cwd=tmp_path)
-    assert f"{new[0].relative_to(tmp_path)} is already finished" in third.stdout
-    assert "TENSORFLOW_IMPORTED False" in third.stdout and len(list((tmp_path / "runs").iterdir())) == 2
+    argv = ["--data", str(stores["{store}"]), "--epochs", "1", "--quiet", "--no-tensorboard"]
+    ident = train.identity(train.build_parser(SPEC).parse_args(argv))
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    older, newer = runs / "ucf11-gru-20250101-000000", runs / "ucf11-gru-20250102-000000"
+    finished_run(older, ident)
+    finished_run(newer, ident)
+    finished_run(runs / "ucf11-gru-20250103-000000", {**ident, "seed": 5})   # another command's: not this one's
+    again = run_main("experiments.ucf11", *argv, "--workers", "2", cwd=tmp_path)   # --workers: not identity
+    assert again.returncode == 0 and f"{newer.relative_to(tmp_path)} is already finished" in again.stdout
+    assert "TENSORFLOW_IMPORTED False" in again.stdout and len(list(runs.iterdir())) == 3
+    monkeypatch.chdir(tmp_path)
+    parser = train.build_parser(SPEC)
+    fresh = parser.parse_args(argv + ["--fresh"])
+    finished, lock = train.preflight(fresh, SPEC, parser)   # nothing finished there: it trains, in a directory
+    assert finished is None                                   # fixed (args.out) and locked before TensorFlow
+    run_dir = Path(fresh.out)
+    assert run_dir.parent == Path("runs") and run_dir.name.startswith("ucf11-gru-")
+    assert [p.name for p in run_dir.iterdir()] == ["run.lock"]
+    lock.release(cleanup=True)                                # nothing written: the new directory goes again
+    assert not run_dir.exists()
     refused = run_main("experiments.ucf11", *argv, "--fresh", "--out", tmp_path / "x", cwd=tmp_path)
     assert_one_line_before_tensorflow(refused, "--fresh picks a new runs/ directory")
 

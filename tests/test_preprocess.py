@@ -115,7 +115,7 @@ def test_jpeg_codec_cli_reads_close_to_the_decode(ucf11_tree, ucf11_store, tmp_p
             assert s.read(i).shape == ref.shape and np.abs(s.read(i) - ref).mean() < 6
     r = run_cli("preprocess.ucf11", ucf11_tree, out, "--size", "32x24", "--codec", "raw", "--quality", "90",
                 "--quiet")
-    assert r.returncode == 1 and "jpeg only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and "jpeg only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_rerun_decodes_nothing(ucf11_tree, ucf11_store):
@@ -129,7 +129,7 @@ def test_parameter_mismatch_refused_unless_overwrite(ucf11_tree, tmp_path):
     out = tmp_path / "m.h5"
     assert ucf11.build_store(ucf11_tree, out, size=SIZE, limit=2, progress=False)["stored"] == 2
     r = run_cli("preprocess.ucf11", ucf11_tree, out, "--size", "16x12", "--limit", "2", "--quiet")
-    assert r.returncode == 1 and "different parameters" in r.stderr
+    assert r.returncode == 2 and "different parameters" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert FrameStore(out).attrs["width"] == SIZE[0]  # untouched
     r = run_cli("preprocess.ucf11", ucf11_tree, out, "--size", "16x12", "--limit", "2", "--quiet", "--overwrite")
@@ -143,20 +143,21 @@ def test_cli_errors_are_one_line(ucf11_tree, tmp_path):
     (tmp_path / "a_file").write_text("x")
     cases = [(tmp_path / "nope", tmp_path / "o.h5", "not found"),
              (tmp_path / "empty", tmp_path / "o.h5", "no videos"),
-             (tmp_path / "a_file", tmp_path / "o.h5", "not a folder"),
-             (ucf11_tree, tmp_path / "missing_dir" / "o.h5", "does not exist")]
+             (tmp_path / "a_file", tmp_path / "o.h5", "not a folder")]
     for src, out, msg in cases:
         r = run_cli("preprocess.ucf11", src, out, "--quiet")
-        assert r.returncode == 1 and msg in r.stderr, r.stderr
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     for opts in (["--frame-skip", "0"], ["--size", "0x5"], ["--compression", "zstd"]):
         r = run_cli("preprocess.ucf11", ucf11_tree, tmp_path / "o.h5", "--quiet", *opts)
-        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "o.h5").exists()
     (tmp_path / "not_store.h5").write_text("not hdf5")
     r = run_cli("preprocess.ucf11", ucf11_tree, tmp_path / "not_store.h5", "--quiet")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
     assert (tmp_path / "not_store.h5").read_text() == "not hdf5"  # nothing lost
+    r = run_cli("preprocess.ucf11", ucf11_tree, tmp_path / "new" / "dir" / "o.h5", "--quiet", "--limit", "1")
+    assert r.returncode == 0 and (tmp_path / "new" / "dir" / "o.h5").is_file(), r.stderr  # the folder is made
 
 
 def test_bad_files_reported_good_ones_stored(ucf11_tree, tmp_path):
@@ -175,7 +176,7 @@ def test_bad_files_reported_good_ones_stored(ucf11_tree, tmp_path):
     bad = {f"biking/v_biking_01/v_biking_01_{k}.mpg" for k in (90, 91, 92, 93)}
     out = tmp_path / "bad.h5"
     r = run_cli("preprocess.ucf11", src, out, "--size", "32x24", "--workers", "2", "--quiet")
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     for b in bad:
         assert b in r.stdout
     with FrameStore(out) as s:
@@ -186,7 +187,7 @@ def test_bad_files_reported_good_ones_stored(ucf11_tree, tmp_path):
         assert all(s.read(i).shape[0] == s.index["length"][i] for i in range(len(s)))
     # a re-run retries only the failed ones and still reports them
     again = ucf11.build_store(src, out, size=SIZE, progress=False)
-    assert again["decoded"] == 4 and again["status"] == 2 and len(again["failed"]) == 4
+    assert again["decoded"] == 4 and again["status"] == 1 and len(again["failed"]) == 4
 
 
 def test_decode_reasons(tmp_path):
@@ -315,4 +316,4 @@ def test_check_lists_a_damaged_clip_and_repair_makes_preprocess_redo_it(ucf11_tr
             np.testing.assert_array_equal(s.read(i), reference_frames(os.path.join(ucf11_tree, src)))
     (tmp_path / "t.h5").write_bytes(out.read_bytes()[:1000])
     r = run_cli("preprocess.check", tmp_path / "t.h5", "--quiet")
-    assert r.returncode == 1 and "truncated" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.returncode == 2 and "truncated" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -2,13 +2,14 @@
 
 import json
 import multiprocessing as mp
+import os
 
 import cv2
 import h5py
 import numpy as np
 import pytest
 
-from ttrnn.store import CorruptClipError, FrameStore, StoreError, StoreLockedError, StoreWriter, store_params
+from ttrnn.store import CorruptClipError, FrameStore, as_stored, StoreError, StoreLockedError, StoreWriter, store_params
 
 H, W = 6, 8
 
@@ -271,3 +272,23 @@ def test_wrong_frames_rejected(tmp_path):
             w.add_clip("c", np.zeros((3, H + 1, W, 3), np.uint8), "a", 0, "", "c.avi", 25.0)
         with pytest.raises(ValueError):
             w.add_clip("c", np.zeros((0, H, W, 3), np.uint8), "a", 0, "", "c.avi", 25.0)
+
+
+def test_as_stored_is_what_a_store_of_that_codec_returns(tmp_path):
+    """experiments.predict feeds decoded videos through `as_stored`: equal to writing and reading a store."""
+    frames = smooth_clip(4)
+    for codec, quality in (("jpeg", 80), ("lzf", None)):
+        p = tmp_path / f"{codec}.h5"
+        with StoreWriter(p, store_params("t", W * 4, H * 4, compression=codec, quality=quality,
+                                         classes=["a"])) as w:
+            w.add_clip("c", frames, "a", 0, "", "c.avi", 25.0)
+        with FrameStore(p) as s:
+            np.testing.assert_array_equal(as_stored(frames, codec, quality), s.read(0))
+    assert not np.array_equal(as_stored(frames, "jpeg", 80), frames)
+
+
+def test_a_missing_shard_is_named(store_path):
+    with FrameStore(store_path) as s:
+        os.remove(s.shard_path(0))
+        with pytest.raises(CorruptClipError, match="missing"):
+            s.read(0)

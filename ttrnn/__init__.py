@@ -8,7 +8,7 @@ workers never start TensorFlow.
 import importlib
 
 _LAYERS = {
-    "TTDense": "ttrnn.layers",
+    **{f"{fmt}Dense": "ttrnn.layers" for fmt in ("TT", "TR", "BT", "CP", "HT")},
     "TTSimpleRNN": "ttrnn.recurrent",
     "TTGRU": "ttrnn.recurrent",
     "TTLSTM": "ttrnn.recurrent",
@@ -16,7 +16,7 @@ _LAYERS = {
     "PixelScaling": "ttrnn.pixels",
     "load_model": "ttrnn.saving",
 }
-_SUBMODULES = ("tt", "formats", "layers", "recurrent", "activations", "store", "data", "models", "baselines",
+_SUBMODULES = ("tt", "formats", "kernel", "cells", "layers", "recurrent", "activations", "store", "data", "models", "baselines",
                "pixels", "splits", "sampling", "saving")
 
 __all__ = list(_LAYERS)
