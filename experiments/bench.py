@@ -546,8 +546,8 @@ def _jpeg_decoders(clips, repeats):
                "unit": f"frames/s per core, CPU time ({best['opencv'] / seconds:.2f}x OpenCV's)"}
 
 
-def _h264_figures(clips, repeats):
-    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 CRF 18,
+def _h264_figures(clips, repeats, crf=15):
+    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 at `crf`,
     yuv420p, GOP 12), or None when PyAV is not installed (it is optional: measured, not a store codec)."""
     try:
         import av
@@ -561,7 +561,7 @@ def _h264_figures(clips, repeats):
         for c in clips:
             buf = io.BytesIO()
             with av.open(buf, "w", format="mp4") as box:
-                st = box.add_stream("libx264", rate=25, options={"crf": "18", "g": "12", "threads": "1"})
+                st = box.add_stream("libx264", rate=25, options={"crf": str(crf), "g": "12", "threads": "1"})
                 st.height, st.width, st.pix_fmt = c.shape[1], c.shape[2], "yuv420p"
                 for f in c:
                     box.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
