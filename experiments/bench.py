@@ -50,7 +50,7 @@ SGEMM_N = 2048
 def paper_tt(dataset="ucf11"):
     """(input modes n, hidden modes m, ranks r) of the paper's TT layer on `dataset` (ttrnn.models.PAPER_SHAPES;
     UCF11: 160x120x3 frames as 8x20x20x18, 4x4x4x4 hidden, ranks 4)."""
-    from ttrnn.models import PAPER_SHAPES
+    from ttrnn.paper_shapes import PAPER_SHAPES
     shapes = PAPER_SHAPES[dataset]
     return shapes["tt_input_shape"], shapes["tt_output_shape"], shapes["tt_ranks"]
 
