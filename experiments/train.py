@@ -60,6 +60,7 @@ class DatasetSpec:
 def build_parser(spec):
     """The dataset CLI's parser: the run's options, then one argument group per model family (--help)."""
     p = OneLineParser(prog=f"python -m experiments.{spec.name}",
+                      usage="%(prog)s (--data STORE.h5 | --demo) [--model MODEL] [options of its group below]",
                       description=f"Train a model on {spec.name} from a ttrnn frame store. {spec.notes}")
     g = p.add_argument_group("data and run")
     g.add_argument("--data", metavar="STORE.h5", help="frame store made by `python -m preprocess.<layout>`")
