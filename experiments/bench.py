@@ -55,7 +55,7 @@ SGEMM_N = 2048
 def paper_tt(dataset="ucf11"):
     """(input modes n, hidden modes m, ranks r) of the paper's TT layer on `dataset` (ttrnn.models.PAPER_SHAPES;
     UCF11: 160x120x3 frames as 8x20x20x18, 4x4x4x4 hidden, ranks 4)."""
-    from ttrnn.models import PAPER_SHAPES
+    from ttrnn.paper_shapes import PAPER_SHAPES
     shapes = PAPER_SHAPES[dataset]
     return shapes["tt_input_shape"], shapes["tt_output_shape"], shapes["tt_ranks"]
 
@@ -551,8 +551,8 @@ def _jpeg_decoders(clips, repeats):
                "unit": f"frames/s per core, CPU time ({best['opencv'] / seconds:.2f}x OpenCV's)"}
 
 
-def _h264_figures(clips, repeats):
-    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 CRF 18,
+def _h264_figures(clips, repeats, crf=15):
+    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 at `crf`,
     yuv420p, GOP 12), or None when PyAV is not installed (it is optional: measured, not a store codec)."""
     try:
         import av
@@ -566,7 +566,7 @@ def _h264_figures(clips, repeats):
         for c in clips:
             buf = io.BytesIO()
             with av.open(buf, "w", format="mp4") as box:
-                st = box.add_stream("libx264", rate=25, options={"crf": "18", "g": "12", "threads": "1"})
+                st = box.add_stream("libx264", rate=25, options={"crf": str(crf), "g": "12", "threads": "1"})
                 st.height, st.width, st.pix_fmt = c.shape[1], c.shape[2], "yuv420p"
                 for f in c:
                     box.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))

@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import importlib.util
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ import numpy as np
 
 from experiments import families
 from experiments import run_dir as rd
-from experiments.cli import OneLineParser, UsageError, atomic_write, usage_exit
+from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, handle_sigterm,  # noqa: F401
+                             interrupted_status, usage_exit, write_error)
 from experiments.report import (classification_metrics, cross_entropy, package_versions, peak_rss_mb, plot_confusion,
                                 plot_curves, resource_usage, usage_since)
 
@@ -58,6 +60,7 @@ class DatasetSpec:
 def build_parser(spec):
     """The dataset CLI's parser: the run's options, then one argument group per model family (--help)."""
     p = OneLineParser(prog=f"python -m experiments.{spec.name}",
+                      usage="%(prog)s (--data STORE.h5 | --demo) [--model MODEL] [options of its group below]",
                       description=f"Train a model on {spec.name} from a ttrnn frame store. {spec.notes}")
     g = p.add_argument_group("data and run")
     g.add_argument("--data", metavar="STORE.h5", help="frame store made by `python -m preprocess.<layout>`")
@@ -206,15 +209,17 @@ def check_run_dir(run_dir, ident):
     """True when `run_dir` holds a finished run of this command; UsageError when it holds another command's run
     or is not a run directory; False otherwise (new, or a run to resume)."""
     run_dir = Path(run_dir)
-    has_config = (run_dir / "config.json").exists()
-    existing = rd.recorded_identity(run_dir) if has_config else ident
+    config = rd.read_config(run_dir) if run_dir.is_dir() else None   # UsageError naming a config.json that is no JSON
+    has_config = config is not None
+    existing = config.get("args_identity") if has_config else ident
     if (run_dir / "metrics.json").exists():
         if existing != ident:
             raise UsageError(f"{run_dir} holds a finished run of a different command; choose another --out")
         return True
     if existing != ident:
         raise UsageError(f"{run_dir} holds a run of a different command; choose another --out")
-    if run_dir.is_file() or (run_dir.exists() and not has_config and any(run_dir.iterdir())):
+    if run_dir.is_file() or (run_dir.exists() and not has_config
+                             and any(p.name != rd.LOCK for p in run_dir.iterdir())):
         raise UsageError(f"{run_dir} exists and is not a run directory; choose another --out")
     return False
 
@@ -284,6 +289,10 @@ def build_feeds(r):
     args = r.args
     workers = ttdata.default_workers() if args.workers is None else args.workers
     r.reader = ttdata.ReaderPool(r.store.path, workers=workers)
+    try:
+        r.reader.start()
+    except ttdata.ReaderError as exc:
+        raise RunError(str(exc)) from None
     local_batch = max(1, args.batch_size // r.cluster.num_workers)
     streaming = getattr(args, "reader", "streaming") == "streaming"
     r.train_feed = ttdata.BatchFeed(r.store, r.cluster.shard(r.train_rows), r.ispec, local_batch, training=True,
@@ -344,7 +353,9 @@ def start_run_dir(r, threads, argv):
                 "cluster": r.cluster.as_dict(), "input": vars(r.ispec),
                 "versions": package_versions(), "started": datetime.datetime.now().isoformat(timespec="seconds"),
             }
-            atomic_write(r.run_dir / "config.json", json.dumps(config, indent=2, default=str))
+            rd.write_json(r.run_dir / "config.json", config)
+        if not (r.run_dir / rd.DATA).exists():
+            rd.record_data(r.run_dir, fingerprint(r.store, r.split, r.train_rows, r.val_rows))
         rd.write_history(r.run_dir, state["history"])
     return state
 
@@ -359,6 +370,15 @@ def train_step(r):
     loss_fn = (keras.losses.BinaryCrossentropy(reduction=None) if r.spec.multilabel
                else keras.losses.CategoricalCrossentropy(reduction=None))
     return make_train_step(r.cluster.strategy, r.model, r.optimizer, loss_fn, global_batch=None, totals=True)
+
+
+def traced(step, dist_train):
+    """`step` traced once for the dataset's element spec (batch and time dimensions unknown) before any batch, so
+    every batch runs this one graph. Left to `reduce_retracing`, the first batch's shape got a graph of its own,
+    so which graph a batch ran depended on the batches before it: a resumed run's dropout steps then rounded
+    differently from an uninterrupted run's (3e-8 in epoch 2's loss), and Adam grew that to 1e-3 by epoch 3."""
+    step.get_concrete_function(dist_train.element_spec)
+    return step
 
 
 def evaluate(predict, feed, multilabel):
@@ -381,8 +401,13 @@ def train_epoch(r, step, dist_train, epoch):
     shown = not r.args.quiet and r.cluster.is_chief   # a bar on a terminal, a line per tenth of the epoch elsewhere
     bar = progress(len(r.train_feed), f"epoch {epoch + 1}/{r.args.epochs}", unit="batch", leave=False) \
         if shown else None
-    for batch in dist_train:
+    last = None
+    for k, batch in enumerate(dist_train):
         out = step(batch)
+        loss = float(out["loss"])
+        if not math.isfinite(loss):
+            raise diverged(r, epoch, f"loss {loss} at epoch {epoch + 1}, step {k + 1}", last)
+        last = loss
         for key in tot:
             tot[key] += float(out[key])
         if bar is not None:
@@ -394,6 +419,16 @@ def train_epoch(r, step, dist_train, epoch):
     n = max(tot["count"], 1)
     return {"epoch": epoch + 1, "train_loss": tot["loss_sum"] / n, "train_accuracy": tot["hits"] / n,
             "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def diverged(r, saved_epochs, where, last):
+    """The RunError of a non-finite loss (NaN, inf): where, the last finite training loss, what to change. Nothing
+    is saved after it: the last good checkpoint (of `saved_epochs` epochs) stays, and no metrics.json is written."""
+    saved = f"the checkpoint of epoch {saved_epochs} is kept" if saved_epochs else \
+        "no epoch had finished, so there is no checkpoint"
+    last = "none" if last is None else f"{last:.6g}"
+    return RunError(f"training diverged: {where} (last finite training loss {last}); the learning rate {r.lr:g} is "
+                    f"likely too high: try a smaller --lr; {saved}, no metrics.json")
 
 
 def evaluate_epoch(r, predict, row):
@@ -431,29 +466,32 @@ def fit(r, state):
     dist_train = r.cluster.strategy.distribute_datasets_from_function(
         lambda ctx: r.train_feed.dataset(lambda: epoch_box[0]))
     from experiments.steps import make_local_predict
-    step, predict = train_step(r), make_local_predict(r.model)
+    step, predict = traced(train_step(r), dist_train), make_local_predict(r.model)
     board = open_board(r, history)
     start = len(history)
     for epoch in range(start, args.epochs):
         if stale and args.patience and stale >= args.patience:
             break
         if r.family.freeze(r.model, args, epoch, start):   # the trainable set changed: trace the step again
-            step = train_step(r)
+            step = traced(train_step(r), dist_train)
         epoch_box[0] = epoch
         row = evaluate_epoch(r, predict, train_epoch(r, step, dist_train, epoch))
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise diverged(r, epoch, f"{bad[0]} {row[bad[0]]} in epoch {epoch + 1}", row.get("train_loss"))
         history.append(row)
         monitor = row.get("val_loss", row["test_loss"])
         if best is None or monitor < best:
             best, stale = monitor, 0
         else:
             stale += 1
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds", "eval_seconds"))
-        print(f"epoch {epoch + 1}/{args.epochs} ({row['seconds']:.1f} s): {shown}", flush=True)
         if r.cluster.is_chief:
             rd.save_checkpoint(r.run_dir, r.model, r.optimizer, {"history": history, "best": best, "stale": stale})
             rd.write_history(r.run_dir, history)
             if board:  # after the checkpoint: a resume rewrites the board from the checkpointed history
                 board.write(row)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds", "eval_seconds"))
+        print(f"epoch {epoch + 1}/{args.epochs} ({row['seconds']:.1f} s): {shown}", flush=True)  # after its save
     if board:
         board.close()
     return history, predict
@@ -529,11 +567,16 @@ def report(r, history, predict, threads, argv):
         loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
     r.reader.close()
     metrics = final_metrics(r, history, loss, final, threads, argv, protocol)
+    if not math.isfinite(loss):
+        raise diverged(r, len(history), f"final test_loss {loss}", history[-1]["train_loss"] if history else None)
     if r.cluster.is_chief:
-        r.model.save(r.run_dir / "model.keras")
-        plot_curves(r.run_dir, history, r.spec.multilabel)
-        plot_confusion(r.run_dir, final, list(r.store.classes), r.spec.multilabel)
-        atomic_write(r.run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
+        rd.save_model(r.run_dir, r.model)
+        try:
+            plot_curves(r.run_dir, history, r.spec.multilabel)
+            plot_confusion(r.run_dir, final, list(r.store.classes), r.spec.multilabel)
+        except OSError as exc:
+            raise write_error(Path(exc.filename or r.run_dir / "curves.png"), exc) from None
+        rd.write_json(r.run_dir / "metrics.json", metrics)
     r.store.close()
     if r.cluster.num_workers > 1:  # a last collective, so no worker exits while another still talks to it
         from tf_config.cluster import agree_on_int
@@ -564,19 +607,26 @@ def run(args, spec, threads, cluster, argv):
         r.store.close()
         print(f"{r.run_dir} is already finished; metrics in {r.run_dir / 'metrics.json'}")
         return json.loads((r.run_dir / "metrics.json").read_text())
-    state = start_run_dir(r, threads, argv)
-    if state["history"]:
-        print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
-    print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
-          f"{r.split.description}; run dir {r.run_dir}")
-    history, predict = fit(r, state)
-    return report(r, history, predict, threads, argv)
+    lock = rd.RunLock(r.run_dir).acquire() if cluster.num_workers > 1 and cluster.is_chief else None
+    try:   # the chief of a multi-worker run is its only writer; a single process took its lock in preflight
+        state = start_run_dir(r, threads, argv)
+        if state["history"]:
+            print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
+        print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
+              f"{r.split.description}; run dir {r.run_dir}")
+        history, predict = fit(r, state)
+        return report(r, history, predict, threads, argv)
+    finally:  # also on an error or an interruption: the reader workers end without tracebacks or leaks
+        r.reader.close()
+        if lock:
+            lock.release()
 
 
 def preflight(args, spec, parser):
     """Every check that needs no TensorFlow, so bad input fails fast and alone: arguments, cluster, the store (the
-    demo's is generated here), the split, the run directory. -> the run directory when it already holds this
-    command's finished run (nothing to train), else None."""
+    demo's is generated here), the split, the store's frames against the model, the run directory (finished,
+    another command's, trained on other data, in use). -> (the run directory when it already holds this command's
+    finished run, else None; the run directory's lock, taken here for a one-process run)."""
     import tf_config.cluster
     import tf_config.threads
     validate(args, spec, parser)
@@ -592,14 +642,33 @@ def preflight(args, spec, parser):
         args.data = str(spec.demo(args))
     store = open_store(args.data, spec)
     try:
-        split_rows(args, spec, store)
+        split, train_rows, val_rows = split_rows(args, spec, store)
+        family_of(args).check_store(args, spec, store)   # e.g. frames the TT shapes do not factor
+        data = fingerprint(store, split, train_rows, val_rows)
     finally:
         store.close()
     if args.fresh and (args.out or num_workers > 1):
         raise UsageError("--fresh picks a new runs/ directory itself: give a new --out instead (and with several "
                          "workers, a new --out is the way)")
     run_dir = resolve_run_dir(args, spec, num_workers)
-    return run_dir if check_run_dir(run_dir, identity(args)) else None
+    if check_run_dir(run_dir, identity(args)):
+        return run_dir, None
+    if run_dir.is_dir():   # a run to resume: onto the data it started on, from a checkpoint that reads
+        rd.check_data(run_dir, data)
+        rd.check_checkpoint(run_dir)
+    args.out = str(run_dir)  # build() uses this very directory (not a new timestamp)
+    if num_workers > 1:
+        return None, None    # the chief takes the lock once the cluster says which worker it is (run)
+    lock = rd.RunLock(run_dir).acquire()
+    if check_run_dir(run_dir, identity(args)):  # it finished while we looked
+        lock.release()
+        return run_dir, None
+    return None, lock
+
+
+def fingerprint(store, split, train_rows, val_rows):
+    """The data a run trains and evaluates on (run_dir.data_fingerprint): the store and its splits' clip ids."""
+    return rd.data_fingerprint(store, {"train": train_rows, "val": val_rows, "test": split.test})
 
 
 def main(spec, argv=None):
@@ -611,8 +680,10 @@ def main(spec, argv=None):
     if "--demo" in argv:  # the demo's defaults; options given on the command line still win
         parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)
+    handle_sigterm()   # a scheduler's kill ends the run like Ctrl-C: the resume line, exit status 143
+    lock, failed = None, True
     try:
-        finished = preflight(args, spec, parser)
+        finished, lock = preflight(args, spec, parser)
         if finished:
             print(f"{finished} is already finished; metrics in {finished / 'metrics.json'}")
             return 0
@@ -628,12 +699,17 @@ def main(spec, argv=None):
         except (ValueError, RuntimeError) as exc:
             raise UsageError(str(exc)) from None
         run(args, spec, threads, cluster, argv)
+        failed = False
         return 0
     except UsageError as exc:
         return usage_exit(parser.prog, exc)
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to continue from the last saved epoch", file=sys.stderr)
-        return 130
+    except RunError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"{parser.prog}: interrupted; rerun the same command to continue from the last saved epoch",
+              file=sys.stderr)
+        return interrupted_status(exc)
     except Exception as exc:  # a damaged clip met mid-epoch (through tf.data / the reader pool): one line
         from ttrnn.store import corrupt_clip_line
         line = corrupt_clip_line(exc)
@@ -642,3 +718,6 @@ def main(spec, argv=None):
         print(f"{parser.prog}: error: {line} (python -m preprocess.check STORE --repair, then preprocess again)",
               file=sys.stderr)
         return 1
+    finally:
+        if lock:
+            lock.release(cleanup=failed)   # a run directory made for a run that failed before its first file

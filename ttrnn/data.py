@@ -11,6 +11,7 @@ Frames stay uint8 all the way to the model, which casts and scales them itself (
 import collections
 import multiprocessing
 import os
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -81,11 +82,32 @@ def plan_clip(spec, row, length, training, rng, height=None, width=None):
 
 # --- worker processes -------------------------------------------------------------------------------------------
 _WORKER_STORE = None
+_WORKER_ERROR = None   # why this worker could not open the store (one line), or None
+
+
+class ReaderError(RuntimeError):
+    """The readers cannot start: the store cannot be opened in a reader process (or in this one). One line."""
 
 
 def _worker_init(path):
-    global _WORKER_STORE
-    _WORKER_STORE = FrameStore(path)  # opened lazily inside this process
+    """Open the store in this worker. A failure is kept as the worker's reason, not raised: multiprocessing
+    restarts a worker whose initializer raises, forever (a missing store printed hundreds of tracebacks).
+    Ctrl-C goes to the whole process group; the parent handles it and ends the workers, so they ignore it."""
+    global _WORKER_STORE, _WORKER_ERROR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _WORKER_STORE = FrameStore(path)
+    except Exception as exc:  # noqa: BLE001 (any reason is reported, as one line, by `ReaderPool.start`)
+        _WORKER_ERROR = _cannot_open(path, exc)
+
+
+def _cannot_open(path, exc):
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"the readers cannot open the store {path}: {reason}"
+
+
+def _worker_ready(_):
+    return _WORKER_ERROR
 
 
 def read_plan(store, plan):
@@ -101,6 +123,8 @@ def read_plan(store, plan):
 
 
 def _worker_read(plan):
+    if _WORKER_ERROR:
+        raise ReaderError(_WORKER_ERROR)
     return read_plan(_WORKER_STORE, plan)
 
 
@@ -120,12 +144,24 @@ class ReaderPool:
         # take turns, so they share one set of buffers instead of holding one each)
         self.buffers = BatchBuffers()
 
-    def _ensure(self):
+    def start(self):
+        """Open the store here (workers=0) or start the workers and wait until each has opened it; a store that
+        cannot be opened is a ReaderError with the reason, at once. Idempotent; the first read calls it too."""
         if self.workers > 0 and self._pool is None:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(self.path,))
+            errors = [e for e in self._pool.map(_worker_ready, range(self.workers), chunksize=1) if e]
+            if errors:
+                self.close()
+                raise ReaderError(errors[0])
         if self.workers == 0 and self._local is None:
-            self._local = FrameStore(self.path)
+            try:
+                self._local = FrameStore(self.path)
+            except Exception as exc:  # noqa: BLE001 (h5py, store and OS errors alike: one line)
+                raise ReaderError(_cannot_open(self.path, exc)) from None
+        return self
+
+    _ensure = start
 
     def imap(self, plans, window):
         """Yield the frames of each plan in order; at most `window` reads outstanding."""

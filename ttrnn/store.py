@@ -478,6 +478,7 @@ class StoreWriter:
         f.create_dataset("index", data=rows)
         f.create_dataset("failed", data=np.array(self.failed_list, dtype=object).reshape(-1, 2),
                          dtype=h5py.string_dtype("utf-8"))
+        f.attrs["index_crc"] = _index_digest(f.attrs["params_json"], rows, self.failed_list, self.splits)
         g = f.create_group("splits")
         for name, parts in self.splits.items():
             sg = g.create_group(name)
@@ -549,6 +550,17 @@ def _row_dict(r):
     return d
 
 
+def _index_digest(params_json, rows, failed, splits):
+    """CRC-32 of everything an index file says (parameters, rows, failures, splits) in a canonical text form: the
+    writer stores it, the reader recomputes it from what it read, so a flipped byte cannot change a label."""
+    text = json.dumps([_str(params_json),
+                       [[_str(v) if isinstance(v, (bytes, str)) else np.asarray(v).tolist() for v in r] for r in rows],
+                       [[_str(a), _str(b)] for a, b in failed],
+                       {n: {p: [_str(c) for c in ids] for p, ids in parts.items()} for n, parts in splits.items()}],
+                      sort_keys=True)
+    return zlib.crc32(text.encode("utf-8"))
+
+
 def _shard_meta(path, uid, strict=False, verify=True):
     """The index fields a shard carries, if it is an intact shard of store `uid` (checksums verified unless not
     `verify`); else None (or CorruptClipError with `strict`)."""
@@ -568,7 +580,7 @@ def _shard_meta(path, uid, strict=False, verify=True):
             if len(frames) != meta["length"]:
                 raise ValueError("length differs from its metadata")
             return meta
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
         if strict:
             raise CorruptClipError(f"shard {path} is not an intact clip: {e}") from None
         return None
@@ -644,14 +656,21 @@ class FrameStore:
                 raise StoreError(f"not a ttrnn frame store: {self.path}")
             self.schema = int(f.attrs["ttrnn_store"])
             params = json.loads(f.attrs["params_json"])
-            self._load_index(f["index"][:])
+            raw = f["index"][:]
             self.failed = [(_str(a), _str(b)) for a, b in f["failed"][:]]
+            if "index_crc" in f.attrs:
+                split_ids = {n: {p: sg[p][:] for p in sg} for n, sg in f["splits"].items()}
+                if _index_digest(f.attrs["params_json"], raw, self.failed, split_ids) != int(f.attrs["index_crc"]):
+                    raise StoreError(f"the index of store {self.path} is damaged (it fails its checksum): rebuild "
+                                     f"it with the same preprocess command and --overwrite")
+            self._load_index(raw)
             ids = {c: i for i, c in enumerate(self.index["clip_id"])}
             self.splits = {}
             for name, sg in f["splits"].items():
                 self.splits[name] = {part: np.array([ids[_str(c)] for c in sg[part][:] if _str(c) in ids], np.int64)
                                      for part in sg}
-            self.codec = params.get("codec") or ("raw" if params.get("compression") == "none" else params["compression"])
+            old = params.get("compression")  # schema 1 named the codec "compression", raw "none"
+            self.codec = params.get("codec") or ("raw" if old == "none" else old)
             self.quality = params.get("quality")
             self.attrs = {k: v for k, v in params.items() if k != "classes"}
             self.attrs.update(codec=self.codec, quality=self.quality,
@@ -659,7 +678,9 @@ class FrameStore:
                               created=_str(f.attrs.get("created", "")))
             self.classes = list(params["classes"])
             self.multilabel = bool(params["multilabel"])
-        except (KeyError, json.JSONDecodeError, OSError) as e:
+        except StoreError:
+            raise
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:  # what h5py raises for damage
             raise StoreError(f"damaged or not a ttrnn frame store: {self.path} ({e})") from None
         finally:
             f.close()
@@ -745,7 +766,7 @@ class FrameStore:
                     verify_crc(cid, out, g["crc"][:][idx], self.path)
         except CorruptClipError:
             raise
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
             raise CorruptClipError(f"clip {cid} in {self.path} is damaged: {e}") from None
 
     def _read_jpeg(self, g, cid, idx, out):
