@@ -28,8 +28,11 @@ Sections (compare figures within one run only: the machine is shared, cases are 
   frames/s and its ratio to the trainer's own step on the same padded frames in memory (same run), the share of
   system CPU, page faults/s and disk bytes/s during the epoch (the trainer's `epoch_usage`) against `dd`'s rate
   on the same store, evaluation seconds and peak RSS.
-`--quick` is a smoke pass: small sizes, fewer repeats, and in `tt` the headline cases only (no bfloat16 step, no
-per-format LSTM rows). `--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
+`--quick` is a smoke pass (every section runs and its arithmetic holds; the figures mean nothing): the smallest
+sizes that still exercise each section's code, one timed repeat after the tracing call, in `tt` the headline cases
+only (no bfloat16 step, no per-format LSTM rows; T = 2, sgemm 512x512), `versions` at T = 2, `store` 4 clips of 8
+frames, `train` 16 clips of 2-14 frames and its RSS jobs (one stream, two step lengths) in one child process.
+`--json` prints one JSON object per line (`name`, `value`, `unit`, `section`), else a markdown table.
 """
 
 import argparse
@@ -49,7 +52,9 @@ from tf_config.memory import add_memory_args, apply_memory
 
 UCF11_CLASSES = 11
 PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scaling="paper")
-SGEMM_N = 2048
+SGEMM_N = 2048                  # --quick: QUICK_SGEMM_N (the rate of a smaller product: a smoke figure)
+QUICK_SGEMM_N = 512
+SGEMM_REPS = 4
 
 
 def paper_tt(dataset="ucf11"):
@@ -201,7 +206,7 @@ def _original_scheme(x, y, seed=0):
     return lambda: float(step())
 
 
-def _sgemm(n=SGEMM_N, reps=4):
+def _sgemm(n=SGEMM_N, reps=SGEMM_REPS):
     """`reps` float32 (n, n) @ (n, n) matmuls (TF / oneDNN, all cores): the machine's sgemm rate."""
     import tensorflow as tf
 
@@ -251,8 +256,9 @@ def _dense_gru():
 def bench_tt(args):
     """Frames/s on the UCF11 config: batch 16 of uint8 frames 8x20x20x18 = 57,600 → TT-GRU 4x4x4x4, ranks 4."""
     batch = 16
-    frames = args.frames or (16 if args.quick else 100)     # quick: one padded length of the trainer (x16)
-    repeats = args.repeats or (2 if args.quick else 5)
+    frames = args.frames or (2 if args.quick else 100)      # quick: a smoke pass (traces dominate, not frames)
+    repeats = args.repeats or (1 if args.quick else 5)
+    sgemm_n = QUICK_SGEMM_N if args.quick else SGEMM_N
     rng = np.random.default_rng(0)
     tt_n, tt_m, tt_r = paper_tt()
     x = rng.integers(0, 256, size=(batch, frames, int(np.prod(tt_n))), dtype=np.uint8)
@@ -263,7 +269,7 @@ def bench_tt(args):
         ("ttgru_step", lambda: _keras_train_step(_ttgru(), x, y)),
         ("original_scheme", lambda: _original_scheme(x, y)),
         ("dense_gru", lambda: _keras_train_step(_dense_gru(), x, y)),
-        ("sgemm", lambda: _sgemm()),
+        ("sgemm", lambda: _sgemm(sgemm_n)),
     ]
     if not args.quick:  # --quick is a smoke pass: the headline cases only (each case is a model build + trace)
         cases += [("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y))]
@@ -275,12 +281,12 @@ def bench_tt(args):
         cases.append((f"ttgru_step_chunk{chunk}", lambda c=chunk: _keras_train_step(_ttgru(c), x, y)))
     rounds = []
     best = timed_interleaved({name: make() for name, make in cases}, repeats, rounds=rounds)
-    sgemm = 4 * 2 * SGEMM_N ** 3 / best.pop("sgemm")
+    sgemm = SGEMM_REPS * 2 * sgemm_n ** 3 / best.pop("sgemm")
     fps = {name: n / seconds for name, seconds in best.items()}
     for name, value in fps.items():
         yield {"name": name, "value": round(value, 1), "unit": "frames/s"}
     flops = tt_forward_flops(tt_n, gates_first(tt_m), tt_r)
-    yield {"name": "sgemm", "value": round(sgemm / 1e9, 1), "unit": "GFLOP/s"}
+    yield {"name": "sgemm", "value": round(sgemm / 1e9, 1), "unit": f"GFLOP/s ({sgemm_n}x{sgemm_n} float32)"}
     yield {"name": "ttgru_step_vs_original_scheme", "value": round(fps["ttgru_step"] / fps["original_scheme"], 2),
            "unit": "x"}
     median, low, high = round_ratios(rounds, "original_scheme", "ttgru_step")
@@ -363,7 +369,7 @@ VERSIONS = [
 def bench_versions(args):
     """The paper TT-GRU model's train step (batch 16, T frames) in each version of docs/performance.md."""
     batch = 16
-    frames = args.frames or (8 if args.quick else 100)
+    frames = args.frames or (2 if args.quick else 100)
     rng = np.random.default_rng(0)
     x = rng.integers(1, 256, size=(batch, frames) + FRAME_SHAPE, dtype=np.uint8)
     y = rng.integers(0, UCF11_CLASSES, size=(batch,))
@@ -439,7 +445,7 @@ def bench_store(args):
     from preprocess import synthetic, video
     from ttrnn import data
 
-    clips, frames = (8, 40) if args.quick else (24, 120)
+    clips, frames = (4, 8) if args.quick else (24, 120)
     workers = max(2, data.default_workers())
     plans = [data.ClipPlan(i, max_len=None) for i in range(clips)]
     pools, cases = [], {}
@@ -594,8 +600,8 @@ def bench_train(args):
     from ttrnn import data, models
     from ttrnn.store import FrameStore
 
-    scale = 40 if args.quick else 8
-    clips = 32 if args.quick else 48
+    scale = 100 if args.quick else 8           # quick: 16 clips of 2-14 frames, one batch an epoch
+    clips = 16 if args.quick else 48
     lengths = np.maximum(2, ucf11_lengths(clips, seed=1) // scale)
     max_len = UCF11_LENGTHS[1] // scale
     batch = 16
@@ -651,12 +657,14 @@ def bench_train(args):
         waste = padding_waste(ucf, data.InputSpec(max_len=UCF11_LENGTHS[1]), batch, bucket)
         yield {"name": f"padding_waste_{'bucketed' if bucket else 'unbucketed'}", "value": round(100 * waste, 2),
                "unit": "% (padded / real frames, UCF11 lengths, max-len 1492, batch 16)"}
-    for clip_count in ((8, 32) if args.quick else (16, 64)):
-        yield {"name": f"peak_rss_{clip_count}_clips", "value": rss_child(["stream", clip_count, 32 if args.quick
-                                                                           else 120]),
-               "unit": "MB (stream a store through a train step)"}
-    lengths = (16, 32, 64) if args.quick else (450, 900, 1492)
-    peaks = [rss_child(["step", length, batch]) for length in lengths]
+    # quick: one stream job and two step lengths (the fewest that give a slope), in one child process
+    clip_counts, frames = ((8,), 8) if args.quick else ((16, 64), 120)
+    lengths = (16, 64) if args.quick else (450, 900, 1492)
+    jobs = [["stream", count, frames] for count in clip_counts] + [["step", length, batch] for length in lengths]
+    peaks = rss_children(jobs, together=args.quick)
+    for count, peak in zip(clip_counts, peaks):
+        yield {"name": f"peak_rss_{count}_clips", "value": peak, "unit": "MB (stream a store through a train step)"}
+    peaks = peaks[len(clip_counts):]
     for length, peak in zip(lengths, peaks):
         yield {"name": f"peak_rss_max_len_{length}", "value": peak, "unit": f"MB (train step, batch {batch})"}
     slope = np.polyfit(lengths, peaks, 1)[0]
@@ -680,18 +688,31 @@ def padding_waste(lengths, spec, batch, bucket, epochs=3):
     return (padded - real) / real
 
 
-def rss_child(job):
-    """Peak RSS (MB) of a fresh `python -m experiments.bench --rss-child ...` process running `job`."""
+def rss_children(jobs, together=False):
+    """Peak RSS (MB) of each job, each in a fresh `python -m experiments.bench --rss-child ...` process, or
+    (`together`, the smoke pass: one TensorFlow start instead of one per job) all in one process in the order
+    given, each figure then the process's peak so far (a job's own peak when jobs come in growing order)."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "experiments.bench", "--rss-child", ",".join(str(v) for v in job)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"RSS child {job} failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return float(proc.stdout.strip().splitlines()[-1])
+    def run(group):
+        spec = ";".join(",".join(str(v) for v in job) for job in group)
+        cmd = [sys.executable, "-m", "experiments.bench", "--rss-child", spec]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"RSS child {spec} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return [float(v) for v in proc.stdout.strip().splitlines()[-len(group):]]
+
+    return run(jobs) if together else [peak for job in jobs for peak in run([job])]
 
 
-def rss_child_main(job):
+def rss_child_main(jobs):
+    """`JOB;JOB...`: each job in turn, printing the process's peak RSS (MB) after each (`rss_children`)."""
+    for job in jobs.split(";"):
+        rss_job(job)
+        print(peak_rss_mb(), flush=True)
+
+
+def rss_job(job):
     """`step,T,B`: one paper TT-GRU train step on T real frames per clip, batch B.
     `stream,N,T`: one epoch of N clips of T frames from a temporary store through BatchFeed + train step."""
     import tempfile
@@ -721,7 +742,6 @@ def rss_child_main(job):
             for x, y in feed.dataset(lambda: 0):
                 step((x, y))
             reader.close()
-    print(peak_rss_mb())
 
 
 # ---- section: scale -----------------------------------------------------------------------------------------
@@ -1020,9 +1040,20 @@ def parse_args(argv=None):
     return args
 
 
+def quiet_retracing():
+    """Drop TensorFlow's "triggered tf.function retracing" warning in this process: the bench builds one train step
+    per case on purpose (each a different model, `make_train_step` each time, each traced once) and TensorFlow
+    counts all of them as retraces of one function (it keys them by the function's code). Nothing else is
+    filtered; a retrace within one case still shows in its time."""
+    import logging
+
+    logging.getLogger("tensorflow").addFilter(lambda r: "triggered tf.function retracing" not in r.getMessage())
+
+
 def main(argv=None):
     args = parse_args(argv)
     quiet_console(args.verbose)
+    quiet_retracing()
     if args.epoch_step_child:        # applies the allocator of the trainer command it times
         epoch_step_child(json.loads(args.epoch_step_child))
         return 0
@@ -1035,7 +1066,7 @@ def main(argv=None):
         for row in SECTIONS[section](args):
             rows.append(row)
             if args.json:
-                print(json.dumps(row), flush=True)
+                print(json.dumps({**row, "section": section}), flush=True)
     if not args.json:
         print("| name | value | unit |\n|---|---:|---|")
         for row in rows:
