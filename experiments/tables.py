@@ -91,7 +91,7 @@ def successor_param_counts():
     into the first output mode): TT at the paper's ranks 4, others at `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks)
     — what `--decomposition X` trains."""
     from ttrnn import formats
-    from ttrnn.models import PAPER_SHAPES
+    from ttrnn.paper_shapes import PAPER_SHAPES
     n, m = PAPER_SHAPES["ucf11"]["tt_input_shape"], PAPER_SHAPES["ucf11"]["tt_output_shape"]
     return {label: formats.make(label.split("_")[0], n, (4 * m[0],) + tuple(m[1:])).param_count()
             for label, *_ in SUCCESSORS}

@@ -31,12 +31,13 @@ from experiments import run_dir as rd
 from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, handle_sigterm,  # noqa: F401
                              interrupted_status, usage_exit, write_error)
 from experiments.report import (classification_metrics, cross_entropy, package_versions, peak_rss_mb, plot_confusion,
-                                plot_curves)
+                                plot_curves, resource_usage, usage_since)
 
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
-NON_IDENTITY_ARGS = ("out", "fresh", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
-                     "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
+NON_IDENTITY_ARGS = ("out", "fresh", "workers", "reader", "allocator", "quiet", "intra_op", "inter_op",
+                     "threads_preset", "cluster_spec", "worker_index", "gpus", "cluster", "slurm_port_base", "verbose",
+                     "no_tensorboard")
 
 
 @dataclass
@@ -60,6 +61,7 @@ class DatasetSpec:
 def build_parser(spec):
     """The dataset CLI's parser: the run's options, then one argument group per model family (--help)."""
     p = OneLineParser(prog=f"python -m experiments.{spec.name}",
+                      usage="%(prog)s (--data STORE.h5 | --demo) [--model MODEL] [options of its group below]",
                       description=f"Train a model on {spec.name} from a ttrnn frame store. {spec.notes}")
     g = p.add_argument_group("data and run")
     g.add_argument("--data", metavar="STORE.h5", help="frame store made by `python -m preprocess.<layout>`")
@@ -88,6 +90,10 @@ def build_parser(spec):
                         "finished run's result, or continues its unfinished run after the last saved epoch)")
     g.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
+    g.add_argument("--reader", default="streaming", choices=("streaming", "plain"),
+                   help="streaming (default): batch arrays reused and the next batches' clips read ahead by the "
+                        "kernel (page-cache hints); plain: a fresh array per batch, no hints (the reader before "
+                        "issue 22, for A/B measurements: docs/performance.md)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard event files (default: <run dir>/tensorboard/)")
@@ -106,8 +112,10 @@ def build_parser(spec):
     families.add_args(p)
     import tf_config.cluster
     import tf_config.console
+    import tf_config.memory
     import tf_config.threads
     tf_config.console.add_console_args(p)
+    tf_config.memory.add_memory_args(p)
     tf_config.threads.add_thread_args(p)
     tf_config.cluster.add_cluster_args(p)
     return p
@@ -244,6 +252,8 @@ class Run:
     reader: object = None         # ttrnn.data.ReaderPool shared by the feeds
     train_feed: object = None     # this worker's shard of the training clips
     eval_feeds: dict = field(default_factory=dict)  # "test" (and "val") -> BatchFeed
+    epoch_usage: list = field(default_factory=list)  # report.usage_since over each training epoch of this process
+    last_test: tuple = None       # (epoch, evaluate(...) of the test feed) of the last epoch evaluated here
 
 
 def build_optimizer(args, lr, num_train):
@@ -285,11 +295,13 @@ def build_feeds(r):
     except ttdata.ReaderError as exc:
         raise RunError(str(exc)) from None
     local_batch = max(1, args.batch_size // r.cluster.num_workers)
+    streaming = getattr(args, "reader", "streaming") == "streaming"
     r.train_feed = ttdata.BatchFeed(r.store, r.cluster.shard(r.train_rows), r.ispec, local_batch, training=True,
-                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket, streaming=streaming)
     evaluated = {"test": r.split.test, "val": r.val_rows}
     r.eval_feeds = {name: ttdata.BatchFeed(r.store, rows, r.ispec, args.batch_size, training=False,
-                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket,
+                                           streaming=streaming)
                     for name, rows in evaluated.items() if name == "test" or len(rows)}
 
 
@@ -324,6 +336,7 @@ def family_args(args, fam):
 
 def start_run_dir(r, threads, argv):
     """Restore the checkpoint if there is one (-> state: history, best, stale); the chief writes config.json."""
+    import tf_config.memory
     state = rd.load_checkpoint(r.run_dir, r.model, r.optimizer) or {}
     state = {"history": state.get("history", []), "best": state.get("best"), "stale": state.get("stale", 0)}
     if r.cluster.is_chief:
@@ -337,6 +350,7 @@ def start_run_dir(r, threads, argv):
                           "synthetic": bool(r.store.attrs.get("synthetic") or r.args.demo)},
                 "split": r.split.description, "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)),
                 "num_test": int(len(r.split.test)), "lr": r.lr, "threads": threads,
+                "allocator": tf_config.memory.applied(),
                 "cluster": r.cluster.as_dict(), "input": vars(r.ispec),
                 "versions": package_versions(), "started": datetime.datetime.now().isoformat(timespec="seconds"),
             }
@@ -383,7 +397,7 @@ def evaluate(predict, feed, multilabel):
 def train_epoch(r, step, dist_train, epoch):
     """One pass over this worker's training shard -> the history row's train_loss, train_accuracy, seconds."""
     from preprocess.progress import progress
-    t0 = time.perf_counter()
+    t0, usage = time.perf_counter(), resource_usage()
     tot = {"loss_sum": 0.0, "hits": 0.0, "count": 0.0}
     shown = not r.args.quiet and r.cluster.is_chief   # a bar on a terminal, a line per tenth of the epoch elsewhere
     bar = progress(len(r.train_feed), f"epoch {epoch + 1}/{r.args.epochs}", unit="batch", leave=False) \
@@ -402,6 +416,7 @@ def train_epoch(r, step, dist_train, epoch):
             bar.update(1)
     if bar is not None:
         bar.close()
+    r.epoch_usage.append(usage_since(usage))
     n = max(tot["count"], 1)
     return {"epoch": epoch + 1, "train_loss": tot["loss_sum"] / n, "train_accuracy": tot["hits"] / n,
             "seconds": round(time.perf_counter() - t0, 3)}
@@ -421,7 +436,9 @@ def evaluate_epoch(r, predict, row):
     """Add each evaluation feed's loss, accuracy (and MAP) and the evaluations' seconds to the history row."""
     t0 = time.perf_counter()
     for name, feed in r.eval_feeds.items():
-        loss, metrics, _ = evaluate(predict, feed, r.spec.multilabel)
+        result = loss, metrics, _ = evaluate(predict, feed, r.spec.multilabel)
+        if name == "test":
+            r.last_test = (row["epoch"], result)     # the report reuses it when this was the last epoch
         row[f"{name}_loss"] = loss
         row[f"{name}_accuracy"] = metrics["accuracy"]
         if r.spec.multilabel:
@@ -492,7 +509,7 @@ def final_metrics(r, history, loss, final, threads, argv, protocol=None):
         "test_loss": loss, "params_input_to_hidden": _safe(lambda: input_to_hidden_params(r.model)),
         "params_total": int(r.model.count_params()), "epochs": len(history),
         "epoch_seconds": [h["seconds"] for h in history], "peak_rss_mb": round(peak_rss_mb(), 1),
-        "eval_seconds": [h.get("eval_seconds") for h in history],
+        "eval_seconds": [h.get("eval_seconds") for h in history], "epoch_usage": r.epoch_usage,
         "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)), "num_test": int(len(r.split.test)),
         "protocol": r.args.protocol, "fold": r.args.fold, "split": r.split.description, "dataset": r.spec.name,
         "model": model_label(r.args), "command": command_line(r.spec, argv),
@@ -533,8 +550,11 @@ def evaluate_views(feed, predict, multilabel):
 
 def report(r, history, predict, threads, argv):
     """Phase 4: the final test evaluation; the chief writes model.keras, the plots and metrics.json (last, as the
-    finished marker). Returns the metrics."""
-    loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
+    finished marker). Returns the metrics.
+
+    Single-view models reuse the last epoch's test evaluation when this process ran it (same model, same feed,
+    same numbers: the pass took ~60 s of a 760 s UCF11 run, issue 22); a run resumed after its last epoch
+    evaluates again; multi-view testing (3D models) runs its own pass."""
     protocol = {}
     views = r.family.test_views(r.args)
     if views != (1, 1):  # the seeds' multi-view testing
@@ -542,6 +562,10 @@ def report(r, history, predict, threads, argv):
         from ttrnn.data import MultiViewFeed
         feed = MultiViewFeed(r.store, r.split.test, r.ispec, r.args.batch_size, *views, reader=r.reader)
         loss, final, protocol = evaluate_views(feed, lambda x: predict(tf.constant(x)).numpy(), r.spec.multilabel)
+    elif r.last_test is not None and r.last_test[0] == len(history):
+        loss, final, _ = r.last_test[1]
+    else:
+        loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
     r.reader.close()
     metrics = final_metrics(r, history, loss, final, threads, argv, protocol)
     if not math.isfinite(loss):
@@ -666,9 +690,11 @@ def main(spec, argv=None):
             return 0
         import tf_config.cluster
         import tf_config.console
+        import tf_config.memory
         import tf_config.threads
         tf_config.console.quiet_console(args.verbose)
         try:
+            tf_config.memory.apply_memory(args.allocator)     # before TensorFlow starts (its CPU allocator)
             threads = tf_config.threads.apply_threads(args)
             cluster = tf_config.cluster.make_strategy(args)
         except (ValueError, RuntimeError) as exc:

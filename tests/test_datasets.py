@@ -54,6 +54,11 @@ def test_hollywood2_tt_gru_end_to_end_reports_map(runs):
     assert (metrics["num_train"], metrics["num_val"], metrics["num_test"]) == (10, 2, 12)
     config = json.loads((out / "config.json").read_text())
     assert config["lr"] == 1e-3 and config["args"]["batch_size"] == 8
+    # the allocator settings applied before TensorFlow started, and the training epoch's own resource usage
+    assert config["allocator"]["allocator"] == "tuned" and config["allocator"]["mallopt"]["M_MMAP_MAX"] == 0
+    usage = metrics["epoch_usage"][0]
+    assert 0 < usage["wall_s"] <= metrics["epoch_seconds"][0] + 0.01 and usage["user_s"] > 0
+    assert usage["minor_faults"] > 0 and usage["sys_s"] >= 0
     assert "test map" in res.stdout
 
 

@@ -8,6 +8,7 @@ import math
 
 import keras
 
+from ttrnn.formats import FORMATS
 from ttrnn.paper_shapes import MLP_FRAMES, PAPER_SHAPES, check_frame_shape  # noqa: F401 (re-exported)
 from ttrnn.pixels import PixelScaling
 
@@ -22,7 +23,7 @@ def _head(h, num_classes, multilabel):
                               kernel_regularizer=keras.regularizers.L2(L2_ALPHA), name="classifier")(h)
 
 
-DECOMPOSITIONS = ("tt", "tr", "bt", "cp", "ht")
+DECOMPOSITIONS = tuple(FORMATS)   # the kernel formats' names, as ttrnn.formats defines them
 
 
 def tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks=None, ranks=None, blocks=None,

@@ -615,6 +615,19 @@ def _selection(idx):
     return np.s_[idx.tolist()]
 
 
+def _dataset_span(d, first, last):
+    """(offset, nbytes) in its file of rows `first`..`last` of h5py dataset `d` (whole chunks when chunked);
+    None when the data is not allocated."""
+    if d.chunks is None:
+        base = d.id.get_offset()
+        row = int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
+        return None if base is None else (int(base + first * row), int((last + 1 - first) * row))
+    c = d.chunks[0]
+    ends = [d.id.get_chunk_info_by_coord((k // c * c,) + (0,) * (d.ndim - 1)) for k in (first, last)]
+    start = min(e.byte_offset for e in ends)
+    return int(start), int(max(e.byte_offset + e.size for e in ends) - start)
+
+
 def clip_slice(length, max_len=None, frame_skip=1):
     """The slice of a clip's `length` frames that `FrameStore.read` returns: frames 0, k, 2k, ..., at most max_len."""
     k = int(frame_skip)
@@ -799,6 +812,26 @@ class FrameStore:
         if len(idx):
             self._read(i, idx, out[len(out) - len(idx):])
         return len(idx)
+
+    def clip_extent(self, i, max_len=None, frame_skip=1):
+        """(file, offset, nbytes): where on disk the bytes that `read(i, max_len, frame_skip)` reads lie (from the
+        first to the last frame read, whole chunks for chunked codecs), for page-cache hints (`posix_fadvise`)
+        by the training reader (ttrnn.data.CacheHints); None when nothing is read or the data is not allocated.
+        A separate hook of issue 22 (it reads only HDF5 metadata)."""
+        i = int(i)
+        if not 0 <= i < len(self.index):
+            raise IndexError(f"clip row {i} out of range 0..{len(self.index) - 1}")
+        length = int(self.index["length"][i])
+        idx = np.arange(length)[clip_slice(length, max_len, frame_skip)]
+        if not len(idx):
+            return None
+        g, _ = self._clip(i)
+        if self._shards is not None and "bytes" in g:       # jpeg: the frames' bytes back to back
+            lo, hi = (int(v) for v in g["offsets"][[int(idx[0]), int(idx[-1]) + 1]])
+            span = _dataset_span(g["bytes"], lo, hi - 1)
+        else:
+            span = _dataset_span(g if self._shards is None else g["frames"], int(idx[0]), int(idx[-1]))
+        return None if span is None else (self.shard_path(i),) + span
 
     def read_frames(self, i, frame_indices):
         """Frames at `frame_indices` (sorted; repeats allowed) of clip row `i`: uint8 (len(idx), H, W, 3).

@@ -30,7 +30,7 @@ def parse_label(label):
 
 def input_spec(args):
     from ttrnn.data import InputSpec
-    from ttrnn.models import MLP_FRAMES
+    from ttrnn.paper_shapes import MLP_FRAMES
     return InputSpec("mlp", max_len=args.max_len, num_frames=MLP_FRAMES)
 
 
