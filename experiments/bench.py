@@ -21,9 +21,13 @@ Sections (compare figures within one run only: the machine is shared, cases are 
   per padded time step.
 - `scale` (only when named: ~30 min): a real training epoch and evaluation of the trainer CLI at max-len 450 and
   1,492 on a UCF11-size store (1,600 clips, UCF11 lengths, ~45 GB; written once at `--store`), with peak RSS.
-- `epoch`: projected seconds per UCF11 training epoch (1,280 clips, lengths 204-1,492, mean 483.7) at max-len
-  450, 900 and 1,492 from the measured end-to-end padded frames/s and the bucketed padded frame count, next to the
-  paper's 1,872 s (quad-core Xeon, max-len 1,492) and the community port's 400 s (450) and 1,700 s (900).
+- `epoch` (only when named: ~10 min): a real trainer epoch (TT-GRU, batch 16, `--max-lens`' first, default 450)
+  on a store larger than a memory budget (`--budget-gb`, default 4: UCF11's length spread, 1.25x the budget),
+  evicted from the page cache before each run, for the reader/allocator arrangement before issue 22 (`plain`) and
+  the default (`streaming`), interleaved (`--repeats` rounds, the faster run of each kept): end-to-end padded
+  frames/s and its ratio to the trainer's own step on the same padded frames in memory (same run), the share of
+  system CPU, page faults/s and disk bytes/s during the epoch (the trainer's `epoch_usage`) against `dd`'s rate
+  on the same store, evaluation seconds and peak RSS.
 `--quick` is a smoke pass: small sizes, fewer repeats, and in `tt` the headline cases only (no bfloat16 step, no
 per-format LSTM rows). `--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
 """
@@ -41,6 +45,7 @@ from experiments.cli import OneLineParser
 from experiments.families.rnn import FORMATS        # LSTM train-step rows at ~3.3 k kernel parameters each
 from experiments.report import peak_rss_mb
 from tf_config.console import add_console_args, quiet_console
+from tf_config.memory import add_memory_args, apply_memory
 
 UCF11_CLASSES = 11
 PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scaling="paper")
@@ -50,7 +55,7 @@ SGEMM_N = 2048
 def paper_tt(dataset="ucf11"):
     """(input modes n, hidden modes m, ranks r) of the paper's TT layer on `dataset` (ttrnn.models.PAPER_SHAPES;
     UCF11: 160x120x3 frames as 8x20x20x18, 4x4x4x4 hidden, ranks 4)."""
-    from ttrnn.models import PAPER_SHAPES
+    from ttrnn.paper_shapes import PAPER_SHAPES
     shapes = PAPER_SHAPES[dataset]
     return shapes["tt_input_shape"], shapes["tt_output_shape"], shapes["tt_ranks"]
 
@@ -296,7 +301,7 @@ def bench_tt(args):
     RESULTS["ttgru_step"] = fps["ttgru_step"]
 
 
-RESULTS = {}      # figures later sections reuse (epoch uses train's end-to-end rate)
+RESULTS = {}      # figures later sections reuse
 
 
 # ---- section: versions --------------------------------------------------------------------------------------
@@ -546,8 +551,8 @@ def _jpeg_decoders(clips, repeats):
                "unit": f"frames/s per core, CPU time ({best['opencv'] / seconds:.2f}x OpenCV's)"}
 
 
-def _h264_figures(clips, repeats):
-    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 CRF 18,
+def _h264_figures(clips, repeats, crf=15):
+    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 at `crf`,
     yuv420p, GOP 12), or None when PyAV is not installed (it is optional: measured, not a store codec)."""
     try:
         import av
@@ -561,7 +566,7 @@ def _h264_figures(clips, repeats):
         for c in clips:
             buf = io.BytesIO()
             with av.open(buf, "w", format="mp4") as box:
-                st = box.add_stream("libx264", rate=25, options={"crf": "18", "g": "12", "threads": "1"})
+                st = box.add_stream("libx264", rate=25, options={"crf": str(crf), "g": "12", "threads": "1"})
                 st.height, st.width, st.pix_fmt = c.shape[1], c.shape[2], "yuv420p"
                 for f in c:
                     box.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
@@ -637,10 +642,9 @@ def bench_train(args):
         yield {"name": f"train_end_to_end_{name}", "value": round(real / seconds, 1),
                "unit": f"frames/s (real frames; {real / seconds / mem:.2f}x in memory)"}
     default = f"{args.compression}_store_{data.default_workers()}_workers"
-    RESULTS["train_padded_fps"] = padded / best[default]
     yield {"name": "train_end_to_end_vs_in_memory", "value": round(real / best[default] / mem, 3),
            "unit": f"x ({default.replace('_', ' ')}: the trainer's default reader)"}
-    yield {"name": "train_padded_fps", "value": round(RESULTS["train_padded_fps"], 1),
+    yield {"name": "train_padded_fps", "value": round(padded / best[default], 1),
            "unit": f"padded frames/s (end to end, {default.replace('_', ' ')})"}
     ucf = ucf11_lengths()
     for bucket in (True, False):
@@ -766,8 +770,7 @@ def scale_run(store, max_len, out, extra=()):
     """One epoch of the trainer CLI (TT-GRU, batch 16) on `store` in a fresh process: metrics.json + wall time."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "experiments.ucf11", "--data", str(store), "--model", "gru", "--use-tt",
-           "--max-len", str(max_len), "--batch-size", "16", "--epochs", "1", "--quiet", "--out", str(out), *extra]
+    cmd = [sys.executable, "-m", "experiments.ucf11", *trainer_argv(store, max_len, out, *extra)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -776,6 +779,12 @@ def scale_run(store, max_len, out, extra=()):
         raise RuntimeError(f"max-len {max_len}: the trainer exited {proc.returncode}: {tail}")
     metrics = json.loads((Path(out) / "metrics.json").read_text())
     return metrics, wall
+
+
+def trainer_argv(store, max_len, out, *extra):
+    """The trainer command of the scale and epoch sections: TT-GRU, batch 16, one epoch, quiet."""
+    return ["--data", str(store), "--model", "gru", "--use-tt", "--max-len", str(max_len), "--batch-size", "16",
+            "--epochs", "1", "--quiet", "--out", str(out), *extra]
 
 
 def bench_scale(args):
@@ -808,30 +817,165 @@ def bench_scale(args):
 # ---- section: epoch -----------------------------------------------------------------------------------------
 PUBLISHED_EPOCH_SECONDS = {1492: ("paper, quad-core Xeon E7-4850 v2", 1872), 450: ("community port", 400),
                            900: ("community port", 1700)}
+ARRANGEMENTS = {"plain": ("--reader", "plain", "--allocator", "default"),     # before issue 22
+                "streaming": ("--reader", "streaming", "--allocator", "tuned")}  # the defaults
+
+
+def drop_from_page_cache(path):
+    """Evict `path`'s pages from the page cache (posix_fadvise DONTNEED: this file only, no root needed), so the
+    next read comes from the disk, as it does for a store larger than memory."""
+    import os
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def dd_rate(path):
+    """Bytes/s of `dd if=path of=/dev/null bs=8M` from a cold page cache: what the disk gives a sequential reader."""
+    import subprocess
+
+    drop_from_page_cache(path)
+    t0 = time.perf_counter()
+    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=8M"], check=True, capture_output=True)
+    return Path(path).stat().st_size / (time.perf_counter() - t0)
+
+
+def epoch_store_lengths(budget_bytes, quick, seed=0):
+    """Clip lengths of a store 1.25x larger than `budget_bytes`: UCF11's spread (`ucf11_lengths`; /8, at least
+    24 frames, with --quick), at least 40 clips so the paper split leaves test clips."""
+    frame = int(np.prod(FRAME_SHAPE))
+    mean = UCF11_LENGTHS[2] / (8 if quick else 1)
+    count = max(40, int(np.ceil(1.25 * budget_bytes / (mean * frame))))
+    lengths = ucf11_lengths(count, seed)
+    return np.maximum(24, lengths // 8) if quick else lengths
+
+
+def epoch_step_child(argv):
+    """`--epoch-step-child ARGV_JSON`: the trainer's own build and train step for that trainer command, run on
+    in-memory batches of exactly the shapes (and order) of its first training epoch, twice: the first pass
+    traces and compiles as the trainer's first epoch does, the second is warm. Prints JSON: padded frames and
+    the seconds of each pass (the step only: each batch is made a tensor before its step is timed)."""
+    import tensorflow as tf
+
+    import tf_config.cluster
+    import tf_config.memory
+    import tf_config.threads
+    from experiments import train
+    from experiments.ucf11 import SPEC
+
+    args = train.build_parser(SPEC).parse_args(argv)
+    tf_config.memory.apply_memory(args.allocator)
+    tf_config.threads.apply_threads(args)
+    r = train.build(args, SPEC, tf_config.cluster.make_strategy(args))
+    step = train.train_step(r)
+    feed = r.train_feed
+    shapes = [(len(pos), feed.batch_length(pos)) for pos, _ in feed.epoch_plan(0)]
+    rng = np.random.default_rng(0)
+    passes = []
+    for _ in range(2):
+        seconds = 0.0
+        for b, t in shapes:
+            x = tf.constant(np.broadcast_to(rng.integers(1, 256, (1, t, 1, 1, 3), dtype=np.uint8),
+                                            (b, t) + FRAME_SHAPE))
+            y = tf.constant(np.eye(len(r.store.classes), dtype=np.float32)[np.arange(b) % len(r.store.classes)])
+            t0 = time.perf_counter()
+            float(step((x, y))["loss"])
+            seconds += time.perf_counter() - t0
+        passes.append(seconds)
+    r.reader.close()
+    print(json.dumps({"padded_frames": int(sum(b * t for b, t in shapes)), "cold_s": passes[0],
+                      "warm_s": passes[1]}))
+
+
+def run_step_child(argv):
+    import subprocess
+
+    cmd = [sys.executable, "-m", "experiments.bench", "--epoch-step-child", json.dumps(argv)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"epoch step child failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def epoch_rows(m):
+    """The epoch section's rows from its measurements `m` (pure arithmetic, tested on its own):
+    m = {"store_bytes", "budget_bytes", "clips", "dd_bytes_per_s", "max_len", "load",
+         "step": {"padded_frames", "cold_s", "warm_s"},
+         "runs": {arrangement: {"train_s", "eval_s", "usage": {wall_s, user_s, sys_s, minor_faults, read_bytes},
+                                "peak_rss_mb"}}}."""
+    step, frames, L = m["step"], m["step"]["padded_frames"], m["max_len"]
+    step_fps = frames / step["cold_s"]
+    rows = [{"name": "epoch_store_gb", "value": round(m["store_bytes"] / 1e9, 3),
+             "unit": f"GB ({m['clips']} clips, UCF11 spread) > budget {m['budget_bytes'] / 1e9:.2f} GB; evicted "
+                     f"from the page cache before every run; load {m['load']}"},
+            {"name": "epoch_dd_read", "value": round(m["dd_bytes_per_s"] / 1e6, 1),
+             "unit": "MB/s (dd bs=8M of the store, cold cache)"},
+            {"name": f"epoch_step_max_len_{L}", "value": round(step_fps, 1),
+             "unit": f"padded frames/s (the trainer's step alone on the epoch's {frames} padded frames in memory, "
+                     f"first pass: traces and compiles as epoch 1 does)"},
+            {"name": f"epoch_step_warm_max_len_{L}", "value": round(frames / step["warm_s"], 1),
+             "unit": "padded frames/s (the same, second pass)"}]
+    for name, run in m["runs"].items():
+        u, fps = run["usage"], frames / run["train_s"]
+        cpu = u["user_s"] + u["sys_s"]
+        read = (u["read_bytes"] or 0) / u["wall_s"]
+        rows += [{"name": f"epoch_{name}_max_len_{L}", "value": round(run["train_s"], 1),
+                  "unit": f"s training ({' '.join(ARRANGEMENTS[name])})"},
+                 {"name": f"epoch_{name}_fps", "value": round(fps, 1),
+                  "unit": f"padded frames/s end to end ({fps / step_fps:.3f}x the step)"},
+                 {"name": f"epoch_{name}_vs_step", "value": round(fps / step_fps, 3),
+                  "unit": "x (end to end / step, same padded frames; goal 0.8)"},
+                 {"name": f"epoch_{name}_system_cpu", "value": round(100 * u["sys_s"] / max(cpu, 1e-9), 2),
+                  "unit": f"% of the trainer's CPU time in the kernel ({cpu / u['wall_s']:.2f} cores busy)"},
+                 {"name": f"epoch_{name}_faults_per_s", "value": round(u["minor_faults"] / u["wall_s"], 1),
+                  "unit": "minor page faults/s"},
+                 {"name": f"epoch_{name}_read", "value": round(read / 1e6, 2),
+                  "unit": f"MB/s from the disk ({read / m['dd_bytes_per_s']:.3f}x dd)"},
+                 {"name": f"epoch_{name}_eval", "value": round(run["eval_s"], 1), "unit": "s evaluation"},
+                 {"name": f"epoch_{name}_peak_rss", "value": round(run["peak_rss_mb"], 1), "unit": "MB"}]
+    if {"plain", "streaming"} <= set(m["runs"]):
+        ratio = m["runs"]["plain"]["train_s"] / m["runs"]["streaming"]["train_s"]
+        rows.append({"name": "epoch_streaming_vs_plain", "value": round(ratio, 3),
+                     "unit": "x (plain training seconds / streaming, interleaved in this run)"})
+    return rows
 
 
 def bench_epoch(args):
-    """Projected seconds per UCF11 epoch = bucketed padded frames of the epoch / end-to-end padded frames/s."""
-    from ttrnn import data
+    """A real trainer epoch on a store larger than a memory budget (`--budget-gb`), evicted from the page cache
+    before each run, for each reader/allocator arrangement (plain, then streaming; `--repeats` rounds, the
+    faster run of each kept), beside the trainer's own step on the same padded frames in memory (same run)."""
+    import os
+    import tempfile
 
-    if "train_padded_fps" not in RESULTS:
-        for _ in bench_train(args):
-            pass
-    fps = RESULTS["train_padded_fps"]
-    lengths = ucf11_lengths()
-    for max_len in (450, 900, 1492):
-        spec = data.InputSpec(max_len=max_len)
-        eff = np.array([spec.effective_length(n) for n in lengths])
-        frames = eff.sum() * (1 + padding_waste(lengths, spec, 16, True))
-        yield {"name": f"epoch_max_len_{max_len}", "value": round(frames / fps, 1),
-               "unit": f"s projected ({frames / 1e3:.0f}k padded frames, 2 cores)"}
-        who, seconds = PUBLISHED_EPOCH_SECONDS[max_len]
-        yield {"name": f"epoch_max_len_{max_len}_published", "value": float(seconds), "unit": f"s ({who})"}
+    budget = (args.budget_gb if args.budget_gb else (0.1 if args.quick else 4.0)) * 1e9
+    max_len = (args.max_lens or [48 if args.quick else 450])[0]
+    lengths = epoch_store_lengths(budget, args.quick)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = args.store or f"{tmp}/epoch.h5"
+        make_scale_store(store, lengths=lengths)
+        m = {"store_bytes": Path(store).stat().st_size, "budget_bytes": budget, "clips": len(lengths),
+             "max_len": max_len, "load": "/".join(f"{v:.1f}" for v in os.getloadavg()),
+             "dd_bytes_per_s": dd_rate(store), "runs": {}}
+        m["step"] = run_step_child(trainer_argv(store, max_len, f"{tmp}/step", *ARRANGEMENTS["streaming"]))
+        for k in range(args.repeats or 1):
+            for name in ARRANGEMENTS:
+                drop_from_page_cache(store)
+                metrics, _ = scale_run(store, max_len, f"{tmp}/{name}{k}",
+                                       extra=("--no-tensorboard", *ARRANGEMENTS[name]))
+                run = {"train_s": metrics["epoch_seconds"][0], "eval_s": metrics["eval_seconds"][0],
+                       "usage": metrics["epoch_usage"][0], "peak_rss_mb": metrics["peak_rss_mb"]}
+                if name not in m["runs"] or run["train_s"] < m["runs"][name]["train_s"]:
+                    m["runs"][name] = run
+    yield from epoch_rows(m)
 
 
 SECTIONS = {"tt": bench_tt, "versions": bench_versions, "store": bench_store, "train": bench_train,
             "epoch": bench_epoch, "scale": bench_scale}
-DEFAULT_SECTIONS = ("tt", "versions", "store", "train", "epoch")     # scale takes ~30 min: ask for it by name
+DEFAULT_SECTIONS = ("tt", "versions", "store", "train")   # epoch (a 5 GB store, ~10 min) and scale (~30 min): by name
 
 
 def parse_args(argv=None):
@@ -839,6 +983,9 @@ def parse_args(argv=None):
     p.add_argument("sections", nargs="*", default=[],
                    help=f"what to benchmark: {', '.join(SECTIONS)} (default: all but scale)")
     p.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--epoch-step-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--budget-gb", type=float, default=None,
+                   help="epoch: the memory budget the store must exceed (default 4 GB; quick 0.1)")
     p.add_argument("--compression", default="none", choices=("lzf", "none"),
                    help="train/epoch: which bench store's end-to-end rate is the headline and feeds the epoch "
                         "projection (both are measured; default none, as preprocess writes by default)")
@@ -852,10 +999,11 @@ def parse_args(argv=None):
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
                         "and the projection / TTGRU step forced under XLA")
     p.add_argument("--max-lens", type=lambda v: [int(x) for x in v.split(",")], default=None,
-                   help="scale: the max-lens to train at (default 450,1492; quick 48,96)")
+                   help="scale: the max-lens to train at (default 450,1492; quick 48,96); epoch: the first (default 450; quick 48)")
     p.add_argument("--store", default=None,
-                   help="scale: the UCF11-size store to train on (written there first if absent; ~45 GB)")
+                   help="scale / epoch: the store to train on (written there first if absent or of other lengths; scale ~45 GB)")
     add_console_args(p)
+    add_memory_args(p)
     args = p.parse_args(argv)
     for name in args.sections:
         if name not in SECTIONS:
@@ -865,6 +1013,8 @@ def parse_args(argv=None):
             p.error(f"--{name} must be >= 1")
     if args.chunks and min(args.chunks) < 0:
         p.error("--chunks values must be >= 0")
+    if args.budget_gb is not None and not args.budget_gb > 0:
+        p.error("--budget-gb must be > 0")
     if args.max_lens and min(args.max_lens) < 1:
         p.error("--max-lens values must be >= 1")
     return args
@@ -873,6 +1023,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     quiet_console(args.verbose)
+    if args.epoch_step_child:        # applies the allocator of the trainer command it times
+        epoch_step_child(json.loads(args.epoch_step_child))
+        return 0
+    apply_memory(args.allocator)     # before TensorFlow starts, as the trainer does (tf_config.memory)
     if args.rss_child:
         rss_child_main(args.rss_child)
         return 0

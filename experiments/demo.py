@@ -27,9 +27,14 @@ def cached_demo_store(name, data, build_store, args=None, make_videos=None):
     from preprocess import synthetic
     from preprocess.ingest import IngestError
     cache = cache_root() / f"demo-{name}"
-    cache.mkdir(parents=True, exist_ok=True)
     videos, store, ready = cache / "videos", cache / f"{name}.h5", cache / "store.done"
-    with open(cache / ".lock", "w") as lock:
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / ".lock", "w")
+    except OSError as exc:
+        raise UsageError(f"cannot write the demo cache {cache}: {exc.strerror or exc}; set TTRNN_CACHE to a "
+                         "writable directory") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if ready.exists():
             return store

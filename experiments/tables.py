@@ -91,7 +91,7 @@ def successor_param_counts():
     into the first output mode): TT at the paper's ranks 4, others at `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks)
     — what `--decomposition X` trains."""
     from ttrnn import formats
-    from ttrnn.models import PAPER_SHAPES
+    from ttrnn.paper_shapes import PAPER_SHAPES
     n, m = PAPER_SHAPES["ucf11"]["tt_input_shape"], PAPER_SHAPES["ucf11"]["tt_output_shape"]
     return {label: formats.make(label.split("_")[0], n, (4 * m[0],) + tuple(m[1:])).param_count()
             for label, *_ in SUCCESSORS}
@@ -133,6 +133,10 @@ def find_runs(paths):
             except (OSError, ValueError) as exc:
                 warnings.append(f"skipped {f}: {exc}")
                 continue
+            bad = non_finite(m)
+            if bad:  # a diverged run (or one written before the trainer stopped them) is no result
+                warnings.append(f"skipped {f.parent}: non-finite {', '.join(bad)} (a diverged run, not a result)")
+                continue
             m["run_dir"] = str(f.parent)
             m["_mtime"] = f.stat().st_mtime
             m["store"], m["synthetic"] = store_of(f.parent)
@@ -160,6 +164,13 @@ def score_key(run):
 
 def _finite(x):
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def non_finite(metrics):
+    """Which of the run's score (missing counts) and test_loss (where recorded) is not a finite number (NaN, inf,
+    null): a run with any is no result."""
+    score = "map" if "map" in metrics else "accuracy"   # a multi-label run's MAP, even when it is null
+    return [k for k in (score, "test_loss") if (k == score or k in metrics) and not _finite(metrics.get(k))]
 
 
 def summarize(runs):

@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import importlib.util
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,14 +28,16 @@ import numpy as np
 
 from experiments import families
 from experiments import run_dir as rd
-from experiments.cli import OneLineParser, UsageError, atomic_write, usage_exit
+from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, handle_sigterm,  # noqa: F401
+                             interrupted_status, usage_exit, write_error)
 from experiments.report import (classification_metrics, cross_entropy, package_versions, peak_rss_mb, plot_confusion,
-                                plot_curves)
+                                plot_curves, resource_usage, usage_since)
 
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
-NON_IDENTITY_ARGS = ("out", "fresh", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
-                     "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
+NON_IDENTITY_ARGS = ("out", "fresh", "workers", "reader", "allocator", "quiet", "intra_op", "inter_op",
+                     "threads_preset", "cluster_spec", "worker_index", "gpus", "cluster", "slurm_port_base", "verbose",
+                     "no_tensorboard")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class DatasetSpec:
 def build_parser(spec):
     """The dataset CLI's parser: the run's options, then one argument group per model family (--help)."""
     p = OneLineParser(prog=f"python -m experiments.{spec.name}",
+                      usage="%(prog)s (--data STORE.h5 | --demo) [--model MODEL] [options of its group below]",
                       description=f"Train a model on {spec.name} from a ttrnn frame store. {spec.notes}")
     g = p.add_argument_group("data and run")
     g.add_argument("--data", metavar="STORE.h5", help="frame store made by `python -m preprocess.<layout>`")
@@ -86,6 +90,10 @@ def build_parser(spec):
                         "finished run's result, or continues its unfinished run after the last saved epoch)")
     g.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
+    g.add_argument("--reader", default="streaming", choices=("streaming", "plain"),
+                   help="streaming (default): batch arrays reused and the next batches' clips read ahead by the "
+                        "kernel (page-cache hints); plain: a fresh array per batch, no hints (the reader before "
+                        "issue 22, for A/B measurements: docs/performance.md)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard event files (default: <run dir>/tensorboard/)")
@@ -104,8 +112,10 @@ def build_parser(spec):
     families.add_args(p)
     import tf_config.cluster
     import tf_config.console
+    import tf_config.memory
     import tf_config.threads
     tf_config.console.add_console_args(p)
+    tf_config.memory.add_memory_args(p)
     tf_config.threads.add_thread_args(p)
     tf_config.cluster.add_cluster_args(p)
     return p
@@ -200,15 +210,17 @@ def check_run_dir(run_dir, ident):
     """True when `run_dir` holds a finished run of this command; UsageError when it holds another command's run
     or is not a run directory; False otherwise (new, or a run to resume)."""
     run_dir = Path(run_dir)
-    has_config = (run_dir / "config.json").exists()
-    existing = rd.recorded_identity(run_dir) if has_config else ident
+    config = rd.read_config(run_dir) if run_dir.is_dir() else None   # UsageError naming a config.json that is no JSON
+    has_config = config is not None
+    existing = config.get("args_identity") if has_config else ident
     if (run_dir / "metrics.json").exists():
         if existing != ident:
             raise UsageError(f"{run_dir} holds a finished run of a different command; choose another --out")
         return True
     if existing != ident:
         raise UsageError(f"{run_dir} holds a run of a different command; choose another --out")
-    if run_dir.is_file() or (run_dir.exists() and not has_config and any(run_dir.iterdir())):
+    if run_dir.is_file() or (run_dir.exists() and not has_config
+                             and any(p.name != rd.LOCK for p in run_dir.iterdir())):
         raise UsageError(f"{run_dir} exists and is not a run directory; choose another --out")
     return False
 
@@ -240,6 +252,8 @@ class Run:
     reader: object = None         # ttrnn.data.ReaderPool shared by the feeds
     train_feed: object = None     # this worker's shard of the training clips
     eval_feeds: dict = field(default_factory=dict)  # "test" (and "val") -> BatchFeed
+    epoch_usage: list = field(default_factory=list)  # report.usage_since over each training epoch of this process
+    last_test: tuple = None       # (epoch, evaluate(...) of the test feed) of the last epoch evaluated here
 
 
 def build_optimizer(args, lr, num_train):
@@ -276,12 +290,18 @@ def build_feeds(r):
     args = r.args
     workers = ttdata.default_workers() if args.workers is None else args.workers
     r.reader = ttdata.ReaderPool(r.store.path, workers=workers)
+    try:
+        r.reader.start()
+    except ttdata.ReaderError as exc:
+        raise RunError(str(exc)) from None
     local_batch = max(1, args.batch_size // r.cluster.num_workers)
+    streaming = getattr(args, "reader", "streaming") == "streaming"
     r.train_feed = ttdata.BatchFeed(r.store, r.cluster.shard(r.train_rows), r.ispec, local_batch, training=True,
-                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket, streaming=streaming)
     evaluated = {"test": r.split.test, "val": r.val_rows}
     r.eval_feeds = {name: ttdata.BatchFeed(r.store, rows, r.ispec, args.batch_size, training=False,
-                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket,
+                                           streaming=streaming)
                     for name, rows in evaluated.items() if name == "test" or len(rows)}
 
 
@@ -316,6 +336,7 @@ def family_args(args, fam):
 
 def start_run_dir(r, threads, argv):
     """Restore the checkpoint if there is one (-> state: history, best, stale); the chief writes config.json."""
+    import tf_config.memory
     state = rd.load_checkpoint(r.run_dir, r.model, r.optimizer) or {}
     state = {"history": state.get("history", []), "best": state.get("best"), "stale": state.get("stale", 0)}
     if r.cluster.is_chief:
@@ -329,10 +350,13 @@ def start_run_dir(r, threads, argv):
                           "synthetic": bool(r.store.attrs.get("synthetic") or r.args.demo)},
                 "split": r.split.description, "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)),
                 "num_test": int(len(r.split.test)), "lr": r.lr, "threads": threads,
+                "allocator": tf_config.memory.applied(),
                 "cluster": r.cluster.as_dict(), "input": vars(r.ispec),
                 "versions": package_versions(), "started": datetime.datetime.now().isoformat(timespec="seconds"),
             }
-            atomic_write(r.run_dir / "config.json", json.dumps(config, indent=2, default=str))
+            rd.write_json(r.run_dir / "config.json", config)
+        if not (r.run_dir / rd.DATA).exists():
+            rd.record_data(r.run_dir, fingerprint(r.store, r.split, r.train_rows, r.val_rows))
         rd.write_history(r.run_dir, state["history"])
     return state
 
@@ -347,6 +371,15 @@ def train_step(r):
     loss_fn = (keras.losses.BinaryCrossentropy(reduction=None) if r.spec.multilabel
                else keras.losses.CategoricalCrossentropy(reduction=None))
     return make_train_step(r.cluster.strategy, r.model, r.optimizer, loss_fn, global_batch=None, totals=True)
+
+
+def traced(step, dist_train):
+    """`step` traced once for the dataset's element spec (batch and time dimensions unknown) before any batch, so
+    every batch runs this one graph. Left to `reduce_retracing`, the first batch's shape got a graph of its own,
+    so which graph a batch ran depended on the batches before it: a resumed run's dropout steps then rounded
+    differently from an uninterrupted run's (3e-8 in epoch 2's loss), and Adam grew that to 1e-3 by epoch 3."""
+    step.get_concrete_function(dist_train.element_spec)
+    return step
 
 
 def evaluate(predict, feed, multilabel):
@@ -364,13 +397,18 @@ def evaluate(predict, feed, multilabel):
 def train_epoch(r, step, dist_train, epoch):
     """One pass over this worker's training shard -> the history row's train_loss, train_accuracy, seconds."""
     from preprocess.progress import progress
-    t0 = time.perf_counter()
+    t0, usage = time.perf_counter(), resource_usage()
     tot = {"loss_sum": 0.0, "hits": 0.0, "count": 0.0}
     shown = not r.args.quiet and r.cluster.is_chief   # a bar on a terminal, a line per tenth of the epoch elsewhere
     bar = progress(len(r.train_feed), f"epoch {epoch + 1}/{r.args.epochs}", unit="batch", leave=False) \
         if shown else None
-    for batch in dist_train:
+    last = None
+    for k, batch in enumerate(dist_train):
         out = step(batch)
+        loss = float(out["loss"])
+        if not math.isfinite(loss):
+            raise diverged(r, epoch, f"loss {loss} at epoch {epoch + 1}, step {k + 1}", last)
+        last = loss
         for key in tot:
             tot[key] += float(out[key])
         if bar is not None:
@@ -378,16 +416,29 @@ def train_epoch(r, step, dist_train, epoch):
             bar.update(1)
     if bar is not None:
         bar.close()
+    r.epoch_usage.append(usage_since(usage))
     n = max(tot["count"], 1)
     return {"epoch": epoch + 1, "train_loss": tot["loss_sum"] / n, "train_accuracy": tot["hits"] / n,
             "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def diverged(r, saved_epochs, where, last):
+    """The RunError of a non-finite loss (NaN, inf): where, the last finite training loss, what to change. Nothing
+    is saved after it: the last good checkpoint (of `saved_epochs` epochs) stays, and no metrics.json is written."""
+    saved = f"the checkpoint of epoch {saved_epochs} is kept" if saved_epochs else \
+        "no epoch had finished, so there is no checkpoint"
+    last = "none" if last is None else f"{last:.6g}"
+    return RunError(f"training diverged: {where} (last finite training loss {last}); the learning rate {r.lr:g} is "
+                    f"likely too high: try a smaller --lr; {saved}, no metrics.json")
 
 
 def evaluate_epoch(r, predict, row):
     """Add each evaluation feed's loss, accuracy (and MAP) and the evaluations' seconds to the history row."""
     t0 = time.perf_counter()
     for name, feed in r.eval_feeds.items():
-        loss, metrics, _ = evaluate(predict, feed, r.spec.multilabel)
+        result = loss, metrics, _ = evaluate(predict, feed, r.spec.multilabel)
+        if name == "test":
+            r.last_test = (row["epoch"], result)     # the report reuses it when this was the last epoch
         row[f"{name}_loss"] = loss
         row[f"{name}_accuracy"] = metrics["accuracy"]
         if r.spec.multilabel:
@@ -416,29 +467,32 @@ def fit(r, state):
     dist_train = r.cluster.strategy.distribute_datasets_from_function(
         lambda ctx: r.train_feed.dataset(lambda: epoch_box[0]))
     from experiments.steps import make_local_predict
-    step, predict = train_step(r), make_local_predict(r.model)
+    step, predict = traced(train_step(r), dist_train), make_local_predict(r.model)
     board = open_board(r, history)
     start = len(history)
     for epoch in range(start, args.epochs):
         if stale and args.patience and stale >= args.patience:
             break
         if r.family.freeze(r.model, args, epoch, start):   # the trainable set changed: trace the step again
-            step = train_step(r)
+            step = traced(train_step(r), dist_train)
         epoch_box[0] = epoch
         row = evaluate_epoch(r, predict, train_epoch(r, step, dist_train, epoch))
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise diverged(r, epoch, f"{bad[0]} {row[bad[0]]} in epoch {epoch + 1}", row.get("train_loss"))
         history.append(row)
         monitor = row.get("val_loss", row["test_loss"])
         if best is None or monitor < best:
             best, stale = monitor, 0
         else:
             stale += 1
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds", "eval_seconds"))
-        print(f"epoch {epoch + 1}/{args.epochs} ({row['seconds']:.1f} s): {shown}", flush=True)
         if r.cluster.is_chief:
             rd.save_checkpoint(r.run_dir, r.model, r.optimizer, {"history": history, "best": best, "stale": stale})
             rd.write_history(r.run_dir, history)
             if board:  # after the checkpoint: a resume rewrites the board from the checkpointed history
                 board.write(row)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds", "eval_seconds"))
+        print(f"epoch {epoch + 1}/{args.epochs} ({row['seconds']:.1f} s): {shown}", flush=True)  # after its save
     if board:
         board.close()
     return history, predict
@@ -455,7 +509,7 @@ def final_metrics(r, history, loss, final, threads, argv, protocol=None):
         "test_loss": loss, "params_input_to_hidden": _safe(lambda: input_to_hidden_params(r.model)),
         "params_total": int(r.model.count_params()), "epochs": len(history),
         "epoch_seconds": [h["seconds"] for h in history], "peak_rss_mb": round(peak_rss_mb(), 1),
-        "eval_seconds": [h.get("eval_seconds") for h in history],
+        "eval_seconds": [h.get("eval_seconds") for h in history], "epoch_usage": r.epoch_usage,
         "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)), "num_test": int(len(r.split.test)),
         "protocol": r.args.protocol, "fold": r.args.fold, "split": r.split.description, "dataset": r.spec.name,
         "model": model_label(r.args), "command": command_line(r.spec, argv),
@@ -496,8 +550,11 @@ def evaluate_views(feed, predict, multilabel):
 
 def report(r, history, predict, threads, argv):
     """Phase 4: the final test evaluation; the chief writes model.keras, the plots and metrics.json (last, as the
-    finished marker). Returns the metrics."""
-    loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
+    finished marker). Returns the metrics.
+
+    Single-view models reuse the last epoch's test evaluation when this process ran it (same model, same feed,
+    same numbers: the pass took ~60 s of a 760 s UCF11 run, issue 22); a run resumed after its last epoch
+    evaluates again; multi-view testing (3D models) runs its own pass."""
     protocol = {}
     views = r.family.test_views(r.args)
     if views != (1, 1):  # the seeds' multi-view testing
@@ -505,13 +562,22 @@ def report(r, history, predict, threads, argv):
         from ttrnn.data import MultiViewFeed
         feed = MultiViewFeed(r.store, r.split.test, r.ispec, r.args.batch_size, *views, reader=r.reader)
         loss, final, protocol = evaluate_views(feed, lambda x: predict(tf.constant(x)).numpy(), r.spec.multilabel)
+    elif r.last_test is not None and r.last_test[0] == len(history):
+        loss, final, _ = r.last_test[1]
+    else:
+        loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
     r.reader.close()
     metrics = final_metrics(r, history, loss, final, threads, argv, protocol)
+    if not math.isfinite(loss):
+        raise diverged(r, len(history), f"final test_loss {loss}", history[-1]["train_loss"] if history else None)
     if r.cluster.is_chief:
-        r.model.save(r.run_dir / "model.keras")
-        plot_curves(r.run_dir, history, r.spec.multilabel)
-        plot_confusion(r.run_dir, final, list(r.store.classes), r.spec.multilabel)
-        atomic_write(r.run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
+        rd.save_model(r.run_dir, r.model)
+        try:
+            plot_curves(r.run_dir, history, r.spec.multilabel)
+            plot_confusion(r.run_dir, final, list(r.store.classes), r.spec.multilabel)
+        except OSError as exc:
+            raise write_error(Path(exc.filename or r.run_dir / "curves.png"), exc) from None
+        rd.write_json(r.run_dir / "metrics.json", metrics)
     r.store.close()
     if r.cluster.num_workers > 1:  # a last collective, so no worker exits while another still talks to it
         from tf_config.cluster import agree_on_int
@@ -542,19 +608,26 @@ def run(args, spec, threads, cluster, argv):
         r.store.close()
         print(f"{r.run_dir} is already finished; metrics in {r.run_dir / 'metrics.json'}")
         return json.loads((r.run_dir / "metrics.json").read_text())
-    state = start_run_dir(r, threads, argv)
-    if state["history"]:
-        print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
-    print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
-          f"{r.split.description}; run dir {r.run_dir}")
-    history, predict = fit(r, state)
-    return report(r, history, predict, threads, argv)
+    lock = rd.RunLock(r.run_dir).acquire() if cluster.num_workers > 1 and cluster.is_chief else None
+    try:   # the chief of a multi-worker run is its only writer; a single process took its lock in preflight
+        state = start_run_dir(r, threads, argv)
+        if state["history"]:
+            print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
+        print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
+              f"{r.split.description}; run dir {r.run_dir}")
+        history, predict = fit(r, state)
+        return report(r, history, predict, threads, argv)
+    finally:  # also on an error or an interruption: the reader workers end without tracebacks or leaks
+        r.reader.close()
+        if lock:
+            lock.release()
 
 
 def preflight(args, spec, parser):
     """Every check that needs no TensorFlow, so bad input fails fast and alone: arguments, cluster, the store (the
-    demo's is generated here), the split, the run directory. -> the run directory when it already holds this
-    command's finished run (nothing to train), else None."""
+    demo's is generated here), the split, the store's frames against the model, the run directory (finished,
+    another command's, trained on other data, in use). -> (the run directory when it already holds this command's
+    finished run, else None; the run directory's lock, taken here for a one-process run)."""
     import tf_config.cluster
     import tf_config.threads
     validate(args, spec, parser)
@@ -570,14 +643,33 @@ def preflight(args, spec, parser):
         args.data = str(spec.demo(args))
     store = open_store(args.data, spec)
     try:
-        split_rows(args, spec, store)
+        split, train_rows, val_rows = split_rows(args, spec, store)
+        family_of(args).check_store(args, spec, store)   # e.g. frames the TT shapes do not factor
+        data = fingerprint(store, split, train_rows, val_rows)
     finally:
         store.close()
     if args.fresh and (args.out or num_workers > 1):
         raise UsageError("--fresh picks a new runs/ directory itself: give a new --out instead (and with several "
                          "workers, a new --out is the way)")
     run_dir = resolve_run_dir(args, spec, num_workers)
-    return run_dir if check_run_dir(run_dir, identity(args)) else None
+    if check_run_dir(run_dir, identity(args)):
+        return run_dir, None
+    if run_dir.is_dir():   # a run to resume: onto the data it started on, from a checkpoint that reads
+        rd.check_data(run_dir, data)
+        rd.check_checkpoint(run_dir)
+    args.out = str(run_dir)  # build() uses this very directory (not a new timestamp)
+    if num_workers > 1:
+        return None, None    # the chief takes the lock once the cluster says which worker it is (run)
+    lock = rd.RunLock(run_dir).acquire()
+    if check_run_dir(run_dir, identity(args)):  # it finished while we looked
+        lock.release()
+        return run_dir, None
+    return None, lock
+
+
+def fingerprint(store, split, train_rows, val_rows):
+    """The data a run trains and evaluates on (run_dir.data_fingerprint): the store and its splits' clip ids."""
+    return rd.data_fingerprint(store, {"train": train_rows, "val": val_rows, "test": split.test})
 
 
 def main(spec, argv=None):
@@ -589,27 +681,36 @@ def main(spec, argv=None):
     if "--demo" in argv:  # the demo's defaults; options given on the command line still win
         parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)
+    handle_sigterm()   # a scheduler's kill ends the run like Ctrl-C: the resume line, exit status 143
+    lock, failed = None, True
     try:
-        finished = preflight(args, spec, parser)
+        finished, lock = preflight(args, spec, parser)
         if finished:
             print(f"{finished} is already finished; metrics in {finished / 'metrics.json'}")
             return 0
         import tf_config.cluster
         import tf_config.console
+        import tf_config.memory
         import tf_config.threads
         tf_config.console.quiet_console(args.verbose)
         try:
+            tf_config.memory.apply_memory(args.allocator)     # before TensorFlow starts (its CPU allocator)
             threads = tf_config.threads.apply_threads(args)
             cluster = tf_config.cluster.make_strategy(args)
         except (ValueError, RuntimeError) as exc:
             raise UsageError(str(exc)) from None
         run(args, spec, threads, cluster, argv)
+        failed = False
         return 0
     except UsageError as exc:
         return usage_exit(parser.prog, exc)
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to continue from the last saved epoch", file=sys.stderr)
-        return 130
+    except RunError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"{parser.prog}: interrupted; rerun the same command to continue from the last saved epoch",
+              file=sys.stderr)
+        return interrupted_status(exc)
     except Exception as exc:  # a damaged clip met mid-epoch (through tf.data / the reader pool): one line
         from ttrnn.store import corrupt_clip_line
         line = corrupt_clip_line(exc)
@@ -618,3 +719,6 @@ def main(spec, argv=None):
         print(f"{parser.prog}: error: {line} (python -m preprocess.check STORE --repair, then preprocess again)",
               file=sys.stderr)
         return 1
+    finally:
+        if lock:
+            lock.release(cleanup=failed)   # a run directory made for a run that failed before its first file

@@ -48,7 +48,8 @@ def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None,
     list_dir = find_list_dir(src, splits_dir)
     check_list_labels(list_dir, folders.read_class_index(os.path.join(list_dir, "classInd.txt")))
     return folders.build_store(src, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
-                               compression=compression, limit=limit, overwrite=overwrite, progress=progress, quality=quality,
+                               compression=compression, limit=limit, overwrite=overwrite, progress=progress,
+                               quality=quality,
                                splits_dir=list_dir, dataset="ucf101")
 
 

@@ -2,13 +2,11 @@
 frames), and the Celebrities paper split against the original code's procedure."""
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from helpers import REPO
+from helpers import run_side_by_side
 from preprocess import celebfaces, hollywood2
 from ttrnn.store import FrameStore
 
@@ -36,20 +34,12 @@ def runs(h2_store, celeb_store, tmp_path_factory):
     """The Hollywood2 TT-GRU and Celebrities TT-LSTM runs, started side by side (independent: two processes, each
     with one TensorFlow start and compilation) -> {name: (run dir, CompletedProcess-like result)}."""
     root = tmp_path_factory.mktemp("dataset_runs")
-    commands = {
-        "hollywood2": ["experiments.hollywood2", "--data", h2_store, "--use-tt", "--epochs", "1", "--max-len", "8",
-                       "--batch-size", "8", "--out", root / "hollywood2", "--workers", "0", "--quiet"],
-        "celebfaces": ["experiments.celebfaces", "--data", celeb_store, "--model", "lstm", "--use-tt", "--epochs", "1",
-                       "--max-len", "6", "--fold", "4", "--out", root / "celebfaces", "--workers", "0", "--quiet"],
-    }
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
-    procs = {name: subprocess.Popen([sys.executable, "-m", *map(str, cmd)], cwd=REPO, env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name, cmd in commands.items()}
-    done = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=900)
-        done[name] = (root / name, subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
-    return done
+    h2, celeb = run_side_by_side(
+        ["-m", "experiments.hollywood2", "--data", h2_store, "--use-tt", "--epochs", "1", "--max-len", "8",
+         "--batch-size", "8", "--out", root / "hollywood2", "--workers", "0", "--quiet"],
+        ["-m", "experiments.celebfaces", "--data", celeb_store, "--model", "lstm", "--use-tt", "--epochs", "1",
+         "--max-len", "6", "--fold", "4", "--out", root / "celebfaces", "--workers", "0", "--quiet"])
+    return {"hollywood2": (root / "hollywood2", h2), "celebfaces": (root / "celebfaces", celeb)}
 
 
 def test_hollywood2_tt_gru_end_to_end_reports_map(runs):
@@ -64,6 +54,11 @@ def test_hollywood2_tt_gru_end_to_end_reports_map(runs):
     assert (metrics["num_train"], metrics["num_val"], metrics["num_test"]) == (10, 2, 12)
     config = json.loads((out / "config.json").read_text())
     assert config["lr"] == 1e-3 and config["args"]["batch_size"] == 8
+    # the allocator settings applied before TensorFlow started, and the training epoch's own resource usage
+    assert config["allocator"]["allocator"] == "tuned" and config["allocator"]["mallopt"]["M_MMAP_MAX"] == 0
+    usage = metrics["epoch_usage"][0]
+    assert 0 < usage["wall_s"] <= metrics["epoch_seconds"][0] + 0.01 and usage["user_s"] > 0
+    assert usage["minor_faults"] > 0 and usage["sys_s"] >= 0
     assert "test map" in res.stdout
 
 

@@ -8,7 +8,7 @@ from experiments.train import build_parser, family_args, model_label, validate
 from experiments.ucf11 import SPEC
 
 INTERFACE = ("MODELS", "OPTIONS", "TABLE", "add_args", "validate", "label", "parse_label", "input_spec", "build",
-             "freeze", "test_views")
+             "freeze", "test_views", "check_store")
 
 
 def parse(*argv):

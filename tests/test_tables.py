@@ -172,3 +172,27 @@ def test_stores_of_generated_videos_are_flagged_synthetic_and_others_not(tmp_pat
     assert ucf11.build_store(tree, tmp_path / "real.h5", size=(32, 24), progress=False)["status"] == 0
     with FrameStore(tmp_path / "generated.h5") as generated, FrameStore(tmp_path / "real.h5") as real:
         assert generated.attrs["synthetic"] is True and "synthetic" not in real.attrs
+
+
+def test_runs_without_finite_metrics_are_skipped_and_named(tmp_path, capsys):
+    """A diverged run's metrics.json (NaN accuracy as older trainers wrote it, an infinite or null test loss) is no
+    result: not listed, named in a warning; the finite run of the same fold it would have hidden as an "older
+    duplicate" is the one listed."""
+    runs = tmp_path / "runs"
+    finite = write_run(runs, "ucf11-tt_gru-lr1e6", "ucf11", "tt_gru", 0, 0.25, [5.0])
+    past = time.time() - 100
+    os.utime(finite / "metrics.json", (past, past))
+    nan = write_run(runs, "ucf11-tt_gru-lr1e30", "ucf11", "tt_gru", 0, float("nan"), [5.0])
+    inf = write_run(runs, "ucf11-tt_gru-inf", "ucf11", "tt_gru", 1, 0.5, [5.0])
+    metrics = json.loads((inf / "metrics.json").read_text())
+    (inf / "metrics.json").write_text(json.dumps({**metrics, "test_loss": float("inf")}))
+    null = write_run(runs / "h2", "hollywood2-tt_lstm", "hollywood2", "tt_lstm", 0, None, [7.0], metric="map")
+    code, out = cli(capsys, runs, "--json")
+    report = json.loads(out)
+    row = next(r for r in report["datasets"][0]["rows"] if r["model"] == "tt_gru")["runs"]
+    assert code == 0 and row["n"] == 1 and row["mean"] == 0.25 and row["duplicates"] == 0
+    assert row["run_dirs"] == [str(finite)] and report["num_runs"] == 1
+    skipped = [w for w in report["warnings"] if w.startswith("skipped")]
+    assert sorted(skipped) == sorted([f"skipped {nan}: non-finite accuracy (a diverged run, not a result)",
+                                      f"skipped {inf}: non-finite test_loss (a diverged run, not a result)",
+                                      f"skipped {null}: non-finite map (a diverged run, not a result)"])

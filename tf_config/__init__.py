@@ -1,9 +1,10 @@
-"""Run-time configuration applied first by every CLI: thread settings (``tf_config.threads``) and the
-distribution strategy / cluster (``tf_config.cluster``). Imports nothing of the project; TensorFlow is imported
+"""Run-time configuration applied first by every CLI: allocator settings (``tf_config.memory``), thread settings
+(``tf_config.threads``) and the distribution strategy / cluster (``tf_config.cluster``). Imports nothing of the project; TensorFlow is imported
 only when a function needs it, so ``import tf_config`` is cheap and safe before thread settings are applied.
 """
 
 _EXPORTS = {
+    "memory": ("add_memory_args", "apply_memory", "MemoryConfigError"),
     "threads": ("add_thread_args", "apply_threads", "resolve_threads", "current_threads", "load_preset",
                 "known_presets", "physical_cores", "logical_cores", "ThreadConfigError",
                 "ThreadsAlreadyInitializedError"),

@@ -78,6 +78,11 @@ def quiet_console(verbose=False):
         real = os.dup(2)
     except OSError:
         return False
+    # multiprocessing's resource tracker (started by the first semaphore, e.g. of a reader pool) lives until this
+    # process has exited; started now it holds the real stderr, not the filter's pipe, so at exit the filter sees
+    # end-of-file at once instead of _restore waiting its 5 s for the tracker (every run with --workers > 0).
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()
     read_end, write_end = os.pipe()
     # -S -E: a bare interpreter (no site, no PYTHON* variables) starts in milliseconds and imports only `re`
     proc = subprocess.Popen([sys.executable, "-S", "-E", os.path.abspath(__file__)], stdin=read_end, stdout=real,

@@ -478,6 +478,7 @@ class StoreWriter:
         f.create_dataset("index", data=rows)
         f.create_dataset("failed", data=np.array(self.failed_list, dtype=object).reshape(-1, 2),
                          dtype=h5py.string_dtype("utf-8"))
+        f.attrs["index_crc"] = _index_digest(f.attrs["params_json"], rows, self.failed_list, self.splits)
         g = f.create_group("splits")
         for name, parts in self.splits.items():
             sg = g.create_group(name)
@@ -549,6 +550,17 @@ def _row_dict(r):
     return d
 
 
+def _index_digest(params_json, rows, failed, splits):
+    """CRC-32 of everything an index file says (parameters, rows, failures, splits) in a canonical text form: the
+    writer stores it, the reader recomputes it from what it read, so a flipped byte cannot change a label."""
+    text = json.dumps([_str(params_json),
+                       [[_str(v) if isinstance(v, (bytes, str)) else np.asarray(v).tolist() for v in r] for r in rows],
+                       [[_str(a), _str(b)] for a, b in failed],
+                       {n: {p: [_str(c) for c in ids] for p, ids in parts.items()} for n, parts in splits.items()}],
+                      sort_keys=True)
+    return zlib.crc32(text.encode("utf-8"))
+
+
 def _shard_meta(path, uid, strict=False, verify=True):
     """The index fields a shard carries, if it is an intact shard of store `uid` (checksums verified unless not
     `verify`); else None (or CorruptClipError with `strict`)."""
@@ -568,7 +580,7 @@ def _shard_meta(path, uid, strict=False, verify=True):
             if len(frames) != meta["length"]:
                 raise ValueError("length differs from its metadata")
             return meta
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
         if strict:
             raise CorruptClipError(f"shard {path} is not an intact clip: {e}") from None
         return None
@@ -603,6 +615,19 @@ def _selection(idx):
     return np.s_[idx.tolist()]
 
 
+def _dataset_span(d, first, last):
+    """(offset, nbytes) in its file of rows `first`..`last` of h5py dataset `d` (whole chunks when chunked);
+    None when the data is not allocated."""
+    if d.chunks is None:
+        base = d.id.get_offset()
+        row = int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
+        return None if base is None else (int(base + first * row), int((last + 1 - first) * row))
+    c = d.chunks[0]
+    ends = [d.id.get_chunk_info_by_coord((k // c * c,) + (0,) * (d.ndim - 1)) for k in (first, last)]
+    start = min(e.byte_offset for e in ends)
+    return int(start), int(max(e.byte_offset + e.size for e in ends) - start)
+
+
 def clip_slice(length, max_len=None, frame_skip=1):
     """The slice of a clip's `length` frames that `FrameStore.read` returns: frames 0, k, 2k, ..., at most max_len."""
     k = int(frame_skip)
@@ -631,14 +656,21 @@ class FrameStore:
                 raise StoreError(f"not a ttrnn frame store: {self.path}")
             self.schema = int(f.attrs["ttrnn_store"])
             params = json.loads(f.attrs["params_json"])
-            self._load_index(f["index"][:])
+            raw = f["index"][:]
             self.failed = [(_str(a), _str(b)) for a, b in f["failed"][:]]
+            if "index_crc" in f.attrs:
+                split_ids = {n: {p: sg[p][:] for p in sg} for n, sg in f["splits"].items()}
+                if _index_digest(f.attrs["params_json"], raw, self.failed, split_ids) != int(f.attrs["index_crc"]):
+                    raise StoreError(f"the index of store {self.path} is damaged (it fails its checksum): rebuild "
+                                     f"it with the same preprocess command and --overwrite")
+            self._load_index(raw)
             ids = {c: i for i, c in enumerate(self.index["clip_id"])}
             self.splits = {}
             for name, sg in f["splits"].items():
                 self.splits[name] = {part: np.array([ids[_str(c)] for c in sg[part][:] if _str(c) in ids], np.int64)
                                      for part in sg}
-            self.codec = params.get("codec") or ("raw" if params.get("compression") == "none" else params["compression"])
+            old = params.get("compression")  # schema 1 named the codec "compression", raw "none"
+            self.codec = params.get("codec") or ("raw" if old == "none" else old)
             self.quality = params.get("quality")
             self.attrs = {k: v for k, v in params.items() if k != "classes"}
             self.attrs.update(codec=self.codec, quality=self.quality,
@@ -646,7 +678,9 @@ class FrameStore:
                               created=_str(f.attrs.get("created", "")))
             self.classes = list(params["classes"])
             self.multilabel = bool(params["multilabel"])
-        except (KeyError, json.JSONDecodeError, OSError) as e:
+        except StoreError:
+            raise
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:  # what h5py raises for damage
             raise StoreError(f"damaged or not a ttrnn frame store: {self.path} ({e})") from None
         finally:
             f.close()
@@ -732,7 +766,7 @@ class FrameStore:
                     verify_crc(cid, out, g["crc"][:][idx], self.path)
         except CorruptClipError:
             raise
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
             raise CorruptClipError(f"clip {cid} in {self.path} is damaged: {e}") from None
 
     def _read_jpeg(self, g, cid, idx, out):
@@ -778,6 +812,26 @@ class FrameStore:
         if len(idx):
             self._read(i, idx, out[len(out) - len(idx):])
         return len(idx)
+
+    def clip_extent(self, i, max_len=None, frame_skip=1):
+        """(file, offset, nbytes): where on disk the bytes that `read(i, max_len, frame_skip)` reads lie (from the
+        first to the last frame read, whole chunks for chunked codecs), for page-cache hints (`posix_fadvise`)
+        by the training reader (ttrnn.data.CacheHints); None when nothing is read or the data is not allocated.
+        A separate hook of issue 22 (it reads only HDF5 metadata)."""
+        i = int(i)
+        if not 0 <= i < len(self.index):
+            raise IndexError(f"clip row {i} out of range 0..{len(self.index) - 1}")
+        length = int(self.index["length"][i])
+        idx = np.arange(length)[clip_slice(length, max_len, frame_skip)]
+        if not len(idx):
+            return None
+        g, _ = self._clip(i)
+        if self._shards is not None and "bytes" in g:       # jpeg: the frames' bytes back to back
+            lo, hi = (int(v) for v in g["offsets"][[int(idx[0]), int(idx[-1]) + 1]])
+            span = _dataset_span(g["bytes"], lo, hi - 1)
+        else:
+            span = _dataset_span(g if self._shards is None else g["frames"], int(idx[0]), int(idx[-1]))
+        return None if span is None else (self.shard_path(i),) + span
 
     def read_frames(self, i, frame_indices):
         """Frames at `frame_indices` (sorted; repeats allowed) of clip row `i`: uint8 (len(idx), H, W, 3).

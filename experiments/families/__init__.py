@@ -13,6 +13,7 @@ A family module has:
     TABLE               where experiments.tables puts its runs: "paper" or "baselines"
     add_args(parser)    its argument group (the shared groups: experiments.families.shared)
     validate(args)      UsageError for bad values (may normalize args in place)
+    check_store(args, spec, store)    UsageError when the store's frames cannot feed the model (before TensorFlow)
     label(args)         the run label (run directory names, metrics.json "model", the tables' rows)
     parse_label(label)  a paper model's label -> ttrnn.models.paper_model arguments, else None
     input_spec(args)    the ttrnn.data.InputSpec its feeds read

@@ -10,6 +10,7 @@ OPTIONS = shared.CLIP_OPTIONS
 add_args = shared.no_group            # the clip options are shared with the 3D CNNs
 parse_label = shared.not_a_paper_model
 freeze = shared.nothing_frozen
+check_store = shared.check_crop
 validate = shared.validate_clips
 input_spec = shared.clip_input_spec
 

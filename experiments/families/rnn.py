@@ -73,6 +73,12 @@ def validate(args):
         raise UsageError("--projection-dtype applies to TT-GRU / TT-LSTM (--model gru|lstm --use-tt)")
 
 
+def check_store(args, spec, store):
+    """A tensorized kernel (any format) factors the paper's input modes: the store's frames must match them."""
+    if args.use_tt:
+        shared.check_tt_frames(label(args), spec, store, "tt_input_shape")
+
+
 def label(args):
     """gru, lstm, or <format>_<cell> (tt_gru, bt_lstm, ...)."""
     if not args.use_tt:

@@ -37,6 +37,36 @@ def validate_paper(args):
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
 
 
+def check_tt_frames(label, spec, store, modes_key, frames=1):
+    """UsageError (before TensorFlow starts) when the store's frames do not factor into the paper's TT input modes
+    `PAPER_SHAPES[spec.name][modes_key]` (`frames` frames folded into them: the TT-MLP's 6); `label` names the
+    model in the message."""
+    from ttrnn.paper_shapes import PAPER_SHAPES, check_frame_shape
+    if spec.name not in PAPER_SHAPES:
+        return
+    shapes = PAPER_SHAPES[spec.name]
+    width, height = int(store.attrs["width"]), int(store.attrs["height"])
+    try:
+        check_frame_shape((height, width, 3), shapes[modes_key], frames)
+    except ValueError:
+        w, h = shapes["frame_size"]
+        folded = f"{frames} frames of " if frames > 1 else ""
+        raise UsageError(f"{store.path} holds {width}x{height} frames, but {label} on {spec.name} needs {w}x{h} "
+                         f"(its TT input modes {'x'.join(map(str, shapes[modes_key]))} factor {folded}{w}x{h}x3); "
+                         f"preprocess the videos with --size {w}x{h}, or train a model without TT") from None
+
+
+def check_crop(args, spec, store):
+    """UsageError (before TensorFlow starts) when the store's frames are smaller than the --crop box."""
+    width, height = int(store.attrs["width"]), int(store.attrs["height"])
+    if min(width, height) < args.crop:
+        raise UsageError(f"{store.path} holds {width}x{height} frames, smaller than --crop {args.crop}")
+
+
+def any_frames(args, spec, store):
+    """Every frame size feeds the model (it resizes or pools): nothing to check."""
+
+
 def validate_clips(args):
     positive(args, "clip_len", "crop")
     if args.test_clips is not None and args.test_clips < 1:

@@ -10,6 +10,7 @@ TABLE = "baselines"
 OPTIONS = ("backbone", "segments", "freeze_epochs", "weights")
 parse_label = shared.not_a_paper_model
 test_views = shared.one_view
+check_store = shared.any_frames
 
 
 def add_args(p):

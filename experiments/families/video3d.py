@@ -39,6 +39,7 @@ OPTIONS = ("depth", "nonlocal_blocks", "weights", "input_norm", "value_scale", "
            "ft_begin_module") + shared.CLIP_OPTIONS
 parse_label = shared.not_a_paper_model
 freeze = shared.nothing_frozen
+check_store = shared.check_crop
 input_spec = shared.clip_input_spec
 
 
