@@ -92,17 +92,37 @@ def test_ht_within_the_hierarchical_svd_bound():
     assert error <= bound * (1 + 1e-6) and error > 0
 
 
-def test_bt_within_the_hosvd_bound_and_better_with_more_blocks():
-    """One block is the truncated HOSVD: error^2 <= sum_k discarded_k (De Lathauwer 2000); a second block fitted
-    to the residual only lowers it."""
+def hosvd_projection(t, rank):
+    """T x_k U_k U_k^T with U_k the leading left singular vectors of each unfolding (De Lathauwer 2000)."""
+    us = [np.linalg.svd(np.moveaxis(t, k, 0).reshape(t.shape[k], -1), full_matrices=False)[0][:, :rank]
+          for k in range(t.ndim)]                       # all from T itself (not the sequentially truncated one)
+    for k, u in enumerate(us):
+        t = np.moveaxis(np.tensordot(u @ u.T, np.moveaxis(t, k, 0), axes=1), 0, k)
+    return t
+
+
+def test_bt_one_block_is_the_hosvd_and_more_blocks_beat_the_greedy_fit():
+    """One block = the truncated HOSVD (error^2 <= sum_k discarded_k); two blocks at least as good as the greedy
+    HOSVD of W and then of its residual, computed here from the definition."""
     w = structured(N, M, noise=0.2)
     t = interleaved(w, N, M)
     one = make_format("bt", N, M, 2, blocks=1)
     two = make_format("bt", N, M, 2, blocks=2)
     e1 = np.linalg.norm(reconstruct(one, decompose(w, one)) - w)
     e2 = np.linalg.norm(reconstruct(two, decompose(w, two)) - w)
-    bound = math.sqrt(sum(discarded(t, [k], 2) for k in range(len(N))))
-    assert e1 <= bound * (1 + 1e-6) and e2 < e1
+    first = hosvd_projection(t, 2)
+    assert e1 == pytest.approx(np.linalg.norm(t - first), rel=1e-5)
+    assert e1 <= math.sqrt(sum(discarded(t, [k], 2) for k in range(len(N)))) * (1 + 1e-6)
+    greedy = np.linalg.norm(t - first - hosvd_projection(t - first, 2))
+    assert e2 <= greedy * (1 + 1e-5) and e2 < e1
+
+
+def test_ht_recovers_an_exactly_low_rank_matrix():
+    """A TT-matrix of rank 2 over the interleaved modes has HT ranks <= 4: every discarded singular value is 0, so
+    the hierarchical SVD at ranks 4 must reproduce it."""
+    w = structured(N, M, rank=2, noise=0.0)
+    fmt = make_format("ht", N, M, 4)
+    assert relative_error(reconstruct(fmt, decompose(w, fmt)), w) < 1e-5
 
 
 def test_full_ranks_are_the_maximal_ones():

@@ -29,16 +29,16 @@ def test_dense_gru_run_tensorized_then_fine_tuned(tmp_path):
 
     store = make_store(tmp_path / "s.h5", num_classes=3, groups=2, clips_per_group=2, lengths=(4, 6))
     dense, new = tmp_path / "dense", tmp_path / "tt"
-    res = run_cli("experiments.ucf11", "--data", store, *TRAIN, "--epochs", "1", "--out", dense)
+    res = run_cli("experiments.ucf11", "--data", store, *TRAIN, "--epochs", "1", "--out", dense, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     res = run_cli("experiments.tensorize", dense, "--decomposition", "tt", "--rank", "4", "--epochs", "2",
-                  "--out", new)
+                  "--out", new, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     record = json.loads((new / "tensorized.json").read_text())
     assert record["params_kernel"] == 3232 and 0 < record["kernel_relative_error"] <= 1
     assert 0 <= record["before_fine_tuning"]["accuracy"] <= 1
     command = res.stdout.strip().splitlines()[-1].split("experiments.ucf11 ", 1)[1].split()
-    res = run_spied(*command)
+    res = run_spied(*command, timeout=1800)
     assert res.returncode == 0, res.stderr[-3000:]
     spy, epochs = spied_epochs(new)
     assert len(epochs) == 3                                   # the start and 2 epochs: resumed, not refused
