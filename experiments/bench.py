@@ -3,7 +3,7 @@
 Sections (compare figures within one run only: the machine is shared, cases are timed round-robin, best of N):
 - `tt`: frames/s of the TT input projection, a TT-GRU train step (the trainer's step on tensors in memory), the
   original TT-RNN scheme and a dense GRU on the UCF11 paper configuration (batch 16, uint8 frames 160x120x3,
-  pixels - 128; T = 100, `--quick` 32), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
+  pixels - 128; T = 100, `--quick` 16), the TT-GRU step with the opt-in bfloat16 first contraction, one LSTM
   train step per kernel format (tt, tr, bt, cp, ht at ~3.3 k kernel parameters) and its ratio to TT-LSTM's; the sgemm
   rate of this machine and the TT-GRU step's fraction of the FLOP floor:
   `fraction = ttgru_step frames/s x 9.73 MFLOP / sgemm FLOP/s`, 9.73 MFLOP = the minimum forward + backward of
@@ -21,13 +21,19 @@ Sections (compare figures within one run only: the machine is shared, cases are 
   per padded time step.
 - `scale` (only when named: ~30 min): a real training epoch and evaluation of the trainer CLI at max-len 450 and
   1,492 on a UCF11-size store (1,600 clips, UCF11 lengths, ~45 GB; written once at `--store`), with peak RSS.
-- `epoch`: projected seconds per UCF11 training epoch (1,280 clips, lengths 204-1,492, mean 483.7) at max-len
-  450, 900 and 1,492 from the measured end-to-end padded frames/s and the bucketed padded frame count, next to the
-  paper's 1,872 s (quad-core Xeon, max-len 1,492) and the community port's 400 s (450) and 1,700 s (900).
-`--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
+- `epoch` (only when named: ~10 min): a real trainer epoch (TT-GRU, batch 16, `--max-lens`' first, default 450)
+  on a store larger than a memory budget (`--budget-gb`, default 4: UCF11's length spread, 1.25x the budget),
+  evicted from the page cache before each run, for the reader/allocator arrangement before issue 22 (`plain`) and
+  the default (`streaming`), interleaved (`--repeats` rounds, the faster run of each kept): end-to-end padded
+  frames/s and its ratio to the trainer's own step on the same padded frames in memory (same run), the share of
+  system CPU, page faults/s and disk bytes/s during the epoch (the trainer's `epoch_usage`) against `dd`'s rate
+  on the same store, evaluation seconds and peak RSS.
+`--quick` is a smoke pass: small sizes, fewer repeats, and in `tt` the headline cases only (no bfloat16 step, no
+per-format LSTM rows). `--json` prints one JSON object per line (`name`, `value`, `unit`), else a markdown table.
 """
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -35,16 +41,28 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.train import OneLineParser, peak_rss_mb
+from experiments.cli import OneLineParser
+from experiments.families.rnn import FORMATS        # LSTM train-step rows at ~3.3 k kernel parameters each
+from experiments.report import peak_rss_mb
 from tf_config.console import add_console_args, quiet_console
+from tf_config.memory import add_memory_args, apply_memory
 
-# UCF11 paper configuration (Yang et al. 2017): 160x120x3 frames, 4x4x4x4 hidden, ranks 4.
-UCF11_N = (8, 20, 20, 18)
-UCF11_M = (4, 4, 4, 4)
-UCF11_R = (1, 4, 4, 4, 1)
 UCF11_CLASSES = 11
 PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scaling="paper")
 SGEMM_N = 2048
+
+
+def paper_tt(dataset="ucf11"):
+    """(input modes n, hidden modes m, ranks r) of the paper's TT layer on `dataset` (ttrnn.models.PAPER_SHAPES;
+    UCF11: 160x120x3 frames as 8x20x20x18, 4x4x4x4 hidden, ranks 4)."""
+    from ttrnn.paper_shapes import PAPER_SHAPES
+    shapes = PAPER_SHAPES[dataset]
+    return shapes["tt_input_shape"], shapes["tt_output_shape"], shapes["tt_ranks"]
+
+
+def gates_first(m, gates=3):
+    """Hidden modes with the gates folded into the first mode (the GRU's kernel: x3, the LSTM's: x4)."""
+    return (m[0] * gates,) + tuple(m[1:])
 
 
 def timed_interleaved(fns, repeats, warmup=1, rounds=None):
@@ -81,8 +99,8 @@ def _tt_projection(x, seed=0, jit=False):
 
     from ttrnn import tt
 
-    m = (UCF11_M[0] * 3,) + UCF11_M[1:]
-    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(UCF11_N, m, UCF11_R, seed=seed)]
+    n, m, r = paper_tt()
+    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(n, gates_first(m), r, seed=seed)]
     flat = tf.constant(x.reshape(-1, x.shape[-1]))
 
     @tf.function(jit_compile=jit)
@@ -96,14 +114,14 @@ def _tt_projection(x, seed=0, jit=False):
 
 
 def _train_step(model, batch_size):
-    """The trainer's own step (`tf_config.cluster.make_train_step`: default strategy, Adam 1e-4, categorical
+    """The trainer's own step (`experiments.steps.make_train_step`: default strategy, Adam 1e-4, categorical
     cross-entropy plus the model's regularization losses): a tf.function `step((x, y_one_hot)) -> loss`."""
     import keras
     import tensorflow as tf
 
-    from tf_config import cluster
+    from experiments.steps import make_train_step
 
-    return cluster.make_train_step(tf.distribute.get_strategy(), model, keras.optimizers.Adam(1e-4),
+    return make_train_step(tf.distribute.get_strategy(), model, keras.optimizers.Adam(1e-4),
                                    keras.losses.CategoricalCrossentropy(reduction=None), batch_size)
 
 
@@ -129,20 +147,18 @@ def _ttgru(time_chunk=None, xla=False, projection_dtype=None):
     from ttrnn import recurrent
 
     chunk = recurrent.DEFAULT_TIME_CHUNK if time_chunk is None else time_chunk
-    layer = ttrnn.TTGRU(UCF11_N, UCF11_M, UCF11_R, time_chunk=chunk, input_shift=PIXEL_SHIFT,
+    layer = ttrnn.TTGRU(*paper_tt(), time_chunk=chunk, input_shift=PIXEL_SHIFT,
                         projection_dtype=projection_dtype)
     layer.supports_jit = xla or layer.supports_jit      # xla=True: override the layer's opt-out of XLA
     return layer
-
-
-FORMATS = ("tt", "tr", "bt", "cp", "ht")     # LSTM train-step rows at ~3.3 k kernel parameters each
 
 
 def _format_lstm(fmt):
     """The UCF11 LSTM with a `fmt` input kernel: TT at the paper's ranks, others at ttrnn.formats.DEFAULT_RANKS."""
     from ttrnn.models import tensor_rnn_layer
 
-    return tensor_rnn_layer(fmt, "lstm", UCF11_N, UCF11_M, tt_ranks=UCF11_R, input_shift=PIXEL_SHIFT)
+    n, m, r = paper_tt()
+    return tensor_rnn_layer(fmt, "lstm", n, m, tt_ranks=r, input_shift=PIXEL_SHIFT)
 
 
 def _original_scheme(x, y, seed=0):
@@ -154,9 +170,9 @@ def _original_scheme(x, y, seed=0):
 
     from ttrnn import tt
 
-    units = int(np.prod(UCF11_M))
-    m = (UCF11_M[0] * 3,) + UCF11_M[1:]
-    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(UCF11_N, m, UCF11_R, seed=seed)]
+    n, m, r = paper_tt()
+    units = int(np.prod(m))
+    cores = [tf.Variable(c * 0.1) for c in tt.random_cores(n, gates_first(m), r, seed=seed)]
     rec = tf.Variable(keras.initializers.Orthogonal(seed=seed)((units, 3 * units)))
     bias = tf.Variable(tf.zeros(3 * units))
     dense = tf.Variable(tf.random.normal((units, UCF11_CLASSES), stddev=0.05, seed=seed))
@@ -229,16 +245,17 @@ def tt_train_flops(n, m, r):
 def _dense_gru():
     import keras
 
-    return keras.layers.GRU(int(np.prod(UCF11_M)))
+    return keras.layers.GRU(int(np.prod(paper_tt()[1])))
 
 
 def bench_tt(args):
     """Frames/s on the UCF11 config: batch 16 of uint8 frames 8x20x20x18 = 57,600 → TT-GRU 4x4x4x4, ranks 4."""
     batch = 16
-    frames = args.frames or (32 if args.quick else 100)     # quick: one padded length of the trainer (x16)
-    repeats = args.repeats or 5
+    frames = args.frames or (16 if args.quick else 100)     # quick: one padded length of the trainer (x16)
+    repeats = args.repeats or (2 if args.quick else 5)
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(batch, frames, int(np.prod(UCF11_N))), dtype=np.uint8)
+    tt_n, tt_m, tt_r = paper_tt()
+    x = rng.integers(0, 256, size=(batch, frames, int(np.prod(tt_n))), dtype=np.uint8)
     y = rng.integers(0, UCF11_CLASSES, size=(batch,))
     n = batch * frames
     cases = [
@@ -246,9 +263,11 @@ def bench_tt(args):
         ("ttgru_step", lambda: _keras_train_step(_ttgru(), x, y)),
         ("original_scheme", lambda: _original_scheme(x, y)),
         ("dense_gru", lambda: _keras_train_step(_dense_gru(), x, y)),
-        ("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y)),
         ("sgemm", lambda: _sgemm()),
-    ] + [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
+    ]
+    if not args.quick:  # --quick is a smoke pass: the headline cases only (each case is a model build + trace)
+        cases += [("ttgru_step_bf16", lambda: _keras_train_step(_ttgru(projection_dtype="bfloat16"), x, y))]
+        cases += [(f"{fmt}lstm_step", lambda f=fmt: _keras_train_step(_format_lstm(f), x, y)) for fmt in FORMATS]
     if args.chunks:
         cases.append(("tt_projection_xla", lambda: _tt_projection(x, jit=True)))
         cases.append(("ttgru_step_xla", lambda: _keras_train_step(_ttgru(xla=True), x, y, jit_compile=True)))
@@ -260,28 +279,29 @@ def bench_tt(args):
     fps = {name: n / seconds for name, seconds in best.items()}
     for name, value in fps.items():
         yield {"name": name, "value": round(value, 1), "unit": "frames/s"}
-    flops = tt_forward_flops(UCF11_N, (UCF11_M[0] * 3,) + UCF11_M[1:], UCF11_R)
+    flops = tt_forward_flops(tt_n, gates_first(tt_m), tt_r)
     yield {"name": "sgemm", "value": round(sgemm / 1e9, 1), "unit": "GFLOP/s"}
     yield {"name": "ttgru_step_vs_original_scheme", "value": round(fps["ttgru_step"] / fps["original_scheme"], 2),
            "unit": "x"}
     median, low, high = round_ratios(rounds, "original_scheme", "ttgru_step")
     yield {"name": "ttgru_step_vs_original_scheme_per_round", "value": round(median, 2),
            "unit": f"x (median of {len(rounds)} rounds, range {low:.2f}-{high:.2f}: the machine's noise)"}
-    yield {"name": "ttgru_step_bf16_vs_original_scheme",
-           "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
-           "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
-    train_flops = tt_train_flops(UCF11_N, (UCF11_M[0] * 3,) + UCF11_M[1:], UCF11_R)
+    if "ttgru_step_bf16" in fps:
+        yield {"name": "ttgru_step_bf16_vs_original_scheme",
+               "value": round(fps["ttgru_step_bf16"] / fps["original_scheme"], 2),
+               "unit": "x (projection_dtype='bfloat16' vs the float32 original scheme)"}
+    train_flops = tt_train_flops(tt_n, gates_first(tt_m), tt_r)
     yield {"name": "ttgru_step_flop_fraction", "value": round(fps["ttgru_step"] * train_flops / sgemm, 3),
            "unit": f"of sgemm ({train_flops / 1e6:.2f} MFLOP/frame: forward {flops / 1e6:.2f} + backward "
                    f"{(train_flops - flops) / 1e6:.2f}, the first contraction's backward only its core gradient)"}
-    for fmt in FORMATS[1:]:
+    for fmt in FORMATS[1:] if "ttlstm_step" in fps else ():
         params = _format_lstm(fmt).kernel_param_count
         yield {"name": f"{fmt}lstm_step_vs_ttlstm_step", "value": round(fps[f"{fmt}lstm_step"] / fps["ttlstm_step"], 2),
                "unit": f"x ({params:,} kernel parameters vs TT-LSTM 3,360)"}
     RESULTS["ttgru_step"] = fps["ttgru_step"]
 
 
-RESULTS = {}      # figures later sections reuse (epoch uses train's end-to-end rate)
+RESULTS = {}      # figures later sections reuse
 
 
 # ---- section: versions --------------------------------------------------------------------------------------
@@ -294,7 +314,7 @@ def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True, three_m
     import keras
     import tensorflow as tf
 
-    from ttrnn import models, tt
+    from ttrnn import models
     from ttrnn.pixels import PixelScaling
 
     model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
@@ -309,12 +329,24 @@ def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True, three_m
         model = keras.Model(frames, model.get_layer("classifier")(h))
     step = _train_step(model, len(x))
     batch = (tf.constant(x), tf.constant(np.eye(UCF11_CLASSES, dtype=np.float32)[y]))
-    old, tt.FUSE_CAST = tt.FUSE_CAST, fuse_cast
-    try:
+    with contextlib.nullcontext() if fuse_cast else _unfused_cast():
         step(batch)                                         # trace under this version's settings
-    finally:
-        tt.FUSE_CAST = old
     return lambda: float(step(batch))
+
+
+def _unfused_cast():
+    """The versions before the fused cast (v0-v1): the library's `cast_affine` patched, while a step is traced,
+    to plain Cast, Mul and Add ops (the library has no switch for it)."""
+    from unittest import mock
+
+    from keras import ops
+
+    from ttrnn.formats import common
+
+    def plain(x, dtype, scale, shift):
+        return common.affine(ops.cast(x, dtype), scale, shift)
+
+    return mock.patch.object(common, "cast_affine", plain)
 
 
 _OLD = dict(three_matmuls=True, recurrence="keras")
@@ -395,8 +427,13 @@ def make_store(path, lengths, seed=0, compression="lzf"):
 
 
 # ---- section: store -----------------------------------------------------------------------------------------
+STORE_CODECS = (("raw", None), ("lzf", None), ("gzip", None), ("jpeg", 95), ("jpeg", 90))
+
+
 def bench_store(args):
-    """Reader frames/s (training reader, 1 and N processes) and decode frames/s (preprocess.video.decode)."""
+    """Reader frames/s (training reader, 1 and N processes), decode frames/s (preprocess.video.decode), then per
+    codec: bytes per frame and ratio to raw, encode and decode frames/s on one core, mean absolute error vs raw
+    (`--videos DIR`: on those clips), the JPEG decoders side by side, and H.264 through PyAV where installed."""
     import tempfile
 
     from preprocess import synthetic, video
@@ -425,9 +462,126 @@ def bench_store(args):
         best = timed_interleaved(cases, args.repeats or (1 if args.quick else 3), warmup=0)
         for pool in pools:
             pool.close()
+        for name, seconds in best.items():
+            n = frames if name == "decode" else clips * frames
+            yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
+        yield from bench_codecs(codec_clips(args, frames), tmp, args.repeats or (1 if args.quick else 3))
+
+
+def codec_clips(args, frames):
+    """The clips the codec figures are measured on: `--videos DIR`'s files decoded at 160x120 (all frames),
+    else 4 bench-generated clips of `frames` frames."""
+    from preprocess.ingest import walk_videos
+    from preprocess.video import decode
+    if args.videos:
+        paths = walk_videos(args.videos)
+        if not paths:
+            raise SystemExit(f"python -m experiments.bench: error: no videos in {args.videos}")
+        return [decode(p, size=(FRAME_SHAPE[1], FRAME_SHAPE[0]))[0] for p in paths]
+    rng = np.random.default_rng(3)
+    return [synthetic_frames(frames, rng) for _ in range(4)]
+
+
+def bench_codecs(clips, tmp, repeats):
+    """Rows per codec of STORE_CODECS (+ h264 when PyAV is importable) on `clips` [uint8 (T, 120, 160, 3)]."""
+    import time
+
+    from ttrnn.store import FrameStore, StoreWriter, store_params
+    n = sum(len(c) for c in clips)
+    raw_bytes = n * int(np.prod(FRAME_SHAPE))
+    results = {}
+    for codec, quality in STORE_CODECS:
+        name = codec if quality is None else f"{codec}{quality}"
+        path = f"{tmp}/codec_{name}.h5"
+        enc = dec = float("inf")
+        for _ in range(repeats):  # best of N: the machine is shared
+            t0 = time.process_time()
+            with StoreWriter(path, store_params("bench", FRAME_SHAPE[1], FRAME_SHAPE[0], compression=codec,
+                                                classes=["c"], quality=quality), overwrite=True) as w:
+                for i, c in enumerate(clips):
+                    w.add_clip(f"c{i:03d}", c, "c", 0, "", f"c{i}.avi", 25.0)
+            enc = min(enc, time.process_time() - t0)
+            with FrameStore(path) as st:
+                t0 = time.process_time()
+                got = [st.read(i) for i in range(len(st))]
+                dec = min(dec, time.process_time() - t0)
+                size = st.nbytes()
+        mae = float(np.mean([np.abs(g.astype(np.int16) - c).mean() for g, c in zip(got, clips)]))
+        results[name] = (size, enc, dec, mae)
+    h264 = _h264_figures(clips, repeats)
+    if h264:
+        results["h264"] = h264
+    for name, (size, enc, dec, mae) in results.items():
+        yield {"name": f"codec_{name}_bytes_per_frame", "value": round(size / n, 1),
+               "unit": f"bytes/frame ({raw_bytes / size:.2f}x smaller than raw)"}
+        yield {"name": f"codec_{name}_encode", "value": round(n / enc, 1), "unit": "frames/s per core (CPU time)"}
+        yield {"name": f"codec_{name}_decode", "value": round(n / dec, 1), "unit": "frames/s per core (CPU time)"}
+        yield {"name": f"codec_{name}_mae", "value": round(mae, 3), "unit": "levels, mean |frame - raw|"}
+    yield from _jpeg_decoders(clips, repeats)
+
+
+def _jpeg_decoders(clips, repeats):
+    """The JPEG-95 frames decoded by OpenCV (imdecode + BGR->RGB) and by simplejpeg (into the row), interleaved."""
+    import time
+
+    import cv2
+
+    from ttrnn.store import decode_jpeg_into, encode_frames
+    frames = np.concatenate(clips)
+    coded = encode_frames(frames, "jpeg", 95)
+    off = coded["offsets"]
+    pieces = [coded["bytes"][off[t]:off[t + 1]] for t in range(len(frames))]
+    out = np.empty(FRAME_SHAPE, np.uint8)
+
+    def opencv():
+        for p in pieces:
+            cv2.cvtColor(cv2.imdecode(p, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB, dst=out)
+
+    def simplejpeg():
+        for p in pieces:
+            decode_jpeg_into(p, out)
+    best = {"opencv": float("inf"), "simplejpeg": float("inf")}
+    for _ in range(repeats + 2):  # interleaved, CPU time: on a loaded machine wall time measures the others
+        for name, fn in (("opencv", opencv), ("simplejpeg", simplejpeg)):
+            t0 = time.process_time()
+            fn()
+            best[name] = min(best[name], time.process_time() - t0)
     for name, seconds in best.items():
-        n = frames if name == "decode" else clips * frames
-        yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
+        yield {"name": f"jpeg_decoder_{name}", "value": round(len(pieces) / seconds, 1),
+               "unit": f"frames/s per core, CPU time ({best['opencv'] / seconds:.2f}x OpenCV's)"}
+
+
+def _h264_figures(clips, repeats, crf=15):
+    """(bytes, encode CPU s, decode CPU s, MAE) of each clip as an H.264 stream (PyAV, libx264 at `crf`,
+    yuv420p, GOP 12), or None when PyAV is not installed (it is optional: measured, not a store codec)."""
+    try:
+        import av
+    except ImportError:
+        return None
+    import io
+    import time
+    size, enc, dec, errs = 0, float("inf"), float("inf"), []
+    for _ in range(repeats):
+        t0, blobs = time.process_time(), []
+        for c in clips:
+            buf = io.BytesIO()
+            with av.open(buf, "w", format="mp4") as box:
+                st = box.add_stream("libx264", rate=25, options={"crf": str(crf), "g": "12", "threads": "1"})
+                st.height, st.width, st.pix_fmt = c.shape[1], c.shape[2], "yuv420p"
+                for f in c:
+                    box.mux(st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+                box.mux(st.encode())
+            blobs.append(buf.getvalue())
+        enc = min(enc, time.process_time() - t0)
+        t0, got = time.process_time(), []
+        for b in blobs:
+            with av.open(io.BytesIO(b)) as box:
+                box.streams.video[0].thread_count = 1
+                got.append(np.stack([f.to_ndarray(format="rgb24") for f in box.decode(video=0)]))
+        dec = min(dec, time.process_time() - t0)
+    size = sum(len(b) for b in blobs)
+    errs = [np.abs(g.astype(np.int16) - c).mean() for g, c in zip(got, clips)]
+    return size, enc, dec, float(np.mean(errs))
 
 
 # ---- section: train -----------------------------------------------------------------------------------------
@@ -488,10 +642,9 @@ def bench_train(args):
         yield {"name": f"train_end_to_end_{name}", "value": round(real / seconds, 1),
                "unit": f"frames/s (real frames; {real / seconds / mem:.2f}x in memory)"}
     default = f"{args.compression}_store_{data.default_workers()}_workers"
-    RESULTS["train_padded_fps"] = padded / best[default]
     yield {"name": "train_end_to_end_vs_in_memory", "value": round(real / best[default] / mem, 3),
            "unit": f"x ({default.replace('_', ' ')}: the trainer's default reader)"}
-    yield {"name": "train_padded_fps", "value": round(RESULTS["train_padded_fps"], 1),
+    yield {"name": "train_padded_fps", "value": round(padded / best[default], 1),
            "unit": f"padded frames/s (end to end, {default.replace('_', ' ')})"}
     ucf = ucf11_lengths()
     for bucket in (True, False):
@@ -617,8 +770,7 @@ def scale_run(store, max_len, out, extra=()):
     """One epoch of the trainer CLI (TT-GRU, batch 16) on `store` in a fresh process: metrics.json + wall time."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "experiments.ucf11", "--data", str(store), "--model", "gru", "--use-tt",
-           "--max-len", str(max_len), "--batch-size", "16", "--epochs", "1", "--quiet", "--out", str(out), *extra]
+    cmd = [sys.executable, "-m", "experiments.ucf11", *trainer_argv(store, max_len, out, *extra)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -627,6 +779,12 @@ def scale_run(store, max_len, out, extra=()):
         raise RuntimeError(f"max-len {max_len}: the trainer exited {proc.returncode}: {tail}")
     metrics = json.loads((Path(out) / "metrics.json").read_text())
     return metrics, wall
+
+
+def trainer_argv(store, max_len, out, *extra):
+    """The trainer command of the scale and epoch sections: TT-GRU, batch 16, one epoch, quiet."""
+    return ["--data", str(store), "--model", "gru", "--use-tt", "--max-len", str(max_len), "--batch-size", "16",
+            "--epochs", "1", "--quiet", "--out", str(out), *extra]
 
 
 def bench_scale(args):
@@ -659,30 +817,165 @@ def bench_scale(args):
 # ---- section: epoch -----------------------------------------------------------------------------------------
 PUBLISHED_EPOCH_SECONDS = {1492: ("paper, quad-core Xeon E7-4850 v2", 1872), 450: ("community port", 400),
                            900: ("community port", 1700)}
+ARRANGEMENTS = {"plain": ("--reader", "plain", "--allocator", "default"),     # before issue 22
+                "streaming": ("--reader", "streaming", "--allocator", "tuned")}  # the defaults
+
+
+def drop_from_page_cache(path):
+    """Evict `path`'s pages from the page cache (posix_fadvise DONTNEED: this file only, no root needed), so the
+    next read comes from the disk, as it does for a store larger than memory."""
+    import os
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def dd_rate(path):
+    """Bytes/s of `dd if=path of=/dev/null bs=8M` from a cold page cache: what the disk gives a sequential reader."""
+    import subprocess
+
+    drop_from_page_cache(path)
+    t0 = time.perf_counter()
+    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=8M"], check=True, capture_output=True)
+    return Path(path).stat().st_size / (time.perf_counter() - t0)
+
+
+def epoch_store_lengths(budget_bytes, quick, seed=0):
+    """Clip lengths of a store 1.25x larger than `budget_bytes`: UCF11's spread (`ucf11_lengths`; /8, at least
+    24 frames, with --quick), at least 40 clips so the paper split leaves test clips."""
+    frame = int(np.prod(FRAME_SHAPE))
+    mean = UCF11_LENGTHS[2] / (8 if quick else 1)
+    count = max(40, int(np.ceil(1.25 * budget_bytes / (mean * frame))))
+    lengths = ucf11_lengths(count, seed)
+    return np.maximum(24, lengths // 8) if quick else lengths
+
+
+def epoch_step_child(argv):
+    """`--epoch-step-child ARGV_JSON`: the trainer's own build and train step for that trainer command, run on
+    in-memory batches of exactly the shapes (and order) of its first training epoch, twice: the first pass
+    traces and compiles as the trainer's first epoch does, the second is warm. Prints JSON: padded frames and
+    the seconds of each pass (the step only: each batch is made a tensor before its step is timed)."""
+    import tensorflow as tf
+
+    import tf_config.cluster
+    import tf_config.memory
+    import tf_config.threads
+    from experiments import train
+    from experiments.ucf11 import SPEC
+
+    args = train.build_parser(SPEC).parse_args(argv)
+    tf_config.memory.apply_memory(args.allocator)
+    tf_config.threads.apply_threads(args)
+    r = train.build(args, SPEC, tf_config.cluster.make_strategy(args))
+    step = train.train_step(r)
+    feed = r.train_feed
+    shapes = [(len(pos), feed.batch_length(pos)) for pos, _ in feed.epoch_plan(0)]
+    rng = np.random.default_rng(0)
+    passes = []
+    for _ in range(2):
+        seconds = 0.0
+        for b, t in shapes:
+            x = tf.constant(np.broadcast_to(rng.integers(1, 256, (1, t, 1, 1, 3), dtype=np.uint8),
+                                            (b, t) + FRAME_SHAPE))
+            y = tf.constant(np.eye(len(r.store.classes), dtype=np.float32)[np.arange(b) % len(r.store.classes)])
+            t0 = time.perf_counter()
+            float(step((x, y))["loss"])
+            seconds += time.perf_counter() - t0
+        passes.append(seconds)
+    r.reader.close()
+    print(json.dumps({"padded_frames": int(sum(b * t for b, t in shapes)), "cold_s": passes[0],
+                      "warm_s": passes[1]}))
+
+
+def run_step_child(argv):
+    import subprocess
+
+    cmd = [sys.executable, "-m", "experiments.bench", "--epoch-step-child", json.dumps(argv)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"epoch step child failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def epoch_rows(m):
+    """The epoch section's rows from its measurements `m` (pure arithmetic, tested on its own):
+    m = {"store_bytes", "budget_bytes", "clips", "dd_bytes_per_s", "max_len", "load",
+         "step": {"padded_frames", "cold_s", "warm_s"},
+         "runs": {arrangement: {"train_s", "eval_s", "usage": {wall_s, user_s, sys_s, minor_faults, read_bytes},
+                                "peak_rss_mb"}}}."""
+    step, frames, L = m["step"], m["step"]["padded_frames"], m["max_len"]
+    step_fps = frames / step["cold_s"]
+    rows = [{"name": "epoch_store_gb", "value": round(m["store_bytes"] / 1e9, 3),
+             "unit": f"GB ({m['clips']} clips, UCF11 spread) > budget {m['budget_bytes'] / 1e9:.2f} GB; evicted "
+                     f"from the page cache before every run; load {m['load']}"},
+            {"name": "epoch_dd_read", "value": round(m["dd_bytes_per_s"] / 1e6, 1),
+             "unit": "MB/s (dd bs=8M of the store, cold cache)"},
+            {"name": f"epoch_step_max_len_{L}", "value": round(step_fps, 1),
+             "unit": f"padded frames/s (the trainer's step alone on the epoch's {frames} padded frames in memory, "
+                     f"first pass: traces and compiles as epoch 1 does)"},
+            {"name": f"epoch_step_warm_max_len_{L}", "value": round(frames / step["warm_s"], 1),
+             "unit": "padded frames/s (the same, second pass)"}]
+    for name, run in m["runs"].items():
+        u, fps = run["usage"], frames / run["train_s"]
+        cpu = u["user_s"] + u["sys_s"]
+        read = (u["read_bytes"] or 0) / u["wall_s"]
+        rows += [{"name": f"epoch_{name}_max_len_{L}", "value": round(run["train_s"], 1),
+                  "unit": f"s training ({' '.join(ARRANGEMENTS[name])})"},
+                 {"name": f"epoch_{name}_fps", "value": round(fps, 1),
+                  "unit": f"padded frames/s end to end ({fps / step_fps:.3f}x the step)"},
+                 {"name": f"epoch_{name}_vs_step", "value": round(fps / step_fps, 3),
+                  "unit": "x (end to end / step, same padded frames; goal 0.8)"},
+                 {"name": f"epoch_{name}_system_cpu", "value": round(100 * u["sys_s"] / max(cpu, 1e-9), 2),
+                  "unit": f"% of the trainer's CPU time in the kernel ({cpu / u['wall_s']:.2f} cores busy)"},
+                 {"name": f"epoch_{name}_faults_per_s", "value": round(u["minor_faults"] / u["wall_s"], 1),
+                  "unit": "minor page faults/s"},
+                 {"name": f"epoch_{name}_read", "value": round(read / 1e6, 2),
+                  "unit": f"MB/s from the disk ({read / m['dd_bytes_per_s']:.3f}x dd)"},
+                 {"name": f"epoch_{name}_eval", "value": round(run["eval_s"], 1), "unit": "s evaluation"},
+                 {"name": f"epoch_{name}_peak_rss", "value": round(run["peak_rss_mb"], 1), "unit": "MB"}]
+    if {"plain", "streaming"} <= set(m["runs"]):
+        ratio = m["runs"]["plain"]["train_s"] / m["runs"]["streaming"]["train_s"]
+        rows.append({"name": "epoch_streaming_vs_plain", "value": round(ratio, 3),
+                     "unit": "x (plain training seconds / streaming, interleaved in this run)"})
+    return rows
 
 
 def bench_epoch(args):
-    """Projected seconds per UCF11 epoch = bucketed padded frames of the epoch / end-to-end padded frames/s."""
-    from ttrnn import data
+    """A real trainer epoch on a store larger than a memory budget (`--budget-gb`), evicted from the page cache
+    before each run, for each reader/allocator arrangement (plain, then streaming; `--repeats` rounds, the
+    faster run of each kept), beside the trainer's own step on the same padded frames in memory (same run)."""
+    import os
+    import tempfile
 
-    if "train_padded_fps" not in RESULTS:
-        for _ in bench_train(args):
-            pass
-    fps = RESULTS["train_padded_fps"]
-    lengths = ucf11_lengths()
-    for max_len in (450, 900, 1492):
-        spec = data.InputSpec(max_len=max_len)
-        eff = np.array([spec.effective_length(n) for n in lengths])
-        frames = eff.sum() * (1 + padding_waste(lengths, spec, 16, True))
-        yield {"name": f"epoch_max_len_{max_len}", "value": round(frames / fps, 1),
-               "unit": f"s projected ({frames / 1e3:.0f}k padded frames, 2 cores)"}
-        who, seconds = PUBLISHED_EPOCH_SECONDS[max_len]
-        yield {"name": f"epoch_max_len_{max_len}_published", "value": float(seconds), "unit": f"s ({who})"}
+    budget = (args.budget_gb if args.budget_gb else (0.1 if args.quick else 4.0)) * 1e9
+    max_len = (args.max_lens or [48 if args.quick else 450])[0]
+    lengths = epoch_store_lengths(budget, args.quick)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = args.store or f"{tmp}/epoch.h5"
+        make_scale_store(store, lengths=lengths)
+        m = {"store_bytes": Path(store).stat().st_size, "budget_bytes": budget, "clips": len(lengths),
+             "max_len": max_len, "load": "/".join(f"{v:.1f}" for v in os.getloadavg()),
+             "dd_bytes_per_s": dd_rate(store), "runs": {}}
+        m["step"] = run_step_child(trainer_argv(store, max_len, f"{tmp}/step", *ARRANGEMENTS["streaming"]))
+        for k in range(args.repeats or 1):
+            for name in ARRANGEMENTS:
+                drop_from_page_cache(store)
+                metrics, _ = scale_run(store, max_len, f"{tmp}/{name}{k}",
+                                       extra=("--no-tensorboard", *ARRANGEMENTS[name]))
+                run = {"train_s": metrics["epoch_seconds"][0], "eval_s": metrics["eval_seconds"][0],
+                       "usage": metrics["epoch_usage"][0], "peak_rss_mb": metrics["peak_rss_mb"]}
+                if name not in m["runs"] or run["train_s"] < m["runs"][name]["train_s"]:
+                    m["runs"][name] = run
+    yield from epoch_rows(m)
 
 
 SECTIONS = {"tt": bench_tt, "versions": bench_versions, "store": bench_store, "train": bench_train,
             "epoch": bench_epoch, "scale": bench_scale}
-DEFAULT_SECTIONS = ("tt", "versions", "store", "train", "epoch")     # scale takes ~30 min: ask for it by name
+DEFAULT_SECTIONS = ("tt", "versions", "store", "train")   # epoch (a 5 GB store, ~10 min) and scale (~30 min): by name
 
 
 def parse_args(argv=None):
@@ -690,21 +983,27 @@ def parse_args(argv=None):
     p.add_argument("sections", nargs="*", default=[],
                    help=f"what to benchmark: {', '.join(SECTIONS)} (default: all but scale)")
     p.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--epoch-step-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--budget-gb", type=float, default=None,
+                   help="epoch: the memory budget the store must exceed (default 4 GB; quick 0.1)")
     p.add_argument("--compression", default="none", choices=("lzf", "none"),
                    help="train/epoch: which bench store's end-to-end rate is the headline and feeds the epoch "
                         "projection (both are measured; default none, as preprocess writes by default)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    p.add_argument("--videos", default=None,
+                   help="store: measure the codecs on the videos in this folder (decoded at 160x120)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 32)")
+    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
                         "and the projection / TTGRU step forced under XLA")
     p.add_argument("--max-lens", type=lambda v: [int(x) for x in v.split(",")], default=None,
-                   help="scale: the max-lens to train at (default 450,1492; quick 48,96)")
+                   help="scale: the max-lens to train at (default 450,1492; quick 48,96); epoch: the first (default 450; quick 48)")
     p.add_argument("--store", default=None,
-                   help="scale: the UCF11-size store to train on (written there first if absent; ~45 GB)")
+                   help="scale / epoch: the store to train on (written there first if absent or of other lengths; scale ~45 GB)")
     add_console_args(p)
+    add_memory_args(p)
     args = p.parse_args(argv)
     for name in args.sections:
         if name not in SECTIONS:
@@ -714,6 +1013,8 @@ def parse_args(argv=None):
             p.error(f"--{name} must be >= 1")
     if args.chunks and min(args.chunks) < 0:
         p.error("--chunks values must be >= 0")
+    if args.budget_gb is not None and not args.budget_gb > 0:
+        p.error("--budget-gb must be > 0")
     if args.max_lens and min(args.max_lens) < 1:
         p.error("--max-lens values must be >= 1")
     return args
@@ -722,6 +1023,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     quiet_console(args.verbose)
+    if args.epoch_step_child:        # applies the allocator of the trainer command it times
+        epoch_step_child(json.loads(args.epoch_step_child))
+        return 0
+    apply_memory(args.allocator)     # before TensorFlow starts, as the trainer does (tf_config.memory)
     if args.rss_child:
         rss_child_main(args.rss_child)
         return 0

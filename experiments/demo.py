@@ -1,13 +1,18 @@
 """Cached demo stores: synthetic videos -> preprocessing -> one store per dataset demo, built once per machine.
 
+    python -m experiments.demo            # where the cache is and what it holds (MB)
+    python -m experiments.demo --clear    # delete it (the next --demo builds its store again, ~30 s)
+
 The cache lives in $TTRNN_CACHE, else $XDG_CACHE_HOME/ttrnn, else ~/.cache/ttrnn. Parallel callers (the workers
 of a multi-worker run, parallel sweeps) serialize on a file lock, and a marker file says a store is complete.
 """
 import fcntl
 import os
+import shutil
+import sys
 from pathlib import Path
 
-from experiments.train import UsageError
+from experiments.cli import OneLineParser, UsageError
 
 
 def cache_root():
@@ -18,26 +23,61 @@ def cache_root():
 def cached_demo_store(name, data, build_store, args=None, make_videos=None):
     """Generate synthetic videos (`make_videos(folder, **data)`, default `preprocess.synthetic.make_dataset`) once
     and preprocess them with `build_store(src, out, progress=...)` into `<cache>/demo-<name>/<name>.h5`; returns
-    the store path."""
+    the store path. Progress: a bar on a terminal, plain lines otherwise (no carriage returns in logs)."""
     from preprocess import synthetic
     from preprocess.ingest import IngestError
     cache = cache_root() / f"demo-{name}"
-    cache.mkdir(parents=True, exist_ok=True)
     videos, store, ready = cache / "videos", cache / f"{name}.h5", cache / "store.done"
-    with open(cache / ".lock", "w") as lock:
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / ".lock", "w")
+    except OSError as exc:
+        raise UsageError(f"cannot write the demo cache {cache}: {exc.strerror or exc}; set TTRNN_CACHE to a "
+                         "writable directory") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if ready.exists():
             return store
         if not (cache / "videos.done").exists():
             layout = data.get("layout", name.split("-")[0])
-            print(f"demo: writing synthetic {layout}-layout videos to {videos}", flush=True)
+            print(f"demo: writing synthetic {layout}-layout videos to {videos} (once; `python -m experiments.demo "
+                  "--clear` removes the cache)", flush=True)
             (make_videos or synthetic.make_dataset)(videos, **data)
             (cache / "videos.done").write_text("ok\n")
+        print(f"demo: preprocessing them into {store}", flush=True)
+        bar = not getattr(args, "quiet", False) and sys.stderr.isatty()
         try:
-            summary = build_store(str(videos), str(store), progress=not getattr(args, "quiet", False))
+            summary = build_store(str(videos), str(store), progress=bar)
         except IngestError as exc:
             raise UsageError(f"demo preprocessing failed: {exc}") from None
         if summary.get("status", 0) != 0:
             raise UsageError(f"demo preprocessing failed for {len(summary.get('failed', []))} clips")
         ready.write_text("ok\n")
     return store
+
+
+def folder_mb(path):
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6
+
+
+def main(argv=None):
+    ap = OneLineParser(prog="python -m experiments.demo", description="Show or clear the demos' cache.")
+    ap.add_argument("--clear", action="store_true", help="delete the cache (every demo store and its videos)")
+    args = ap.parse_args(argv)
+    root = cache_root()
+    if not root.exists():
+        print(f"{root}: empty (no demo has run)")
+        return 0
+    if args.clear:
+        mb = folder_mb(root)
+        shutil.rmtree(root)
+        print(f"removed {root} ({mb:.0f} MB)")
+        return 0
+    for demo in sorted(root.glob("demo-*")):
+        print(f"{demo}: {folder_mb(demo):.0f} MB{'' if (demo / 'store.done').exists() else ' (incomplete)'}")
+    print(f"{root}: {folder_mb(root):.0f} MB in all; `python -m experiments.demo --clear` deletes it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from experiments.train import OneLineParser
+from experiments.cli import OneLineParser
 
 TERM_GRACE_SECONDS = 5.0
 

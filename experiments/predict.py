@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.train import OneLineParser, UsageError
+from experiments.cli import OneLineParser, UsageError
 from tf_config.console import add_console_args, quiet_console
 from ttrnn.store import clip_slice
 
@@ -43,12 +43,16 @@ class Run:
     def __init__(self, run_dir):
         self.dir = Path(run_dir)
         config_path, model_path = self.dir / "config.json", self.dir / "model.keras"
+        if self.dir.is_file():
+            raise UsageError(f"{self.dir} is a file; give a run directory (config.json + model.keras) first, then "
+                             "the videos")
         if not self.dir.is_dir():
             raise UsageError(f"no run directory at {self.dir}")
         if not config_path.is_file():
             raise UsageError(f"{self.dir} is not a run directory (no config.json)")
         if not model_path.is_file():
             raise UsageError(f"{self.dir} has no model.keras (the run has not finished)")
+        check_keras_archive(model_path)
         try:
             config = json.loads(config_path.read_text())
             self.attrs = config["store"]["attrs"]
@@ -77,8 +81,9 @@ class Run:
     def decode(self, path):
         """uint8 (T, H, W, 3) frames of a video file as the run's store preprocessing made them."""
         from preprocess.video import decode
+        from ttrnn.store import as_stored
         frames, _ = decode(path, size=self.size, frame_skip=self.frame_skip, fps=self.fps)
-        return frames
+        return as_stored(frames, self.attrs.get("codec", "raw"), self.attrs.get("quality"))  # JPEG stores' loss too
 
     def model_input(self, frames):
         """uint8 (1, T, H, W, 3): the evaluation feed's input for one clip of stored frames `frames`."""
@@ -97,6 +102,24 @@ class Run:
         """Class probabilities (C,) for one clip of decoded frames."""
         import keras
         return keras.ops.convert_to_numpy(self.model(self.model_input(frames), training=False))[0]
+
+
+def check_keras_archive(path):
+    """UsageError naming `path` unless it is a complete zip archive (a .keras file): an empty or truncated file
+    (a run killed while saving, a failed copy) is said to be one, not left to Keras's misleading "File not found"."""
+    import zipfile
+    size = path.stat().st_size
+    if size == 0:
+        raise UsageError(f"{path} is empty (0 bytes): the run was stopped while saving it, or the copy failed; "
+                         "rerun the training command")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise UsageError(f"{path} is damaged ({size} bytes, not a complete .keras archive: {exc}); rerun the "
+                         "training command") from None
+    if damaged is not None:
+        raise UsageError(f"{path} is damaged (member {damaged} fails its CRC check); rerun the training command")
 
 
 def top_k(probs, classes, k):
@@ -127,6 +150,8 @@ def main(argv=None):
     failed = 0
     for path in args.videos:
         try:
+            if Path(path).is_dir():
+                raise VideoError("is a directory; give video files")
             frames = run.decode(path)
         except (VideoError, OSError) as exc:
             failed += 1

@@ -32,6 +32,39 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def resource_usage():
+    """This process's counters so far (all threads): wall clock, user and system CPU seconds, minor and major page
+    faults, bytes read from storage (/proc/self/io read_bytes: page-cache hits do not count; None where absent).
+    The trainer records the difference over each training epoch (metrics.json `epoch_usage`), which is what
+    `experiments.bench epoch` reads to tell kernel time and fault churn from the step's own work."""
+    import time
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    read = None
+    try:
+        with open("/proc/self/io") as f:
+            read = int(dict(line.split(": ", 1) for line in f.read().splitlines())["read_bytes"])
+    except (OSError, KeyError, ValueError):
+        pass
+    return {"wall_s": time.perf_counter(), "user_s": ru.ru_utime, "sys_s": ru.ru_stime, "minor_faults": ru.ru_minflt,
+            "major_faults": ru.ru_majflt, "read_bytes": read}
+
+
+def usage_since(start):
+    """`resource_usage()` now minus `start` (a dict of the same keys; None stays None), rounded for JSON."""
+    now = resource_usage()
+    return {k: (None if now[k] is None or start[k] is None else round(now[k] - start[k], 3)) for k in now}
+
+
+def cross_entropy(y_true, probs, multilabel):
+    """Mean loss of probabilities `probs` (N, C) against targets `y_true` (N, C): binary cross-entropy averaged over
+    the classes (multi-label, sigmoid outputs) or categorical cross-entropy; probabilities clipped to [1e-7, 1-1e-7]
+    as Keras's losses do."""
+    p = np.clip(probs, 1e-7, 1 - 1e-7)
+    if multilabel:
+        return float(np.mean(-(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)).mean(axis=1)))
+    return float(np.mean(-np.sum(y_true * np.log(p), axis=1)))
+
+
 def classification_metrics(y_true, probs, multilabel):
     """accuracy / mean class accuracy / top-5 / confusion (single-label) or MAP (multi-label), from numpy arrays."""
     from sklearn.metrics import average_precision_score, confusion_matrix

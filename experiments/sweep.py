@@ -1,6 +1,6 @@
 """Expand a grid of experiments into runs and execute them locally (K at a time) or as a SLURM array job.
 
-    python -m experiments.sweep experiments/grids/ucf11_paper.json --backend local --parallel 2
+    python -m experiments.sweep ucf11_paper --backend local --parallel 2    # a shipped grid by name, or a path
     python -m experiments.sweep GRID.json --backend slurm [--submit]      # writes sweep.sbatch + manifest
     python -m experiments.tables RUNS_DIR                                 # then aggregate
 
@@ -34,7 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.train import OneLineParser
+from experiments.cli import OneLineParser, atomic_write
+from experiments.families import MODEL_CHOICES
 
 # axis name → CLI flag; the order fixes the run-name layout and the flag order
 AXES = ("dataset", "model", "use_tt", "decomposition", "rank", "blocks", "max_len", "frame_skip", "sample_frames",
@@ -46,6 +47,7 @@ NAME_PREFIX = {"rank": "rank", "blocks": "blocks", "max_len": "len", "frame_skip
                "fold": "fold", "seed": "seed", "batch_size": "bs", "lr": "lr", "preset": "preset_"}
 OTHER_KEYS = {"data", "epochs", "extra", "exclude", "command", "threads_preset", "slurm", "description"}
 DEFAULT_COMMAND = ["{python}", "-m", "experiments.{dataset}"]
+GRIDS = Path(__file__).with_name("grids")     # the grids shipped with the package, found by name
 
 
 class GridError(ValueError):
@@ -70,12 +72,29 @@ def _check_value(axis, value):
     return value
 
 
+def grid_path(name):
+    """A grid file: the path as given when it exists, else the shipped grid of that name (ucf11_paper)."""
+    if Path(name).exists() or Path(name).suffix == ".json" or "/" in str(name):
+        return Path(name)
+    return GRIDS / f"{name}.json"
+
+
+def shipped_grids():
+    return ", ".join(sorted(p.stem for p in GRIDS.glob("*.json")))
+
+
+def missing_stores(grid):
+    """The grid's store paths (the `data` values) that do not exist (relative ones from this directory)."""
+    return [str(p) for p in grid["data"].values() if p is not None and not Path(p).expanduser().exists()]
+
+
 def load_grid(path):
     """Read and validate a grid file → dict with ``axes`` (name → list) and the other keys; raises GridError."""
     try:
         raw = json.loads(Path(path).read_text())
     except OSError as e:
-        raise GridError(f"cannot read grid {str(path)!r}: {e.strerror or e}") from None
+        raise GridError(f"cannot read grid {str(path)!r}: {e.strerror or e} (a path, or the name of a shipped grid: "
+                        f"{shipped_grids()})") from None
     except ValueError as e:
         raise GridError(f"grid {str(path)!r} is not valid JSON: {e}") from None
     if not isinstance(raw, dict):
@@ -100,6 +119,9 @@ def load_grid(path):
         axes[axis] = values
     if any(v is None for v in axes["dataset"] + axes["model"]):
         raise GridError("grid: dataset and model cannot be null")
+    unknown_models = [m for m in axes["model"] if m not in MODEL_CHOICES]
+    if unknown_models:
+        raise GridError(f"grid: unknown model {unknown_models[0]!r} (choose from {', '.join(MODEL_CHOICES)})")
     data = raw.get("data", {})
     if not isinstance(data, dict) or not all(v is None or isinstance(v, str) for v in data.values()):
         raise GridError('grid: data must map dataset names to store paths (or null), e.g. {"ucf11": "ucf11.h5"}')
@@ -212,14 +234,8 @@ def write_manifest(runs_dir, runs, pending, backend):
     index = {r["name"]: i for i, r in enumerate(pending)}
     entries = [{"name": r["name"], "out": r["out"], "values": r["values"], "command": r["command"],
                 "finished": is_finished(r), "array_index": index.get(r["name"])} for r in runs]
-    _atomic_write(runs_dir / "manifest.json", json.dumps({"backend": backend, "runs": entries}, indent=1) + "\n")
-    _atomic_write(runs_dir / "manifest.txt", "".join(shlex.join(r["command"]) + "\n" for r in pending))
-
-
-def _atomic_write(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(runs_dir / "manifest.json", json.dumps({"backend": backend, "runs": entries}, indent=1) + "\n")
+    atomic_write(runs_dir / "manifest.txt", "".join(shlex.join(r["command"]) + "\n" for r in pending))
 
 
 def slurm_script(runs_dir, n_tasks, options, workdir=None, nodes=1, tasks_per_node=1):
@@ -306,7 +322,7 @@ def write_slurm(args, grid, runs_dir, pending, prog):
         print("sweep: nothing to submit")
         return 0
     (runs_dir / "logs").mkdir(parents=True, exist_ok=True)
-    _atomic_write(script, slurm_script(runs_dir, len(pending), {str(k): v for k, v in grid["slurm"].items()},
+    atomic_write(script, slurm_script(runs_dir, len(pending), {str(k): v for k, v in grid["slurm"].items()},
                                        nodes=args.nodes, tasks_per_node=args.tasks_per_node))
     print(f"sweep: wrote {script} ({len(pending)} array tasks) and {runs_dir / 'manifest.txt'}")
     if args.submit:
@@ -328,7 +344,7 @@ def write_slurm(args, grid, runs_dir, pending, prog):
 def main(argv=None):
     parser = OneLineParser(prog="python -m experiments.sweep",
                            description="Expand a grid of experiments and run it locally or on SLURM.")
-    parser.add_argument("grid", help="grid JSON file (see experiments/grids/)")
+    parser.add_argument("grid", help=f"grid JSON file, or the name of a shipped grid ({shipped_grids()})")
     parser.add_argument("--backend", choices=("local", "slurm"), default="local")
     parser.add_argument("--parallel", type=int, default=1, metavar="K",
                         help="local: runs at a time, the physical cores split between them (default 1)")
@@ -349,7 +365,13 @@ def main(argv=None):
         parser.error("--nodes / --tasks-per-node need --backend slurm (locally: python -m experiments.launch)")
     runs_dir = Path(args.runs_dir or Path("runs") / Path(args.grid).stem)
     try:
-        grid = load_grid(args.grid)
+        grid = load_grid(grid_path(args.grid))
+        missing = missing_stores(grid)
+        if missing and args.backend == "local" and not args.dry_run:
+            raise GridError(f"no store at {', '.join(missing)} (make it with python -m preprocess.<layout>, or set "
+                            "the grid's data)")
+        for path in missing:
+            print(f"sweep: warning: no store at {path} yet (the runs need it where they start)", file=sys.stderr)
         threads = (local_threads(args.parallel) if args.backend == "local"
                    else ["--threads-preset", grid["threads_preset"]])
         runs = expand(grid, runs_dir, threads)

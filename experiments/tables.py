@@ -21,19 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import paper, video3d
-from experiments.train import OneLineParser, UsageError
+from experiments import families, paper
+from experiments.cli import OneLineParser, UsageError, usage_exit
 from tf_config.console import add_console_args, quiet_console
 
 NOT_RUN = "not run"
-BASELINE_PREFIXES = ("tsn_", "c3d") + tuple(video3d.MODELS)  # TSN, C3D and the 3D CNNs of experiments.video3d
 
 
 # --- our parameter counts ----------------------------------------------------------------------------------------
 def model_args(label):
-    """Run-directory model label -> (paper_model's model, use_tt)."""
-    return {"tt_mlp": ("mlp", False), "gru": ("gru", False), "lstm": ("lstm", False), "tt_gru": ("gru", True),
-            "tt_lstm": ("lstm", True)}[label]
+    """Run-directory model label -> paper_model's arguments (model, use_tt[, decomposition]), from its family."""
+    return families.of_label(label).parse_label(label)
 
 
 def our_param_counts(datasets=tuple(paper.DATASETS)):
@@ -49,9 +47,8 @@ def our_param_counts(datasets=tuple(paper.DATASETS)):
         ds = paper.DATASETS[name]
         counts[name] = {}
         for label in paper.MODELS:
-            model, use_tt = model_args(label)
             with keras.StatelessScope(initialize_variables=False):
-                m = paper_model(name, model, ds.num_classes, use_tt=use_tt, multilabel=ds.metric == "map")
+                m = paper_model(name, num_classes=ds.num_classes, multilabel=ds.metric == "map", **model_args(label))
             counts[name][label] = (input_to_hidden_params(m), int(m.count_params()))
             del m
     keras.backend.clear_session()  # forget the never-initialized variables
@@ -89,14 +86,14 @@ SUCCESSORS = (
     ("ht_lstm", "HT-LSTM (Yin et al.)", 0.879, "not published in a form we could check"),
     ("cp_lstm", "CP-LSTM (ours only)", None, "—"),
 )
-UCF11_LSTM_MODES = ((8, 20, 20, 18), (16, 4, 4, 4))      # input modes, LSTM kernel output modes (4 gates folded)
-
-
 def successor_param_counts():
-    """{label: input-to-hidden params} at the UCF11 LSTM shapes: TT at the paper's ranks 4, others at
-    `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks) — what `--decomposition X` trains."""
+    """{label: input-to-hidden params} at the UCF11 LSTM shapes (ttrnn.models.PAPER_SHAPES, the 4 gates folded
+    into the first output mode): TT at the paper's ranks 4, others at `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks)
+    — what `--decomposition X` trains."""
     from ttrnn import formats
-    return {label: formats.make(label.split("_")[0], *UCF11_LSTM_MODES).param_count()
+    from ttrnn.paper_shapes import PAPER_SHAPES
+    n, m = PAPER_SHAPES["ucf11"]["tt_input_shape"], PAPER_SHAPES["ucf11"]["tt_output_shape"]
+    return {label: formats.make(label.split("_")[0], n, (4 * m[0],) + tuple(m[1:])).param_count()
             for label, *_ in SUCCESSORS}
 
 
@@ -136,19 +133,29 @@ def find_runs(paths):
             except (OSError, ValueError) as exc:
                 warnings.append(f"skipped {f}: {exc}")
                 continue
+            bad = non_finite(m)
+            if bad:  # a diverged run (or one written before the trainer stopped them) is no result
+                warnings.append(f"skipped {f.parent}: non-finite {', '.join(bad)} (a diverged run, not a result)")
+                continue
             m["run_dir"] = str(f.parent)
             m["_mtime"] = f.stat().st_mtime
-            m["store"] = store_of(f.parent)
+            m["store"], m["synthetic"] = store_of(f.parent)
             runs.append(m)
     return runs, unfinished, warnings
 
 
 def store_of(run_dir):
-    """The store a run trained on (config.json), or None: runs on different stores are never averaged together."""
+    """(the store a run trained on, whether its clips are synthetic) from config.json; (None, False) without one.
+    Runs on different stores are never averaged together; synthetic ones (the demos, preprocess.synthetic's
+    videos: the store's flag, or --demo for runs older than the flag) never stand beside a paper number."""
     try:
-        return json.loads((Path(run_dir) / "config.json").read_text())["store"]["path"]
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+        store = config["store"]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, False
+    synthetic = bool(store.get("synthetic") or (store.get("attrs") or {}).get("synthetic")
+                     or (config.get("args") or {}).get("demo"))
+    return store.get("path"), synthetic
 
 
 def score_key(run):
@@ -157,6 +164,13 @@ def score_key(run):
 
 def _finite(x):
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def non_finite(metrics):
+    """Which of the run's score (missing counts) and test_loss (where recorded) is not a finite number (NaN, inf,
+    null): a run with any is no result."""
+    score = "map" if "map" in metrics else "accuracy"   # a multi-label run's MAP, even when it is null
+    return [k for k in (score, "test_loss") if (k == score or k in metrics) and not _finite(metrics.get(k))]
 
 
 def summarize(runs):
@@ -203,8 +217,11 @@ def group_runs(runs):
 # --- assembling the tables ---------------------------------------------------------------------------------------
 def build_report(run_paths=(), counts=None, successor_counts=None):
     """Everything the tables show, as one JSON-able dict."""
-    runs, unfinished, warnings = find_runs(run_paths)
+    found_runs, unfinished, warnings = find_runs(run_paths)
+    runs = [r for r in found_runs if not r["synthetic"]]
     groups = group_runs(runs)
+    synthetic = [{"dataset": d, "model": m, "protocol": proto, "runs": s}
+                 for (d, m, proto, _), s in group_runs([r for r in found_runs if r["synthetic"]]).items()]
     if counts is None or successor_counts is None:
         cached, cached_successors = cached_param_counts()
         counts = cached if counts is None else counts
@@ -229,16 +246,18 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
                          "hardware": ds.hardware, "rows": rows})
     known = {(name, label) for name in paper.DATASETS for label in paper.MODELS}
     known |= {("ucf11", label) for label, *_ in SUCCESSORS}
-    baselines, other = [], []
+    tables = {"baselines": [], "formats": [], "other_runs": []}
     for (d, m, proto, _), summary in groups.items():
         if (d, m) in known:
             continue
-        entry = {"dataset": d, "model": m, "protocol": proto, "runs": summary}
-        (baselines if str(m).startswith(BASELINE_PREFIXES) else other).append(entry)
+        fam = families.of_label(m)
+        table = "baselines" if fam is not None and fam.TABLE == "baselines" else \
+            "formats" if fam is families.rnn and d in paper.DATASETS else "other_runs"
+        tables[table].append({"dataset": d, "model": m, "protocol": proto, "runs": summary})
     return {"source": paper.SOURCE, "datasets": datasets, "successors": successor_rows(groups, successor_counts),
-            "baselines": baselines, "other_runs": other,
+            **tables, "synthetic_runs": synthetic,
             "unfinished_runs": [str(u) for u in unfinished], "caveats": list(paper.CAVEATS),
-            "warnings": warnings, "num_runs": len(runs)}
+            "warnings": warnings, "num_runs": len(found_runs)}
 
 
 # --- markdown ----------------------------------------------------------------------------------------------------
@@ -320,14 +339,13 @@ def to_markdown(report):
     else:
         out.append(f"No baseline runs ({NOT_RUN}).")
     out.append("")
-    if report["other_runs"]:
-        out += ["## Other runs (datasets or models without paper numbers)", "",
-                "| Dataset | Model | Score | s/epoch | Protocol (folds) |", "|---|---|---|---|---|"]
-        for b in report["other_runs"]:
-            s = b["runs"]
-            out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | "
-                       f"{fmt_seconds(s['epoch_seconds'])} | {protocol_cell(b)} |")
-        out.append("")
+    out += runs_table("## Other kernel formats and cells on the paper's datasets (ours only)", report["formats"],
+                      "Tensorized GRU / LSTM runs that no row above holds (`--decomposition tr|bt|cp|ht`, "
+                      "`--model gru|lstm`); the paper reports only TT.")
+    out += runs_table("## Other runs (datasets or models without paper numbers)", report["other_runs"])
+    out += runs_table("## SYNTHETIC DATA — demos, not comparable with any paper number", report["synthetic_runs"],
+                      "Runs on generated videos (`--demo`, `preprocess.synthetic`): they show that the code trains, "
+                      "not how a model does on the dataset; no table above counts them.")
     out += ["## Notes", "",
             "- † our count differs from the paper's (see the TT-MLP note below); every other count is computed "
             "from our models and equals the paper's.",
@@ -338,6 +356,21 @@ def to_markdown(report):
         out.append(f"- Unfinished runs (no metrics.json, not counted): {', '.join(report['unfinished_runs'])}")
     out.append("")
     return "\n".join(out)
+
+
+def runs_table(title, entries, note=None):
+    """A markdown table of run groups (dataset, model, score, params, s/epoch, protocol); nothing without runs."""
+    if not entries:
+        return []
+    out = [title, ""] + ([note, ""] if note else [])
+    out += ["| Dataset | Model | Score | Test views | # Params ours | s/epoch | Protocol (folds) |",
+            "|---|---|---|---|---|---|---|"]
+    for b in entries:
+        s = b["runs"]
+        out.append(f"| {b['dataset']} | {b['model']} | {s['metric']} {fmt_runs(s)} | {s.get('test_views', '1')} | "
+                   f"{', '.join(fmt_int(x) for x in s['params_input_to_hidden']) or '—'} | "
+                   f"{fmt_seconds(s['epoch_seconds'])} | {protocol_cell(b)} |")
+    return out + [""]
 
 
 def successors_markdown(rows):
@@ -369,8 +402,7 @@ def main(argv=None):
         quiet_console(args.verbose)
         report = build_report(args.runs)  # bad run directories are reported before TensorFlow starts
     except UsageError as exc:
-        print(f"{ap.prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return usage_exit(ap.prog, exc)
     for w in report["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print(json.dumps(report, indent=2) if args.json else to_markdown(report))

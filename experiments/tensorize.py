@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from experiments import train
+from experiments.families.rnn import parse_rank
 
 # Source options the new command replaces (name -> takes a value).
 REPLACED = {"--out": True, "--epochs": True, "--use-tt": False, "--decomposition": True, "--rank": True,
@@ -83,16 +84,18 @@ def new_command(config, opts):
 
 
 def trainer_args(spec, argv, source_args):
-    """The trainer's parse of `argv` (with its defaults and the demo's), checked as its preflight checks."""
+    """The trainer's parse of `argv` (with its defaults and the demo's), checked as its preflight checks ->
+    (args, the new run directory's lock)."""
     parser = train.build_parser(spec)
     parser.set_defaults(**spec.defaults)
     if "--demo" in argv:
         parser.set_defaults(**spec.demo_defaults)
         parser.set_defaults(data=source_args.get("data"))      # the demo store the source trained on
     args = parser.parse_args(argv)
-    if train.preflight(args, spec):
+    finished, lock = train.preflight(args, spec, parser)
+    if finished:
         raise train.UsageError(f"{args.out} already holds a finished run")
-    return args
+    return args, lock
 
 
 def copy_weights(source, target, layer):
@@ -104,18 +107,37 @@ def copy_weights(source, target, layer):
 
 
 def run(opts):
-    import keras
-    import numpy as np
     import tf_config.cluster
     import tf_config.threads
-    from ttrnn import tensorize
-    from ttrnn.decompose import relative_error
+
+    import tf_config.memory
 
     config, spec = read_source(opts.run_dir)
     argv = new_command(config, opts)
-    args = trainer_args(spec, argv, config["args"])
-    threads = tf_config.threads.apply_threads(args)
-    cluster = tf_config.cluster.make_strategy(args)
+    args, lock = trainer_args(spec, argv, config["args"])
+    try:
+        tf_config.memory.apply_memory(args.allocator)
+        threads = tf_config.threads.apply_threads(args)
+        cluster = tf_config.cluster.make_strategy(args)
+        record, error, metrics, r = tensorized_run(opts, config, spec, args, argv, threads, cluster)
+    finally:
+        if lock:
+            lock.release()
+    module = f"experiments.{spec.name}"
+    print(f"{r.run_dir}: {opts.decomposition} at ranks {record['ranks']}, kernel error {error:.4f}, test accuracy "
+          f"before fine-tuning {metrics['accuracy']:.4f}; fine-tune with\n  python -m {module} {shlex.join(argv)}")
+    return record
+
+
+def tensorized_run(opts, config, spec, args, argv, threads, cluster):
+    """The trainer's build of the new run, the tensorized weights put in, its epoch-0 checkpoint and
+    tensorized.json written -> (record, kernel error, test metrics, the Run)."""
+    import keras
+    import numpy as np
+    from experiments.steps import make_local_predict
+    from ttrnn import tensorize
+    from ttrnn.decompose import relative_error
+
     r = train.build(args, spec, cluster)
     try:
         source = keras.saving.load_model(opts.run_dir / "model.keras", compile=False)
@@ -132,7 +154,7 @@ def run(opts):
         error = relative_error(np.asarray(layer.full_kernel()), kernel)
         state = train.start_run_dir(r, threads, argv)
         train.rd.save_checkpoint(r.run_dir, r.model, r.optimizer, state)
-        loss, metrics, _ = train.evaluate(train.predict_step(r.model), r.eval_feeds["test"], spec.multilabel)
+        loss, metrics, _ = train.evaluate(make_local_predict(r.model), r.eval_feeds["test"], spec.multilabel)
         record = {"source": str(opts.run_dir.resolve()), "source_model": config.get("model"),
                   "decomposition": opts.decomposition, "ranks": list(np.atleast_1d(ranks).tolist()),
                   "blocks": getattr(target, "blocks", None), "kernel_relative_error": error,
@@ -143,10 +165,7 @@ def run(opts):
     finally:
         r.reader.close()
         r.store.close()
-    module = f"experiments.{spec.name}"
-    print(f"{r.run_dir}: {opts.decomposition} at ranks {record['ranks']}, kernel error {error:.4f}, test accuracy "
-          f"before fine-tuning {metrics['accuracy']:.4f}; fine-tune with\n  python -m {module} {shlex.join(argv)}")
-    return record
+    return record, error, metrics, r
 
 
 def main(argv=None):
@@ -155,7 +174,7 @@ def main(argv=None):
         if opts.epochs is not None and opts.epochs < 1:
             raise train.UsageError(f"--epochs must be >= 1, got {opts.epochs}")
         if opts.rank is not None:
-            train.parse_rank(opts.rank)
+            parse_rank(opts.rank)
         read_source(opts.run_dir)
         run(opts)
     except train.UsageError as exc:

@@ -1,5 +1,5 @@
 """The shared trainer behind every dataset CLI, in phases: build (store, split, run directory, model, optimizer,
-feeds) -> the train step (ONE definition: `tf_config.cluster.make_train_step`) -> the epoch loop (evaluation,
+feeds) -> the train step (ONE definition: `experiments.steps.make_train_step`) -> the epoch loop (evaluation,
 early stopping, freeze/unfreeze, checkpoint) -> the report (metrics, plots).
 
 One epoch = one pass over the training clips with a custom `strategy.run` step (it works the same with one process,
@@ -18,6 +18,7 @@ import datetime
 import hashlib
 import importlib.util
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,22 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import families
 from experiments import run_dir as rd
-from experiments import video3d
-from experiments.report import (classification_metrics, package_versions, peak_rss_mb,  # noqa: F401 (re-exported)
-                                plot_confusion, plot_curves)
-from experiments.run_dir import CHECKPOINT, atomic_write  # noqa: F401 (re-exported)
+from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, handle_sigterm,  # noqa: F401
+                             interrupted_status, usage_exit, write_error)
+from experiments.report import (classification_metrics, cross_entropy, package_versions, peak_rss_mb, plot_confusion,
+                                plot_curves, resource_usage, usage_since)
 
-MODEL_CHOICES = ("gru", "lstm", "mlp", "tsn", "c3d") + tuple(video3d.MODELS)
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
-NON_IDENTITY_ARGS = ("out", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
+NON_IDENTITY_ARGS = ("out", "fresh", "workers", "reader", "allocator", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
                      "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
-
-
-
-class UsageError(Exception):
-    """Bad input: printed as one line, exit status 2, nothing written."""
 
 
 @dataclass
@@ -61,100 +57,77 @@ class DatasetSpec:
     split: object = None          # callable(store, protocol, fold) -> ttrnn.splits.Split; default make_split
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser(spec):
+    """The dataset CLI's parser: the run's options, then one argument group per model family (--help)."""
     p = OneLineParser(prog=f"python -m experiments.{spec.name}",
-                      description=f"Train a paper model on {spec.name} from a ttrnn frame store. {spec.notes}")
-    p.add_argument("--data", help="frame store (.h5) made by `python -m preprocess.<layout>`")
-    p.add_argument("--demo", action="store_true",
-                   help="no dataset needed: generate synthetic videos, preprocess them and train TT-GRU")
-    p.add_argument("--model", default="gru", help=f"one of {', '.join(MODEL_CHOICES)} (default gru)")
-    p.add_argument("--use-tt", action="store_true", help="TT input-to-hidden layer (TT-GRU, TT-LSTM); same as "
-                   "--decomposition tt")
-    p.add_argument("--decomposition", default=None, choices=("tt", "tr", "bt", "ht", "cp"),
-                   help="tensorized input-to-hidden layer for gru/lstm on the paper's modes: tt (TT-RNN), tr "
-                        "(tensor ring), bt (block-term Tucker), ht (hierarchical Tucker), cp; implies --use-tt's "
-                        "role (README 'Other tensor formats')")
-    p.add_argument("--rank", default=None,
-                   help="ranks of the tensorized layer: one int R, or a comma list in the format's layout "
-                        "(default: tt the paper's 4, others ttrnn.formats.DEFAULT_RANKS, ~3.3k parameters)")
-    p.add_argument("--blocks", type=int, default=None, help="bt: number of block terms (default 2)")
-    p.add_argument("--max-len", type=int, default=spec.max_len,
-                   help=f"keep the first N frames of each clip (default {spec.max_len}, the original's)")
-    p.add_argument("--frame-skip", type=int, default=1, help="use every K-th stored frame (default 1)")
-    p.add_argument("--protocol", default=spec.protocol, choices=("paper", "logo", "store", "holdout"),
+                      usage="%(prog)s (--data STORE.h5 | --demo) [--model MODEL] [options of its group below]",
+                      description=f"Train a model on {spec.name} from a ttrnn frame store. {spec.notes}")
+    g = p.add_argument_group("data and run")
+    g.add_argument("--data", metavar="STORE.h5", help="frame store made by `python -m preprocess.<layout>`")
+    demo = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                    for k, v in spec.demo_defaults.items())
+    g.add_argument("--demo", action="store_true",
+                   help="no dataset needed: generate synthetic videos once (cached), preprocess them and train; "
+                        f"sets {demo} (options given win)")
+    g.add_argument("--model", default="gru",
+                   help=f"one of {', '.join(families.MODEL_CHOICES)} (default %(default)s); its options are in "
+                        "its group below")
+    g.add_argument("--max-len", type=int, default=spec.max_len,
+                   help="keep the first N frames of each clip (default %(default)s, the original's)")
+    g.add_argument("--protocol", default=spec.protocol, choices=("paper", "logo", "store", "holdout"),
                    help="paper: the original random 5-fold split (seed 11111986); logo: leave-one-group-out; "
                         "store: the store's own split lists; holdout: one random 20%% test split seeded by "
-                        "--fold (the BT-LSTM / TR-LSTM code's)")
-    p.add_argument("--sample-frames", type=int, default=None,
-                   help="gru/lstm: K frames per clip, drawn at random and kept in order in training, evenly "
-                        "spaced in evaluation (the BT-LSTM / TR-LSTM code used 6); default: the first --max-len")
-    p.add_argument("--fold", type=int, default=0, help="fold (paper), held-out group index (logo) or split index")
-    p.add_argument("--epochs", type=int, default=100, help="training epochs (the original ran 1,001)")
-    p.add_argument("--batch-size", type=int, default=spec.batch_size, help=f"global batch (default {spec.batch_size})")
-    p.add_argument("--lr", type=float, default=None,
-                   help=f"Adam learning rate (default {spec.lr:g} as the original code)")
-    p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
-                   help="adam (the paper's); sgd = momentum 0.9, weight decay 1e-4, lr x0.1 at 1/3 and 2/3 of "
-                        "the epochs (the TSN recipe)")
-    p.add_argument("--preset", default="modern", choices=("paper", "modern"),
-                   help="paper: the original code's activations, gate order and initialization; modern: "
-                        "sigmoid, reset_after GRU, TT-aware Glorot init (default)")
-    p.add_argument("--scaling", default="paper", choices=("paper", "unit"),
-                   help="pixel scaling inside the model: paper = pixel-128 (the original), unit = pixel/255")
-    p.add_argument("--projection-dtype", default="float32", choices=("float32", "bfloat16"),
-                   help="TT-GRU/LSTM: dtype of the first TT contraction (bfloat16: faster on CPUs with AVX512-BF16 "
-                        "or AMX, 8-bit mantissa; docs/performance.md)")
-    p.add_argument("--dropout", type=float, default=0.25, help="input dropout (0.25 as the original)")
-    p.add_argument("--recurrent-dropout", type=float, default=0.25, help="recurrent dropout (0.25 as the original)")
-    p.add_argument("--patience", type=int, default=0,
-                   help="early stopping: stop after N epochs without a better monitored loss (0 = off)")
-    p.add_argument("--no-bucket", action="store_true", help="disable length bucketing (pad to the longest clip)")
-    p.add_argument("--backbone", default="resnet50", help="TSN backbone (keras.applications name)")
-    p.add_argument("--segments", type=int, default=3, help="TSN segments (3 default, 7 as PaddleVideo's table)")
-    p.add_argument("--width", type=float, default=1.0,
-                   help="C3D / 3D CNN channel multiplier (e.g. 0.25 on small machines)")
-    p.add_argument("--weights", default="none",
-                   help="baselines: none, imagenet (TSN, c2d_nl, i3d_nl) or a local .h5 / .weights.h5")
-    p.add_argument("--freeze-epochs", type=int, default=0, help="baselines: keep the backbone frozen this long")
-    video3d.add_args(p)
-    p.add_argument("--seed", type=int, default=0, help="initialization, shuffling and sampling seed")
-    p.add_argument("--out", default=None, help="run directory (default runs/<dataset>-<model>-<timestamp>)")
-    p.add_argument("--workers", type=int, default=None,
+                        "--fold (the BT-LSTM / TR-LSTM code's) (default %(default)s)")
+    g.add_argument("--fold", type=int, default=0,
+                   help="fold (paper), held-out group index (logo) or split index (default %(default)s)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="initialization, shuffling and sampling seed (default %(default)s)")
+    g.add_argument("--out", default=None, metavar="DIR",
+                   help="run directory (default runs/<dataset>-<model>-<timestamp>)")
+    g.add_argument("--fresh", action="store_true",
+                   help="train anew in a new run directory (default: the same command run again returns its "
+                        "finished run's result, or continues its unfinished run after the last saved epoch)")
+    g.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--no-tensorboard", action="store_true",
+    g.add_argument("--reader", default="streaming", choices=("streaming", "plain"),
+                   help="streaming (default): batch arrays reused and the next batches' clips read ahead by the "
+                        "kernel (page-cache hints); plain: a fresh array per batch, no hints (the reader before "
+                        "issue 22, for A/B measurements: docs/performance.md)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard event files (default: <run dir>/tensorboard/)")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=100, help="training epochs (default %(default)s; the original "
+                                                           "ran 1,001)")
+    g.add_argument("--batch-size", type=int, default=spec.batch_size, help="global batch (default %(default)s)")
+    g.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate of Adam or SGD (default {spec.lr:g}, the original code's)")
+    g.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
+                   help="adam (the paper's); sgd = momentum 0.9, weight decay 1e-4, lr x0.1 at 1/3 and 2/3 of "
+                        "the epochs (the TSN recipe) (default %(default)s)")
+    g.add_argument("--patience", type=int, default=0,
+                   help="early stopping: stop after N epochs without a better monitored loss (default 0 = off)")
+    g.add_argument("--no-bucket", action="store_true", help="disable length bucketing (pad to the longest clip)")
+    families.add_args(p)
     import tf_config.cluster
     import tf_config.console
+    import tf_config.memory
     import tf_config.threads
     tf_config.console.add_console_args(p)
+    tf_config.memory.add_memory_args(p)
     tf_config.threads.add_thread_args(p)
     tf_config.cluster.add_cluster_args(p)
     return p
 
 
-def model_label(args):
-    """Run label: tt_gru, bt_lstm, gru, ... (the decomposition names the tensorized layer)."""
-    if args.model in ("gru", "lstm"):
-        if not args.use_tt:
-            return args.model
-        decomposition = getattr(args, "decomposition", None) or "tt"
-        return f"{decomposition}_{args.model}"
-    if args.model == "mlp":
-        return "tt_mlp"
-    if args.model == "tsn":
-        return f"tsn_{args.backbone}"
-    if video3d.is_3d(args):
-        return video3d.label(args)
-    return "c3d"
+def family_of(args):
+    """The model family module of this run (experiments.families)."""
+    return families.family(args.model)
 
+
+def model_label(args):
+    """Run label: tt_gru, bt_lstm, gru, tt_mlp, tsn_resnet50, c3d, r3d18, ... (the family's)."""
+    return family_of(args).label(args)
 
 
 def identity(args):
@@ -164,66 +137,31 @@ def identity(args):
 
 
 
-def validate(args, spec):
-    if args.model not in MODEL_CHOICES:
-        raise UsageError(f"unknown model {args.model!r} (choose from {', '.join(MODEL_CHOICES)})")
-    check_decomposition(args)
-    if args.use_tt and args.model not in ("gru", "lstm") and args.demo:
-        args.use_tt = False  # the demo's default TT applies to its default TT-GRU only
-    if args.use_tt and args.model not in ("gru", "lstm"):
-        raise UsageError(f"--use-tt applies to gru and lstm; {args.model} is fixed by its own definition")
-    for name in ("max_len", "frame_skip", "epochs", "batch_size", "segments"):
+def validate(args, spec, parser):
+    """The run's options: the trainer's own, then the family's (which may normalize args in place); an option of
+    another family set away from its default is refused."""
+    fam = family_of(args)
+    families.check_applies(args, parser, fam)
+    for name in ("max_len", "epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.lr is not None and not args.lr > 0:
         raise UsageError(f"--lr must be > 0, got {args.lr}")
-    if not 0 <= args.dropout < 1 or not 0 <= args.recurrent_dropout < 1:
-        raise UsageError("dropout rates must be in [0, 1)")
-    if args.projection_dtype != "float32" and not (args.use_tt and args.model in ("gru", "lstm")):
-        raise UsageError("--projection-dtype applies to TT-GRU / TT-LSTM (--model gru|lstm --use-tt)")
     if args.fold < 0:
         raise UsageError(f"--fold must be >= 0, got {args.fold}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {args.workers}")
-    try:
-        video3d.validate(args)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    fam.validate(args)
     if not args.demo and not args.data:
         raise UsageError("give --data STORE.h5 (make one with `python -m preprocess.<layout>`) or --demo")
-
-
-def parse_rank(text):
-    """`--rank`: "4" → 4, "1,4,4,4,1" → [1, 4, 4, 4, 1]; UsageError otherwise."""
-    try:
-        values = [int(v) for v in str(text).split(",")]
-    except ValueError:
-        raise UsageError(f"--rank must be an int or a comma list of ints, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise UsageError(f"--rank entries must be >= 1, got {text!r}")
-    return values[0] if len(values) == 1 else values
-
-
-def check_decomposition(args):
-    """--decomposition / --rank / --blocks: consistent with --model and --use-tt (normalizes args in place)."""
-    if args.decomposition is not None:          # wins over --use-tt (= tt) and the demo's default TT-GRU
-        if args.model not in ("gru", "lstm") and not args.demo:
-            raise UsageError(f"--decomposition applies to gru and lstm, not {args.model}")
-        args.use_tt = args.model in ("gru", "lstm")
-    if args.rank is not None:
-        if not args.use_tt:
-            raise UsageError("--rank applies to a tensorized gru/lstm (--decomposition or --use-tt)")
-        args.rank = parse_rank(args.rank)
-    if args.sample_frames is not None and (args.sample_frames < 1 or args.model not in ("gru", "lstm")):
-        raise UsageError(f"--sample-frames K (K >= 1) applies to gru and lstm, got {args.sample_frames} "
-                         f"for {args.model}")
-    if args.blocks is not None and (args.decomposition != "bt" or args.blocks < 1):
-        raise UsageError(f"--blocks N (N >= 1) applies to --decomposition bt only, got {args.blocks}")
 
 
 def open_store(path, spec):
     """The FrameStore at `path`, checked to be a store this dataset CLI can train on."""
     from ttrnn.store import FrameStore, StoreError
+    if Path(path).is_dir():
+        raise UsageError(f"--data {path} is a directory; give the store file (.h5) made by "
+                         f"`python -m preprocess.{spec.name} SRC STORE.h5`")
     if not Path(path).is_file():
         raise UsageError(f"no store at {path} (make one with `python -m preprocess.{spec.name} SRC {path}`)")
     try:
@@ -245,7 +183,8 @@ def open_store(path, spec):
 
 # --- run directory -----------------------------------------------------------------------------------------------
 def resolve_run_dir(args, spec, num_workers):
-    """The run directory: --out, or an unfinished run of the same command to resume, or a new timestamped one."""
+    """The run directory: --out; else the newest runs/<dataset>-<label>-* of the same command, finished (its
+    result is returned) or not (continued), unless --fresh; else a new timestamped one."""
     if args.out:
         return Path(args.out)
     prefix = f"{spec.name}-{model_label(args)}-"
@@ -253,23 +192,34 @@ def resolve_run_dir(args, spec, num_workers):
     if num_workers > 1:  # every worker must agree on the name without talking
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return RUNS / f"{prefix}mw{digest}"
-    found = rd.find_resumable(RUNS, prefix, ident)
-    return found or RUNS / (prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    found = None if args.fresh else rd.find_previous(RUNS, prefix, ident)
+    return found or new_run_dir(prefix)
+
+
+def new_run_dir(prefix):
+    """runs/<prefix><timestamp>, with a counter when that name is taken (two --fresh runs in one second)."""
+    name = prefix + datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir, k = RUNS / name, 2
+    while run_dir.exists():
+        run_dir, k = RUNS / f"{name}-{k}", k + 1
+    return run_dir
 
 
 def check_run_dir(run_dir, ident):
     """True when `run_dir` holds a finished run of this command; UsageError when it holds another command's run
     or is not a run directory; False otherwise (new, or a run to resume)."""
     run_dir = Path(run_dir)
-    has_config = (run_dir / "config.json").exists()
-    existing = rd.recorded_identity(run_dir) if has_config else ident
+    config = rd.read_config(run_dir) if run_dir.is_dir() else None   # UsageError naming a config.json that is no JSON
+    has_config = config is not None
+    existing = config.get("args_identity") if has_config else ident
     if (run_dir / "metrics.json").exists():
         if existing != ident:
             raise UsageError(f"{run_dir} holds a finished run of a different command; choose another --out")
         return True
     if existing != ident:
         raise UsageError(f"{run_dir} holds a run of a different command; choose another --out")
-    if run_dir.is_file() or (run_dir.exists() and not has_config and any(run_dir.iterdir())):
+    if run_dir.is_file() or (run_dir.exists() and not has_config
+                             and any(p.name != rd.LOCK for p in run_dir.iterdir())):
         raise UsageError(f"{run_dir} exists and is not a run directory; choose another --out")
     return False
 
@@ -292,6 +242,7 @@ class Run:
     lr: float
     run_dir: Path
     ident: dict
+    family: object = None         # the model family module (experiments.families)
     finished: bool = False        # run_dir already holds this command's metrics.json: nothing to train
     ispec: object = None          # ttrnn.data.InputSpec
     model: object = None
@@ -300,47 +251,8 @@ class Run:
     reader: object = None         # ttrnn.data.ReaderPool shared by the feeds
     train_feed: object = None     # this worker's shard of the training clips
     eval_feeds: dict = field(default_factory=dict)  # "test" (and "val") -> BatchFeed
-
-
-def input_spec(args):
-    from ttrnn.data import InputSpec
-    if args.model in ("gru", "lstm"):
-        if getattr(args, "sample_frames", None):     # "mlp" mode: K ordered frames, random in training, even else
-            return InputSpec("mlp", max_len=args.max_len, num_frames=args.sample_frames)
-        return InputSpec("sequence", max_len=args.max_len, frame_skip=args.frame_skip)
-    if args.model == "mlp":
-        from ttrnn.models import MLP_FRAMES
-        return InputSpec("mlp", max_len=args.max_len, num_frames=MLP_FRAMES)
-    if args.model == "tsn":
-        return InputSpec("tsn", max_len=args.max_len, num_frames=args.segments)
-    return video3d.input_spec(args)
-
-
-def build_model(args, spec, store):
-    """The uncompiled Keras model for args.model, sized to the store's frames and classes."""
-    from ttrnn import models
-    num_classes = len(store.classes)
-    frame_shape = (int(store.attrs["height"]), int(store.attrs["width"]), 3)
-    if args.model in ("gru", "lstm", "mlp"):
-        tensor = dict(decomposition=args.decomposition or "tt", ranks=args.rank, blocks=args.blocks) \
-            if args.model != "mlp" else {}
-        try:
-            return models.paper_model(spec.name, args.model, num_classes, use_tt=args.use_tt, preset=args.preset,
-                                      frame_shape=frame_shape, multilabel=spec.multilabel, scaling=args.scaling,
-                                      dropout=args.dropout, recurrent_dropout=args.recurrent_dropout,
-                                      projection_dtype=args.projection_dtype, **tensor)
-        except ValueError as exc:          # e.g. a --rank list of the wrong length for the format
-            raise UsageError(f"--decomposition/--rank/--blocks: {exc}") from None
-    from ttrnn import baselines
-    activation = "sigmoid" if spec.multilabel else "softmax"
-    if args.model == "tsn":
-        weights = None if args.weights == "none" else args.weights
-        return baselines.tsn(num_classes, backbone=args.backbone, num_segments=args.segments, weights=weights,
-                             activation=activation)
-    if video3d.is_3d(args):
-        return video3d.build(args, num_classes, activation)
-    return baselines.c3d(num_classes, input_shape=(args.clip_len, args.crop, args.crop, 3), width=args.width,
-                         activation=activation)
+    epoch_usage: list = field(default_factory=list)  # report.usage_since over each training epoch of this process
+    last_test: tuple = None       # (epoch, evaluate(...) of the test feed) of the last epoch evaluated here
 
 
 def build_optimizer(args, lr, num_train):
@@ -377,12 +289,18 @@ def build_feeds(r):
     args = r.args
     workers = ttdata.default_workers() if args.workers is None else args.workers
     r.reader = ttdata.ReaderPool(r.store.path, workers=workers)
+    try:
+        r.reader.start()
+    except ttdata.ReaderError as exc:
+        raise RunError(str(exc)) from None
     local_batch = max(1, args.batch_size // r.cluster.num_workers)
+    streaming = getattr(args, "reader", "streaming") == "streaming"
     r.train_feed = ttdata.BatchFeed(r.store, r.cluster.shard(r.train_rows), r.ispec, local_batch, training=True,
-                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                                    seed=args.seed, reader=r.reader, bucket=not args.no_bucket, streaming=streaming)
     evaluated = {"test": r.split.test, "val": r.val_rows}
     r.eval_feeds = {name: ttdata.BatchFeed(r.store, rows, r.ispec, args.batch_size, training=False,
-                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket)
+                                           seed=args.seed, reader=r.reader, bucket=not args.no_bucket,
+                                           streaming=streaming)
                     for name, rows in evaluated.items() if name == "test" or len(rows)}
 
 
@@ -394,14 +312,14 @@ def build(args, spec, cluster):
     run_dir = resolve_run_dir(args, spec, cluster.num_workers)
     ident = identity(args)
     r = Run(args, spec, cluster, store, split, train_rows, val_rows, args.lr if args.lr is not None else spec.lr,
-            run_dir, ident, finished=check_run_dir(run_dir, ident))
+            run_dir, ident, family_of(args), finished=check_run_dir(run_dir, ident))
     if r.finished:
         return r
     try:
-        r.ispec = input_spec(args)
+        r.ispec = r.family.input_spec(args)
         keras.utils.set_random_seed(args.seed)
         with cluster.strategy.scope():
-            r.model = build_model(args, spec, store)
+            r.model = r.family.build(args, spec, store)
             r.optimizer, r.schedule = build_optimizer(args, r.lr, len(train_rows))
             r.optimizer.build(r.model.trainable_variables)  # slots for every weight, before any freezing
     except ValueError as exc:
@@ -410,48 +328,57 @@ def build(args, spec, cluster):
     return r
 
 
+def family_args(args, fam):
+    """The options that apply to this run: the trainer's and its family's (config.json's "args")."""
+    return {k: v for k, v in vars(args).items() if k not in families.FAMILY_OPTIONS or k in fam.OPTIONS}
+
+
 def start_run_dir(r, threads, argv):
     """Restore the checkpoint if there is one (-> state: history, best, stale); the chief writes config.json."""
+    import tf_config.memory
     state = rd.load_checkpoint(r.run_dir, r.model, r.optimizer) or {}
     state = {"history": state.get("history", []), "best": state.get("best"), "stale": state.get("stale", 0)}
     if r.cluster.is_chief:
         r.run_dir.mkdir(parents=True, exist_ok=True)
         if not (r.run_dir / "config.json").exists():
             config = {
-                "dataset": r.spec.name, "model": model_label(r.args), "args": vars(r.args),
+                "dataset": r.spec.name, "model": model_label(r.args), "args": family_args(r.args, r.family),
                 "args_identity": r.ident, "command": command_line(r.spec, argv),
                 "store": {"path": str(Path(r.args.data).resolve()), "attrs": r.store.attrs,
-                          "classes": list(r.store.classes)},
+                          "classes": list(r.store.classes),
+                          "synthetic": bool(r.store.attrs.get("synthetic") or r.args.demo)},
                 "split": r.split.description, "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)),
                 "num_test": int(len(r.split.test)), "lr": r.lr, "threads": threads,
+                "allocator": tf_config.memory.applied(),
                 "cluster": r.cluster.as_dict(), "input": vars(r.ispec),
                 "versions": package_versions(), "started": datetime.datetime.now().isoformat(timespec="seconds"),
             }
-            atomic_write(r.run_dir / "config.json", json.dumps(config, indent=2, default=str))
+            rd.write_json(r.run_dir / "config.json", config)
+        if not (r.run_dir / rd.DATA).exists():
+            rd.record_data(r.run_dir, fingerprint(r.store, r.split, r.train_rows, r.val_rows))
         rd.write_history(r.run_dir, state["history"])
     return state
 
 
 # --- phase 2: the steps ------------------------------------------------------------------------------------------
 def train_step(r):
-    """The ONE train step (tf_config.cluster.make_train_step) -> {loss, loss_sum, hits, count} per global batch.
+    """The ONE train step (experiments.steps.make_train_step) -> {loss, loss_sum, hits, count} per global batch.
     A short last batch weighs a full step (global_batch=None). Traced per padded length; rebuild it when the
     trainable set changes."""
     import keras
-    from tf_config.cluster import make_train_step
+    from experiments.steps import make_train_step
     loss_fn = (keras.losses.BinaryCrossentropy(reduction=None) if r.spec.multilabel
                else keras.losses.CategoricalCrossentropy(reduction=None))
     return make_train_step(r.cluster.strategy, r.model, r.optimizer, loss_fn, global_batch=None, totals=True)
 
 
-def predict_step(model):
-    """A tf.function x -> class probabilities (inference mode); one trace for every padded length."""
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def predict(x):
-        return model(x, training=False)
-    return predict
+def traced(step, dist_train):
+    """`step` traced once for the dataset's element spec (batch and time dimensions unknown) before any batch, so
+    every batch runs this one graph. Left to `reduce_retracing`, the first batch's shape got a graph of its own,
+    so which graph a batch ran depended on the batches before it: a resumed run's dropout steps then rounded
+    differently from an uninterrupted run's (3e-8 in epoch 2's loss), and Adam grew that to 1e-3 by epoch 3."""
+    step.get_concrete_function(dist_train.element_spec)
+    return step
 
 
 def evaluate(predict, feed, multilabel):
@@ -462,40 +389,55 @@ def evaluate(predict, feed, multilabel):
         ps.append(predict(x).numpy())
         ys.append(y.numpy())
     y, p = np.concatenate(ys), np.concatenate(ps)
-    p_clip = np.clip(p, 1e-7, 1 - 1e-7)
-    if multilabel:
-        loss = float(np.mean(-(y * np.log(p_clip) + (1 - y) * np.log(1 - p_clip)).mean(axis=1)))
-    else:
-        loss = float(np.mean(-np.sum(y * np.log(p_clip), axis=1)))
-    return loss, classification_metrics(y, p, multilabel), p
+    return cross_entropy(y, p, multilabel), classification_metrics(y, p, multilabel), p
 
 
 # --- phase 3: the epoch loop -------------------------------------------------------------------------------------
 def train_epoch(r, step, dist_train, epoch):
     """One pass over this worker's training shard -> the history row's train_loss, train_accuracy, seconds."""
-    from tqdm import tqdm
-    t0 = time.perf_counter()
+    from preprocess.progress import progress
+    t0, usage = time.perf_counter(), resource_usage()
     tot = {"loss_sum": 0.0, "hits": 0.0, "count": 0.0}
-    bar = tqdm(total=len(r.train_feed), desc=f"epoch {epoch + 1}/{r.args.epochs}", unit="batch",
-               disable=True if (r.args.quiet or not r.cluster.is_chief) else None,  # None: off without a TTY
-               leave=False)
-    for batch in dist_train:
+    shown = not r.args.quiet and r.cluster.is_chief   # a bar on a terminal, a line per tenth of the epoch elsewhere
+    bar = progress(len(r.train_feed), f"epoch {epoch + 1}/{r.args.epochs}", unit="batch", leave=False) \
+        if shown else None
+    last = None
+    for k, batch in enumerate(dist_train):
         out = step(batch)
+        loss = float(out["loss"])
+        if not math.isfinite(loss):
+            raise diverged(r, epoch, f"loss {loss} at epoch {epoch + 1}, step {k + 1}", last)
+        last = loss
         for key in tot:
             tot[key] += float(out[key])
-        bar.update(1)
-        bar.set_postfix(loss=f"{tot['loss_sum'] / tot['count']:.4f}", acc=f"{tot['hits'] / tot['count']:.3f}")
-    bar.close()
+        if bar is not None:
+            bar.set_postfix(loss=f"{tot['loss_sum'] / tot['count']:.4f}", acc=f"{tot['hits'] / tot['count']:.3f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    r.epoch_usage.append(usage_since(usage))
     n = max(tot["count"], 1)
     return {"epoch": epoch + 1, "train_loss": tot["loss_sum"] / n, "train_accuracy": tot["hits"] / n,
             "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def diverged(r, saved_epochs, where, last):
+    """The RunError of a non-finite loss (NaN, inf): where, the last finite training loss, what to change. Nothing
+    is saved after it: the last good checkpoint (of `saved_epochs` epochs) stays, and no metrics.json is written."""
+    saved = f"the checkpoint of epoch {saved_epochs} is kept" if saved_epochs else \
+        "no epoch had finished, so there is no checkpoint"
+    last = "none" if last is None else f"{last:.6g}"
+    return RunError(f"training diverged: {where} (last finite training loss {last}); the learning rate {r.lr:g} is "
+                    f"likely too high: try a smaller --lr; {saved}, no metrics.json")
 
 
 def evaluate_epoch(r, predict, row):
     """Add each evaluation feed's loss, accuracy (and MAP) and the evaluations' seconds to the history row."""
     t0 = time.perf_counter()
     for name, feed in r.eval_feeds.items():
-        loss, metrics, _ = evaluate(predict, feed, r.spec.multilabel)
+        result = loss, metrics, _ = evaluate(predict, feed, r.spec.multilabel)
+        if name == "test":
+            r.last_test = (row["epoch"], result)     # the report reuses it when this was the last epoch
         row[f"{name}_loss"] = loss
         row[f"{name}_accuracy"] = metrics["accuracy"]
         if r.spec.multilabel:
@@ -523,32 +465,33 @@ def fit(r, state):
     epoch_box = [0]  # the dataset function reads the current epoch (its shuffling seed)
     dist_train = r.cluster.strategy.distribute_datasets_from_function(
         lambda ctx: r.train_feed.dataset(lambda: epoch_box[0]))
-    step, predict = train_step(r), predict_step(r.model)
+    from experiments.steps import make_local_predict
+    step, predict = traced(train_step(r), dist_train), make_local_predict(r.model)
     board = open_board(r, history)
     start = len(history)
-    freeze = args.model == "tsn" and args.freeze_epochs > 0
     for epoch in range(start, args.epochs):
         if stale and args.patience and stale >= args.patience:
             break
-        if freeze and epoch in (start, args.freeze_epochs):
-            from ttrnn.baselines import set_backbone_trainable
-            set_backbone_trainable(r.model, epoch >= args.freeze_epochs)
-            step = train_step(r)
+        if r.family.freeze(r.model, args, epoch, start):   # the trainable set changed: trace the step again
+            step = traced(train_step(r), dist_train)
         epoch_box[0] = epoch
         row = evaluate_epoch(r, predict, train_epoch(r, step, dist_train, epoch))
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise diverged(r, epoch, f"{bad[0]} {row[bad[0]]} in epoch {epoch + 1}", row.get("train_loss"))
         history.append(row)
         monitor = row.get("val_loss", row["test_loss"])
         if best is None or monitor < best:
             best, stale = monitor, 0
         else:
             stale += 1
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds", "eval_seconds"))
-        print(f"epoch {epoch + 1}/{args.epochs} ({row['seconds']:.1f} s): {shown}", flush=True)
         if r.cluster.is_chief:
             rd.save_checkpoint(r.run_dir, r.model, r.optimizer, {"history": history, "best": best, "stale": stale})
             rd.write_history(r.run_dir, history)
             if board:  # after the checkpoint: a resume rewrites the board from the checkpointed history
                 board.write(row)
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds", "eval_seconds"))
+        print(f"epoch {epoch + 1}/{args.epochs} ({row['seconds']:.1f} s): {shown}", flush=True)  # after its save
     if board:
         board.close()
     return history, predict
@@ -565,7 +508,7 @@ def final_metrics(r, history, loss, final, threads, argv, protocol=None):
         "test_loss": loss, "params_input_to_hidden": _safe(lambda: input_to_hidden_params(r.model)),
         "params_total": int(r.model.count_params()), "epochs": len(history),
         "epoch_seconds": [h["seconds"] for h in history], "peak_rss_mb": round(peak_rss_mb(), 1),
-        "eval_seconds": [h.get("eval_seconds") for h in history],
+        "eval_seconds": [h.get("eval_seconds") for h in history], "epoch_usage": r.epoch_usage,
         "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)), "num_test": int(len(r.split.test)),
         "protocol": r.args.protocol, "fold": r.args.fold, "split": r.split.description, "dataset": r.spec.name,
         "model": model_label(r.args), "command": command_line(r.spec, argv),
@@ -578,32 +521,74 @@ def final_metrics(r, history, loss, final, threads, argv, protocol=None):
     return metrics
 
 
+def evaluate_views(feed, predict, multilabel):
+    """Score every view of `feed` (a `ttrnn.data.MultiViewFeed`) with `predict(x) -> probs`, average per video.
+
+    Returns (per-video loss, per-video metrics, protocol fields for metrics.json with the per-clip accuracy).
+    """
+    ys, ps = [], []
+    for x, y in feed.batches(0):
+        ps.append(predict(x))
+        ys.append(y)
+    view_probs, view_y = np.concatenate(ps), np.concatenate(ys)
+    probs = feed.video_scores(view_probs)
+    y = feed.video_targets
+    video = classification_metrics(y, probs, multilabel)
+    per_clip = classification_metrics(view_y, view_probs, multilabel)
+    protocol = {
+        "test_protocol": {"clips_per_video": feed.clips, "crops_per_clip": feed.crops, "views_per_video": feed.views,
+                          "clip_len": feed.spec.num_frames, "crop": feed.spec.crop,
+                          "windows": "evenly spaced, first to last frame",
+                          "crops": "centre" if feed.crops == 1 else "both ends and centre of the longer side",
+                          "scores": "mean of the views' probabilities per video"},
+        "clip_accuracy": per_clip["accuracy"], "video_accuracy": video["accuracy"],
+        "num_test_views": int(len(view_y)),
+    }
+    return cross_entropy(y, probs, multilabel), video, protocol
+
+
 def report(r, history, predict, threads, argv):
     """Phase 4: the final test evaluation; the chief writes model.keras, the plots and metrics.json (last, as the
-    finished marker). Returns the metrics."""
-    loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
+    finished marker). Returns the metrics.
+
+    Single-view models reuse the last epoch's test evaluation when this process ran it (same model, same feed,
+    same numbers: the pass took ~60 s of a 760 s UCF11 run, issue 22); a run resumed after its last epoch
+    evaluates again; multi-view testing (3D models) runs its own pass."""
     protocol = {}
-    if video3d.uses_clips(r.args) and video3d.test_views(r.args) != (1, 1):  # the seeds' multi-view testing
+    views = r.family.test_views(r.args)
+    if views != (1, 1):  # the seeds' multi-view testing
         import tensorflow as tf
         from ttrnn.data import MultiViewFeed
-        views = MultiViewFeed(r.store, r.split.test, r.ispec, r.args.batch_size, *video3d.test_views(r.args),
-                              reader=r.reader)
-        loss, final, protocol = video3d.evaluate_views(views, lambda x: predict(tf.constant(x)).numpy(),
-                                                       classification_metrics, r.spec.multilabel)
+        feed = MultiViewFeed(r.store, r.split.test, r.ispec, r.args.batch_size, *views, reader=r.reader)
+        loss, final, protocol = evaluate_views(feed, lambda x: predict(tf.constant(x)).numpy(), r.spec.multilabel)
+    elif r.last_test is not None and r.last_test[0] == len(history):
+        loss, final, _ = r.last_test[1]
+    else:
+        loss, final, _ = evaluate(predict, r.eval_feeds["test"], r.spec.multilabel)
     r.reader.close()
     metrics = final_metrics(r, history, loss, final, threads, argv, protocol)
+    if not math.isfinite(loss):
+        raise diverged(r, len(history), f"final test_loss {loss}", history[-1]["train_loss"] if history else None)
     if r.cluster.is_chief:
-        r.model.save(r.run_dir / "model.keras")
-        plot_curves(r.run_dir, history, r.spec.multilabel)
-        plot_confusion(r.run_dir, final, list(r.store.classes), r.spec.multilabel)
-        atomic_write(r.run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
+        rd.save_model(r.run_dir, r.model)
+        try:
+            plot_curves(r.run_dir, history, r.spec.multilabel)
+            plot_confusion(r.run_dir, final, list(r.store.classes), r.spec.multilabel)
+        except OSError as exc:
+            raise write_error(Path(exc.filename or r.run_dir / "curves.png"), exc) from None
+        rd.write_json(r.run_dir / "metrics.json", metrics)
     r.store.close()
     if r.cluster.num_workers > 1:  # a last collective, so no worker exits while another still talks to it
         from tf_config.cluster import agree_on_int
         agree_on_int(r.cluster.strategy, len(history))
     key = "map" if r.spec.multilabel else "accuracy"
-    print(f"test {key}: {metrics[key]:.4f}" + (f"  mean class accuracy: {metrics['mean_class_accuracy']:.4f}"
-                                             if "mean_class_accuracy" in metrics else "") + f"  ({r.run_dir})")
+    views = ""
+    if protocol:  # say so when the final figure is not the per-epoch lines' single view
+        clips, crops = protocol["test_protocol"]["clips_per_video"], protocol["test_protocol"]["crops_per_clip"]
+        views = (f" ({clips} clip{'s' if clips > 1 else ''} x {crops} crop{'s' if crops > 1 else ''} per video, "
+                 f"scores averaged; the epochs' test_{key} used one centre clip)")
+    print(f"test {key}{views}: {metrics[key]:.4f}" + (f"  mean class accuracy: {metrics['mean_class_accuracy']:.4f}"
+                                                     if "mean_class_accuracy" in metrics else "") + f"  ({r.run_dir})")
     return metrics
 
 
@@ -622,22 +607,29 @@ def run(args, spec, threads, cluster, argv):
         r.store.close()
         print(f"{r.run_dir} is already finished; metrics in {r.run_dir / 'metrics.json'}")
         return json.loads((r.run_dir / "metrics.json").read_text())
-    state = start_run_dir(r, threads, argv)
-    if state["history"]:
-        print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
-    print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
-          f"{r.split.description}; run dir {r.run_dir}")
-    history, predict = fit(r, state)
-    return report(r, history, predict, threads, argv)
+    lock = rd.RunLock(r.run_dir).acquire() if cluster.num_workers > 1 and cluster.is_chief else None
+    try:   # the chief of a multi-worker run is its only writer; a single process took its lock in preflight
+        state = start_run_dir(r, threads, argv)
+        if state["history"]:
+            print(f"resuming {r.run_dir} after epoch {len(state['history'])} of {args.epochs}")
+        print(f"{spec.name} {model_label(args)}: {len(r.train_rows)} train / {len(r.split.test)} test clips, "
+              f"{r.split.description}; run dir {r.run_dir}")
+        history, predict = fit(r, state)
+        return report(r, history, predict, threads, argv)
+    finally:  # also on an error or an interruption: the reader workers end without tracebacks or leaks
+        r.reader.close()
+        if lock:
+            lock.release()
 
 
-def preflight(args, spec):
+def preflight(args, spec, parser):
     """Every check that needs no TensorFlow, so bad input fails fast and alone: arguments, cluster, the store (the
-    demo's is generated here), the split, the run directory. -> the run directory when it already holds this
-    command's finished run (nothing to train), else None."""
+    demo's is generated here), the split, the store's frames against the model, the run directory (finished,
+    another command's, trained on other data, in use). -> (the run directory when it already holds this command's
+    finished run, else None; the run directory's lock, taken here for a one-process run)."""
     import tf_config.cluster
     import tf_config.threads
-    validate(args, spec)
+    validate(args, spec, parser)
     try:
         tf_config.threads.resolve_threads(args)
         num_workers = tf_config.cluster.planned_workers(args)
@@ -650,13 +642,33 @@ def preflight(args, spec):
         args.data = str(spec.demo(args))
     store = open_store(args.data, spec)
     try:
-        split_rows(args, spec, store)
+        split, train_rows, val_rows = split_rows(args, spec, store)
+        family_of(args).check_store(args, spec, store)   # e.g. frames the TT shapes do not factor
+        data = fingerprint(store, split, train_rows, val_rows)
     finally:
         store.close()
-    if not args.out and num_workers == 1:
-        return None  # a new run directory, or an unfinished run of this very command
+    if args.fresh and (args.out or num_workers > 1):
+        raise UsageError("--fresh picks a new runs/ directory itself: give a new --out instead (and with several "
+                         "workers, a new --out is the way)")
     run_dir = resolve_run_dir(args, spec, num_workers)
-    return run_dir if check_run_dir(run_dir, identity(args)) else None
+    if check_run_dir(run_dir, identity(args)):
+        return run_dir, None
+    if run_dir.is_dir():   # a run to resume: onto the data it started on, from a checkpoint that reads
+        rd.check_data(run_dir, data)
+        rd.check_checkpoint(run_dir)
+    args.out = str(run_dir)  # build() uses this very directory (not a new timestamp)
+    if num_workers > 1:
+        return None, None    # the chief takes the lock once the cluster says which worker it is (run)
+    lock = rd.RunLock(run_dir).acquire()
+    if check_run_dir(run_dir, identity(args)):  # it finished while we looked
+        lock.release()
+        return run_dir, None
+    return None, lock
+
+
+def fingerprint(store, split, train_rows, val_rows):
+    """The data a run trains and evaluates on (run_dir.data_fingerprint): the store and its splits' clip ids."""
+    return rd.data_fingerprint(store, {"train": train_rows, "val": val_rows, "test": split.test})
 
 
 def main(spec, argv=None):
@@ -668,25 +680,44 @@ def main(spec, argv=None):
     if "--demo" in argv:  # the demo's defaults; options given on the command line still win
         parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)
+    handle_sigterm()   # a scheduler's kill ends the run like Ctrl-C: the resume line, exit status 143
+    lock, failed = None, True
     try:
-        finished = preflight(args, spec)
+        finished, lock = preflight(args, spec, parser)
         if finished:
             print(f"{finished} is already finished; metrics in {finished / 'metrics.json'}")
             return 0
         import tf_config.cluster
         import tf_config.console
+        import tf_config.memory
         import tf_config.threads
         tf_config.console.quiet_console(args.verbose)
         try:
+            tf_config.memory.apply_memory(args.allocator)     # before TensorFlow starts (its CPU allocator)
             threads = tf_config.threads.apply_threads(args)
             cluster = tf_config.cluster.make_strategy(args)
         except (ValueError, RuntimeError) as exc:
             raise UsageError(str(exc)) from None
         run(args, spec, threads, cluster, argv)
+        failed = False
         return 0
     except UsageError as exc:
+        return usage_exit(parser.prog, exc)
+    except RunError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to continue from the last saved epoch", file=sys.stderr)
-        return 130
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"{parser.prog}: interrupted; rerun the same command to continue from the last saved epoch",
+              file=sys.stderr)
+        return interrupted_status(exc)
+    except Exception as exc:  # a damaged clip met mid-epoch (through tf.data / the reader pool): one line
+        from ttrnn.store import corrupt_clip_line
+        line = corrupt_clip_line(exc)
+        if line is None:
+            raise
+        print(f"{parser.prog}: error: {line} (python -m preprocess.check STORE --repair, then preprocess again)",
+              file=sys.stderr)
+        return 1
+    finally:
+        if lock:
+            lock.release(cleanup=failed)   # a run directory made for a run that failed before its first file

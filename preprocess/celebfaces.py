@@ -37,14 +37,14 @@ def scan(src):
 
 
 def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True):
+                overwrite=False, progress=True, quality=None):
     """Preprocess a YouTube Celebrities tree into `out`; returns the summary dict; raises IngestError."""
     clips, classes = scan(src)
     if len(classes) != NUM_PEOPLE:
         print(f"note: {len(classes)} people found (the YouTube Celebrities dataset has {NUM_PEOPLE})",
               file=sys.stderr)
     return ingest("celebfaces", clips, classes, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
-                  compression=compression, limit=limit, overwrite=overwrite, progress=progress)
+                  compression=compression, limit=limit, overwrite=overwrite, progress=progress, quality=quality)
 
 
 def main(argv=None):

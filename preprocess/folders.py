@@ -118,7 +118,7 @@ def relabel(clips, classes):
 
 
 def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, splits_dir=None, dataset="folders"):
+                overwrite=False, progress=True, quality=None, splits_dir=None, dataset="folders"):
     """Preprocess a class-per-folder tree into `out`; split lists from `splits_dir` (default: SRC) are recorded,
     and its classInd.txt, if any, orders the labels. Returns the summary dict (summary["status"]: 0 all stored,
     2 some failed); raises IngestError."""
@@ -131,7 +131,7 @@ def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None,
         clips = relabel(clips, classes)
     splits = read_split_lists(clips, list_dir)
     return ingest(dataset, clips, classes, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
-                  compression=compression, limit=limit, overwrite=overwrite, progress=progress,
+                  compression=compression, limit=limit, overwrite=overwrite, progress=progress, quality=quality,
                   splits=splits or None)
 
 

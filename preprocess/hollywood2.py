@@ -69,12 +69,12 @@ def scan(src):
 
 
 def build_store(src, out, size=(234, 100), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True):
+                overwrite=False, progress=True, quality=None):
     """Preprocess Hollywood2 into the multi-label store `out`; returns the summary dict; raises IngestError."""
     clips, classes, splits = scan(src)
     return ingest("hollywood2", clips, classes, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
-                  compression=compression, limit=limit, overwrite=overwrite, progress=progress, multilabel=True,
-                  splits=splits)
+                  compression=compression, limit=limit, overwrite=overwrite, progress=progress, quality=quality,
+                  multilabel=True, splits=splits)
 
 
 def main(argv=None):

@@ -8,24 +8,28 @@ interrupted run resumes; a store made with other parameters is refused unless `o
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
+import contextlib
 import dataclasses
+import itertools
 import multiprocessing as mp
 import os
-import shutil
 import sys
 import tempfile
-import threading
 import time
-import uuid
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
 from preprocess.video import VideoError, decode
-from ttrnn.store import COMPRESSIONS, StoreError, StoreWriter, store_params, write_clip_file
+from ttrnn.store import (CODECS, DEFAULT_QUALITY, DiskFullError, FrameStore, StoreError, StoreLockedError,
+                         StoreWriter, clip_meta, disk_full_error, is_disk_full, store_params, write_shard)
 
-EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
-# Test hook: seconds the writer sleeps inside each clip write (between frames and commit), so a test can
-# SIGKILL the process mid-clip deterministically; it also prints "committed <clip_id>" lines to stdout.
+# 2: bad input (a usage error: the one status of every CLI of the project for it); 1: some clips failed or the disk
+# filled (the store is not complete; the same command resumes it)
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
+# Test hook: seconds the writer sleeps between a shard's publication and adding it to the index, so a test can
+# SIGKILL the process in that window.
 WRITE_DELAY_ENV = "TTRNN_STORE_WRITE_DELAY"
 
 
@@ -46,20 +50,27 @@ class Clip:
 
 
 def _decode_worker(job):
-    """Decode one clip in a worker process and write it, compressed, to its own part file
-    -> (i, part_path|None, n_frames, src_fps, reason|None, cpu_seconds). FFmpeg's C-level messages go to a temporary file
-    instead of the terminal; the first of them is appended to a failure reason."""
-    i, path, size, frame_skip, fps, part_path, compression = job
+    """Decode one clip in a worker process and publish it as a shard of the store (`ttrnn.store.write_shard`)
+    -> (i, shard name|None, n_frames, reason|None, cpu_seconds, disk_full_bytes). FFmpeg's C-level messages go to
+    a temporary file instead of the terminal; the first of them is appended to a failure reason. A full disk is
+    not a clip failure: it is reported with the clip's raw size so the writer can say how much space is needed."""
+    i, clip, size, frame_skip, fps, directory, params, uid = job
     cpu0 = time.process_time()
+    frames = None
     with tempfile.TemporaryFile() as log:
         saved = os.dup(2)
         os.dup2(log.fileno(), 2)
         try:
-            frames, src_fps = decode(path, size=size, frame_skip=frame_skip, fps=fps)
-            write_clip_file(part_path, frames, compression)
-            return i, part_path, len(frames), src_fps, None, time.process_time() - cpu0
+            frames, src_fps = decode(clip.path, size=size, frame_skip=frame_skip, fps=fps)
+            meta = clip_meta(clip.clip_id, clip.class_name, clip.label, clip.group, clip.source, src_fps, clip.labels)
+            name = write_shard(directory, frames, meta, params, uid)
+            return i, name, len(frames), None, time.process_time() - cpu0, 0
         except VideoError as e:
             reason = str(e)
+        except OSError as e:
+            if is_disk_full(e):
+                return i, None, 0, None, time.process_time() - cpu0, max(1, frames.nbytes if frames is not None else 1)
+            reason = f"{type(e).__name__}: {e}"
         except Exception as e:  # noqa: BLE001 - any decoder failure is a per-clip failure, not a crash
             reason = f"{type(e).__name__}: {e}"
         finally:
@@ -69,7 +80,11 @@ def _decode_worker(job):
         lines = [ln.strip() for ln in log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         if lines:
             reason += f" [decoder: {lines[0][:160]}]"
-        return i, None, 0, 0.0, reason, time.process_time() - cpu0
+        return i, None, 0, reason, time.process_time() - cpu0, 0
+
+
+def _noop(_):
+    return None
 
 
 def _worker_init():
@@ -91,19 +106,19 @@ def _pool_context():
 
 def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None, workers=None,
            compression="none", limit=None, overwrite=False, multilabel=False, splits=None, progress=True,
-           extra_params=None, log=None):
-    """Decode `clips` (list of Clip) into the store `out`; return a summary dict (see `format_summary`).
+           extra_params=None, log=None, quality=None):
+    """Decode `clips` (list of Clip) into the store `out` with codec `compression` (raw/none, jpeg, lzf, gzip;
+    `quality` for jpeg); return a summary dict (see `format_summary`).
 
-    Raises IngestError when nothing can be done (bad parameters, unwritable output, mismatching store).
-    The summary's "status" is 0 when every clip is stored, 2 when some failed.
+    Raises IngestError when nothing can be done (bad parameters, unwritable output, mismatching store, another
+    writer), DiskFullError when the disk fills up (committed clips are kept). The summary's "status" is 0 when
+    every clip is stored, 2 when some failed.
     """
     log = log or sys.stderr
     if int(frame_skip) < 1:
         raise IngestError("--frame-skip must be >= 1")
     if fps is not None and float(fps) <= 0:
         raise IngestError("--fps must be > 0")
-    if compression not in COMPRESSIONS:
-        raise IngestError(f"--compression must be one of {', '.join(COMPRESSIONS)}")
     if size[0] < 1 or size[1] < 1:
         raise IngestError("--size must be positive")
     ids = [c.clip_id for c in clips]
@@ -114,129 +129,157 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
         if int(limit) < 1:
             raise IngestError("--limit must be >= 1")
         clips = clips[: int(limit)]
-    params = store_params(dataset, size[0], size[1], frame_skip, fps, compression, classes, multilabel,
-                          **(extra_params or {}))
+    try:
+        params = store_params(dataset, size[0], size[1], frame_skip, fps, compression, classes, multilabel,
+                              quality=quality, synthetic=generated(clips), **(extra_params or {}))
+    except StoreError as e:
+        raise IngestError(str(e)) from None
     workers = int(workers or os.cpu_count() or 1)
     if workers < 1:
         raise IngestError("--workers must be >= 1")
+    try:  # the input is good: make the output's folder, as a user asking for out/ucf11.h5 expects
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    except OSError as e:
+        raise IngestError(f"cannot create the folder of {out}: {e.strerror or e}") from None
     t0 = time.perf_counter()
-    # Fork the decode workers before any HDF5 handle is open in this process (children must not inherit it).
-    done_before = _committed_ids(out) if not overwrite else set()
-    n_todo = sum(c.clip_id not in done_before for c in clips)
-    pool = _pool_context().Pool(processes=max(1, min(workers, n_todo)), initializer=_worker_init) if n_todo else None
+    with worker_pool(min(workers, len(clips))) as ex:
+        return _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, workers, t0)
+
+
+@contextlib.contextmanager
+def worker_pool(n):
+    """A pool of `n` (>= 1) worker processes, all started now: before the caller opens the store writer, so
+    that children inherit neither HDF5 state nor the lock (with fork, ProcessPoolExecutor starts all its
+    workers at the first submit). Shut down cleanly on exit: queued jobs cancelled, running ones (one clip
+    each) finish."""
+    n = max(1, int(n))
+    ex = cf.ProcessPoolExecutor(max_workers=n, mp_context=_pool_context(), initializer=_worker_init)
     try:
-        return _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool, workers, t0)
+        list(ex.map(_noop, range(n)))
+        yield ex
     finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
-def _committed_ids(out):
-    """Clip ids already committed in an existing store (empty if there is none or it cannot be read)."""
-    from ttrnn.store import FrameStore, StoreError
+def _open_writer(out, params, overwrite):
     try:
-        with FrameStore(out) as st:
-            return set(st.index["clip_id"].tolist())
-    except (StoreError, OSError):
-        return set()
-
-
-def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, pool, workers, t0):
-    size, frame_skip, fps = (params["width"], params["height"]), params["frame_skip"], params["fps"]
-    try:
-        writer = StoreWriter(out, params, overwrite=overwrite)
+        return StoreWriter(out, params, overwrite=overwrite)
+    except (DiskFullError, StoreLockedError):  # runtime conditions (exit 1), not bad input
+        raise
     except StoreError as e:
         raise IngestError(str(e)) from None
     except OSError as e:
+        if is_disk_full(e):
+            raise DiskFullError(f"disk full: cannot create {out} ({e.strerror or e})") from None
         raise IngestError(f"cannot write {out}: {e}") from None
+
+
+def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, workers, t0):
+    try:
+        writer = _open_writer(out, params, overwrite)
+    except DiskFullError:
+        raise disk_full_error(out, _bytes_needed(None, params, 0, len(clips))) from None
     delay = float(os.environ.get(WRITE_DELAY_ENV, "0") or 0)
     summary = dict(dataset=dataset, out=os.fspath(out), requested=len(clips), decoded=0, new=0, failed=[],
-                   frames_new=0, workers=workers,
-                   worker_cpu_seconds=0.0, write_seconds=0.0)
+                   frames_new=0, workers=workers, worker_cpu_seconds=0.0, write_seconds=0.0)
+    size, frame_skip, fps = (params["width"], params["height"]), params["frame_skip"], params["fps"]
+    todo, full, bar = clips, 0, None
     try:
         done = writer.done_ids
         todo = [c for c in clips if c.clip_id not in done]
         summary["skipped"] = len(clips) - len(todo)
         retried = {c.source for c in todo}
         failed = [(s, r) for s, r in writer.failed() if s not in retried]
+        writer.set_failed(failed)
         if splits is not None:
             writer.set_splits(splits)
-        # part files of clips decoded but not yet copied in; leftovers of a killed run are discarded (the
-        # writer holds the store's lock from here on, so no other run is using this folder)
-        parts = os.fspath(out) + ".parts"
-        shutil.rmtree(parts, ignore_errors=True)
-        if todo:
-            os.makedirs(parts)
-        run = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # a killed run's orphan worker cannot clobber our parts
-        jobs = [(i, c.path, size, frame_skip, fps, os.path.join(parts, f"{run}-{i}.h5"), params["compression"])
-                for i, c in enumerate(todo)]
-        bar = None
+        writer.commit()
+        jobs = [(i, c, size, frame_skip, fps, writer.dir, params, writer.uid) for i, c in enumerate(todo)]
         if progress and todo:
-            from tqdm import tqdm
-            bar = tqdm(total=len(todo), unit="clip", desc=f"{dataset} -> {os.path.basename(os.fspath(out))}",
-                       file=log, dynamic_ncols=True)
+            from preprocess.progress import progress
+            bar = progress(len(todo), f"{dataset} -> {os.path.basename(os.fspath(out))}", file=log)
         tdec = time.perf_counter()
-        for i, part, n_frames, src_fps, reason, cpu in _run_jobs(pool, jobs, workers):
+        for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers):
             tw = time.perf_counter()
             c = todo[i]
             summary["decoded"] += 1
             summary["worker_cpu_seconds"] += cpu
-            if part is None:
+            if full:
+                raise DiskFullError("a worker's shard did not fit")
+            if name is None:
                 failed.append((c.source, reason))
                 writer.set_failed(failed)
             else:
-                writer.add_clip_file(c.clip_id, part, c.class_name, c.label, c.group, c.source, src_fps,
-                                     labels=c.labels, _delay=delay)
-                os.remove(part)
+                if delay:  # test hook: widen the window between a shard's publication and its commit
+                    time.sleep(delay)
+                writer.add_shard(name)
                 summary["new"] += 1
                 summary["frames_new"] += n_frames
-                if delay:
-                    print(f"committed {c.clip_id}", flush=True)
             summary["write_seconds"] += time.perf_counter() - tw
             if bar is not None:
                 bar.update(1)
-        if bar is not None:
-            bar.close()
         writer.set_failed(failed)
         summary["decode_seconds"] = time.perf_counter() - tdec
-    finally:
         writer.close()
-        shutil.rmtree(os.fspath(out) + ".parts", ignore_errors=True)
+    except DiskFullError:
+        left = len(todo) - summary["new"]
+        raise disk_full_error(out, _bytes_needed(writer, params, full, left)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+        try:
+            writer.close()  # commits what is not yet committed; a no-op after a successful close
+        except DiskFullError:
+            pass  # the error already on its way says it
+    return _finish(summary, out, failed, t0)
+
+
+def _bytes_needed(writer, params, clip_raw_bytes, clips_left):
+    """Estimate of the space the rest of the run needs: the mean committed shard size times the clips left
+    (with nothing committed yet: the failing clip's raw size, else a 100-frame clip's, over 6 for JPEG)."""
+    n = len(writer.rows) if writer is not None else 0
+    if n:
+        per_clip = writer.shard_bytes() / n
+    else:
+        raw = clip_raw_bytes or 100 * params["width"] * params["height"] * 3
+        per_clip = raw / (6 if params["codec"] == "jpeg" else 1)
+    return int(per_clip * max(1, clips_left))
+
+
+def _finish(summary, out, failed, t0):
     summary["seconds"] = time.perf_counter() - t0
     summary["failed"] = failed
-    from ttrnn.store import FrameStore
     with FrameStore(out) as st:
         lengths = st.index["length"]
         summary["stored"] = len(st)
         summary["lengths"] = (int(lengths.min()), int(lengths.max()), float(lengths.mean())) if len(st) else None
         summary["raw_bytes"] = int(lengths.sum()) * st.attrs["width"] * st.attrs["height"] * 3
-    summary["store_bytes"] = os.path.getsize(out)
+        summary["store_bytes"] = st.nbytes()
     summary["status"] = EXIT_SOME_FAILED if failed else EXIT_OK
     return summary
 
 
-def _run_jobs(pool, jobs, workers):
+def run_jobs(ex, jobs, workers, fn=None):
     """Yield decode results as they finish. At most 2 * workers clips are decoded ahead of the writer, so
-    memory stays bounded when writing is slower than decoding."""
-    if not jobs:
-        return
-    window = threading.BoundedSemaphore(2 * workers)
-    stop = threading.Event()
-
-    def feed():
-        for job in jobs:
-            while not window.acquire(timeout=0.1):
-                if stop.is_set():
-                    return
-            yield job
-
+    memory stays bounded when writing is slower than decoding. A worker that dies (a crash in a decoder
+    library) ends the run with one line instead of a hang."""
+    jobs = iter(jobs)
+    pending = set()
     try:
-        for result in pool.imap_unordered(_decode_worker, feed(), chunksize=1):
-            window.release()
-            yield result
+        while True:
+            for job in itertools.islice(jobs, max(0, 2 * workers - len(pending))):
+                pending.add(ex.submit(fn or _decode_worker, job))
+            if not pending:
+                return
+            finished, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                yield fut.result()
+    except BrokenProcessPool:
+        raise IngestError("a decode worker process died (killed, or crashed in a decoder library); "
+                          "committed clips are kept, run the same command to resume") from None
     finally:
-        stop.set()
+        for fut in pending:
+            fut.cancel()
 
 
 def _mb(n):
@@ -284,9 +327,11 @@ def add_common_args(ap, default_size=(160, 120)):
     ap.add_argument("--frame-skip", type=int, default=1, help="keep every K-th frame (default 1: all)")
     ap.add_argument("--fps", type=float, default=None, help="resample in time to F frames/s (default: keep all)")
     ap.add_argument("--workers", type=int, default=None, help="decode processes (default: number of cores)")
-    ap.add_argument("--compression", choices=COMPRESSIONS, default="none",
-                    help="HDF5 compression of the frames (default none: on 2 cores lzf saved 22 %% of disk "
-                         "but cost 30 %% of end-to-end training speed; docs/performance.md)")
+    ap.add_argument("--codec", "--compression", dest="compression", choices=CODECS + ("none",), default="raw",
+                    help="how frames are stored: raw (bit-exact), jpeg (see --quality), or HDF5's lzf / gzip "
+                         "(default raw; --compression is the old name, none = raw; docs/performance.md)")
+    ap.add_argument("--quality", type=int, default=None,
+                    help=f"JPEG quality 1-100 for --codec jpeg (default {DEFAULT_QUALITY})")
     ap.add_argument("--limit", type=int, default=None, help="only the first N clips (for trials)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing store made with other parameters")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -294,7 +339,10 @@ def add_common_args(ap, default_size=(160, 120)):
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors exit with status 1 and one line (status 2 means "some clips failed" here)."""
+    """Usage errors: one line, exit status 2 (as every CLI of the project); no abbreviated options."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message):
         self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
@@ -313,11 +361,21 @@ def run_cli(build, argv, prog, description, default_size=(160, 120), extra_args=
     except IngestError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except (DiskFullError, StoreLockedError) as e:  # the same command works once there is space / the other ends
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_SOME_FAILED
     except KeyboardInterrupt:
         print("interrupted: finished clips are kept; run the same command again to resume", file=sys.stderr)
         return 130
     print(format_summary(s))
     return s["status"]
+
+
+def generated(clips):
+    """True when the clips come from a tree preprocess.synthetic generated (its marker file at the root)."""
+    from preprocess.synthetic import MARKER
+    roots = {c.path[:len(c.path) - len(c.source)] for c in clips if c.path.endswith(c.source)}
+    return bool(roots) and all(os.path.exists(os.path.join(root, MARKER)) for root in roots)
 
 
 def check_source(src):

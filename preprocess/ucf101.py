@@ -43,12 +43,13 @@ def check_list_labels(list_dir, classes):
 
 
 def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, splits_dir=None):
+                overwrite=False, progress=True, quality=None, splits_dir=None):
     """Preprocess a UCF101 tree with its official splits into `out`; returns the ingest summary."""
     list_dir = find_list_dir(src, splits_dir)
     check_list_labels(list_dir, folders.read_class_index(os.path.join(list_dir, "classInd.txt")))
     return folders.build_store(src, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
                                compression=compression, limit=limit, overwrite=overwrite, progress=progress,
+                               quality=quality,
                                splits_dir=list_dir, dataset="ucf101")
 
 
@@ -58,7 +59,7 @@ def make_demo_tree(out_dir, classes=("ApplyEyeMakeup", "HandstandPushups", "Jump
     motion k) and OUT/ucfTrainTestlist with classInd.txt (UCF101's order: JumpingJack before JumpRope, unlike a
     case-sensitive sort) and three splits testing the 1st, 2nd and 3rd third of the groups, as UCF101's 7-group
     blocks. HandstandPushups' files are spelled v_HandStandPushups_… as in the real dataset. Returns OUT."""
-    from preprocess.synthetic import render_clip, write_video
+    from preprocess.synthetic import mark_synthetic, render_clip, write_video
     import numpy as np
     rng = np.random.default_rng(seed)
     videos, lists = os.path.join(out_dir, "UCF-101"), os.path.join(out_dir, LIST_DIR)
@@ -73,6 +74,7 @@ def make_demo_tree(out_dir, classes=("ApplyEyeMakeup", "HandstandPushups", "Jump
                 length = int(rng.integers(frames[0], frames[1] + 1))
                 write_video(os.path.join(videos, rel), render_clip([c], length, size, rng), fps=25)
                 entries.append((rel, c + 1, g))
+    mark_synthetic(videos)
     with open(os.path.join(lists, "classInd.txt"), "w") as fh:
         fh.writelines(f"{i + 1} {name}\n" for i, name in enumerate(classes))
     for split in (1, 2, 3):

@@ -19,6 +19,23 @@ class VideoError(Exception):
     """A video file cannot be decoded; `str(err)` is the reason."""
 
 
+# Leading bytes of still-image files, which OpenCV's FFmpeg backend would otherwise open as 1-frame "videos".
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF87a": "GIF", b"GIF89a": "GIF",
+                    b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": None}
+
+
+def image_kind(path):
+    """"PNG" / "JPEG" / ... if the file starts like a still image, else None (WebP: RIFF....WEBP)."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    for sig, kind in IMAGE_SIGNATURES.items():
+        if head.startswith(sig):
+            if kind is None:  # RIFF holds AVI too
+                return "WebP" if head[8:12] == b"WEBP" else None
+            return kind
+    return None
+
+
 def is_video(path):
     return os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS
 
@@ -76,6 +93,9 @@ def decode(path, size=(160, 120), frame_skip=1, fps=None):
         raise VideoError("file not found")
     if os.path.getsize(path) == 0:
         raise VideoError("empty file (0 bytes)")
+    kind = image_kind(path)
+    if kind:
+        raise VideoError(f"a {kind} image file, not a video")
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     try:
         if not cap.isOpened():

@@ -13,6 +13,7 @@ UCF11_CLASSES = ["basketball", "biking", "diving", "golf_swing", "horse_riding",
 PREFIX = ["shooting", "biking", "diving", "golf", "riding", "juggle", "swing", "tennis", "jumping", "spiking",
           "walk_dog"]
 REPO = Path(__file__).resolve().parents[1]
+SPY = REPO / "tests" / "epoch_spy.py"   # the trainer with a spy on its checkpoints (helpers.run_spied)
 
 
 def moving_square_clip(label, length, height, width, rng):
@@ -60,8 +61,22 @@ def run_spied(*args, timeout=600):
     """`experiments.ucf11 args...` through tests/epoch_spy.py (the weights and optimizer after every epoch land in
     the run directory as spy-epoch*.npz and spy.json); returns the CompletedProcess."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(REPO / "tests" / "epoch_spy.py"), *map(str, args)],
+    return subprocess.run([sys.executable, str(SPY), *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
+
+
+def run_side_by_side(*commands, timeout=900):
+    """Start every `python ARGS...` command at once and wait for all (independent runs: each spends much of its time
+    on its own TensorFlow start and compilation); returns their CompletedProcesses in order. A command is a list
+    such as ["-m", "experiments.ucf11", ...] or [SPY, ...] (tests/epoch_spy.py)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen([sys.executable, *map(str, cmd)], cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for cmd in commands]
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
 
 
 def spied_epochs(run_dir):

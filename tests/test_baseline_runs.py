@@ -8,7 +8,7 @@ import pytest
 from ttrnn.data import BatchFeed, InputSpec
 from ttrnn.store import FrameStore
 
-from helpers import make_store, run_cli, run_spied, spied_epochs
+from helpers import SPY, make_store, run_cli, run_side_by_side, spied_epochs
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "model.keras", "curves.png", "confusion.png"}
 
@@ -27,28 +27,34 @@ def assert_complete_run_directory(out, model):
     assert metrics["model"] == model
 
 
-def test_c3d_run_writes_a_complete_run_directory(store, tmp_path):
-    out = tmp_path / "run"
-    res = run_cli("experiments.ucf11", "--data", store, "--model", "c3d", "--width", "0.125", "--epochs", "1",
-                  "--batch-size", "4", "--protocol", "logo", "--out", out, "--workers", "0", "--quiet")
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert_complete_run_directory(out, "c3d")
+@pytest.fixture(scope="module")
+def runs(store, tmp_path_factory):
+    """The C3D run and the TSN run, side by side -> {"c3d": run dir, "tsn": run dir}.
+
+    TSN: MobileNetV2, 2 segments, 3 epochs, --freeze-epochs 2, read after every epoch (tests/epoch_spy.py). 6 classes
+    x 1 clip at 24x16 (TSN resizes to 224; > 5 classes: top-5 is reported), 1 held out: one class is missing from
+    the 5 training clips, so the head's bias gets a gradient even while the random backbone's features are ~1e-13
+    and the predictions uniform (balanced classes would cancel it exactly)."""
+    root = tmp_path_factory.mktemp("baseline_runs")
+    tsn_store = make_store(root / "tsn.h5", num_classes=6, groups=1, clips_per_group=1, lengths=(3, 4), size=(24, 16))
+    c3d, tsn = run_side_by_side(
+        ["-m", "experiments.ucf11", "--data", store, "--model", "c3d", "--width", "0.125", "--epochs", "1",
+         "--batch-size", "4", "--protocol", "logo", "--out", root / "c3d", "--workers", "0", "--quiet"],
+        [SPY, "--data", tsn_store, "--model", "tsn", "--backbone", "mobilenet_v2", "--segments", "2",
+         "--freeze-epochs", "2", "--epochs", "3", "--lr", "0.01", "--batch-size", "8", "--protocol", "holdout",
+         "--workers", "0", "--quiet", "--out", root / "tsn"])
+    assert c3d.returncode == 0, c3d.stderr[-3000:]
+    assert tsn.returncode == 0, tsn.stderr[-3000:]
+    return {"c3d": root / "c3d", "tsn": root / "tsn"}
+
+
+def test_c3d_run_writes_a_complete_run_directory(runs):
+    assert_complete_run_directory(runs["c3d"], "c3d")
 
 
 @pytest.fixture(scope="module")
-def tsn_run(tmp_path_factory):
-    """One TSN run (MobileNetV2, 2 segments, 3 epochs, --freeze-epochs 2) read after every epoch
-    (tests/epoch_spy.py). 6 classes x 1 clip at 24x16 (TSN resizes to 224; > 5 classes: top-5 is reported), 1 held
-    out: one class is missing from the 5 training clips, so the head's bias gets a gradient even while the random
-    backbone's features are ~1e-13 and the predictions uniform (balanced classes would cancel it exactly)."""
-    root = tmp_path_factory.mktemp("tsn")
-    store = make_store(root / "ucf11.h5", num_classes=6, groups=1, clips_per_group=1, lengths=(3, 4), size=(24, 16))
-    out = root / "run"
-    res = run_spied("--data", store, "--model", "tsn", "--backbone", "mobilenet_v2", "--segments", "2",
-                    "--freeze-epochs", "2", "--epochs", "3", "--lr", "0.01", "--batch-size", "8", "--protocol",
-                    "holdout", "--workers", "0", "--quiet", "--out", out)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return out
+def tsn_run(runs):
+    return runs["tsn"]
 
 
 def test_tsn_run_writes_a_complete_run_directory(tsn_run):

@@ -9,13 +9,16 @@ import textwrap
 from helpers import REPO
 
 STARTUP_MARKERS = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "cpu_feature_guard.cc",
-                   "To enable the following instructions", "XLA service", "Compiled cluster using XLA")
+                   "To enable the following instructions", "XLA service", "Compiled cluster using XLA",
+                   "exceeds 10% of free system memory")
 # what TensorFlow 2.21 printed on a CPU-only machine (its C++ side, fd 2), and a line that is not start-up noise
 NOISE = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
          "I0000 00:00:1795993972.623436    8290 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
          "GPU will not be used.\n"
          "E0000 00:00:1795994693.972162   14506 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
-         "Failed call to cuInit: UNKNOWN ERROR (303)\n")
+         "Failed call to cuInit: UNKNOWN ERROR (303)\n"
+         "W0000 00:00:1796159515.884158   15587 cpu_allocator_impl.cc:82] Allocation of 176947200 exceeds 10% of free "
+         "system memory.\n")
 REAL = "E0000 00:00:1795994693.972162   14506 bfc_allocator.cc:485] Allocator ran out of memory trying to allocate\n"
 
 

@@ -94,7 +94,7 @@ def test_frame_sampling_modes(store):
 PEAK_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from experiments.train import peak_rss_mb  # VmHWM: not the pytest parent's peak, which ru_maxrss keeps
+    from experiments.report import peak_rss_mb  # VmHWM: not the pytest parent's peak, which ru_maxrss keeps
     from ttrnn.data import BatchFeed, InputSpec
     from ttrnn.store import FrameStore
     store = FrameStore(sys.argv[1])
@@ -118,3 +118,99 @@ def test_peak_memory_does_not_grow_with_the_number_of_clips(tmp_path):
     assert peaks["large"]["frames"] == 5 * peaks["small"]["frames"]
     # the large store is ~276 MB of frames: holding it would more than double the peak
     assert peaks["large"]["rss"] <= 1.15 * peaks["small"]["rss"], peaks
+
+
+def test_streaming_feed_reuses_its_batch_arrays_without_overwriting_held_batches(store):
+    """The streaming reader's batches equal the plain reader's; a consumer that drops each batch before asking
+    for the next sees two arrays alternate (the one it holds, the one being filled); one that keeps every batch
+    (a list) gets intact batches, i.e. no array still referenced is reused."""
+    spec = InputSpec("sequence", max_len=20, pad_multiple=4)
+    rows = np.arange(len(store))
+    plain = list(BatchFeed(store, rows, spec, 2, training=True, seed=1, streaming=False).batches(1))
+    assert len(plain) >= 3
+    with ReaderPool(store.path, workers=0) as reader:
+        feed = BatchFeed(store, rows, spec, 2, training=True, seed=1, reader=reader)
+        held = list(feed.batches(1))
+        made = reader.buffers.allocated
+        assert made == len(plain)            # all held at once: one array each
+        copies = []
+        for x, y in feed.batches(1):
+            copies.append((x.copy(), y))
+        assert reader.buffers.allocated - made <= 2
+    for (xa, ya), (xb, yb), (xc, yc) in zip(plain, held, copies):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(xa, xc)
+        np.testing.assert_array_equal(ya, yc)
+        assert xb.ctypes.data % 64 == 0       # aligned: tf.data takes it without a copy
+
+
+@pytest.mark.parametrize("compression", ["none", "lzf"])
+def test_clip_extent_is_where_the_read_frames_lie_on_disk(tmp_path, compression):
+    """FrameStore.clip_extent, checked on the file itself: for a raw store the bytes at the extent are exactly the
+    frames 0..last read (every frame_skip-th of them is what `read` returns); for a chunked (lzf) store the extent
+    runs from the first to the end of the last chunk holding a frame read, by h5py's own chunk table."""
+    import h5py
+    path = make_store(tmp_path / "s.h5", num_classes=2, groups=1, clips_per_group=2, lengths=(9, 14), size=(8, 6),
+                      compression=compression)
+    store = FrameStore(path)
+    for row, max_len, skip in ((0, None, 1), (1, 5, 1), (1, 4, 3), (0, 1, 1)):
+        file, offset, nbytes = store.clip_extent(row, max_len, skip)
+        frames = store.read(row, max_len, skip)
+        if compression == "none":
+            with open(file, "rb") as f:
+                f.seek(offset)
+                raw = np.frombuffer(f.read(nbytes), np.uint8).reshape((-1,) + frames.shape[1:])
+            assert len(raw) == (len(frames) - 1) * skip + 1
+            np.testing.assert_array_equal(raw[::skip], frames)
+        else:
+            with h5py.File(file, "r") as f:
+                d = f["frames"] if "frames" in f else f["clips"][store.index["clip_id"][row]]
+                used = [d.id.get_chunk_info(k) for k in range(d.id.get_num_chunks())]
+                used = [c for c in used if c.chunk_offset[0] <= (len(frames) - 1) * skip]
+                start = min(c.byte_offset for c in used)
+                assert (offset, nbytes) == (start, max(c.byte_offset + c.size for c in used) - start)
+    store.close()
+
+
+def test_cache_hints_read_ahead_every_clip_and_drop_it_after_reading_when_the_store_exceeds_memory(store,
+                                                                                                     monkeypatch):
+    """Every clip of the epoch is hinted WILLNEED, and with a store larger than memory dropped (DONTNEED) after it
+    was read; the hints of batch k + read_ahead are queued before batch k is dropped (one FIFO thread issues them,
+    so the recorded order is the queued order); with a store that fits, nothing is dropped."""
+    import os
+    import threading
+
+    from ttrnn import data
+    calls, lock = [], threading.Lock()
+
+    names = {}
+    real_open = os.open
+
+    def opened(path, flags, *rest):
+        fd = real_open(path, flags, *rest)
+        names[fd] = path
+        return fd
+
+    def record(fd, offset, length, advice):
+        with lock:
+            calls.append((advice, names[fd], offset, length))
+    monkeypatch.setattr(os, "open", opened)
+    monkeypatch.setattr(os, "posix_fadvise", record)
+    spec = InputSpec("sequence", max_len=12)
+    rows = np.arange(len(store))
+    for exceeds in (True, False):
+        calls.clear()
+        monkeypatch.setattr(data, "store_exceeds_memory", lambda store, fraction=0.5: exceeds)
+        feed = BatchFeed(store, rows, spec, 3, training=True, seed=2, read_ahead=2)
+        plan = feed.epoch_plan(4)
+        assert len(list(feed.batches(4))) == len(plan) >= 4
+        extents = [[store.clip_extent(c.row, c.max_len, c.frame_skip) for c in clips] for _, clips in plan]
+        will = [tuple(e) for a, *e in calls if a == os.POSIX_FADV_WILLNEED]
+        drop = [tuple(e) for a, *e in calls if a == os.POSIX_FADV_DONTNEED]
+        assert sorted(will) == sorted(e for batch in extents for e in batch)
+        assert sorted(drop) == (sorted(will) if exceeds else [])
+        if exceeds:
+            at = {call: i for i, call in enumerate(calls)}
+            for k in range(len(plan)):
+                hinted = max(at[(os.POSIX_FADV_WILLNEED, *e)] for batch in extents[:k + 3] for e in batch)
+                assert hinted < min(at[(os.POSIX_FADV_DONTNEED, *e)] for e in extents[k]), k

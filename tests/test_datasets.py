@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import run_side_by_side
 from preprocess import celebfaces, hollywood2
 from ttrnn.store import FrameStore
 
@@ -29,10 +29,21 @@ def celeb_store(celebfaces_tree, tmp_path_factory):
     return out
 
 
-def test_hollywood2_tt_gru_end_to_end_reports_map(h2_store, tmp_path):
-    out = tmp_path / "run"
-    res = run_cli("experiments.hollywood2", "--data", h2_store, "--use-tt", "--epochs", "1", "--max-len", "8",
-                  "--batch-size", "8", "--out", out, "--workers", "0", "--quiet")
+@pytest.fixture(scope="module")
+def runs(h2_store, celeb_store, tmp_path_factory):
+    """The Hollywood2 TT-GRU and Celebrities TT-LSTM runs, started side by side (independent: two processes, each
+    with one TensorFlow start and compilation) -> {name: (run dir, CompletedProcess-like result)}."""
+    root = tmp_path_factory.mktemp("dataset_runs")
+    h2, celeb = run_side_by_side(
+        ["-m", "experiments.hollywood2", "--data", h2_store, "--use-tt", "--epochs", "1", "--max-len", "8",
+         "--batch-size", "8", "--out", root / "hollywood2", "--workers", "0", "--quiet"],
+        ["-m", "experiments.celebfaces", "--data", celeb_store, "--model", "lstm", "--use-tt", "--epochs", "1",
+         "--max-len", "6", "--fold", "4", "--out", root / "celebfaces", "--workers", "0", "--quiet"])
+    return {"hollywood2": (root / "hollywood2", h2), "celebfaces": (root / "celebfaces", celeb)}
+
+
+def test_hollywood2_tt_gru_end_to_end_reports_map(runs):
+    out, res = runs["hollywood2"]
     assert res.returncode == 0, res.stderr[-2000:]
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())
@@ -43,13 +54,16 @@ def test_hollywood2_tt_gru_end_to_end_reports_map(h2_store, tmp_path):
     assert (metrics["num_train"], metrics["num_val"], metrics["num_test"]) == (10, 2, 12)
     config = json.loads((out / "config.json").read_text())
     assert config["lr"] == 1e-3 and config["args"]["batch_size"] == 8
+    # the allocator settings applied before TensorFlow started, and the training epoch's own resource usage
+    assert config["allocator"]["allocator"] == "tuned" and config["allocator"]["mallopt"]["M_MMAP_MAX"] == 0
+    usage = metrics["epoch_usage"][0]
+    assert 0 < usage["wall_s"] <= metrics["epoch_seconds"][0] + 0.01 and usage["user_s"] > 0
+    assert usage["minor_faults"] > 0 and usage["sys_s"] >= 0
     assert "test map" in res.stdout
 
 
-def test_celebfaces_tt_lstm_end_to_end_reports_accuracy(celeb_store, tmp_path):
-    out = tmp_path / "run"
-    res = run_cli("experiments.celebfaces", "--data", celeb_store, "--model", "lstm", "--use-tt", "--epochs", "1",
-                  "--max-len", "6", "--fold", "4", "--out", out, "--workers", "0", "--quiet")
+def test_celebfaces_tt_lstm_end_to_end_reports_accuracy(runs):
+    out, res = runs["celebfaces"]
     assert res.returncode == 0, res.stderr[-2000:]
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())

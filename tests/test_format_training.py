@@ -48,7 +48,7 @@ def test_holdout_split_is_seeded_20_percent():
     (["--decomposition", "xx"], "invalid choice"),
     (["--rank", "4"], "--rank applies to a tensorized gru/lstm"),
     (["--decomposition", "cp", "--rank", "a,b"], "--rank must be an int or a comma list"),
-    (["--model", "mlp", "--sample-frames", "6"], "--sample-frames K (K >= 1) applies to gru and lstm"),
+    (["--model", "mlp", "--sample-frames", "6"], "--sample-frames applies to gru, lstm, not mlp"),
 ])
 def test_usage_errors_are_one_line(store, tmp_path, args, message):
     out = tmp_path / "run"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from experiments.train import classification_metrics
+from experiments.report import classification_metrics
 
 
 def one_hot(labels, num_classes):

@@ -1,13 +1,15 @@
 """FrameStore / StoreWriter behaviour on hand-made clips (no video decoding)."""
 
+import json
 import multiprocessing as mp
 import os
 
+import cv2
 import h5py
 import numpy as np
 import pytest
 
-from ttrnn.store import FrameStore, StoreError, StoreWriter, store_params
+from ttrnn.store import CorruptClipError, FrameStore, as_stored, StoreError, StoreLockedError, StoreWriter, store_params
 
 H, W = 6, 8
 
@@ -119,20 +121,131 @@ def test_parameter_mismatch_and_overwrite(store_path):
     assert len(FrameStore(store_path)) == 0
 
 
-def test_uncommitted_leftover_is_ignored_and_discarded(store_path):
-    # a clip dataset without an index row, as a kill between writing frames and committing would leave
-    with h5py.File(store_path, "a") as f:
-        f["clips"].create_dataset("zz", data=_clip(0, 3))
-    with FrameStore(store_path) as s:
-        assert "zz" not in s.index["clip_id"] and len(s) == 4
+def test_second_writer_is_refused_while_the_first_holds_the_lock(store_path):
     params = store_params("test", W, H, classes=["a", "b", "c"])
     with StoreWriter(store_path, params) as w:
-        assert w.done_ids == {"a1", "a2", "b1", "c2"}
+        with pytest.raises(StoreLockedError, match="another process"):
+            StoreWriter(store_path, params)
         w.add_clip("zz", _clip(1, 2), "a", 0, "g", "x/zz.avi", 25.0)
         with pytest.raises(ValueError, match="already stored"):
             w.add_clip("zz", _clip(1, 2), "a", 0, "g", "x/zz.avi", 25.0)
+    with StoreWriter(store_path, params) as w:  # released at close
+        assert "zz" in w.done_ids and len(w.done_ids) == 5
     with FrameStore(store_path) as s:
         np.testing.assert_array_equal(s.read(int(np.where(s.index["clip_id"] == "zz")[0][0])), _clip(1, 2))
+
+
+def write_schema1_store(path, clips):
+    """A store in the layout of schema 1 (one HDF5 file, clips under /clips, no checksums), written by hand."""
+    s = h5py.string_dtype("utf-8")
+    dt = np.dtype([("clip_id", s), ("class_name", s), ("label", "<i4"), ("group", s), ("length", "<i8"),
+                   ("source", s), ("fps", "<f8"), ("labels", "u1", (2,))])
+    with h5py.File(path, "w") as f:
+        f.attrs["ttrnn_store"] = 1
+        f.attrs["params_json"] = json.dumps(dict(dataset="old", width=W, height=H, frame_skip=1, fps=None,
+                                                 compression="lzf", classes=["a", "b"], multilabel=False,
+                                                 schema_version=1))
+        rows = np.zeros(len(clips), dt)
+        for j, (cid, frames) in enumerate(clips.items()):
+            f.create_dataset(f"clips/{cid}", data=frames, chunks=(2, H, W, 3), compression="lzf")
+            rows[j] = (cid, "a", 0, "g", len(frames), f"{cid}.avi", 25.0, [1, 0])
+        f.create_dataset("index", data=rows)
+        f.create_dataset("failed", shape=(0, 2), dtype=s)
+        f.create_group("splits")
+
+
+def test_schema1_stores_still_read_but_are_not_written_into(tmp_path):
+    clips = {"b": _clip(3, 5), "a": _clip(4, 7)}
+    write_schema1_store(tmp_path / "old.h5", clips)
+    with FrameStore(tmp_path / "old.h5") as s:
+        assert s.schema == 1 and s.codec == "lzf" and list(s.index["clip_id"]) == ["a", "b"]
+        np.testing.assert_array_equal(s.read(0), clips["a"])
+        np.testing.assert_array_equal(s.read(1, frame_skip=2), clips["b"][::2])
+        np.testing.assert_array_equal(s.read_frames(0, [1, 1, 6]), clips["a"][[1, 1, 6]])
+        out = np.zeros((4, H, W, 3), np.uint8)
+        assert s.read_into(1, out, max_len=3) == 3
+        np.testing.assert_array_equal(out[1:], clips["b"][:3])
+    params = store_params("old", W, H, compression="lzf", classes=["a", "b"])
+    with pytest.raises(StoreError, match="schema-1 store"):
+        StoreWriter(tmp_path / "old.h5", params)
+
+
+@pytest.mark.parametrize("codec", ["raw", "lzf", "gzip", "jpeg"])
+def test_every_codec_reads_the_same_way(tmp_path, codec):
+    """read / read_into / read_frames agree whatever the codec; lossless codecs are exact, JPEG-95 is close and
+    decodes exactly as an independent cv2.imdecode of the stored bytes."""
+    p = tmp_path / f"{codec}.h5"
+    frames = smooth_clip(9)
+    with StoreWriter(p, store_params("t", W * 4, H * 4, compression=codec, classes=["a"])) as w:
+        w.add_clip("c", frames, "a", 0, "", "c.avi", 25.0)
+    with FrameStore(p) as s:
+        assert s.codec == codec and s.quality == (95 if codec == "jpeg" else None)
+        got = s.read(0)
+        assert got.dtype == np.uint8 and got.shape == frames.shape
+        if codec == "jpeg":
+            assert np.abs(got.astype(int) - frames).mean() < 3
+            with h5py.File(s.shard_path(0), "r") as f:
+                data, off = f["bytes"][:], f["offsets"][:]
+            ref = np.stack([cv2.cvtColor(cv2.imdecode(data[off[t]:off[t + 1]], cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                            for t in range(len(frames))])
+            np.testing.assert_array_equal(got, ref)
+        else:
+            np.testing.assert_array_equal(got, frames)
+        np.testing.assert_array_equal(s.read(0, max_len=3, frame_skip=2), got[0:6:2])
+        np.testing.assert_array_equal(s.read_frames(0, [0, 3, 3, 8]), got[[0, 3, 3, 8]])
+        out = np.full((12,) + frames.shape[1:], 7, np.uint8)
+        assert s.read_into(0, out, frame_skip=3) == 3
+        np.testing.assert_array_equal(out[9:], got[::3])
+        assert np.all(out[:9] == 7)
+
+
+def smooth_clip(T):
+    """A clip with image-like structure (gradients and a moving square), 4x the unit size: JPEG's home ground."""
+    y, x = np.mgrid[0:H * 4, 0:W * 4]
+    out = np.empty((T, H * 4, W * 4, 3), np.uint8)
+    for t in range(T):
+        base = (x * 120 // (W * 4 - 1) + y * 60 // (H * 4 - 1) + 3 * t)
+        out[t] = np.stack([base + 40, base * 4 // 5 + 50, base * 3 // 5 + 60], -1)
+        out[t, 4:12, 2 + t:10 + t] = 230
+    return out
+
+
+def _flip(path, offset):
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([b[0] ^ 0x5A]))
+
+
+@pytest.mark.parametrize("codec", ["raw", "lzf", "jpeg"])
+def test_a_flipped_byte_in_a_frame_names_the_clip_and_the_store(tmp_path, codec):
+    p = tmp_path / f"{codec}.h5"
+    with StoreWriter(p, store_params("t", W * 4, H * 4, compression=codec, classes=["a"])) as w:
+        w.add_clip("good", smooth_clip(6), "a", 0, "", "g.avi", 25.0)
+        w.add_clip("bad", smooth_clip(6), "a", 0, "", "b.avi", 25.0)
+    with FrameStore(p) as s:
+        bad = int(np.where(s.index["clip_id"] == "bad")[0][0])
+        with h5py.File(s.shard_path(bad), "r") as f:
+            d = f["bytes" if codec == "jpeg" else "frames"]
+            start = d.id.get_offset() if codec != "lzf" else d.id.get_chunk_info(1).byte_offset
+            where = start + (int(f["offsets"][3]) + 40 if codec == "jpeg" else 17)
+    _flip(s.shard_path(bad), where)
+    with FrameStore(p) as s:
+        s.read(1 - bad)  # the other clip is fine
+        with pytest.raises(CorruptClipError) as e:
+            s.read(bad)
+        assert "bad" in str(e.value) and str(p) in str(e.value) and len(str(e.value).splitlines()) == 1
+        if codec == "jpeg":  # a pick reads only what it needs: frames other than 3 still read
+            s.read_frames(bad, [0, 1, 5])
+    assert issubclass(CorruptClipError, StoreError)
+
+
+def test_truncated_store_is_named_truncated(store_path):
+    data = store_path.read_bytes()
+    store_path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StoreError, match="truncated"):
+        FrameStore(store_path)
 
 
 def test_multilabel_and_compression_options(tmp_path):
@@ -145,8 +258,12 @@ def test_multilabel_and_compression_options(tmp_path):
             assert s.multilabel and s.attrs["compression"] == comp
             np.testing.assert_array_equal(s.label_matrix(), [[1, 0, 1]])
             np.testing.assert_array_equal(s.read(0), _clip(5, 3))
-    with pytest.raises(StoreError, match="compression"):
+    with pytest.raises(StoreError, match="codec"):
         store_params("h", W, H, compression="zstd")
+    with pytest.raises(StoreError, match="quality"):
+        store_params("h", W, H, compression="jpeg", quality=101)
+    with pytest.raises(StoreError, match="jpeg only"):
+        store_params("h", W, H, compression="raw", quality=90)
 
 
 def test_wrong_frames_rejected(tmp_path):
@@ -155,3 +272,55 @@ def test_wrong_frames_rejected(tmp_path):
             w.add_clip("c", np.zeros((3, H + 1, W, 3), np.uint8), "a", 0, "", "c.avi", 25.0)
         with pytest.raises(ValueError):
             w.add_clip("c", np.zeros((0, H, W, 3), np.uint8), "a", 0, "", "c.avi", 25.0)
+
+
+def test_as_stored_is_what_a_store_of_that_codec_returns(tmp_path):
+    """experiments.predict feeds decoded videos through `as_stored`: equal to writing and reading a store."""
+    frames = smooth_clip(4)
+    for codec, quality in (("jpeg", 80), ("lzf", None)):
+        p = tmp_path / f"{codec}.h5"
+        with StoreWriter(p, store_params("t", W * 4, H * 4, compression=codec, quality=quality,
+                                         classes=["a"])) as w:
+            w.add_clip("c", frames, "a", 0, "", "c.avi", 25.0)
+        with FrameStore(p) as s:
+            np.testing.assert_array_equal(as_stored(frames, codec, quality), s.read(0))
+    assert not np.array_equal(as_stored(frames, "jpeg", 80), frames)
+
+
+def test_a_missing_shard_is_named(store_path):
+    with FrameStore(store_path) as s:
+        os.remove(s.shard_path(0))
+        with pytest.raises(CorruptClipError, match="missing"):
+            s.read(0)
+
+
+def _snapshot(path):
+    with FrameStore(path) as s:
+        return (s.index.tolist(), s.label_matrix().tolist(), s.failed, {k: {p: v.tolist() for p, v in d.items()}
+                for k, d in s.splits.items()}, [s.read(i) for i in range(len(s))])
+
+
+def test_random_byte_flips_anywhere_in_a_store_are_caught_or_harmless(store_path):
+    """40 flips at random offsets of the store's files (index and shards): each either raises StoreError (a
+    damaged clip: CorruptClipError naming it) or changes nothing a reader sees; never a silent change."""
+    clean = _snapshot(store_path)
+    with FrameStore(store_path) as s:
+        files = [str(store_path)] + [s.shard_path(i) for i in range(len(s))]
+    sizes = [os.path.getsize(f) for f in files]
+    rng = np.random.default_rng(40)
+    caught = 0
+    for k in range(40):
+        j = int(rng.choice(len(files), p=np.array(sizes) / sum(sizes)))
+        offset = int(rng.integers(0, sizes[j]))
+        _flip(files[j], offset)
+        try:
+            got = _snapshot(store_path)
+        except StoreError:
+            caught += 1
+        else:
+            assert all(np.array_equal(a, b) for a, b in zip(got[4], clean[4])) and got[:4] == clean[:4], \
+                (files[j], offset)
+        finally:
+            _flip(files[j], offset)  # the same xor restores the byte
+    assert caught >= 2  # many bytes of a store matter (the rest: HDF5 padding, unused header space)
+    assert _snapshot(store_path)[:4] == clean[:4]

@@ -52,6 +52,7 @@ def grid_file(tmp_path):
     """Write a grid (dict) with the fake experiment as command; returns a function making the file."""
     fake = tmp_path / "fake_experiment.py"
     fake.write_text(FAKE)
+    (tmp_path / "s.h5").write_bytes(b"")  # the store the grid names exists (the fake experiment never reads it)
 
     def make(**overrides):
         grid = {"dataset": "toy", "model": ["gru", "lstm"], "fold": [0, 1], "data": {"toy": str(tmp_path / "s.h5")},
@@ -199,6 +200,20 @@ def test_missing_grid_file_via_cli(tmp_path):
     proc = sweep(tmp_path / "nope.json")
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "cannot read grid" in proc.stderr
+
+
+def test_grid_by_name_and_a_missing_store_warned_or_refused(tmp_path, grid_file):
+    """A shipped grid found by name from another directory; its store does not exist there: SLURM writes the
+    script with a warning, a local sweep refuses before running anything."""
+    proc = subprocess.run([PY, "-m", "experiments.sweep", "ucf11_paper", "--backend", "slurm", "--runs-dir",
+                           tmp_path / "runs"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])))
+    assert proc.returncode == 0 and "25 runs" in proc.stdout, proc.stderr
+    assert proc.stderr.strip() == "sweep: warning: no store at data/ucf11.h5 yet (the runs need it where they start)"
+    path = grid_file(data={"toy": str(tmp_path / "none.h5")})
+    proc = sweep(path, "--backend", "local", "--runs-dir", tmp_path / "local")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "no store at" in proc.stderr
+    assert not (tmp_path / "local").exists()
 
 
 def test_shipped_paper_grid_expands_to_25_runs(tmp_path):

@@ -75,13 +75,13 @@ def test_cached_counts_equal_the_models_and_tables_need_no_tensorflow():
 
 
 def write_run(root, name, dataset, model, fold, score, seconds, protocol="paper", metric="accuracy", params=3232,
-              store=None):
+              store=None, config=None):
     d = root / name
     d.mkdir(parents=True)
     metrics = {"dataset": dataset, "model": model, "fold": fold, "protocol": protocol, metric: score,
                "epoch_seconds": seconds, "params_input_to_hidden": params, "params_total": 204203,
                "epochs": len(seconds), "split": f"{protocol} fold {fold}"}
-    (d / "config.json").write_text(json.dumps({"store": {"path": store}} if store else {}))
+    (d / "config.json").write_text(json.dumps(config or ({"store": {"path": store}} if store else {})))
     (d / "metrics.json").write_text(json.dumps(metrics))
     return d
 
@@ -132,8 +132,67 @@ def test_runs_of_several_folds_show_mean_std_and_not_run(tmp_path, capsys):
     assert "tsn_resnet50" in md and "reports no numbers" in md
 
 
+def test_synthetic_runs_only_in_their_marked_table_and_every_format_in_one(tmp_path, capsys):
+    """A demo run (--demo, as config.json records it), a run on a store flagged synthetic and a real-data run in one
+    runs/: only the real one stands in the paper's row; a tr GRU run reaches the formats' table."""
+    runs = tmp_path / "runs"
+    write_run(runs, "real", "ucf11", "tt_gru", 0, 0.61, [9.0], store="/data/ucf11.h5")
+    write_run(runs, "demo", "ucf11", "tt_gru", 0, 0.955, [8.8],
+              config={"args": {"demo": True}, "store": {"path": "/cache/ucf11-v2.h5", "attrs": {}}})
+    write_run(runs, "flagged", "celebfaces", "tt_gru", 0, 0.5, [3.0],
+              config={"args": {"demo": False}, "store": {"path": "/tmp/s.h5", "attrs": {"synthetic": True}}})
+    write_run(runs, "tr", "ucf11", "tr_gru", 0, 0.58, [4.0], params=3300, store="/data/ucf11.h5")
+    code, out = cli(capsys, runs, "--json")
+    report = json.loads(out)
+    tt_gru = [r["runs"] for d in report["datasets"] for r in d["rows"] if r["model"] == "tt_gru" and r["runs"]]
+    assert [(s["mean"], s["store"]) for s in tt_gru] == [(0.61, "/data/ucf11.h5")]
+    assert sorted((e["dataset"], e["runs"]["mean"]) for e in report["synthetic_runs"]) == [("celebfaces", 0.5),
+                                                                                           ("ucf11", 0.955)]
+    assert [(e["model"], e["runs"]["mean"]) for e in report["formats"]] == [("tr_gru", 0.58)]
+    code, md = cli(capsys, runs)
+    synthetic = md[md.index("## SYNTHETIC DATA"):]
+    assert "0.955" in synthetic and "0.955" not in md[:md.index("## SYNTHETIC DATA")]
+    assert "tr_gru" in md[md.index("## Other kernel formats"):md.index("## SYNTHETIC DATA")]
+
+
 def test_missing_run_directory_is_a_one_line_error(tmp_path):
     res = run_cli("experiments.tables", tmp_path / "nope")
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "no such run directory" in res.stderr
     assert res.stdout == ""
+
+
+def test_stores_of_generated_videos_are_flagged_synthetic_and_others_not(tmp_path):
+    from preprocess import ucf11
+    from preprocess.synthetic import MARKER, make_dataset
+    from ttrnn.store import FrameStore
+    tree = make_dataset(tmp_path / "UCF11", classes=2, groups=1, clips_per_group=1, frames=4, size=(32, 24))
+    assert ucf11.build_store(tree, tmp_path / "generated.h5", size=(32, 24), progress=False)["status"] == 0
+    os.remove(os.path.join(tree, MARKER))                # the same videos, as if they were real ones
+    assert ucf11.build_store(tree, tmp_path / "real.h5", size=(32, 24), progress=False)["status"] == 0
+    with FrameStore(tmp_path / "generated.h5") as generated, FrameStore(tmp_path / "real.h5") as real:
+        assert generated.attrs["synthetic"] is True and "synthetic" not in real.attrs
+
+
+def test_runs_without_finite_metrics_are_skipped_and_named(tmp_path, capsys):
+    """A diverged run's metrics.json (NaN accuracy as older trainers wrote it, an infinite or null test loss) is no
+    result: not listed, named in a warning; the finite run of the same fold it would have hidden as an "older
+    duplicate" is the one listed."""
+    runs = tmp_path / "runs"
+    finite = write_run(runs, "ucf11-tt_gru-lr1e6", "ucf11", "tt_gru", 0, 0.25, [5.0])
+    past = time.time() - 100
+    os.utime(finite / "metrics.json", (past, past))
+    nan = write_run(runs, "ucf11-tt_gru-lr1e30", "ucf11", "tt_gru", 0, float("nan"), [5.0])
+    inf = write_run(runs, "ucf11-tt_gru-inf", "ucf11", "tt_gru", 1, 0.5, [5.0])
+    metrics = json.loads((inf / "metrics.json").read_text())
+    (inf / "metrics.json").write_text(json.dumps({**metrics, "test_loss": float("inf")}))
+    null = write_run(runs / "h2", "hollywood2-tt_lstm", "hollywood2", "tt_lstm", 0, None, [7.0], metric="map")
+    code, out = cli(capsys, runs, "--json")
+    report = json.loads(out)
+    row = next(r for r in report["datasets"][0]["rows"] if r["model"] == "tt_gru")["runs"]
+    assert code == 0 and row["n"] == 1 and row["mean"] == 0.25 and row["duplicates"] == 0
+    assert row["run_dirs"] == [str(finite)] and report["num_runs"] == 1
+    skipped = [w for w in report["warnings"] if w.startswith("skipped")]
+    assert sorted(skipped) == sorted([f"skipped {nan}: non-finite accuracy (a diverged run, not a result)",
+                                      f"skipped {inf}: non-finite test_loss (a diverged run, not a result)",
+                                      f"skipped {null}: non-finite map (a diverged run, not a result)"])

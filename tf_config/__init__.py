@@ -1,15 +1,15 @@
-"""Run-time configuration applied first by every CLI: thread settings (``tf_config.threads``) and the
-distribution strategy / cluster (``tf_config.cluster``). Imports nothing of the project; TensorFlow is imported
+"""Run-time configuration applied first by every CLI: allocator settings (``tf_config.memory``), thread settings
+(``tf_config.threads``) and the distribution strategy / cluster (``tf_config.cluster``). Imports nothing of the project; TensorFlow is imported
 only when a function needs it, so ``import tf_config`` is cheap and safe before thread settings are applied.
 """
 
 _EXPORTS = {
+    "memory": ("add_memory_args", "apply_memory", "MemoryConfigError"),
     "threads": ("add_thread_args", "apply_threads", "resolve_threads", "current_threads", "load_preset",
                 "known_presets", "physical_cores", "logical_cores", "ThreadConfigError",
                 "ThreadsAlreadyInitializedError"),
     "cluster": ("add_cluster_args", "make_strategy", "ClusterInfo", "ClusterConfigError", "read_cluster",
-                "shard_indices", "per_replica_batch", "per_worker_batch", "make_train_step", "make_predict_step",
-                "agree_on_int"),
+                "shard_indices", "per_replica_batch", "per_worker_batch", "agree_on_int"),
 }
 __all__ = [name for names in _EXPORTS.values() for name in names]
 

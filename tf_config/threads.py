@@ -197,7 +197,9 @@ def _main(argv=None):
     """``python -m tf_config.threads [flags]``: apply the flags and print the effective settings as JSON."""
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m tf_config.threads", description=_main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tf_config.threads", description=_main.__doc__,
+                                     allow_abbrev=False)
+    parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")  # one line, as every CLI
     add_thread_args(parser)
     args = parser.parse_args(argv)
     try:

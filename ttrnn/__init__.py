@@ -8,7 +8,7 @@ workers never start TensorFlow.
 import importlib
 
 _LAYERS = {
-    "TTDense": "ttrnn.layers",
+    **{f"{fmt}Dense": "ttrnn.layers" for fmt in ("TT", "TR", "BT", "CP", "HT")},
     "TTSimpleRNN": "ttrnn.recurrent",
     "TTGRU": "ttrnn.recurrent",
     "TTLSTM": "ttrnn.recurrent",
@@ -18,8 +18,8 @@ _LAYERS = {
     "tensorize": "ttrnn.tensorizing",
     "tensorize_model": "ttrnn.tensorizing",
 }
-_SUBMODULES = ("tt", "formats", "layers", "recurrent", "activations", "store", "data", "models", "baselines",
-               "pixels", "splits", "sampling", "saving", "decompose", "tensorizing")
+_SUBMODULES = ("tt", "formats", "kernel", "cells", "layers", "recurrent", "activations", "store", "data", "models",
+               "baselines", "pixels", "splits", "sampling", "saving", "decompose", "tensorizing")
 
 __all__ = list(_LAYERS)
 

@@ -11,6 +11,8 @@ Frames stay uint8 all the way to the model, which casts and scales them itself (
 import collections
 import multiprocessing
 import os
+import signal
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,11 +82,32 @@ def plan_clip(spec, row, length, training, rng, height=None, width=None):
 
 # --- worker processes -------------------------------------------------------------------------------------------
 _WORKER_STORE = None
+_WORKER_ERROR = None   # why this worker could not open the store (one line), or None
+
+
+class ReaderError(RuntimeError):
+    """The readers cannot start: the store cannot be opened in a reader process (or in this one). One line."""
 
 
 def _worker_init(path):
-    global _WORKER_STORE
-    _WORKER_STORE = FrameStore(path)  # opened lazily inside this process
+    """Open the store in this worker. A failure is kept as the worker's reason, not raised: multiprocessing
+    restarts a worker whose initializer raises, forever (a missing store printed hundreds of tracebacks).
+    Ctrl-C goes to the whole process group; the parent handles it and ends the workers, so they ignore it."""
+    global _WORKER_STORE, _WORKER_ERROR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _WORKER_STORE = FrameStore(path)
+    except Exception as exc:  # noqa: BLE001 (any reason is reported, as one line, by `ReaderPool.start`)
+        _WORKER_ERROR = _cannot_open(path, exc)
+
+
+def _cannot_open(path, exc):
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"the readers cannot open the store {path}: {reason}"
+
+
+def _worker_ready(_):
+    return _WORKER_ERROR
 
 
 def read_plan(store, plan):
@@ -100,6 +123,8 @@ def read_plan(store, plan):
 
 
 def _worker_read(plan):
+    if _WORKER_ERROR:
+        raise ReaderError(_WORKER_ERROR)
     return read_plan(_WORKER_STORE, plan)
 
 
@@ -115,13 +140,28 @@ class ReaderPool:
         self.workers = int(workers)
         self._pool = None
         self._local = None
+        # batch arrays reused by every feed that reads through this pool (a run's training and evaluation feeds
+        # take turns, so they share one set of buffers instead of holding one each)
+        self.buffers = BatchBuffers()
 
-    def _ensure(self):
+    def start(self):
+        """Open the store here (workers=0) or start the workers and wait until each has opened it; a store that
+        cannot be opened is a ReaderError with the reason, at once. Idempotent; the first read calls it too."""
         if self.workers > 0 and self._pool is None:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(self.path,))
+            errors = [e for e in self._pool.map(_worker_ready, range(self.workers), chunksize=1) if e]
+            if errors:
+                self.close()
+                raise ReaderError(errors[0])
         if self.workers == 0 and self._local is None:
-            self._local = FrameStore(self.path)
+            try:
+                self._local = FrameStore(self.path)
+            except Exception as exc:  # noqa: BLE001 (h5py, store and OS errors alike: one line)
+                raise ReaderError(_cannot_open(self.path, exc)) from None
+        return self
+
+    _ensure = start
 
     def imap(self, plans, window):
         """Yield the frames of each plan in order; at most `window` reads outstanding."""
@@ -169,6 +209,72 @@ class ReaderPool:
         self.close()
 
 
+# --- page-cache hints -------------------------------------------------------------------------------------------
+class CacheHints:
+    """`posix_fadvise` hints on the store's files, issued by one background thread (a hint can block while the
+    kernel queues the reads, and the reader must not wait for it):
+
+    - `will_need(extents)`: the clips of the batches after the one being read, so the kernel reads them in large
+      requests while the step runs and the reader then copies from memory;
+    - `done(extents)`: clips already read, dropped from the page cache (`DONTNEED`) when `drop` is set, i.e.
+      when the store is larger than memory: the page cache then never fills with clips that are not read again
+      this epoch, and the kernel spends no time reclaiming them (nor evicts other files for them).
+
+    `extents` are (file, offset, nbytes) triples (`FrameStore.clip_extent`); None entries are skipped. Where the
+    platform has no `posix_fadvise` the hints are no-ops; a failing hint is ignored (it is only a hint).
+    """
+
+    def __init__(self, drop):
+        import queue
+        import threading
+
+        self.drop = bool(drop)
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="ttrnn-cache-hints", daemon=True)
+        self._thread.start()
+
+    def will_need(self, extents):
+        self._queue.put((getattr(os, "POSIX_FADV_WILLNEED", None), extents))
+
+    def done(self, extents):
+        if self.drop:
+            self._queue.put((getattr(os, "POSIX_FADV_DONTNEED", None), extents))
+
+    def _run(self):
+        while True:
+            advice, extents = self._queue.get()
+            if extents is None:
+                return
+            for extent in extents:
+                if extent is None or advice is None or not hasattr(os, "posix_fadvise"):
+                    continue
+                try:
+                    fd = os.open(extent[0], os.O_RDONLY)
+                    try:
+                        os.posix_fadvise(fd, extent[1], extent[2], advice)
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    pass
+
+    def close(self):
+        self._queue.put((None, None))
+        self._thread.join()
+
+
+def store_exceeds_memory(store, fraction=0.5):
+    """True when the store's files (`FrameStore.nbytes`) are larger than `fraction` of the memory the kernel
+    reports available (/proc/meminfo MemAvailable): then clips read once per epoch are not worth keeping in the
+    page cache."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        available = int(info["MemAvailable"].split()[0]) * 1024
+        return store.nbytes() > fraction * available
+    except (OSError, KeyError, ValueError):
+        return False
+
+
 # --- batching ---------------------------------------------------------------------------------------------------
 def plan_batches(lengths, batch_size, shuffle, rng, bucket=True):
     """Group positions 0..len(lengths)-1 into batches.
@@ -204,8 +310,15 @@ class BatchFeed:
     Targets are one-hot (single-label stores) or multi-hot (Hollywood2).
     """
 
-    def __init__(self, store, rows, spec, batch_size, training, seed=0, reader=None, bucket=True, window=None):
+    def __init__(self, store, rows, spec, batch_size, training, seed=0, reader=None, bucket=True, window=None,
+                 streaming=True, read_ahead=2):
         self.store = store
+        # streaming (the default): batch arrays reused (`BatchBuffers`) and page-cache hints (`CacheHints`) for
+        # the clips of the next `read_ahead` batches; False: a fresh array per batch and no hints, the reader as
+        # it was before issue 22 (kept for A/B measurements: experiments.bench epoch)
+        self.streaming = bool(streaming)
+        self.read_ahead = int(read_ahead)
+
         self.rows = np.asarray(rows, dtype=np.int64)
         self.spec = spec
         self.batch_size = int(batch_size)
@@ -257,10 +370,24 @@ class BatchFeed:
         # halved the batch assembly time in experiments.bench's store layout); else through the reader's imap.
         direct = reader.workers == 0 and self.spec.mode == "sequence"
         frames = None if direct else reader.imap(flat, self.window)
+        hints = extents = None
+        buffers = reader.buffers
+        if self.streaming:
+            # new buffers sized for the largest batch of the feeds using them: any batch then fits any buffer
+            buffers.capacity = max(buffers.capacity, self.max_batch_bytes())
+            hints, extents = CacheHints(drop=store_exceeds_memory(self.store)), {}
+            for k in range(min(self.read_ahead, len(plan))):
+                extents[k] = [self._extent(clip) for clip in plan[k][1]]
+                hints.will_need(extents[k])
         try:
-            for positions, clips in plan:
+            for k, (positions, clips) in enumerate(plan):
                 t = self.batch_length(positions)
-                x = aligned_empty((len(clips), t) + self.frame_shape())
+                ahead = k + self.read_ahead
+                if hints is not None and ahead < len(plan):
+                    extents[ahead] = [self._extent(clip) for clip in plan[ahead][1]]
+                    hints.will_need(extents[ahead])
+                shape = (len(clips), t) + self.frame_shape()
+                x = buffers.take(shape) if self.streaming else aligned_empty(shape)
                 for b, clip in enumerate(clips):
                     if direct:
                         n = reader.read_into(clip, x[b])
@@ -269,12 +396,31 @@ class BatchFeed:
                         n = len(frames_b)
                         x[b, t - n:] = frames_b
                     x[b, :t - n] = 0                # pre-padding: real frames at the end, as the original
+                if hints is not None:
+                    hints.done(extents.pop(k))
                 yield x, self.targets[positions]
+                del x                               # the pool may reuse the array once tf.data lets it go
         finally:
+            if hints is not None:
+                hints.close()
             if frames is not None:
                 frames.close()
             if self.reader is None:
                 reader.close()
+
+    def max_batch_bytes(self):
+        """Bytes of this feed's largest possible batch: batch size x the longest batch length x one frame."""
+        if self.spec.mode == "sequence":
+            longest = padded_length(self.lengths, self.spec) if len(self.lengths) else 0
+        else:
+            longest = self.spec.num_frames
+        return min(self.batch_size, len(self.rows)) * longest * int(np.prod(self.frame_shape()))
+
+    def _extent(self, clip):
+        """The store span a ClipPlan reads (hints only; explicit frame lists and crops hint the whole clip)."""
+        if clip.frames is None:
+            return self.store.clip_extent(clip.row, clip.max_len, clip.frame_skip)
+        return self.store.clip_extent(clip.row)
 
     def padding_waste(self):
         """Padded frames / real frames over one epoch of this feed's batching (sequence mode)."""
@@ -298,6 +444,44 @@ class BatchFeed:
         # ~20.5, 41 or 82 s whatever their work (measured on the demo).
         options.autotune.enabled = False
         return ds.prefetch(1).with_options(options)
+
+
+class BatchBuffers:
+    """Batch arrays reused across batches: `take(shape)` returns a 64-byte aligned uint8 array of that shape,
+    carved from a buffer that nothing outside this pool references any more, or from a new one.
+
+    Why: a fresh batch of long clips (hundreds of MB) is faulted in page by page, and every page is zeroed by the
+    kernel first; freed, it goes back to the kernel (munmap) and the next batch faults it in again. Reusing the
+    pages removed that from the epoch (docs/performance.md). Safe by construction: tf.data's generator keeps the
+    array it takes without a copy referenced for as long as the tensor lives, and a caller that keeps batches
+    (``list(feed.batches())``) keeps them referenced too, so a buffer is reused only once every view of it is
+    gone (its reference count is back to the pool's own). `capacity` (bytes, optional) sizes new buffers so that
+    any batch of the feed fits; at most `keep` idle buffers are kept.
+    """
+
+    def __init__(self, capacity=0, keep=4, align=64):
+        self.capacity, self.keep, self.align = int(capacity), int(keep), int(align)
+        self._buffers = []          # raw uint8 owners; the views handed out reference them
+        self.allocated = 0          # buffers made (a measure of reuse: batches taken / buffers made)
+
+    def take(self, shape):
+        need = int(np.prod(shape))
+        idle = [raw for raw in self._buffers if sys.getrefcount(raw) == 3]   # list + loop variable + argument
+        drop = {id(raw) for raw in sorted(idle, key=len, reverse=True)[self.keep:]}   # idle beyond `keep`:
+        self._buffers = [raw for raw in self._buffers if id(raw) not in drop]          # the smallest go
+        del idle
+        for raw in self._buffers:
+            # 3 = this list + `raw` (the loop variable) + getrefcount's own argument: no view alive
+            if sys.getrefcount(raw) == 3 and raw.size - self.align >= need:
+                return self._view(raw, need, shape)
+        raw = np.empty(max(need, self.capacity) + self.align, np.uint8)
+        self._buffers.append(raw)
+        self.allocated += 1
+        return self._view(raw, need, shape)
+
+    def _view(self, raw, need, shape):
+        offset = (-raw.ctypes.data) % self.align
+        return raw[offset:offset + need].reshape(shape)
 
 
 def aligned_empty(shape, dtype=np.uint8, align=64):

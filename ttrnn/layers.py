@@ -1,19 +1,21 @@
-"""`TTDense`: a fully connected layer whose `(prod n, prod m)` kernel is a TT-matrix."""
+"""Dense layers `y = activation(x @ W + b)` whose `(prod n, prod m)` kernel is stored in a factorized format:
+`TTDense` (TT-matrix, the TT-MLP's layer) and `TRDense`, `BTDense`, `CPDense`, `HTDense` (`ttrnn.formats`)."""
 
 import math
 
 import keras
 from keras import ops
 
-from ttrnn import tt
+from ttrnn import formats, tt
+from ttrnn.formats.common import is_float
+from ttrnn.kernel import FormatArguments, Kernel, TTArguments
+from ttrnn.layer_docs import dense_doc
 
 
 def add_kernel_weights(layer, fmt, initializer, regularizer, constraint):
-    """Create the variables of a kernel format (`ttrnn.formats`) on `layer`, in the format's order; return them."""
-    inits = fmt.initializers(initializer)
-    return [layer.add_weight(shape=shape, name=name, initializer=init, regularizer=regularizer,
-                             constraint=constraint)
-            for (name, shape), init in zip(fmt.weight_shapes(), inits)]
+    """Create the variables of a kernel format (`ttrnn.formats`) on `layer`, in the format's order; return them
+    (`Kernel(fmt).build`)."""
+    return Kernel(fmt).build(layer, initializer, regularizer, constraint)
 
 
 def add_tt_cores(layer, n, m, r, initializer, regularizer, constraint):
@@ -27,28 +29,21 @@ def cast_input(x, dtype):
     return x if x.dtype == dtype else ops.cast(x, dtype)
 
 
-@keras.saving.register_keras_serializable(package="ttrnn")
-class TTDense(keras.layers.Layer):
-    """Dense layer `y = activation(x @ W + b)` with `W = full(cores)` stored as TT cores.
+class _Dense(keras.layers.Layer):
+    """A Dense layer over a `Kernel` of format `FORMAT`; the public classes (`_register`) add the format's
+    constructor arguments (`ttrnn.kernel.TTArguments` / `FormatArguments`)."""
 
-    Args:
-        tt_input_shape: input modes `n`, `prod(n)` must equal the last input dimension.
-        tt_output_shape: output modes `m`; the layer has `prod(m)` units.
-        tt_ranks: `d + 1` ranks with `r_0 = r_d = 1`.
-        kernel_initializer: for the cores; default `TTGlorotNormal` (the dense equivalent has Glorot variance).
-            A plain Keras initializer is applied to each 4-D core separately.
-        kernel_regularizer / kernel_constraint: applied to each core.
-    Input `(..., prod n)` float or uint8 (cast inside); output `(..., prod m)`.
-    """
+    FORMAT = None
 
-    def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, activation=None, use_bias=True,
+    def __init__(self, input_modes, output_modes, ranks=None, blocks=None, activation=None, use_bias=True,
                  kernel_initializer=None, bias_initializer="zeros", kernel_regularizer=None,
                  bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        n, m, r = tt.check_tt_shape(tt_input_shape, tt_output_shape, tt_ranks)
-        self.tt_input_shape, self.tt_output_shape, self.tt_ranks = list(n), list(m), list(r)
-        self.units = math.prod(m)
+        self.kernel = Kernel(formats.make(self.FORMAT, input_modes, output_modes, ranks, blocks))
+        self.kernel_format = self.kernel.format
+        self.kernel_param_count = self.kernel_format.param_count()
+        self.units = math.prod(self.kernel_format.m)
         self.activation = keras.activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer or tt.TTGlorotNormal())
@@ -57,24 +52,20 @@ class TTDense(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.tt_param_count = tt.tt_param_count(n, m, r)
-        self.supports_jit = False     # oneDNN beats XLA's CPU dot on TT contractions (see ttrnn.recurrent)
+        self.supports_jit = False     # oneDNN beats XLA's CPU dot on the contractions (docs/performance.md)
 
     def build(self, input_shape):
-        tt.check_tt_shape(self.tt_input_shape, self.tt_output_shape, self.tt_ranks, input_dim=input_shape[-1])
-        self.tt_cores = add_tt_cores(self, self.tt_input_shape, self.tt_output_shape, self.tt_ranks,
-                                     self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint)
+        self.kernel_format.check_input_dim(input_shape[-1])
+        self.kernel_weights = self.kernel.build(self, self.kernel_initializer, self.kernel_regularizer,
+                                                self.kernel_constraint)
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(shape=(self.units,), name="bias", initializer=self.bias_initializer,
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
-    def full_kernel(self):
-        """Dense equivalent `(prod n, prod m)` of the TT kernel."""
-        return tt.full(self.tt_cores)
-
     def call(self, inputs):
-        y = tt.tt_matmul(cast_input(inputs, self.compute_dtype), self.tt_cores)
+        x = ops.convert_to_tensor(inputs)
+        y = self.kernel.project(cast_input(x, self.compute_dtype) if is_float(x) else x, bounded=False)
         if self.use_bias:
             y = y + self.bias
         return self.activation(y) if self.activation is not None else y
@@ -84,10 +75,8 @@ class TTDense(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        config.update(self._format_config())
         config.update({
-            "tt_input_shape": self.tt_input_shape,
-            "tt_output_shape": self.tt_output_shape,
-            "tt_ranks": self.tt_ranks,
             "activation": keras.activations.serialize(self.activation),
             "use_bias": self.use_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
@@ -99,3 +88,15 @@ class TTDense(keras.layers.Layer):
             "bias_constraint": keras.constraints.serialize(self.bias_constraint),
         })
         return config
+
+
+def _register(fmt):
+    name = f"{fmt.upper()}Dense"
+    body = {"FORMAT": fmt, "__module__": __name__, "__qualname__": name, "__doc__": dense_doc(name, fmt)}
+    cls = type(name, (TTArguments if fmt == "tt" else FormatArguments, _Dense), body)
+    return keras.saving.register_keras_serializable(package="ttrnn")(cls)
+
+
+LAYERS = [_register(fmt) for fmt in formats.FORMATS]
+globals().update({cls.__name__: cls for cls in LAYERS})
+__all__ = [cls.__name__ for cls in LAYERS]

@@ -8,32 +8,14 @@ import math
 
 import keras
 
+from ttrnn.formats import FORMATS
+from ttrnn.paper_shapes import MLP_FRAMES, PAPER_SHAPES, check_frame_shape  # noqa: F401 (re-exported)
 from ttrnn.pixels import PixelScaling
 
 L2_ALPHA = 1e-2  # the original: Dense(..., kernel_regularizer=l2(1e-2)) on the classifier
-
-# The paper's TT shapes per dataset. Input modes factor H*W*3 of the stored frame; hidden 4x4x4x4 = 256 units;
-# ranks 4. TT-MLP shapes are published nowhere: we fold the 6 frames into the first input mode (design notes).
-PAPER_SHAPES = {
-    "ucf11": dict(frame_size=(160, 120), tt_input_shape=(8, 20, 20, 18), tt_output_shape=(4, 4, 4, 4),
-                  tt_ranks=(1, 4, 4, 4, 1), units=256, mlp_input_shape=(48, 20, 20, 18)),
-    "hollywood2": dict(frame_size=(234, 100), tt_input_shape=(10, 18, 13, 30), tt_output_shape=(4, 4, 4, 4),
-                       tt_ranks=(1, 4, 4, 4, 1), units=256, mlp_input_shape=(60, 18, 13, 30)),
-    "celebfaces": dict(frame_size=(160, 120), tt_input_shape=(4, 20, 20, 36), tt_output_shape=(4, 4, 4, 4),
-                       tt_ranks=(1, 4, 4, 4, 1), units=225, mlp_input_shape=(24, 20, 20, 36)),
-}
-MLP_FRAMES = 6
 MLP_HIDDEN_SHAPE = (4, 4, 4, 4)  # 256 hidden units
 RNN_MODELS = ("gru", "lstm")
 MODELS = ("gru", "lstm", "mlp")
-
-
-def check_frame_shape(frame_shape, tt_input_shape, frames=1):
-    """ValueError unless H*W*C (times `frames`) equals the product of the TT input modes."""
-    dim = frames * math.prod(frame_shape)
-    if dim != math.prod(tt_input_shape):
-        raise ValueError(f"frames of shape {tuple(frame_shape)} flatten to {dim} values but the TT input modes "
-                         f"{tuple(tt_input_shape)} multiply to {math.prod(tt_input_shape)}")
 
 
 def _head(h, num_classes, multilabel):
@@ -41,7 +23,7 @@ def _head(h, num_classes, multilabel):
                               kernel_regularizer=keras.regularizers.L2(L2_ALPHA), name="classifier")(h)
 
 
-DECOMPOSITIONS = ("tt", "tr", "bt", "cp", "ht")
+DECOMPOSITIONS = tuple(FORMATS)   # the kernel formats' names, as ttrnn.formats defines them
 
 
 def tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks=None, ranks=None, blocks=None,

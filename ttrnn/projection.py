@@ -18,7 +18,7 @@ TensorFlow only (while loop, tf.custom_gradient); `keras.ops` has no loop with a
 
 import tensorflow as tf
 
-from ttrnn import tt
+from ttrnn.formats.common import cast_affine
 
 
 def project_in_blocks(x, mat, rest, params, scale=None, shift=None, block_steps=4, compute_dtype=None,
@@ -44,7 +44,7 @@ def project_in_blocks(x, mat, rest, params, scale=None, shift=None, block_steps=
 
     def frames_f(i):                                          # float rows of block i: (rows, k)
         t0, t1 = bounds(i)
-        return tf.reshape(tt._cast_affine(x[:, t0:t1], dtype, sc, sh), (-1, k))
+        return tf.reshape(cast_affine(x[:, t0:t1], dtype, sc, sh), (-1, k))
 
     def first(i, m):
         return tf.cast(tf.matmul(frames_f(i), tf.cast(m, dtype)), out_dtype)

@@ -1,35 +1,56 @@
-"""One HDF5 frame store for video clips: the schema, its writer (used by `preprocess/`) and its reader.
+"""One frame store for video clips: the schema, its writer (used by `preprocess/`) and its reader.
 
-Layout of a store file (schema version 1)::
+Layout of a store `OUT` (schema version 2)::
 
-    /                 attrs: ttrnn_store=1 (schema version), created, params_json: dataset, width, height,
-                             frame_skip, fps (target or null), compression, classes, multilabel, schema_version
-    /clips/<clip_id>  uint8 (T, H, W, 3) RGB, chunked a few frames per chunk, lzf / gzip / no compression
-    /index            compound rows, one per *finished* clip (the commit marker), in write order
-    /failed           vlen str (N, 2): source, reason of clips that could not be decoded
-    /splits/<name>/{train,test}   vlen str clip ids (store-provided splits, e.g. Hollywood2's standard split)
+    OUT               HDF5 index file, never modified in place: each commit writes a complete new one under a
+                      unique temporary name, fsyncs it and renames it over OUT (atomic on POSIX).
+                      attrs: ttrnn_store=2, created, uid (random id of this store), params_json: dataset, width,
+                             height, frame_skip, fps, codec, quality, classes, multilabel, schema_version (+ extras)
+        /index        compound rows, one per committed clip (clip_id, class_name, label, group, length, source,
+                      fps, labels, shard)
+        /failed       vlen str (N, 2): source, reason of clips that could not be decoded
+        /splits/<name>/{train,test}   vlen str clip ids
+    OUT.clips/        one shard file per clip, written whole by a worker under `.tmp-<unique>.h5`, fsynced and
+                      renamed to `c-<unique>.h5`: a shard either exists complete or not at all. Its attrs repeat
+                      the clip's index row (`meta_json`) and the store's uid, so a kill between a shard's rename
+                      and the next index commit loses nothing: the next writer adopts intact shards of this store.
+        c-*.h5        codec raw: `frames` uint8 (T, H, W, 3), contiguous (one read straight into a batch row);
+                      lzf / gzip: `frames` chunked a few frames per chunk with that HDF5 filter;
+                      jpeg: `bytes` uint8 (N,) the frames' JPEG files back to back, `offsets` int64 (T + 1,).
+                      `crc` uint32 (T,): CRC-32 of each frame as stored (raw frame bytes, or its JPEG bytes),
+                      checked on every read.
+    OUT.clips/.lock   the writer lock (flock; released by the kernel when the writer dies, even by SIGKILL)
 
-A clip counts as stored only once its row is in `/index`. The writer writes the clip dataset (or copies it,
-already compressed, from a worker's part file), appends the index row and flushes, so a SIGKILL leaves the file as of the last flush (no half clip, no clip twice); a
-clip dataset without an index row (left over from a kill) is deleted when the store is next opened for
-writing. Files are created with HDF5's file-space strategy "none", so freed space is never reused and new
-data never overwrites anything the last flushed state refers to.
+Why this design (and not HDF5's in-place flushes of schema 1): a flush of HDF5 metadata is not atomic, so a
+SIGKILL or a full disk in the middle of one damaged whole stores. Here nothing a reader can see is ever
+written to: shards are immutable once named, the index is replaced whole. Schema-1 stores (one HDF5 file,
+clips under /clips) are still read; writing into them is refused (transcode or rebuild them).
 
 This module must not import TensorFlow or Keras (preprocessing workers stay light).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import io
 import json
 import os
 import time
+import uuid
+import zlib
+from collections import OrderedDict
 
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
-COMPRESSIONS = ("lzf", "gzip", "none")
+SCHEMA_VERSION = 2
+CODECS = ("raw", "jpeg", "lzf", "gzip")
+COMPRESSIONS = ("lzf", "gzip", "none")  # schema-1 names; "none" is codec raw
+DEFAULT_QUALITY = 95
 FRAMES_PER_CHUNK = 4
+SHARD_SUFFIX = ".clips"
+OPEN_SHARDS = 8  # reader's cache of open shard files per process (each holds HDF5 caches: RSS)
 
 # Fields of `FrameStore.index` (strings are decoded to numpy unicode in the reader).
 INDEX_FIELDS = ("clip_id", "class_name", "label", "group", "length", "source", "fps")
@@ -39,12 +60,36 @@ class StoreError(ValueError):
     """A store file is missing, is not a ttrnn store, or does not match the requested parameters."""
 
 
+class CorruptClipError(StoreError):
+    """A stored clip fails its checksum or cannot be read; the message names the clip and the store."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing this store."""
+
+
+class DiskFullError(StoreError):
+    """The store's file system ran out of space; the message names it and the bytes needed."""
+
+
+def is_disk_full(exc):
+    """True for an OSError (h5py or os) caused by ENOSPC/EDQUOT."""
+    if not isinstance(exc, OSError):
+        return False
+    text = str(exc)
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "errno = 28" in text or "No space left" in text
+
+
+def shard_dir(path):
+    return os.fspath(path) + SHARD_SUFFIX
+
+
 def _file_index_dtype(num_classes):
     """HDF5 compound dtype of one `/index` row; `labels` is the multi-hot label vector (C,)."""
     s = h5py.string_dtype("utf-8")
     return np.dtype([
         ("clip_id", s), ("class_name", s), ("label", "<i4"), ("group", s), ("length", "<i8"),
-        ("source", s), ("fps", "<f8"), ("labels", "u1", (max(1, num_classes),)),
+        ("source", s), ("fps", "<f8"), ("labels", "u1", (max(1, num_classes),)), ("shard", s),
     ])
 
 
@@ -59,183 +104,528 @@ def _json_default(o):
 
 
 def store_params(dataset, width, height, frame_skip=1, fps=None, compression="none", classes=(),
-                 multilabel=False, **extra):
-    """The parameter dict that identifies a store: a re-run with different parameters is refused."""
-    if compression not in COMPRESSIONS:
-        raise StoreError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+                 multilabel=False, quality=None, synthetic=False, **extra):
+    """The parameter dict that identifies a store: a re-run with different parameters is refused.
+
+    `synthetic`: the clips are generated (preprocess.synthetic), so results on the store are no dataset's (the key
+    is written only then, so stores made before it existed keep their parameters).
+
+    `compression` is the codec: raw (alias none), jpeg, lzf or gzip; `quality` (1-100, default 95) is JPEG's."""
+    codec = "raw" if compression == "none" else compression
+    if codec not in CODECS:
+        raise StoreError(f"codec must be one of {', '.join(CODECS)}, got {compression!r}")
+    if codec == "jpeg":
+        quality = DEFAULT_QUALITY if quality is None else int(quality)
+        if not 1 <= quality <= 100:
+            raise StoreError(f"--quality must be 1..100, got {quality}")
+    elif quality is not None:
+        raise StoreError(f"--quality applies to --codec jpeg only (codec {codec})")
     p = dict(dataset=str(dataset), width=int(width), height=int(height), frame_skip=int(frame_skip),
-             fps=None if fps is None else float(fps), compression=str(compression),
+             fps=None if fps is None else float(fps), codec=codec, quality=quality,
              classes=[str(c) for c in classes], multilabel=bool(multilabel), schema_version=SCHEMA_VERSION)
-    p.update(extra)
+    p.update({"synthetic": True} if synthetic else {}, **extra)
     return p
 
 
-def write_clip(group, name, frames, compression):
-    """Create dataset `name` in `group` holding uint8 (T, H, W, 3) frames with the store's chunking/compression."""
-    kw = {} if compression == "none" else {"compression": compression}
-    if compression == "gzip":
-        kw["compression_opts"] = 4
-    t, h, w = frames.shape[:3]
-    return group.create_dataset(name, data=frames, chunks=(min(FRAMES_PER_CHUNK, t), h, w, 3), **kw)
+# --- codecs -----------------------------------------------------------------------------------------------------
+def encode_frames(frames, codec, quality=None):
+    """uint8 (T, H, W, 3) RGB -> {dataset name: array} of a shard, with the per-frame `crc`."""
+    frames = np.ascontiguousarray(frames, np.uint8)
+    if codec != "jpeg":
+        return {"frames": frames, "crc": np.array([zlib.crc32(f) for f in frames], np.uint32)}
+    import cv2
+    coded = []
+    for f in frames:
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(f, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise ValueError("JPEG encoding failed")
+        coded.append(buf.reshape(-1))
+    offsets = np.zeros(len(coded) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(c) for c in coded])
+    return {"bytes": np.concatenate(coded), "offsets": offsets,
+            "crc": np.array([zlib.crc32(c) for c in coded], np.uint32)}
 
 
-def write_clip_file(path, frames, compression):
-    """Write one clip to its own small HDF5 file (dataset "frames"): decode workers compress in parallel this
-    way, and the single writer then copies the compressed chunks into the store (`StoreWriter.add_clip_file`)."""
-    with h5py.File(path, "w") as f:
-        write_clip(f, "frames", np.asarray(frames, np.uint8), compression)
+def as_stored(frames, codec, quality=None):
+    """uint8 (T, H, W, 3) frames as a store of `codec` returns them (JPEG: encoded and decoded again; the
+    lossless codecs: unchanged). For inputs that bypass a store, e.g. experiments.predict decoding a video."""
+    if codec != "jpeg":
+        return frames
+    coded = encode_frames(frames, codec, quality or DEFAULT_QUALITY)
+    out = np.empty_like(np.asarray(frames, np.uint8))
+    off = coded["offsets"]
+    for t in range(len(out)):
+        decode_jpeg_into(coded["bytes"][off[t]:off[t + 1]], out[t])
+    return out
+
+
+def corrupt_clip_line(exc):
+    """The one-line message of a CorruptClipError behind `exc` (itself, or named inside the text of an error
+    that carried it across tf.data or a process pool), else None."""
+    if isinstance(exc, CorruptClipError):
+        return str(exc)
+    import re
+    m = re.search(r"CorruptClipError: (clip [^\n]*)", str(exc))
+    return m.group(1).strip() if m else None
+
+
+def decode_jpeg_into(data, out):
+    """Decode one frame's JPEG bytes (uint8 (N,)) into `out` uint8 (H, W, 3) RGB, in place (no copy).
+
+    simplejpeg (libjpeg-turbo, straight to RGB into the given buffer) is the decoder: on 622 real 160x120 frames
+    it decoded 1.13x as many frames per CPU second as cv2.imdecode + cvtColor, with identical output, and needs
+    no intermediate BGR image (`experiments.bench store`, docs/performance.md)."""
+    import simplejpeg
+    data = memoryview(data)
+    try:
+        if simplejpeg.decode_jpeg_header(data)[:2] != out.shape[:2]:  # the buffer takes any fitting image
+            raise ValueError(f"not {out.shape[1]}x{out.shape[0]}")
+        simplejpeg.decode_jpeg(data, colorspace="RGB", buffer=out)
+    except ValueError as e:
+        raise ValueError(f"JPEG frame does not decode to {out.shape}: {e}") from None
+
+
+def _write_datasets(f, arrays, codec):
+    kw = {}
+    if codec in ("lzf", "gzip"):
+        t, h, w = arrays["frames"].shape[:3]
+        kw = dict(chunks=(min(FRAMES_PER_CHUNK, t), h, w, 3), compression=codec)
+        if codec == "gzip":
+            kw["compression_opts"] = 4
+    for name, a in arrays.items():
+        f.create_dataset(name, data=a, **(kw if name == "frames" else {}))
+
+
+def write_shard(directory, frames, meta, params, uid):
+    """Write one clip as a complete shard file in `directory` and publish it by rename; returns its file name.
+
+    `meta`: the clip's index fields (clip_id, class_name, label, group, source, fps, labels or None). Called in
+    the decode workers. On any error (a full disk included) the temporary file is removed and the error raised."""
+    frames = np.asarray(frames)
+    h, w = params["height"], params["width"]
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or len(frames) == 0:
+        raise ValueError(f"clip {meta['clip_id']}: expected uint8 (T>0, {h}, {w}, 3), got {frames.dtype} "
+                         f"{frames.shape}")
+    arrays = encode_frames(frames, params["codec"], params.get("quality"))
+    name = f"c-{uuid.uuid4().hex}.h5"
+    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}.h5")
+    def fill(f):
+        _write_datasets(f, arrays, params["codec"])
+        f.attrs["store_uid"] = uid
+        f.attrs["meta_json"] = json.dumps(dict(meta, length=len(frames)), default=_json_default)
+    try:
+        write_h5_file(tmp, fill)
+        os.rename(tmp, os.path.join(directory, name))
+    except BaseException:
+        _remove(tmp)
+        raise
+    return name
+
+
+def write_h5_file(path, fill):
+    """Create HDF5 file `path` whose content `fill(h5py.File)` makes, built in memory and written with plain
+    writes + fsync. Why: h5py swallows errors of the final flush at close, so an HDF5 file written straight to a
+    full disk can end up "complete" with zeros where its data should be; ordinary writes raise ENOSPC."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        fill(f)
+    with open(path, "xb") as fh:
+        fh.write(buf.getbuffer())
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def verify_crc(clip, frames, crc, store):
+    """Raise CorruptClipError unless each frame's bytes (a sequence of arrays) has its stored CRC-32."""
+    for j, (f, c) in enumerate(zip(frames, crc)):
+        if zlib.crc32(np.ascontiguousarray(f)) != int(c):
+            raise CorruptClipError(f"clip {clip} in {store} is damaged: frame {j} fails its checksum")
+
+
+# --- writing ----------------------------------------------------------------------------------------------------
+class StoreLock:
+    """Exclusive writer lock of a store (flock on OUT.clips/.lock): one writer at a time, whatever the timing."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        d = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(d):
+            raise StoreError(f"output directory does not exist: {d}")
+        try:
+            os.makedirs(shard_dir(self.path), exist_ok=True)
+            self.fd = os.open(os.path.join(shard_dir(self.path), ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise StoreError(f"cannot write {self.path}: {e.strerror or e}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise StoreLockedError(f"{self.path} is being written by another process (writer lock held); "
+                                   f"wait for it to finish") from None
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
 
 
 class StoreWriter:
-    """Single-process writer: `add_clip` stores one whole clip and commits it (index row + flush).
+    """Single-process writer: holds the store's lock, keeps the index in memory and commits it atomically.
 
-    Open it in the one process that writes (the parent), after any worker processes are forked.
+    Clips arrive as shards (`write_shard`, usually in worker processes) and are added with `add_shard`, or
+    whole with `add_clip` (writes the shard here). The index is republished after a clip when that costs at
+    most ~10 % of the time since the last publication, and always at `commit()` / `close()`.
     """
 
     def __init__(self, path, params, overwrite=False):
         self.path = os.fspath(path)
-        self.params = dict(params)
+        self.params = json.loads(json.dumps(dict(params), default=_json_default))
         self.classes = list(self.params["classes"])
         self.multilabel = bool(self.params["multilabel"])
-        exists = os.path.exists(self.path)
-        if exists and not overwrite:
-            self._open_existing()
-        else:
-            d = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(d):
-                raise StoreError(f"output directory does not exist: {d}")
-            tmp = self.path + ".new"
-            try:
-                f = h5py.File(tmp, "w", fs_strategy="none")
-            except OSError as e:
-                raise StoreError(f"cannot write {self.path}: {e}") from None
-            f.attrs["ttrnn_store"] = SCHEMA_VERSION
-            f.attrs["params_json"] = json.dumps(self.params, default=_json_default)
-            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            f.create_group("clips")
-            f.create_group("splits")
-            f.create_dataset("index", shape=(0,), maxshape=(None,), chunks=(256,),
-                             dtype=_file_index_dtype(len(self.classes)))
-            f.create_dataset("failed", shape=(0, 2), maxshape=(None, 2), chunks=(64, 2),
-                             dtype=h5py.string_dtype("utf-8"))
-            f.close()
-            os.replace(tmp, self.path)  # an existing store is replaced only by a complete empty one
-            self.f = h5py.File(self.path, "a")
-        self._done = set(_str(x) for x in self.f["index"].fields("clip_id")[:])
-
-    def _open_existing(self):
+        self.dir = shard_dir(self.path)
+        self.lock = StoreLock(self.path)
+        self._last_publish, self._publish_cost, self._dirty = time.perf_counter(), 0.0, False
         try:
-            f = h5py.File(self.path, "a")
-        except OSError as e:
-            raise StoreError(f"cannot open {self.path} for writing (not an HDF5 file, or unwritable): {e}") from None
-        if "ttrnn_store" not in f.attrs:
-            f.close()
-            raise StoreError(f"{self.path} exists and is not a ttrnn store (use --overwrite to replace it)")
-        old = json.loads(f.attrs["params_json"])
-        if old != json.loads(json.dumps(self.params, default=_json_default)):
-            diff = sorted(k for k in set(old) | set(self.params) if old.get(k) != self.params.get(k))
-            shown = ", ".join(f"{k}: store {old.get(k)!r} vs now {self.params.get(k)!r}" for k in diff if k != "classes")
-            if "classes" in diff:
-                shown = (shown + ", " if shown else "") + "class list differs"
-            f.close()
-            raise StoreError(f"{self.path} was made with different parameters ({shown}); "
-                             f"use --overwrite to rebuild it")
-        self.f = f
-        # Discard leftovers of an interrupted run: clip datasets without a committed index row.
-        done = set(_str(x) for x in f["index"].fields("clip_id")[:])
-        for name in list(f["clips"].keys()):
-            if name not in done:
-                del f["clips"][name]
-        f.flush()
+            self._clean_temporaries()
+            if os.path.exists(self.path) and not overwrite:
+                self._load_existing()
+            else:
+                self.uid, self.created = uuid.uuid4().hex, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                self.rows, self.failed_list, self.splits = [], [], {}
+                self.commit()  # an existing store is replaced only by a complete empty one
+                self._drop_foreign_shards()
+        except BaseException:
+            self.lock.release()
+            raise
 
+    @classmethod
+    def reopen(cls, path):
+        """A writer of the existing store `path` with the parameters it was made with."""
+        return cls(path, params_of(path))
+
+    # -- opening --
+    def _clean_temporaries(self):
+        """Leftovers of killed runs (we hold the lock, so nobody is writing them): temporary shards and indexes."""
+        for n in os.listdir(self.dir):
+            if n.startswith(".tmp-"):
+                _remove(os.path.join(self.dir, n))
+        d, base = os.path.split(os.path.abspath(self.path))
+        for n in os.listdir(d):
+            if n.startswith(f".{base}.tmp-"):
+                _remove(os.path.join(d, n))
+
+    def _load_existing(self):
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as e:
+            raise StoreError(f"cannot open {self.path} for writing ({_open_problem(e)}); use --overwrite to "
+                             f"replace it") from None
+        with f:
+            if "ttrnn_store" not in f.attrs:
+                raise StoreError(f"{self.path} exists and is not a ttrnn store (use --overwrite to replace it)")
+            if int(f.attrs["ttrnn_store"]) < SCHEMA_VERSION:
+                raise StoreError(f"{self.path} is a schema-{int(f.attrs['ttrnn_store'])} store: convert it with "
+                                 f"python -m preprocess.transcode or rebuild it with --overwrite")
+            old = json.loads(f.attrs["params_json"])
+            self._check_params(old)
+            self.uid, self.created = _str(f.attrs["uid"]), _str(f.attrs["created"])
+            self.rows = [_row_dict(r) for r in f["index"][:]]
+            self.failed_list = [(_str(a), _str(b)) for a, b in f["failed"][:]]
+            self.splits = {n: {p: [_str(c) for c in sg[p][:]] for p in sg} for n, sg in f["splits"].items()}
+        self._adopt_shards()
+
+    def _check_params(self, old):
+        if old == self.params:
+            return
+        diff = sorted(k for k in set(old) | set(self.params) if old.get(k) != self.params.get(k))
+        shown = ", ".join(f"{k}: store {old.get(k)!r} vs now {self.params.get(k)!r}" for k in diff if k != "classes")
+        if "classes" in diff:
+            shown = (shown + ", " if shown else "") + "class list differs"
+        raise StoreError(f"{self.path} was made with different parameters ({shown}); use --overwrite to rebuild it")
+
+    def _adopt_shards(self):
+        """Index intact shards of this store that a killed run published but did not commit; delete the rest
+        (other stores' shards after --overwrite, damaged files, second copies of a clip)."""
+        known = {r["shard"] for r in self.rows}
+        ids = {r["clip_id"] for r in self.rows}
+        adopted = 0
+        for n in sorted(os.listdir(self.dir)):
+            if not n.startswith("c-") or n in known:
+                continue
+            p = os.path.join(self.dir, n)
+            meta = _shard_meta(p, self.uid)
+            if meta is None or meta["clip_id"] in ids:
+                _remove(p)
+                continue
+            self.rows.append(dict(meta, shard=n))
+            ids.add(meta["clip_id"])
+            adopted += 1
+        if adopted:
+            self.commit()
+
+    def _drop_foreign_shards(self):
+        """After a fresh start (new uid, committed), any shard file in the folder belongs to an older store."""
+        for n in os.listdir(self.dir):
+            if n.startswith("c-"):
+                _remove(os.path.join(self.dir, n))
+
+    # -- state --
     @property
     def done_ids(self):
         """Clip ids already committed to the store."""
-        return set(self._done)
+        return {r["clip_id"] for r in self.rows}
 
     def failed(self):
         """List of (source, reason) currently recorded."""
-        return [(_str(a), _str(b)) for a, b in self.f["failed"][:]]
+        return list(self.failed_list)
 
-    def add_clip(self, clip_id, frames, class_name, label, group, source, fps, labels=None, _delay=0.0):
-        """Write one clip `frames` uint8 (T, H, W, 3) and commit it. `labels`: multi-hot (C,) or None (one-hot)."""
-        frames = np.asarray(frames)
-        self._check(clip_id, frames.dtype, frames.shape)
-        write_clip(self.f["clips"], clip_id, frames, self.params["compression"])
-        self._commit(clip_id, len(frames), class_name, label, group, source, fps, labels, _delay)
+    def shard_bytes(self):
+        """Total bytes of the committed shards (for size estimates)."""
+        return sum(os.path.getsize(os.path.join(self.dir, r["shard"])) for r in self.rows)
 
-    def add_clip_file(self, clip_id, part_path, class_name, label, group, source, fps, labels=None, _delay=0.0):
-        """Copy a clip that a worker wrote with `write_clip_file` (already compressed: chunks are copied as
-        they are, not recompressed) and commit it."""
-        with h5py.File(part_path, "r") as part:
-            d = part["frames"]
-            self._check(clip_id, d.dtype, d.shape)
-            if d.compression != (None if self.params["compression"] == "none" else self.params["compression"]):
-                raise ValueError(f"clip {clip_id}: part file compression {d.compression} differs from the store")
-            self.f.copy(d, self.f["clips"], name=clip_id)
-            n = d.shape[0]
-        self._commit(clip_id, n, class_name, label, group, source, fps, labels, _delay)
+    # -- adding --
+    def add_clip(self, clip_id, frames, class_name, label, group, source, fps, labels=None):
+        """Write one clip `frames` uint8 (T, H, W, 3) as a shard and add it. `labels`: multi-hot (C,) or None."""
+        self._check_new(clip_id)
+        meta = clip_meta(clip_id, class_name, label, group, source, fps, labels)
+        try:
+            name = write_shard(self.dir, frames, meta, self.params, self.uid)
+        except OSError as e:
+            if is_disk_full(e):
+                raise self.disk_full(np.asarray(frames).nbytes) from None
+            raise
+        self.add_shard(name)
 
-    def _check(self, clip_id, dtype, shape):
-        h, w = self.params["height"], self.params["width"]
-        if dtype != np.uint8 or len(shape) != 4 or tuple(shape[1:]) != (h, w, 3) or shape[0] == 0:
-            raise ValueError(f"clip {clip_id}: expected uint8 (T>0, {h}, {w}, 3), got {dtype} {tuple(shape)}")
-        if clip_id in self._done:
+    def add_shard(self, name):
+        """Add the published shard `name` (from `write_shard` with this writer's `uid`) to the index."""
+        meta = _shard_meta(os.path.join(self.dir, name), self.uid, strict=True, verify=False)  # just written
+        self._check_new(meta["clip_id"])
+        self.rows.append(dict(meta, shard=name))
+        self._dirty = True
+        if time.perf_counter() - self._last_publish >= 9 * self._publish_cost:
+            self.commit()
+
+    def _check_new(self, clip_id):
+        if clip_id in self.done_ids:
             raise ValueError(f"clip {clip_id} is already stored")
-        if clip_id in self.f["clips"]:  # an uncommitted leftover (should not happen: discarded at open)
-            del self.f["clips"][clip_id]
-
-    def _commit(self, clip_id, length, class_name, label, group, source, fps, labels, delay):
-        """Append the index row and flush: the clip counts as stored from here on."""
-        if delay:  # test hook: widen the window in which a kill lands mid-clip
-            time.sleep(delay)
-        index = self.f["index"]
-        row = np.zeros((), dtype=index.dtype)
-        row["clip_id"], row["class_name"], row["label"] = clip_id, class_name, int(label)
-        row["group"], row["length"], row["source"], row["fps"] = group, int(length), source, float(fps)
-        if labels is None:
-            onehot = np.zeros(max(1, len(self.classes)), np.uint8)
-            if 0 <= int(label) < len(onehot):
-                onehot[int(label)] = 1
-            row["labels"] = onehot
-        else:
-            row["labels"] = np.asarray(labels, np.uint8)
-        n = index.shape[0]
-        index.resize((n + 1,))
-        index[n] = row
-        self.f.flush()  # the commit point
-        self._done.add(clip_id)
 
     def set_failed(self, failed):
-        """Replace the recorded list of failed clips with `failed`: [(source, reason), ...]."""
-        d = self.f["failed"]
-        d.resize((len(failed), 2))
-        if failed:
-            d[:] = np.array([[s, r] for s, r in failed], dtype=object)
-        self.f.flush()
+        """Replace the recorded list of failed clips with `failed`: [(source, reason), ...] (committed later)."""
+        self.failed_list = [(str(s), str(r)) for s, r in failed]
+        self._dirty = True
 
     def set_splits(self, splits):
         """Record store-provided splits: {name: {"train": [clip_id...], "test": [clip_id...]}}."""
-        g = self.f["splits"]
         for name, parts in splits.items():
-            if name in g:
-                del g[name]
+            self.splits[name] = {p: [str(i) for i in ids] for p, ids in parts.items()}
+        self._dirty = True
+
+    def drop(self, clip_ids):
+        """Remove clips from the index (commit follows); their shards are deleted after the commit."""
+        gone = [r for r in self.rows if r["clip_id"] in set(clip_ids)]
+        self.rows = [r for r in self.rows if r["clip_id"] not in set(clip_ids)]
+        self.commit()
+        for r in gone:
+            _remove(os.path.join(self.dir, r["shard"]))
+
+    # -- committing --
+    def commit(self):
+        """Write the whole index under a unique temporary name, fsync, rename it over the store: atomic."""
+        t0 = time.perf_counter()
+        d, base = os.path.split(os.path.abspath(self.path))
+        tmp = os.path.join(d, f".{base}.tmp-{uuid.uuid4().hex}")
+        try:
+            write_h5_file(tmp, self._write_index)
+            _fsync_path(self.dir)  # the shards' renames are durable before the index that lists them
+            os.replace(tmp, self.path)
+            _fsync_path(d)
+        except BaseException as e:
+            _remove(tmp)
+            if is_disk_full(e):
+                raise self.disk_full(0) from None
+            raise
+        self._publish_cost = time.perf_counter() - t0
+        self._last_publish, self._dirty = time.perf_counter(), False
+
+    def _write_index(self, f):
+        """Fill the new index file `f` (h5py.File) from the writer's state."""
+        f.attrs["ttrnn_store"] = SCHEMA_VERSION
+        f.attrs["params_json"] = json.dumps(self.params, default=_json_default)
+        f.attrs["created"] = self.created
+        f.attrs["uid"] = self.uid
+        dt = _file_index_dtype(len(self.classes))
+        rows = np.zeros(len(self.rows), dt)
+        for j, r in enumerate(self.rows):
+            for k in ("clip_id", "class_name", "label", "group", "length", "source", "fps", "shard"):
+                rows[j][k] = r[k]
+            rows[j]["labels"] = _labels_vector(r, len(self.classes))
+        f.create_dataset("index", data=rows)
+        f.create_dataset("failed", data=np.array(self.failed_list, dtype=object).reshape(-1, 2),
+                         dtype=h5py.string_dtype("utf-8"))
+        f.attrs["index_crc"] = _index_digest(f.attrs["params_json"], rows, self.failed_list, self.splits)
+        g = f.create_group("splits")
+        for name, parts in self.splits.items():
             sg = g.create_group(name)
             for part, ids in parts.items():
-                sg.create_dataset(part, data=np.array([str(i) for i in ids], dtype=object),
-                                  dtype=h5py.string_dtype("utf-8"))
-        self.f.flush()
+                sg.create_dataset(part, data=np.array(ids, dtype=object), dtype=h5py.string_dtype("utf-8"))
+
+    def disk_full(self, more=0):
+        """The DiskFullError for this store (see `disk_full_error`)."""
+        return disk_full_error(self.path, more)
 
     def close(self):
-        if getattr(self, "f", None) is not None:
-            self.f.close()
-            self.f = None
+        """Commit what is not yet committed and release the lock (also after an error: nothing is lost)."""
+        if getattr(self, "lock", None) is not None and self.lock.fd is not None:
+            try:
+                if self._dirty:
+                    self.commit()
+            finally:
+                self.lock.release()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def disk_full_error(path, more=0):
+    """DiskFullError naming the file system of store `path`, its free bytes and the `more` bytes needed."""
+    st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    free = st.f_bavail * st.f_frsize
+    need = f"about {int(more):,} more bytes needed" if more else "more space needed"
+    return DiskFullError(f"disk full: {_mount_point(path)} (holding {path}) has {free:,} bytes free, {need}; "
+                         f"committed clips are kept: free space and run the same command to resume")
+
+
+def params_of(path):
+    """The parameter dict a store was made with (its `store_params`)."""
+    try:
+        with h5py.File(os.fspath(path), "r") as f:
+            return json.loads(f.attrs["params_json"])
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise StoreError(f"cannot read the parameters of {path} ({_open_problem(e)})") from None
+
+
+def recoded_params(params, codec, quality=None):
+    """`params` of a store (any schema) with another codec: those of its transcoded copy."""
+    p = {k: v for k, v in params.items() if k not in ("compression", "codec", "quality", "schema_version")}
+    return store_params(compression=codec, quality=quality, **p)
+
+
+def clip_meta(clip_id, class_name, label, group, source, fps, labels=None):
+    """The index fields of one clip (without length and shard)."""
+    return dict(clip_id=str(clip_id), class_name=str(class_name), label=int(label), group=str(group),
+                source=str(source), fps=float(fps), labels=None if labels is None else [int(x) for x in labels])
+
+
+def _labels_vector(row, num_classes):
+    out = np.zeros(max(1, num_classes), np.uint8)
+    if row.get("labels") is not None:
+        out[:len(row["labels"])] = row["labels"]
+    elif 0 <= int(row["label"]) < len(out):
+        out[int(row["label"])] = 1
+    return out
+
+
+def _row_dict(r):
+    d = {k: _str(r[k]) for k in ("clip_id", "class_name", "group", "source", "shard")}
+    d.update(label=int(r["label"]), length=int(r["length"]), fps=float(r["fps"]), labels=[int(x) for x in r["labels"]])
+    return d
+
+
+def _index_digest(params_json, rows, failed, splits):
+    """CRC-32 of everything an index file says (parameters, rows, failures, splits) in a canonical text form: the
+    writer stores it, the reader recomputes it from what it read, so a flipped byte cannot change a label."""
+    text = json.dumps([_str(params_json),
+                       [[_str(v) if isinstance(v, (bytes, str)) else np.asarray(v).tolist() for v in r] for r in rows],
+                       [[_str(a), _str(b)] for a, b in failed],
+                       {n: {p: [_str(c) for c in ids] for p, ids in parts.items()} for n, parts in splits.items()}],
+                      sort_keys=True)
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def _shard_meta(path, uid, strict=False, verify=True):
+    """The index fields a shard carries, if it is an intact shard of store `uid` (checksums verified unless not
+    `verify`); else None (or CorruptClipError with `strict`)."""
+    try:
+        with h5py.File(path, "r") as f:
+            if _str(f.attrs.get("store_uid", "")) != uid:
+                raise ValueError("belongs to another store")
+            meta = json.loads(f.attrs["meta_json"])
+            if not verify:
+                return meta
+            if "bytes" in f:
+                data, off = f["bytes"][:], f["offsets"][:]
+                frames = [data[off[j]:off[j + 1]] for j in range(len(off) - 1)]
+            else:
+                frames = f["frames"][:]
+            verify_crc(meta["clip_id"], frames, f["crc"][:], path)
+            if len(frames) != meta["length"]:
+                raise ValueError("length differs from its metadata")
+            return meta
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+        if strict:
+            raise CorruptClipError(f"shard {path} is not an intact clip: {e}") from None
+        return None
+
+
+def _mount_point(path):
+    p = os.path.dirname(os.path.abspath(path))
+    while not os.path.ismount(p):
+        p = os.path.dirname(p)
+    return p
+
+
+def _open_problem(e):
+    """What an h5py open error means, in words (a truncated file is not a lock problem)."""
+    text = str(e)
+    if "truncated file" in text:
+        return "truncated file"
+    if "unable to lock file" in text:
+        return "locked by another process"
+    if "file signature not found" in text:
+        return "not an HDF5 file"
+    return f"unreadable: {text}"
+
+
+# --- reading ----------------------------------------------------------------------------------------------------
+def _selection(idx):
+    """An HDF5 selection of sorted unique frame indices: a (strided) slice when evenly spaced (one hyperslab,
+    a single contiguous read for a run of frames), else the list."""
+    step = int(idx[1] - idx[0]) if len(idx) > 1 else 1
+    if step > 0 and np.all(np.diff(idx) == step):
+        return np.s_[int(idx[0]):int(idx[-1]) + 1:step]
+    return np.s_[idx.tolist()]
+
+
+def _dataset_span(d, first, last):
+    """(offset, nbytes) in its file of rows `first`..`last` of h5py dataset `d` (whole chunks when chunked);
+    None when the data is not allocated."""
+    if d.chunks is None:
+        base = d.id.get_offset()
+        row = int(np.prod(d.shape[1:], dtype=np.int64)) * d.dtype.itemsize
+        return None if base is None else (int(base + first * row), int((last + 1 - first) * row))
+    c = d.chunks[0]
+    ends = [d.id.get_chunk_info_by_coord((k // c * c,) + (0,) * (d.ndim - 1)) for k in (first, last)]
+    start = min(e.byte_offset for e in ends)
+    return int(start), int(max(e.byte_offset + e.size for e in ends) - start)
 
 
 def clip_slice(length, max_len=None, frame_skip=1):
@@ -245,11 +635,12 @@ def clip_slice(length, max_len=None, frame_skip=1):
 
 
 class FrameStore:
-    """Reader of a frame store. Metadata is loaded at construction; the HDF5 handle for frames is opened lazily
-    on first read and re-opened in a forked child, so each worker process has its own handle.
+    """Reader of a frame store. Metadata is loaded at construction; files for frames are opened lazily on first
+    read and re-opened in a forked child, so each worker process has its own handles.
 
     `index` is a numpy structured array sorted by clip id (fields: clip_id, class_name, label, group, length,
-    source, fps); row i of `index` is clip i of `read(i)`.
+    source, fps); row i of `index` is clip i of `read(i)`. `codec` / `quality` say how frames are stored; every
+    read returns uint8 (T, H, W, 3) RGB whatever the codec and checks each frame's checksum (schema 2).
     """
 
     def __init__(self, path):
@@ -259,46 +650,58 @@ class FrameStore:
         try:
             f = h5py.File(self.path, "r")
         except OSError as e:
-            if "lock" in str(e).lower():
-                raise StoreError(f"store is open for writing by another process (HDF5 file lock): {self.path}") \
-                    from None
-            raise StoreError(f"not an HDF5 file: {self.path} ({e})") from None
+            raise StoreError(f"cannot read store {self.path}: {_open_problem(e)}") from None
         try:
             if "ttrnn_store" not in f.attrs or "index" not in f:
                 raise StoreError(f"not a ttrnn frame store: {self.path}")
+            self.schema = int(f.attrs["ttrnn_store"])
             params = json.loads(f.attrs["params_json"])
             raw = f["index"][:]
-            order = np.argsort(np.array([_str(x) for x in raw["clip_id"]], dtype=object), kind="stable")
-            raw = raw[order]
-            self._labels = np.asarray(raw["labels"], np.uint8).reshape((len(raw),) + raw.dtype["labels"].shape)
-            cols = {k: np.array([_str(x) for x in raw[k]]) for k in ("clip_id", "class_name", "group", "source")}
-            dt = [(k, cols[k].dtype if len(raw) else "<U1") for k in ("clip_id", "class_name")]
-            dt += [("label", "<i4"), ("group", cols["group"].dtype if len(raw) else "<U1"), ("length", "<i8"),
-                   ("source", cols["source"].dtype if len(raw) else "<U1"), ("fps", "<f8")]
-            idx = np.zeros(len(raw), dtype=dt)
-            for k in ("clip_id", "class_name", "group", "source"):
-                idx[k] = cols[k]
-            for k in ("label", "length", "fps"):
-                idx[k] = raw[k]
-            self.index = idx
             self.failed = [(_str(a), _str(b)) for a, b in f["failed"][:]]
-            ids = {c: i for i, c in enumerate(idx["clip_id"])}
+            if "index_crc" in f.attrs:
+                split_ids = {n: {p: sg[p][:] for p in sg} for n, sg in f["splits"].items()}
+                if _index_digest(f.attrs["params_json"], raw, self.failed, split_ids) != int(f.attrs["index_crc"]):
+                    raise StoreError(f"the index of store {self.path} is damaged (it fails its checksum): rebuild "
+                                     f"it with the same preprocess command and --overwrite")
+            self._load_index(raw)
+            ids = {c: i for i, c in enumerate(self.index["clip_id"])}
             self.splits = {}
             for name, sg in f["splits"].items():
                 self.splits[name] = {part: np.array([ids[_str(c)] for c in sg[part][:] if _str(c) in ids], np.int64)
                                      for part in sg}
-            self.attrs = {k: params.get(k) for k in ("dataset", "width", "height", "frame_skip", "fps",
-                                                      "compression", "schema_version")}
-            self.attrs.update({k: v for k, v in params.items() if k not in ("classes",)})
-            self.attrs["created"] = _str(f.attrs.get("created", ""))
+            old = params.get("compression")  # schema 1 named the codec "compression", raw "none"
+            self.codec = params.get("codec") or ("raw" if old == "none" else old)
+            self.quality = params.get("quality")
+            self.attrs = {k: v for k, v in params.items() if k != "classes"}
+            self.attrs.update(codec=self.codec, quality=self.quality,
+                              compression="none" if self.codec == "raw" else self.codec,
+                              created=_str(f.attrs.get("created", "")))
             self.classes = list(params["classes"])
             self.multilabel = bool(params["multilabel"])
-        except (KeyError, json.JSONDecodeError) as e:
+        except StoreError:
+            raise
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:  # what h5py raises for damage
             raise StoreError(f"damaged or not a ttrnn frame store: {self.path} ({e})") from None
         finally:
             f.close()
-        self._f = None
+        self._files = OrderedDict()
         self._pid = None
+
+    def _load_index(self, raw):
+        order = np.argsort(np.array([_str(x) for x in raw["clip_id"]], dtype=object), kind="stable")
+        raw = raw[order]
+        self._labels = np.asarray(raw["labels"], np.uint8).reshape((len(raw),) + raw.dtype["labels"].shape)
+        self._shards = [_str(x) for x in raw["shard"]] if "shard" in raw.dtype.names else None
+        cols = {k: np.array([_str(x) for x in raw[k]]) for k in ("clip_id", "class_name", "group", "source")}
+        dt = [(k, cols[k].dtype if len(raw) else "<U1") for k in ("clip_id", "class_name")]
+        dt += [("label", "<i4"), ("group", cols["group"].dtype if len(raw) else "<U1"), ("length", "<i8"),
+               ("source", cols["source"].dtype if len(raw) else "<U1"), ("fps", "<f8")]
+        idx = np.zeros(len(raw), dtype=dt)
+        for k in ("clip_id", "class_name", "group", "source"):
+            idx[k] = cols[k]
+        for k in ("label", "length", "fps"):
+            idx[k] = raw[k]
+        self.index = idx
 
     def __len__(self):
         return len(self.index)
@@ -307,51 +710,151 @@ class FrameStore:
         """(N, C) uint8 multi-hot labels (one-hot for single-label stores), rows as in `index`."""
         return self._labels[:, :len(self.classes)].copy()
 
-    def _dataset(self, i):
-        if self._f is None or self._pid != os.getpid():
-            self._f = h5py.File(self.path, "r")
-            self._pid = os.getpid()
+    def shard_path(self, i):
+        """The file holding clip row `i`'s frames (the store file itself for schema 1)."""
+        return self.path if self._shards is None else os.path.join(shard_dir(self.path), self._shards[i])
+
+    def nbytes(self):
+        """Bytes on disk: the index file plus every listed shard."""
+        return os.path.getsize(self.path) + sum(os.path.getsize(self.shard_path(i)) for i in range(len(self))
+                                                if self._shards is not None)
+
+    def advise(self, i, advice=getattr(os, "POSIX_FADV_WILLNEED", 3)):
+        """posix_fadvise the whole shard of clip row `i` (WILLNEED by default: start reading it into the page
+        cache now, e.g. a batch ahead; POSIX_FADV_DONTNEED drops it). No-op for schema 1 and where unsupported."""
+        if self._shards is None or not hasattr(os, "posix_fadvise"):
+            return
+        fd = os.open(self.shard_path(int(i)), os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, advice)
+        finally:
+            os.close(fd)
+
+    def _clip(self, i):
+        """(h5py group or file holding the clip's datasets, clip id) of row `i`; files cached per process."""
+        if self._pid != os.getpid():
+            self._files, self._pid = OrderedDict(), os.getpid()  # a forked child must not use the parent's handles
         if not 0 <= i < len(self.index):
             raise IndexError(f"clip row {i} out of range 0..{len(self.index) - 1}")
-        return self._f["clips"][self.index["clip_id"][i]]
+        cid = str(self.index["clip_id"][i])
+        key = self.shard_path(i)
+        f = self._files.pop(key, None)
+        if f is None:
+            if not os.path.exists(key):
+                raise CorruptClipError(f"clip {cid} in {self.path} cannot be read: its shard {key} is missing (a "
+                                       f"store is the file and its {SHARD_SUFFIX} folder: copy both)")
+            try:
+                f = h5py.File(key, "r")
+            except OSError as e:
+                raise CorruptClipError(f"clip {cid} in {self.path} cannot be read: {_open_problem(e)} ({key})") \
+                    from None
+            if len(self._files) >= OPEN_SHARDS:
+                self._files.popitem(last=False)[1].close()
+        self._files[key] = f
+        return (f["clips"][cid] if self._shards is None else f), cid
+
+    def _read(self, i, idx, out):
+        """Frames `idx` (sorted, unique int array) of row `i` into `out` (len(idx), H, W, 3), checked."""
+        g, cid = self._clip(i)
+        try:
+            if self._shards is not None and "bytes" in g:
+                self._read_jpeg(g, cid, idx, out)
+            elif len(idx):
+                d = g if self._shards is None else g["frames"]  # schema 1: the dataset itself, no checksums
+                d.read_direct(out, _selection(idx))
+                if self._shards is not None:
+                    verify_crc(cid, out, g["crc"][:][idx], self.path)
+        except CorruptClipError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+            raise CorruptClipError(f"clip {cid} in {self.path} is damaged: {e}") from None
+
+    def _read_jpeg(self, g, cid, idx, out):
+        off = g["offsets"][:]
+        if not len(idx):
+            return
+        lo, hi = int(off[idx[0]]), int(off[idx[-1] + 1])
+        data = g["bytes"][lo:hi]  # one contiguous read of the frames' span (picks read the span between them)
+        crc = g["crc"][:]
+        for j, t in enumerate(idx):
+            piece = data[off[t] - lo:off[t + 1] - lo]
+            verify_crc(cid, [piece], [crc[t]], self.path)
+            try:
+                decode_jpeg_into(piece, out[j])
+            except ValueError as e:
+                raise CorruptClipError(f"clip {cid} in {self.path} is damaged: frame {t}: {e}") from None
+
+    def _frame_shape(self):
+        return int(self.attrs["height"]), int(self.attrs["width"]), 3
 
     def read(self, i, max_len=None, frame_skip=1):
         """Frames 0, k, 2k, ... (k = frame_skip) of clip row `i`, at most `max_len` of them: uint8 (T, H, W, 3)."""
         i = int(i)
-        k = int(frame_skip)
-        if k < 1:
+        if int(frame_skip) < 1:
             raise ValueError("frame_skip must be >= 1")
-        d = self._dataset(i)
-        sl = clip_slice(d.shape[0], max_len, k)
-        return d[sl] if sl.stop > 0 else np.zeros((0,) + d.shape[1:], np.uint8)
+        if not 0 <= i < len(self.index):
+            raise IndexError(f"clip row {i} out of range 0..{len(self.index) - 1}")
+        length = int(self.index["length"][i])
+        idx = np.arange(length)[clip_slice(length, max_len, frame_skip)]
+        out = np.empty((len(idx),) + self._frame_shape(), np.uint8)
+        self._read(i, idx, out)
+        return out
 
     def read_into(self, i, out, max_len=None, frame_skip=1):
-        """`read(i, max_len, frame_skip)` written straight into the end of `out` (uint8 (L, H, W, 3)), without an
-        intermediate array; at most L frames. Returns the number n of frames written (they fill `out[L - n:]`)."""
-        d = self._dataset(int(i))
+        """`read(i, max_len, frame_skip)` written straight into the end of `out` (uint8 (L, H, W, 3), C-contiguous),
+        decoded in place; at most L frames. Returns the number n of frames written (they fill `out[L - n:]`)."""
+        i = int(i)
+        if not 0 <= i < len(self.index):
+            raise IndexError(f"clip row {i} out of range 0..{len(self.index) - 1}")
+        length = int(self.index["length"][i])
         limit = len(out) if max_len is None else min(len(out), int(max_len))
-        sl = clip_slice(d.shape[0], limit, frame_skip)
-        n = len(range(*sl.indices(d.shape[0])))
-        if n:
-            d.read_direct(out, np.s_[sl], np.s_[len(out) - n:])
-        return n
+        idx = np.arange(length)[clip_slice(length, limit, frame_skip)]
+        if len(idx):
+            self._read(i, idx, out[len(out) - len(idx):])
+        return len(idx)
+
+    def clip_extent(self, i, max_len=None, frame_skip=1):
+        """(file, offset, nbytes): where on disk the bytes that `read(i, max_len, frame_skip)` reads lie (from the
+        first to the last frame read, whole chunks for chunked codecs), for page-cache hints (`posix_fadvise`)
+        by the training reader (ttrnn.data.CacheHints); None when nothing is read or the data is not allocated.
+        A separate hook of issue 22 (it reads only HDF5 metadata)."""
+        i = int(i)
+        if not 0 <= i < len(self.index):
+            raise IndexError(f"clip row {i} out of range 0..{len(self.index) - 1}")
+        length = int(self.index["length"][i])
+        idx = np.arange(length)[clip_slice(length, max_len, frame_skip)]
+        if not len(idx):
+            return None
+        g, _ = self._clip(i)
+        if self._shards is not None and "bytes" in g:       # jpeg: the frames' bytes back to back
+            lo, hi = (int(v) for v in g["offsets"][[int(idx[0]), int(idx[-1]) + 1]])
+            span = _dataset_span(g["bytes"], lo, hi - 1)
+        else:
+            span = _dataset_span(g if self._shards is None else g["frames"], int(idx[0]), int(idx[-1]))
+        return None if span is None else (self.shard_path(i),) + span
 
     def read_frames(self, i, frame_indices):
-        """Frames at `frame_indices` (sorted; repeats allowed) of clip row `i`: uint8 (len(idx), H, W, 3)."""
-        d = self._dataset(int(i))
+        """Frames at `frame_indices` (sorted; repeats allowed) of clip row `i`: uint8 (len(idx), H, W, 3).
+        Only the frames asked for are read and decoded."""
+        i = int(i)
         idx = np.asarray(frame_indices, np.int64)
+        if not 0 <= i < len(self.index):
+            raise IndexError(f"clip row {i} out of range 0..{len(self.index) - 1}")
+        length = int(self.index["length"][i])
         if idx.size == 0:
-            return np.zeros((0,) + d.shape[1:], np.uint8)
-        if idx.min() < 0 or idx.max() >= d.shape[0]:
-            raise IndexError(f"frame index out of range 0..{d.shape[0] - 1} for clip row {i}")
+            return np.zeros((0,) + self._frame_shape(), np.uint8)
+        if idx.min() < 0 or idx.max() >= length:
+            raise IndexError(f"frame index out of range 0..{length - 1} for clip row {i}")
         uniq, inverse = np.unique(idx, return_inverse=True)
-        return d[uniq.tolist()][inverse]
+        out = np.empty((len(uniq),) + self._frame_shape(), np.uint8)
+        self._read(i, uniq, out)
+        return out[inverse]
 
     def close(self):
-        if self._f is not None and self._pid == os.getpid():
-            self._f.close()
-        self._f = None
-        self._pid = None
+        if self._pid == os.getpid():
+            for f in self._files.values():
+                f.close()
+        self._files, self._pid = OrderedDict(), None
 
     def __enter__(self):
         return self
@@ -359,7 +862,7 @@ class FrameStore:
     def __exit__(self, *exc):
         self.close()
 
-    def __getstate__(self):  # picklable for spawn-based workers: drop the handle
+    def __getstate__(self):  # picklable for spawn-based workers: drop the handles
         s = dict(self.__dict__)
-        s["_f"], s["_pid"] = None, None
+        s["_files"], s["_pid"] = OrderedDict(), None
         return s

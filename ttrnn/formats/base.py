@@ -9,7 +9,7 @@ shape (modes, ranks, blocks) and does the math on a given weight list: `full(wei
     y  = rest(y1, weights)                                               # (frames, prod m)
 
 The first step is the only one that reads the frames (the full-size contraction, ~90 % of the FLOPs); for
-integer frames it runs through `tt._first_contraction`, which casts inside and recomputes the cast in its
+integer frames it runs through `common.first_contraction`, which casts inside and recomputes the cast in its
 gradient, so no float copy of the frames is kept. `factors(weights)` is the format's public, documented view.
 """
 
@@ -18,40 +18,8 @@ import math
 import keras
 from keras import ops
 
-MAX_FIRST_WIDTH = 256   # widest first_matrix a format merges trailing modes into (4x TT's at the paper shapes)
-
-
-def int_tuple(values, name):
-    """`values` as a non-empty tuple of positive ints, or ValueError naming `name`."""
-    try:
-        out = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a list of positive integers, got {values!r}") from None
-    if not out:
-        raise ValueError(f"{name} must not be empty")
-    bad = [v for v in out if v <= 0]
-    if bad:
-        raise ValueError(f"{name} {list(out)} has non-positive entries {bad}; all entries must be positive")
-    return out
-
-
-def rank_tuple(ranks, length, name="ranks"):
-    """An int rank repeated `length` times, or a list of `length` positive ranks."""
-    if isinstance(ranks, (int, float)) and not isinstance(ranks, bool):
-        ranks = [int(ranks)] * length
-    out = int_tuple(ranks, name)
-    if len(out) != length:
-        raise ValueError(f"{name} {list(out)} has length {len(out)}; expected {length} (or one int)")
-    return out
-
-
-def is_float(x):
-    return "float" in str(ops.convert_to_tensor(x).dtype)
-
-
-def affine(x, scale, shift):
-    x = x if scale is None else x * scale
-    return x if shift is None else x + shift
+from ttrnn.formats.common import (MAX_FIRST_WIDTH, MERGE_INNER, affine, first_contraction, int_tuple, is_float,
+                                  tail_count)
 
 
 class Format:
@@ -120,37 +88,22 @@ class Format:
         Integer `x` (raw uint8 frames) is cast inside the first contraction (see the module docstring);
         `first_dtype="bfloat16"` runs that contraction in bfloat16 (integer `x` only).
         """
-        from ttrnn.formats.tt import _first_contraction
-
         lead = ops.shape(x)[:-1]
         mat = self.first_matrix(weights)
         k = int(mat.shape[0])
         if is_float(x):
             y1 = ops.matmul(ops.reshape(affine(x, scale, shift), (-1, k)), mat)
         else:
-            y1 = _first_contraction(x, mat, scale, shift, first_dtype)
+            y1 = first_contraction(x, mat, scale, shift, first_dtype)
         return ops.reshape(self.rest(y1, weights), tuple(lead) + (self.output_dim,))
 
     def tail_modes(self, width):
-        """How many trailing input modes the first matrix merges: as many as keep `prod n_tail <= 512` (a deep
-        matmul) and its width `width(t) <= MAX_FIRST_WIDTH` (a wide one multiplies the FLOPs), at least one."""
-        from ttrnn.formats.tt import MERGE_INNER
-
-        t = 1
-        while (t < self.d - 1 and math.prod(self.n[-(t + 1):]) <= MERGE_INNER
-               and width(t + 1) <= MAX_FIRST_WIDTH):
-            t += 1
-        return t
+        """How many trailing input modes the first matrix merges (`common.tail_count`, never all d modes):
+        `width(t)` is the first matrix's width when t modes are merged."""
+        return tail_count(self.n, width, self.d - 1, MERGE_INNER, MAX_FIRST_WIDTH)
 
     def config(self):
         """The constructor arguments (for a layer's get_config)."""
         return {"input_modes": list(self.n), "output_modes": list(self.m), "ranks": list(self.ranks),
                 "blocks": self.blocks}
 
-
-def permute_interleaved(w, n, m):
-    """`w` `(n_1, m_1, ..., n_d, m_d)` (any leading reshape of it) → the `(prod n, prod m)` matrix."""
-    d = len(n)
-    w = ops.reshape(w, [v for pair in zip(n, m) for v in pair])
-    w = ops.transpose(w, [2 * k for k in range(d)] + [2 * k + 1 for k in range(d)])
-    return ops.reshape(w, (math.prod(n), math.prod(m)))

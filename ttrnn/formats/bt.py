@@ -7,16 +7,15 @@ interleaved modes `(n_1 m_1, ..., n_d m_d)`, permuted to `(n_1..n_d, m_1..m_d)`.
 Parameters `N (sum_k n_k m_k R_k + prod_k R_k)`.
 
 Fast contraction: the terms are rewritten as one exactly equal TT matrix (`tucker_to_tt`, `block_diagonal_tt`:
-small cores, built per step) and contracted by the TT code (`ttrnn.formats.tt.first_matrix` / `rest`, whose
-2-D matmuls and transposes ran 20-50x faster here than batched einsums over the Tucker factors).
+small cores, built per step) and contracted by the TT code (`ttrnn.formats.tt.ViaTensorTrain`).
 """
 
 import math
 
 from keras import ops
 
-from ttrnn.formats import tt
-from ttrnn.formats.base import MAX_FIRST_WIDTH, Format, permute_interleaved, rank_tuple
+from ttrnn.formats.common import permute_interleaved, rank_tuple
+from ttrnn.formats.tt import ViaTensorTrain
 
 
 def tucker_full(cores, factors, n, m):
@@ -71,7 +70,7 @@ def block_diagonal_tt(terms):
     return out
 
 
-class BlockTerm(Format):
+class BlockTerm(ViaTensorTrain):
     """`ranks`: an int R or the d Tucker ranks (shared by the blocks); `blocks`: N (default 2).
     `factors` = N `(core (R_1..R_d), [U_k (n_k m_k, R_k)])`."""
 
@@ -113,9 +112,3 @@ class BlockTerm(Format):
     def tt_cores(self, weights):
         """The exactly equal TT cores (`tucker_to_tt` per block, blocks side by side in the ranks)."""
         return block_diagonal_tt([tucker_to_tt(c, us) for c, us in zip(*self._split(weights))])
-
-    def first_matrix(self, weights):
-        return tt.first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
-
-    def rest(self, y1, weights):
-        return tt.rest(y1, self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)

@@ -7,15 +7,13 @@ interleaved modes `(n_1 m_1, ..., n_d m_d)`, permuted to `(n_1..n_d, m_1..m_d)`.
 Fast contraction: CP is a TT matrix of rank R with diagonal cores (`CP.tt_cores`), contracted by the TT code.
 """
 
-import math
-
 from keras import ops
 
-from ttrnn.formats import tt
-from ttrnn.formats.base import MAX_FIRST_WIDTH, Format, permute_interleaved
+from ttrnn.formats.common import permute_interleaved
+from ttrnn.formats.tt import ViaTensorTrain
 
 
-class CP(Format):
+class CP(ViaTensorTrain):
     """`ranks`: the CP rank R (an int, or a one-element list)."""
 
     NAME = "cp"
@@ -63,9 +61,3 @@ class CP(Format):
         middle = [ops.einsum("ijr,rs->rijs", f, ops.eye(r)) for f in fs[1:-1]]      # (R, n, m, R)
         last = ops.expand_dims(ops.transpose(fs[-1], (2, 0, 1)), -1)                # (R, n, m, 1)
         return [first] + middle + [last]
-
-    def first_matrix(self, weights):
-        return tt.first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
-
-    def rest(self, y1, weights):
-        return tt.rest(y1, self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)

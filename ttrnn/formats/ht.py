@@ -19,10 +19,9 @@ import math
 
 from keras import ops
 
-from ttrnn.formats.base import Format, rank_tuple
-from ttrnn.formats import tt
-from ttrnn.formats.base import MAX_FIRST_WIDTH
 from ttrnn.formats.bt import tucker_full
+from ttrnn.formats.common import rank_tuple
+from ttrnn.formats.tt import ViaTensorTrain
 
 
 def dimension_tree(lo, hi):
@@ -71,7 +70,7 @@ def _open(t, leaves, transfer, side):
     return [_carry(c, r_t, first=True) for c in left[:-1]] + [folded] + right
 
 
-class HierarchicalTucker(Format):
+class HierarchicalTucker(ViaTensorTrain):
     NAME = "ht"
     MIN_MODES = 2
 
@@ -126,9 +125,3 @@ class HierarchicalTucker(Format):
         of 4 modes with all ranks r, TT ranks `[1, r, r, r, 1]`."""
         transfer = dict(zip(map(repr, self.inner_nodes()), weights[self.d:]))
         return _open(self.tree, list(weights[:self.d]), transfer, "right")
-
-    def first_matrix(self, weights):
-        return tt.first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
-
-    def rest(self, y1, weights):
-        return tt.rest(y1, self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)

@@ -10,7 +10,8 @@ import math
 
 from keras import ops
 
-from ttrnn.formats.base import Format, rank_tuple
+from ttrnn.formats.base import Format
+from ttrnn.formats.common import rank_tuple
 
 
 def merge_chain(cores):

@@ -1,9 +1,17 @@
-"""TT-matrix math on `keras.ops`: shape checks, parameter count, `full`, `tt_matmul`, core initializers.
+"""The TT-matrix format on `keras.ops`: shape checks, parameter count, `full`, the TT contraction chain, the
+format-aware initializers; `TensorTrain` is the format, the other names are its TT-specific helpers and thin
+aliases (`tt_matmul` is `TensorTrain.matmul`, `core_initializers` is `TensorTrain.initializers`).
 
 Convention (TensorLy's TT-matrix and t3f): core k has shape `(r_k, n_k, m_k, r_{k+1})` with input modes
 `n`, output modes `m` and ranks `r` (`r_0 = r_d = 1`). The dense equivalent `W = full(cores)` is the
 row-major `(prod n, prod m)` matrix: `W[(i_0..i_{d-1}), (j_0..j_{d-1})] = G_0[:, i_0, j_0, :] ... G_{d-1}[:, i_{d-1},
 j_{d-1}, :]`, and a TT layer computes `y = x @ W`.
+
+`x @ W` contracts from the last core to the first (as the original TT-RNN code): with image-like inputs the last
+input modes are large and `r_d = 1`, so the first contraction shrinks the data fastest; trailing cores are first
+merged (`merge_tail`, the rule `common.tail_count`) so that contraction is a deep, compute-efficient matmul
+(`first_matrix`), then `rest` contracts the other cores, one 2-D matmul and a transpose each. The block-term, CP
+and HT formats rewrite themselves as TT cores and use the same chain (with `max_width`).
 """
 
 import math
@@ -12,7 +20,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from ttrnn.formats.base import Format, affine, int_tuple, is_float
+from ttrnn.formats.base import Format
+from ttrnn.formats.common import MAX_FIRST_WIDTH, MERGE_INNER, int_tuple, tail_count
 
 
 def check_tt_shape(tt_input_shape, tt_output_shape, tt_ranks, input_dim=None):
@@ -58,30 +67,24 @@ def full(cores):
     return ops.reshape(w, (w.shape[0], w.shape[1]))
 
 
-MERGE_INNER = 512
+def _tail(cores, max_inner, max_width):
+    """`common.tail_count` for a core list (any number of cores may merge)."""
+    def width(t):                                    # r m of the merged last t cores
+        return int(cores[-t].shape[0]) * math.prod(int(c.shape[2]) for c in cores[-t:])
 
-
-def _tail_count(cores, max_inner, max_width=None):
-    """How many trailing cores `merge_tail` merges: while the product of their input modes stays <= max_inner
-    (and, given `max_width`, the merged core's width `r m` stays <= max_width)."""
-    t = 1
-    while t < len(cores) and math.prod(int(c.shape[1]) for c in cores[-(t + 1):]) <= max_inner and (
-            max_width is None
-            or int(cores[-(t + 1)].shape[0]) * math.prod(int(c.shape[2]) for c in cores[-(t + 1):]) <= max_width):
-        t += 1
-    return t
+    return tail_count([int(c.shape[1]) for c in cores], width, len(cores), max_inner, max_width)
 
 
 def merge_tail(cores, max_inner=MERGE_INNER, max_width=None):
     """Merge the trailing cores into one while the product of their input modes stays <= `max_inner`.
 
-    Returns an equivalent, shorter core list. Used by `tt_matmul`: the first (only full-size) contraction then
+    Returns an equivalent, shorter core list. Used by `first_matrix`: the first (only full-size) contraction then
     reads each frame once with a deep inner dimension and writes a much smaller intermediate (UCF11: 18·20 = 360
     input values → 4·16 = 64 outputs, instead of 18 → 16), measured 1.6-1.8x faster fwd+bwd on 2 CPU cores.
     `max_width` also caps the merged core's `r m` (formats whose TT form has wide ranks, `ttrnn.formats.bt`).
     """
     cores = list(cores)
-    t = _tail_count(cores, max_inner, max_width)
+    t = _tail(cores, max_inner, max_width)
     merged = cores[-1]
     for a in reversed(cores[-t:-1]):
         ra, na, ma, _ = (int(s) for s in a.shape)
@@ -102,7 +105,7 @@ def rest(y1, cores, max_inner=MERGE_INNER, max_width=None):
 
     Each step is one 2-D matmul plus a transpose that moves the finished output mode to the front.
     """
-    head = cores[:-_tail_count(cores, max_inner, max_width)]
+    head = cores[:-_tail(cores, max_inner, max_width)]
     m_tail = math.prod(int(c.shape[2]) for c in cores[len(head):])
     m_total = math.prod(int(c.shape[2]) for c in cores)
     res = ops.transpose(ops.reshape(y1, (-1, m_tail)))               # (m_tail, ... r)
@@ -115,85 +118,9 @@ def rest(y1, cores, max_inner=MERGE_INNER, max_width=None):
 
 
 def tt_matmul(x, cores, max_inner=MERGE_INNER, scale=None, shift=None, first_dtype=None):
-    """`(x * scale + shift) @ full(cores)` without forming the dense matrix: `x` `(..., prod n)` → `(..., prod m)`.
-
-    Contracts from the last core to the first (as the original TT-RNN code): with image-like inputs the last
-    input modes are large and `r_d = 1`, so the first contraction shrinks the data fastest; trailing cores are
-    first merged (`merge_tail`) so that contraction is a deep, compute-efficient matmul (`first_matrix`), then
-    `rest` contracts the other cores.
-
-    `scale` / `shift` (optional, broadcastable to `x`, e.g. scalars or `(B, prod n)`) apply an affine map to the
-    input first (pixel scaling, dropout masks). Integer `x` (raw uint8 frames) is cast inside the first
-    contraction, whose gradient recomputes the cast from `x` (`_first_contraction`), so no float copy of the
-    frames is kept for the backward pass; integer `x` gets no gradient.
-
-    `first_dtype="bfloat16"` (integer `x` only) runs that first contraction, ~90 % of the FLOPs, as a bfloat16
-    matmul (frames are exact in bfloat16, the merged core and the result are rounded to 8 significant bits;
-    the rest of the chain stays in the cores' dtype). Measured speed in docs/performance.md.
-    """
-    lead = ops.shape(x)[:-1]
-    mat = first_matrix(cores, max_inner)
-    if _is_float(x):
-        y1 = ops.matmul(ops.reshape(_affine(x, scale, shift), (-1, int(mat.shape[0]))), mat)
-    else:
-        y1 = _first_contraction(x, mat, scale, shift, first_dtype)
-    m_total = math.prod(int(c.shape[2]) for c in cores)
-    return ops.reshape(rest(y1, cores, max_inner), tuple(lead) + (m_total,))
-
-
-_is_float, _affine = is_float, affine
-
-
-_FUSED = {}
-FUSE_CAST = True    # False: plain Cast/Mul/Add ops (kept for experiments.bench's table of versions)
-
-
-def _cast_affine(x, dtype, scale, shift):
-    """`cast(x) * scale + shift` in one pass over memory: on TensorFlow an XLA-compiled elementwise kernel
-    (measured 13-15 % faster fwd+bwd on the UCF11 projection than TF's separate Cast, Mul, Add; the matmuls
-    stay on oneDNN), elsewhere plain ops."""
-    if keras.backend.backend() != "tensorflow" or not FUSE_CAST:
-        return _affine(ops.cast(x, dtype), scale, shift)
-    import tensorflow as tf
-
-    key = tf.as_dtype(dtype).name
-    if key not in _FUSED:
-        _FUSED[key] = tf.function(lambda x, a, b: tf.cast(x, key) * a + b, jit_compile=True, autograph=False)
-    one = tf.constant(1.0, key) if scale is None else scale
-    zero = tf.constant(0.0, key) if shift is None else shift
-    return _FUSED[key](x, one, zero)
-
-
-def _first_contraction(x, mat, scale=None, shift=None, compute_dtype=None):
-    """`reshape(cast(x) * scale + shift, (-1, k)) @ mat` for integer `x` `(..., D)`, `mat` `(k, c)` → `(rows, c)`.
-
-    Custom gradient: d mat = xf^T @ dy with `xf` recomputed from the integer `x`, so the backward pass keeps
-    only the integer frames (4x less memory than a float32 copy); no gradient to `x`, `scale` or `shift`.
-    """
-    k = int(mat.shape[0])
-    out_dtype = mat.dtype
-    dtype = compute_dtype or out_dtype
-    args = [x, mat] + [ops.convert_to_tensor(v, dtype) for v in (scale, shift) if v is not None]
-    has_scale, has_shift = scale is not None, shift is not None
-
-    @ops.custom_gradient
-    def contract(*args):
-        xi, m = args[0], args[1]
-        rest = list(args[2:])
-        sc = rest.pop(0) if has_scale else None
-        sh = rest.pop(0) if has_shift else None
-
-        def xf():
-            return ops.reshape(_cast_affine(xi, dtype, sc, sh), (-1, k))
-
-        def grad(*upstream, **kwargs):
-            dy = kwargs.get("upstream", upstream[-1] if upstream else None)
-            d_mat = ops.matmul(ops.transpose(xf()), ops.cast(dy, dtype))
-            return (None, ops.cast(d_mat, out_dtype)) + (None,) * (len(args) - 2)
-
-        return ops.cast(ops.matmul(xf(), ops.cast(m, dtype)), out_dtype), grad
-
-    return contract(*args)
+    """`(x * scale + shift) @ full(cores)` without forming it: `TensorTrain.matmul` (`Format.matmul`) for these
+    cores; `max_inner` bounds the merged tail (0: core by core)."""
+    return TensorTrain.from_cores(cores, max_inner).matmul(x, cores, scale, shift, first_dtype)
 
 
 @keras.saving.register_keras_serializable(package="ttrnn")
@@ -266,12 +193,8 @@ def _seed(seed, k):
 
 
 def core_initializers(initializer, n, m, r):
-    """One Keras initializer per core: TT-aware ones (with `core_initializers`) get the whole TT shape,
-    any other Keras initializer is applied to each 4-D core on its own."""
-    init = keras.initializers.get(initializer)
-    if hasattr(init, "core_initializers"):
-        return init.core_initializers(n, m, r)
-    return [init] * len(n)
+    """One Keras initializer per core: `TensorTrain(n, m, r).initializers(initializer)`."""
+    return TensorTrain(n, m, r).initializers(initializer)
 
 
 def random_cores(n, m, r, seed=0, dtype="float32"):
@@ -282,9 +205,20 @@ def random_cores(n, m, r, seed=0, dtype="float32"):
 
 class TensorTrain(Format):
     """The TT-matrix format (module docstring): `ranks` an int R (`[1, R, ..., R, 1]`) or the d + 1 ranks.
-    `factors` = the cores `(r_k, n_k, m_k, r_{k+1})`."""
+    `factors` = the cores `(r_k, n_k, m_k, r_{k+1})`. `max_inner` bounds the merged tail of the contraction."""
 
     NAME = "tt"
+
+    def __init__(self, input_modes, output_modes, ranks, blocks=None, max_inner=MERGE_INNER):
+        self.max_inner = max_inner
+        super().__init__(input_modes, output_modes, ranks, blocks)
+
+    @classmethod
+    def from_cores(cls, cores, max_inner=MERGE_INNER):
+        """The format of a core list `(r_k, n_k, m_k, r_{k+1})`."""
+        shapes = [tuple(int(v) for v in c.shape) for c in cores]
+        return cls([s[1] for s in shapes], [s[2] for s in shapes], [s[0] for s in shapes] + [shapes[-1][3]],
+                   max_inner=max_inner)
 
     def _check_ranks(self, ranks):
         if isinstance(ranks, (int, float)) and not isinstance(ranks, bool):
@@ -304,7 +238,23 @@ class TensorTrain(Format):
         return full(weights)
 
     def first_matrix(self, weights):
-        return first_matrix(weights)
+        return first_matrix(weights, self.max_inner)
 
     def rest(self, y1, weights):
-        return rest(y1, weights)
+        return rest(y1, weights, self.max_inner)
+
+
+class ViaTensorTrain(Format):
+    """A format contracted through its exactly equal TT cores (`tt_cores(weights)`, built per step from small
+    factors): block-term, CP and HT, whose TT forms have wide ranks, so the merged first matrix is capped at
+    `MAX_FIRST_WIDTH` columns. The TT chain's 2-D matmuls and transposes ran 20-50x faster than batched einsums
+    over the Tucker factors (docs/performance.md)."""
+
+    def tt_cores(self, weights):
+        raise NotImplementedError
+
+    def first_matrix(self, weights):
+        return first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)
+
+    def rest(self, y1, weights):
+        return rest(y1, self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)

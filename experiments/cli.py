@@ -1,0 +1,114 @@
+"""The command-line kit every CLI of the project imports: the parser, the errors and exit statuses, SIGTERM, the
+atomic file write.
+
+Exit statuses (README "Exit statuses"), each failure one line on stderr:
+    0        done (also: the run directory already holds this command's finished run)
+    1        RunError: failed while running (a non-finite loss, a failed write, readers that cannot open the store,
+             an unreadable checkpoint); what is on disk stays consistent (the last good checkpoint, no metrics.json)
+    2        UsageError: refused before training (bad option, value or input file; a run directory in use, of
+             another command, trained on other data, not creatable); nothing already written lost
+    130/143  interrupted by SIGINT / SIGTERM (`Terminated`): rerun the same command to continue
+Plain Python only (no TensorFlow, no NumPy), so an error costs nothing to report.
+"""
+import argparse
+import difflib
+import os
+import signal
+import sys
+from pathlib import Path
+
+RUN_ERROR, USAGE, SIGINT_STATUS, SIGTERM_STATUS = 1, 2, 130, 143
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit status 2, nothing written."""
+
+
+class RunError(Exception):
+    """A failure while running: printed as one line, exit status 1; the last good checkpoint stays and no
+    metrics.json is written, so the same command continues once the cause is fixed."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM raised in the main thread as Ctrl-C's KeyboardInterrupt is, so both unwind the same way (reader
+    processes shut down, the last checkpoint kept) and only the exit status differs (143)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def handle_sigterm():
+    """From now on SIGTERM (a scheduler's kill, `kill PID`) raises `Terminated` in this process's main thread."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def interrupted_status(exc):
+    """Exit status of an interruption: 143 for SIGTERM, 130 for SIGINT."""
+    return SIGTERM_STATUS if isinstance(exc, Terminated) else SIGINT_STATUS
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit status 2), no abbreviated options (`--epoch 2` is not taken as
+    `--epochs`), a "did you mean" for an unknown option, and the defaults in --help (`%(default)s` in the help
+    texts: an option without a default says nothing)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(USAGE, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args=None, namespace=None):
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(self.unrecognized(extras))
+        return args
+
+    def unrecognized(self, extras):
+        """"unrecognized arguments: --use-ttt (did you mean --use-tt?)"."""
+        known = [s for action in self._actions for s in action.option_strings]
+        hints = []
+        for extra in extras:
+            close = difflib.get_close_matches(extra.split("=")[0], known, n=1, cutoff=0.6) \
+                if extra.startswith("-") else []
+            hints += [(extra, close[0])] if close else []
+        if len(hints) == 1:
+            hint = f" (did you mean {hints[0][1]}?)"
+        else:
+            hint = f" (did you mean {'; '.join(f'{c} for {e}' for e, c in hints)}?)" if hints else ""
+        return f"unrecognized arguments: {' '.join(extras)}{hint}"
+
+
+def usage_exit(prog, exc):
+    """Print a UsageError as the one line argparse would and return the usage exit status."""
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+    return USAGE
+
+
+def atomic_write(path, data):
+    """Write `data` (bytes or str, or a callable that writes into a binary file) to `path` through a temporary
+    file that replaces it only once complete and synced: a kill or a full disk leaves the old file. A failed write
+    is a RunError naming the file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data if isinstance(data, bytes) else data.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, exc) from None
+
+
+def write_error(path, exc):
+    """The RunError of a failed write of `path` (disk full, quota, permissions)."""
+    kept = f"the previous {path.name} is kept; " if path.exists() else ""
+    return RunError(f"cannot write {path}: {exc.strerror or exc}; {kept}free space (or fix the permissions) and "
+                    "rerun the same command to continue from the last saved epoch")
