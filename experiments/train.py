@@ -35,8 +35,9 @@ from experiments.report import (classification_metrics, cross_entropy, package_v
 
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
-NON_IDENTITY_ARGS = ("out", "fresh", "workers", "reader", "allocator", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
-                     "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
+NON_IDENTITY_ARGS = ("out", "fresh", "workers", "reader", "allocator", "quiet", "intra_op", "inter_op",
+                     "threads_preset", "cluster_spec", "worker_index", "gpus", "cluster", "slurm_port_base", "verbose",
+                     "no_tensorboard")
 
 
 @dataclass

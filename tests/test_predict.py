@@ -82,11 +82,14 @@ def test_missing_and_unreadable_files_are_one_line_errors_others_predicted(runs,
     broken = tmp_path / "broken.avi"
     broken.write_bytes(b"not a video at all" * 10)
     missing = tmp_path / "missing.avi"
-    code = predict.main([str(run_dirs["tt_gru"]), str(missing), good, str(broken)])
+    folder = tmp_path / "a-folder.avi"
+    folder.mkdir()
+    code = predict.main([str(run_dirs["tt_gru"]), str(missing), good, str(broken), str(folder)])
     out, err = capsys.readouterr()
     assert code == 2
     errors = err.strip().splitlines()
-    assert len(errors) == 2 and str(missing) in errors[0] and str(broken) in errors[1]
+    assert len(errors) == 3 and str(missing) in errors[0] and str(broken) in errors[1]
+    assert errors[2].endswith(f"{folder}: is a directory; give video files")
     assert all("error:" in e for e in errors)
     assert out.startswith(good) and len([ln for ln in out.splitlines() if ln.startswith("  ")]) == 4  # 4 classes
     code = predict.main([str(run_dirs["tt_gru"]), str(missing), "--json"])

@@ -111,6 +111,7 @@ def test_lr_1e30_stops_at_the_step_no_metrics_not_in_tables(store, tmp_path):
     assert tables.returncode == 0 and json.loads(tables.stdout)["num_runs"] == 0
 
 
+@pytest.mark.slow
 def test_divergence_after_a_good_epoch_keeps_its_checkpoint(store, tmp_path):
     """The learning rate blown up after epoch 1 (tests/faults.py): the run stops in a later epoch with one line,
     and the checkpoint it keeps is epoch 1's, finite, from which the same command would continue."""

@@ -15,9 +15,11 @@ _LAYERS = {
     **{f"{fmt}{cell}": "ttrnn.recurrent" for fmt in ("TR", "BT", "CP", "HT") for cell in ("SimpleRNN", "GRU", "LSTM")},
     "PixelScaling": "ttrnn.pixels",
     "load_model": "ttrnn.saving",
+    "tensorize": "ttrnn.tensorizing",
+    "tensorize_model": "ttrnn.tensorizing",
 }
-_SUBMODULES = ("tt", "formats", "kernel", "cells", "layers", "recurrent", "activations", "store", "data", "models", "baselines",
-               "pixels", "splits", "sampling", "saving")
+_SUBMODULES = ("tt", "formats", "kernel", "cells", "layers", "recurrent", "activations", "store", "data", "models",
+               "baselines", "pixels", "splits", "sampling", "saving", "decompose", "tensorizing")
 
 __all__ = list(_LAYERS)
 
