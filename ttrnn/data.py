@@ -258,6 +258,14 @@ class CacheHints:
                     pass
 
     def close(self):
+        """Stop the thread once the queued drops are done; read-ahead hints still queued are skipped (an epoch that
+        ends or stops early reads nothing more)."""
+        pending = []
+        while not self._queue.empty():    # only the reader puts, so nothing races the emptiness check
+            pending.append(self._queue.get_nowait())
+        for advice, extents in pending:
+            if advice != getattr(os, "POSIX_FADV_WILLNEED", None):
+                self._queue.put((advice, extents))
         self._queue.put((None, None))
         self._thread.join()
 

@@ -4,7 +4,7 @@ A `Kernel` is a format (`ttrnn.formats`) plus its weights on a host layer. `proj
 `((x * scale + shift) @ W)` for frames `x` `(..., D)`, float or uint8 (raw frames are cast inside the format's
 first contraction, whose gradient recomputes the cast: no float copy of them is kept). Whole uint8 clips
 `(B, T, D)` can instead go through the bounded projection a few time steps at a time (`ttrnn.projection` on
-TensorFlow: the format's `first_matrix` / `rest` per block), so memory stays near
+TensorFlow, `ttrnn.jax_projection` on JAX: the format's `first_matrix` / `rest` per block), so memory stays near
 the uint8 frames' own size however long the clips are. The policy, measured (docs/performance.md): batches of
 more than `WHOLE_BATCH_FRAMES` frames go in blocks of `PROJECTION_BLOCK_FRAMES` frames, smaller ones whole.
 """
@@ -20,7 +20,7 @@ from ttrnn.formats.common import is_float
 PROJECTION_BLOCK_FRAMES = 32      # frames per block of the bounded projection
 WHOLE_BATCH_FRAMES = 2048         # at most this many frames (B x T) go whole by default
 # The bounded projection per backend (a module with `project_in_blocks`); other backends project whole batches.
-BLOCKS = {"tensorflow": "ttrnn.projection"}
+BLOCKS = {"tensorflow": "ttrnn.projection", "jax": "ttrnn.jax_projection"}
 
 
 class Kernel:
@@ -56,8 +56,8 @@ class Kernel:
         if x.shape[0] is None:            # a trace for any batch size (reduce_retracing): decided at run time
             return ops.maximum(1, block // ops.shape(x)[0])
         steps = max(1, block // x.shape[0])
-        # One block would be the whole batch: the plain path is the same memory and skips the loop (blocks
-        # measured 0.87-0.92x at T = 1).
+        # One block would be the whole batch: the plain path is the same memory and skips the loop (faster,
+        # docs/performance.md).
         return None if x.shape[1] is not None and x.shape[1] <= steps else steps
 
     def project(self, x, scale=None, shift=None, dtype=None, block=None, training=False, bounded=True):

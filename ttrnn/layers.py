@@ -52,7 +52,8 @@ class _Dense(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.supports_jit = False     # oneDNN beats XLA's CPU dot on the contractions (docs/performance.md)
+        # TensorFlow: oneDNN beats XLA's CPU dot on the contractions (docs/performance.md); JAX has only XLA.
+        self.supports_jit = keras.backend.backend() != "tensorflow"
 
     def build(self, input_shape):
         self.kernel_format.check_input_dim(input_shape[-1])

@@ -9,9 +9,10 @@ The loop: by default (`time_chunk=0`) all frames are projected first, batch-majo
 (`Kernel.project`), then the recurrence scans over the small projections `(T, B, gates * units)`: on TensorFlow
 with `ttrnn.fused_scan` (XLA loops with a hand-scheduled backward pass), elsewhere, or with `recurrence="keras"`,
 with Keras's loop (`keras.ops.scan`: `lax.scan` on JAX, a `tf.while_loop` on TensorFlow, a Python loop on
-PyTorch). `time_chunk=k > 0` projects k frames at a time inside Keras's loop. The layers declare
+PyTorch). `time_chunk=k > 0` projects k frames at a time inside Keras's loop. On TensorFlow the layers declare
 `supports_jit = False`, so `jit_compile="auto"` runs the contractions without XLA (faster on CPU); set
-`layer.supports_jit = True` to force XLA. Measured figures behind these choices: docs/performance.md.
+`layer.supports_jit = True` to force XLA. On JAX they declare True (JAX has only XLA: False would run the step
+op by op). Measured figures behind these choices: docs/performance.md.
 """
 
 import math
@@ -110,7 +111,8 @@ class _Recurrent(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
-        self.supports_jit = False     # measured faster without XLA (module docstring)
+        # TensorFlow: measured faster without XLA (module docstring); JAX has only XLA (False would run eagerly).
+        self.supports_jit = keras.backend.backend() != "tensorflow"
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
     activation = property(lambda self: self.cell.activation)
@@ -150,8 +152,8 @@ class _Recurrent(keras.layers.Layer):
 
     def _bounded(self):
         """Whole clips may take the bounded projection: not with chunks (they are projected inside the loop) nor
-        under forced XLA (`supports_jit = True`: the blocks' dynamic shapes do not compile)."""
-        return not (self.time_chunk or self.supports_jit)
+        under forced XLA on TensorFlow (`supports_jit = True`: the blocks' dynamic shapes do not compile)."""
+        return not (self.time_chunk or (self.supports_jit and keras.backend.backend() == "tensorflow"))
 
     def _block_steps(self, x):
         """Time steps per block of the bounded projection for these clips, or None (`Kernel.block_steps`)."""

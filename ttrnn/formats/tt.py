@@ -80,7 +80,7 @@ def merge_tail(cores, max_inner=MERGE_INNER, max_width=None):
 
     Returns an equivalent, shorter core list. Used by `first_matrix`: the first (only full-size) contraction then
     reads each frame once with a deep inner dimension and writes a much smaller intermediate (UCF11: 18·20 = 360
-    input values → 4·16 = 64 outputs, instead of 18 → 16), measured 1.6-1.8x faster fwd+bwd on 2 CPU cores.
+    input values → 4·16 = 64 outputs, instead of 18 → 16), faster fwd+bwd (docs/performance.md).
     `max_width` also caps the merged core's `r m` (formats whose TT form has wide ranks, `ttrnn.formats.bt`).
     """
     cores = list(cores)
@@ -247,8 +247,8 @@ class TensorTrain(Format):
 class ViaTensorTrain(Format):
     """A format contracted through its exactly equal TT cores (`tt_cores(weights)`, built per step from small
     factors): block-term, CP and HT, whose TT forms have wide ranks, so the merged first matrix is capped at
-    `MAX_FIRST_WIDTH` columns. The TT chain's 2-D matmuls and transposes ran 20-50x faster than batched einsums
-    over the Tucker factors (docs/performance.md)."""
+    `MAX_FIRST_WIDTH` columns. The TT chain's 2-D matmuls and transposes ran faster than batched einsums over the
+    Tucker factors (docs/performance.md)."""
 
     def tt_cores(self, weights):
         raise NotImplementedError

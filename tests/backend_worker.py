@@ -1,0 +1,187 @@
+"""One process per Keras backend for tests/test_backends.py:
+`KERAS_BACKEND=<b> python tests/backend_worker.py OUT CASES OTHER_BACKEND...` (CASES "quick" or "full").
+
+Builds the layers on tiny shapes with the same NumPy weights on every backend and writes to OUT/<backend>.npz:
+each layer's outputs and the gradients of `sum(sin(outputs))` w.r.t. its weights on masked uint8 clips (input
+scaling, `return_sequences`, `go_backwards`), the Keras GRU / LSTM / SimpleRNN's outputs on the same frames given
+`full_kernel()`, `recurrent_kernel`, `bias`, and the losses of `model.fit` of a small model. "full": every format x
+SimpleRNN / GRU / LSTM / Dense; "quick": every format's Dense and one recurrent cell per format (each cell twice or
+less). It saves that model as OUT/<backend>.keras (its outputs in <backend>.npz), then loads the files of the
+other backends named, waiting for them (the workers run side by side): their outputs here are `loaded_<backend>`.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+import ttrnn
+
+BACKEND = keras.backend.backend()
+N, M, T, B = (4, 3), (2, 3), 5, 3            # frames of 12 values, 6 units
+RANKS = {"tt": [1, 2, 1], "tr": 2, "bt": 2, "cp": 2, "ht": 2}
+SCALE, SHIFT = 1 / 255, -0.5
+CELLS = ("SimpleRNN", "GRU", "LSTM")
+
+
+def frames():
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 256, (B, T, 12), dtype=np.uint8)
+    x[0, 3:] = 0                                # padded tail
+    x[1, 1:3] = 0                               # masked steps in the middle
+    return x, np.any(x != 0, axis=-1)
+
+
+def make(fmt, kind, **kwargs):
+    cls = getattr(ttrnn, f"{fmt.upper()}{kind}")
+    args = (N, M, RANKS[fmt]) if kind != "Dense" else ((4, 3), (3, 2), RANKS[fmt])
+    return cls(*args, **kwargs)
+
+
+def set_numpy_weights(layer, seed):
+    """The same weights on every backend: normal, scaled so the gates are not saturated."""
+    rng = np.random.default_rng(seed)
+    layer.set_weights([0.5 * rng.standard_normal(w.shape).astype("float32") for w in layer.get_weights()])
+
+
+def value_and_grads(layer, x, **kwargs):
+    """`layer(x, **kwargs)` and the gradients of `sum(sin(out))` w.r.t. its trainable variables, per backend."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            out = layer(x, **kwargs)
+            loss = tf.reduce_sum(tf.sin(out))
+        return out, tape.gradient(loss, layer.trainable_variables)
+    if BACKEND == "jax":
+        import jax
+
+        trainable = [v.value for v in layer.trainable_variables]
+        fixed = [v.value for v in layer.non_trainable_variables]
+
+        def loss(values):
+            out, _ = layer.stateless_call(values, fixed, x, **kwargs)
+            return ops.sum(ops.sin(out)), out
+
+        (_, out), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(trainable)   # one compile, not per op
+        return out, grads
+    out = layer(x, **kwargs)                    # torch
+    ops.sum(ops.sin(out)).backward()
+    return out, [v.value.grad for v in layer.trainable_variables]
+
+
+def keras_reference(layer, cell):
+    common = dict(return_sequences=layer.return_sequences, go_backwards=layer.go_backwards)
+    ref = {"GRU": lambda: keras.layers.GRU(layer.units, reset_after=layer.reset_after, **common),
+           "LSTM": lambda: keras.layers.LSTM(layer.units, **common),
+           "SimpleRNN": lambda: keras.layers.SimpleRNN(layer.units, **common)}[cell]()
+    ref.build((None, T, 12))
+    ref.set_weights([ops.convert_to_numpy(layer.full_kernel()), ops.convert_to_numpy(layer.recurrent_kernel),
+                     ops.convert_to_numpy(layer.bias)])
+    return ref
+
+
+def recurrent_cases(cases):
+    """(format, cell) pairs: all 15, or ("quick") one cell per format, the cells in turn."""
+    if cases == "full":
+        return [(fmt, cell) for fmt in RANKS for cell in CELLS]
+    return [(fmt, CELLS[i % len(CELLS)]) for i, fmt in enumerate(RANKS)]
+
+
+def layer_results(out, cases):
+    x, mask = frames()
+    xf = (x * SCALE + SHIFT).astype("float32")
+    pairs = recurrent_cases(cases)
+    for i, fmt in enumerate(RANKS):
+        for j, cell in enumerate(CELLS):
+            if (fmt, cell) not in pairs:
+                continue
+            layer = make(fmt, cell, return_sequences=True, go_backwards=True, input_scale=SCALE, input_shift=SHIFT)
+            layer.build((None, T, 12))
+            set_numpy_weights(layer, 10 * i + j)
+            y, grads = value_and_grads(layer, x, mask=mask)
+            out[f"{fmt}_{cell}_out"] = ops.convert_to_numpy(y)
+            for k, g in enumerate(grads):
+                out[f"{fmt}_{cell}_grad{k}"] = ops.convert_to_numpy(g)
+            out[f"{fmt}_{cell}_keras"] = ops.convert_to_numpy(keras_reference(layer, cell)(xf, mask=mask))
+        dense = make(fmt, "Dense", activation="tanh")
+        dense.build((None, 12))
+        set_numpy_weights(dense, 10 * i + 9)
+        y, grads = value_and_grads(dense, x.reshape(-1, 12))
+        out[f"{fmt}_Dense_out"] = ops.convert_to_numpy(y)
+        for k, g in enumerate(grads):
+            out[f"{fmt}_Dense_grad{k}"] = ops.convert_to_numpy(g)
+
+
+def option_results(out):
+    """Dropout (paper preset) in training only, the bfloat16 first contraction close to float32's, and the
+    bounded projection (blocks of time steps) equal to the whole-batch one."""
+    x, mask = frames()
+    layer = make("tt", "GRU", preset="paper", dropout=0.3, recurrent_dropout=0.3, seed=1, input_scale=SCALE,
+                 input_shift=SHIFT)
+    out["dropout_train"] = ops.convert_to_numpy(layer(x, mask=mask, training=True))
+    out["dropout_infer"] = ops.convert_to_numpy(layer(x, mask=mask, training=False))
+    bf16 = make("tt", "LSTM", projection_dtype="bfloat16", input_scale=SCALE, input_shift=SHIFT)
+    bf16.build((None, T, 12))
+    set_numpy_weights(bf16, 99)
+    out["bf16"] = ops.convert_to_numpy(bf16(x, mask=mask))
+    bf16.projection_dtype = None
+    out["f32"] = ops.convert_to_numpy(bf16(x, mask=mask))
+    for block in (0, 2 * B):                    # whole batch; blocks of 2 steps (2 blocks and a partial one)
+        layer = make("ht", "GRU", projection_block=block, input_scale=SCALE, input_shift=SHIFT, dropout=0.3,
+                     seed=5)                     # the same seed: the same input-dropout masks in both
+        layer.build((None, T, 12))
+        set_numpy_weights(layer, 98)
+        y, grads = value_and_grads(layer, x, mask=mask, training=True)
+        out[f"block{block}_out"] = ops.convert_to_numpy(y)
+        for k, g in enumerate(grads):
+            out[f"block{block}_grad{k}"] = ops.convert_to_numpy(g)
+
+
+def small_model():
+    """uint8 frames → TT-GRU (masked, pixel scaling inside) → CP-Dense softmax over 2 classes."""
+    inp = keras.Input((T, 12), dtype="uint8")
+    h = make("tt", "GRU", input_scale=SCALE, input_shift=SHIFT)(keras.layers.Masking(0)(inp))
+    return keras.Model(inp, ttrnn.CPDense((2, 3), (1, 2), 2, activation="softmax")(h))
+
+
+def fit_and_save(out, folder):
+    keras.utils.set_random_seed(0)
+    x, _ = frames()
+    model = small_model()
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    out["fit_loss"] = np.array(model.fit(x, np.array([0, 1, 0]), epochs=3, batch_size=3, verbose=0).history["loss"])
+    out["model_out"] = ops.convert_to_numpy(model(x))
+    model.save(folder / f".{BACKEND}.keras")
+    os.replace(folder / f".{BACKEND}.keras", folder / f"{BACKEND}.keras")   # whole files only for the others
+
+
+def load_others(out, folder, others, timeout=600):
+    x, _ = frames()
+    for other in others:
+        path = folder / f"{other}.keras"
+        deadline = time.monotonic() + timeout
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        out[f"loaded_{other}"] = ops.convert_to_numpy(ttrnn.load_model(path)(x))
+
+
+def main(folder, cases, others):
+    folder = Path(folder)
+    keras.utils.set_random_seed(0)
+    out = {}
+    fit_and_save(out, folder)
+    layer_results(out, cases)
+    option_results(out)
+    load_others(out, folder, others)
+    np.savez(folder / f"{BACKEND}.npz", **out)
+    print(f"{BACKEND}: {len(out)} arrays")
+
+
+if __name__ == "__main__":
+    assert os.environ.get("KERAS_BACKEND", "tensorflow") == BACKEND
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])
