@@ -132,15 +132,14 @@ def run(opts):
 def tensorized_run(opts, config, spec, args, argv, threads, cluster):
     """The trainer's build of the new run, the tensorized weights put in, its epoch-0 checkpoint and
     tensorized.json written -> (record, kernel error, test metrics, the Run)."""
-    import keras
     import numpy as np
     from experiments.steps import make_local_predict
-    from ttrnn import tensorize
+    from ttrnn import load_model, tensorize
     from ttrnn.decompose import relative_error
 
     r = train.build(args, spec, cluster)
     try:
-        source = keras.saving.load_model(opts.run_dir / "model.keras", compile=False)
+        source = load_model(opts.run_dir / "model.keras")
         dense, target = source.get_layer("input_to_hidden"), r.model.get_layer("input_to_hidden")
         modes = (target.input_modes, target.output_modes) if hasattr(target, "input_modes") else \
             (target.tt_input_shape, target.tt_output_shape)

@@ -24,7 +24,6 @@ def test_dense_gru_run_tensorized_then_fine_tuned(tmp_path):
     """1 dense epoch on a 3-class store at the UCF11 frame size, TT-SVD at ranks 4, then the printed command: the
     fine-tuning run starts from exactly the tensorized cores and the dense run's recurrent and classifier
     weights, and trains its epochs."""
-    import keras
     import ttrnn
 
     store = make_store(tmp_path / "s.h5", num_classes=3, groups=2, clips_per_group=2, lengths=(4, 6))
@@ -42,7 +41,7 @@ def test_dense_gru_run_tensorized_then_fine_tuned(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     spy, epochs = spied_epochs(new)
     assert len(epochs) == 3                                   # the start and 2 epochs: resumed, not refused
-    source = keras.saving.load_model(dense / "model.keras", compile=False)
+    source = ttrnn.load_model(dense / "model.keras")
     layer = ttrnn.tensorize(source.get_layer("input_to_hidden"), "tt", (8, 20, 20, 18), (4, 4, 4, 4), ranks=4)
     expected = layer.get_weights() + source.get_layer("classifier").get_weights()
     start = [epochs[0][f"w{i}"] for i, p in enumerate(spy["paths"])
