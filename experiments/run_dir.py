@@ -140,18 +140,26 @@ def pid_alive(pid):
 
 
 # --- config.json, resuming ---------------------------------------------------------------------------------------
-def read_config(run_dir):
-    """run_dir/config.json as a dict; None when there is none; UsageError (naming the file) when it is not a JSON
-    object."""
-    path = Path(run_dir) / "config.json"
+def read_json(path):
+    """The JSON value in `path`; None when the file does not exist; UsageError (naming the file) when it cannot be
+    read or is not JSON."""
     try:
-        config = json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
     except ValueError as exc:
         raise UsageError(f"{path} is not valid JSON ({exc}); repair it or choose another --out") from None
+
+
+def read_config(run_dir):
+    """run_dir/config.json as a dict; None when there is none; UsageError (naming the file) when it is not a JSON
+    object."""
+    path = Path(run_dir) / "config.json"
+    config = read_json(path)
+    if config is None:
+        return None
     if not isinstance(config, dict):
         raise UsageError(f"{path} is not a run config (a JSON object); repair it or choose another --out")
     return config
@@ -197,13 +205,9 @@ def record_data(run_dir, fingerprint):
 def check_data(run_dir, fingerprint):
     """UsageError saying what changed when run_dir/data.json records other data than `fingerprint`; False when the
     run has no record yet (a new run, or one made before fingerprints), True when it matches."""
-    path = Path(run_dir) / DATA
-    try:
-        recorded = json.loads(path.read_text())
-    except FileNotFoundError:
+    recorded = read_json(Path(run_dir) / DATA)
+    if recorded is None:
         return False
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {path} ({exc}); choose another --out") from None
     changes = data_changes(recorded, json.loads(json.dumps(fingerprint)))
     if changes:
         raise UsageError(f"{run_dir} was trained on other data: {'; '.join(changes)}; a run resumes only onto the "

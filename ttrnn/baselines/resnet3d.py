@@ -92,15 +92,22 @@ def _depth(depth, allowed=tuple(DEPTHS)):
     return DEPTHS[depth]
 
 
+def _options(input_shape, shortcut, conv1_t_size, conv1_t_stride, no_max_pool, activation, normalization):
+    """The stem / head keywords of `residual_net` that every public builder passes through unchanged."""
+    return dict(input_shape=input_shape, shortcut_type=shortcut, conv1_t_size=conv1_t_size,
+                conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, activation=activation,
+                normalization=normalization)
+
+
 def resnet3d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_stride=1, no_max_pool=False,
              widen_factor=1.0, input_shape=(16, 112, 112, 3), activation="softmax", normalization="unit"):
     """3D ResNet-`depth` (10, 18, 34: basic blocks; 50, 101, 152, 200: bottlenecks ×4) of models/resnet.py."""
     kind, stages = _depth(depth)
     planes = [scaled(p, widen_factor) for p in PLANES]
     block = basic_block if kind == "basic" else bottleneck_block
-    return residual_net(block, stages, planes, num_classes, f"r3d{depth}", input_shape=input_shape,
-                        shortcut_type=shortcut, conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride,
-                        no_max_pool=no_max_pool, activation=activation, normalization=normalization)
+    return residual_net(block, stages, planes, num_classes, f"r3d{depth}",
+                        **_options(input_shape, shortcut, conv1_t_size, conv1_t_stride, no_max_pool, activation,
+                                   normalization))
 
 
 def preact_resnet3d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_stride=1, no_max_pool=False,
@@ -110,9 +117,9 @@ def preact_resnet3d(depth, num_classes, shortcut="B", conv1_t_size=7, conv1_t_st
     kind, stages = _depth(depth)
     planes = [scaled(p, widen_factor) for p in PLANES]
     block = preact_basic_block if kind == "basic" else preact_bottleneck_block
-    return residual_net(block, stages, planes, num_classes, f"preact_r3d{depth}", input_shape=input_shape,
-                        shortcut_type=shortcut, conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride,
-                        no_max_pool=no_max_pool, activation=activation, normalization=normalization)
+    return residual_net(block, stages, planes, num_classes, f"preact_r3d{depth}",
+                        **_options(input_shape, shortcut, conv1_t_size, conv1_t_stride, no_max_pool, activation,
+                                   normalization))
 
 
 def wide_resnet3d(depth=50, num_classes=400, k=2, shortcut="B", conv1_t_size=7, conv1_t_stride=1,
@@ -125,9 +132,9 @@ def wide_resnet3d(depth=50, num_classes=400, k=2, shortcut="B", conv1_t_size=7, 
 
     def block(x, p, stride, kind, name):
         return bottleneck_block(x, p, stride, kind, name, expansion=2)
-    return residual_net(block, stages, planes, num_classes, f"wide_r3d{depth}_k{k}", input_shape=input_shape,
-                        shortcut_type=shortcut, conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride,
-                        no_max_pool=no_max_pool, activation=activation, normalization=normalization)
+    return residual_net(block, stages, planes, num_classes, f"wide_r3d{depth}_k{k}",
+                        **_options(input_shape, shortcut, conv1_t_size, conv1_t_stride, no_max_pool, activation,
+                                   normalization))
 
 
 def resnext3d(depth=101, num_classes=400, cardinality=32, shortcut="B", conv1_t_size=7, conv1_t_stride=1,
@@ -149,6 +156,6 @@ def resnext3d(depth=101, num_classes=400, cardinality=32, shortcut="B", conv1_t_
         return bottleneck_block(x, p, stride, kind, name, expansion=2, mid=cardinality * p // 32,
                                 groups=cardinality)
     return residual_net(block, stages, planes, num_classes, f"resnext3d{depth}_c{cardinality}",
-                        stem_planes=scaled(64, widen_factor), input_shape=input_shape, shortcut_type=shortcut,
-                        conv1_t_size=conv1_t_size, conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool,
-                        activation=activation, normalization=normalization)
+                        stem_planes=scaled(64, widen_factor),
+                        **_options(input_shape, shortcut, conv1_t_size, conv1_t_stride, no_max_pool, activation,
+                                   normalization))
