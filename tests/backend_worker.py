@@ -8,6 +8,8 @@ scaling, `return_sequences`, `go_backwards`), the Keras GRU / LSTM / SimpleRNN's
 SimpleRNN / GRU / LSTM / Dense; "quick": every format's Dense and one recurrent cell per format (each cell twice or
 less). It saves that model as OUT/<backend>.keras (its outputs in <backend>.npz), then loads the files of the
 other backends named, waiting for them (the workers run side by side): their outputs here are `loaded_<backend>`.
+It also runs the models built from Keras layers alone (the paper's TT-GRU, narrow R3D-18, R(2+1)D-18,
+DenseNet-121 and C3D) on one uint8 clip with the same NumPy weights: `model_<name>`.
 """
 
 import os
@@ -170,6 +172,38 @@ def load_others(out, folder, others, timeout=600):
         out[f"loaded_{other}"] = ops.convert_to_numpy(ttrnn.load_model(path)(x))
 
 
+def model_results(out):
+    """Class scores of the paper's TT-GRU and of small 3D CNNs on one uint8 clip, the same NumPy weights everywhere
+    (BatchNorm variances kept positive), so every backend must give TensorFlow's numbers."""
+    from ttrnn import baselines
+
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (1, 4, 24, 24, 3), dtype=np.uint8)
+    shape = clip.shape[1:]
+    models = {
+        "r3d18": lambda: baselines.resnet3d(18, 5, widen_factor=0.125, input_shape=shape, activation=None),
+        "r2plus1d18": lambda: baselines.r2plus1d(18, 5, widen_factor=0.125, input_shape=shape, activation=None),
+        "densenet121": lambda: baselines.densenet3d(121, 5, widen_factor=0.125, input_shape=shape, activation=None),
+        "c3d": lambda: baselines.c3d(5, input_shape=shape, width=0.125, activation=None),
+    }
+    for name, build in models.items():
+        model = build()
+        weights = []
+        for k, w in enumerate(model.weights):
+            v = np.random.default_rng(k).standard_normal(w.shape).astype("float32")
+            fan_in = max(1, int(np.prod(w.shape[:-1])))
+            weights.append(1 + 0.1 * np.abs(v) if "variance" in w.path else v / np.sqrt(fan_in))
+        model.set_weights(weights)
+        out[f"model_{name}"] = ops.convert_to_numpy(model(clip, training=False))
+    from ttrnn.models import paper_model
+
+    tt_gru = paper_model("ucf11", "gru", 11, dropout=0.0, recurrent_dropout=0.0)
+    set_numpy_weights(tt_gru, 1)
+    video = rng.integers(0, 256, (2, 3, 120, 160, 3), dtype=np.uint8)
+    video[1, 2:] = 0                                                    # a padded frame
+    out["model_tt_gru"] = ops.convert_to_numpy(tt_gru(video, training=False))
+
+
 def main(folder, cases, others):
     folder = Path(folder)
     keras.utils.set_random_seed(0)
@@ -177,6 +211,7 @@ def main(folder, cases, others):
     fit_and_save(out, folder)
     layer_results(out, cases)
     option_results(out)
+    model_results(out)
     load_others(out, folder, others)
     np.savez(folder / f"{BACKEND}.npz", **out)
     print(f"{BACKEND}: {len(out)} arrays")
