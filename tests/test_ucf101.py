@@ -54,7 +54,7 @@ def test_bad_split_lists_are_one_line_errors(tree, tmp_path):
     lists = tmp_path / "lists"
     lists.mkdir()
     res = run_cli("preprocess.ucf101", os.path.join(tree, "UCF-101"), tmp_path / "a.h5", "--splits", lists, "--quiet")
-    assert res.returncode == 1 and "classInd.txt" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert res.returncode == 2 and "classInd.txt" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     src_lists = os.path.join(tree, "ucfTrainTestlist")
     for name in os.listdir(src_lists):
         (lists / name).write_text(open(os.path.join(src_lists, name)).read())
@@ -62,7 +62,7 @@ def test_bad_split_lists_are_one_line_errors(tree, tmp_path):
                                                                "JumpRope/v_JumpRope_g02_c01.avi 3")
     (lists / "trainlist01.txt").write_text(wrong)
     res = run_cli("preprocess.ucf101", os.path.join(tree, "UCF-101"), tmp_path / "b.h5", "--splits", lists, "--quiet")
-    assert res.returncode == 1 and "trainlist01.txt" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert res.returncode == 2 and "trainlist01.txt" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b.h5").exists()
 
 
