@@ -9,7 +9,7 @@ SimpleRNN / GRU / LSTM / Dense; "quick": every format's Dense and one recurrent 
 less). It saves that model as OUT/<backend>.keras (its outputs in <backend>.npz), then loads the files of the
 other backends named, waiting for them (the workers run side by side): their outputs here are `loaded_<backend>`.
 It also runs the models built from Keras layers alone (the paper's TT-GRU, narrow R3D-18, R(2+1)D-18,
-DenseNet-121 and C3D) on one uint8 clip with the same NumPy weights: `model_<name>`.
+DenseNet-121 and C3D) on one uint8 clip with the same NumPy weights: `net_<name>`.
 """
 
 import os
@@ -194,14 +194,14 @@ def model_results(out):
             fan_in = max(1, int(np.prod(w.shape[:-1])))
             weights.append(1 + 0.1 * np.abs(v) if "variance" in w.path else v / np.sqrt(fan_in))
         model.set_weights(weights)
-        out[f"model_{name}"] = ops.convert_to_numpy(model(clip, training=False))
+        out[f"net_{name}"] = ops.convert_to_numpy(model(clip, training=False))
     from ttrnn.models import paper_model
 
     tt_gru = paper_model("ucf11", "gru", 11, dropout=0.0, recurrent_dropout=0.0)
     set_numpy_weights(tt_gru, 1)
     video = rng.integers(0, 256, (2, 3, 120, 160, 3), dtype=np.uint8)
     video[1, 2:] = 0                                                    # a padded frame
-    out["model_tt_gru"] = ops.convert_to_numpy(tt_gru(video, training=False))
+    out["net_tt_gru"] = ops.convert_to_numpy(tt_gru(video, training=False))
 
 
 def main(folder, cases, others):

@@ -114,8 +114,8 @@ def test_keras_file_saved_on_one_backend_loads_on_the_others(request, run):
 def test_models_of_keras_layers_give_tensorflows_scores(request, run, backend):
     """The paper's TT-GRU and the pure-Keras 3D CNNs (R3D, R(2+1)D, DenseNet, C3D) on this backend."""
     res = results(request, run)
-    names = sorted(k for k in res["tensorflow"] if k.startswith("model_"))
-    assert names == ["model_c3d", "model_densenet121", "model_r2plus1d18", "model_r3d18", "model_tt_gru"]
+    names = sorted(k for k in res["tensorflow"] if k.startswith("net_"))
+    assert names == ["net_c3d", "net_densenet121", "net_r2plus1d18", "net_r3d18", "net_tt_gru"]
     for key in names:
         assert np.isfinite(res["tensorflow"][key]).all() and np.abs(res["tensorflow"][key]).max() > 0, key
         assert relative_error(res[backend][key], res["tensorflow"][key]) <= TOL, key
