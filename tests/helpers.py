@@ -1,7 +1,10 @@
 """Small generated stores for the training tests, written straight through the store writer (no video codec)."""
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +126,23 @@ def launch_workers(workers, command, retries=3, timeout=300, env=None):
         if proc.returncode == 0 or not any(m in proc.stderr.lower() for m in PORT_TAKEN):
             return proc
     return proc
+
+
+def kill_after_line(proc, line_start, then=0.0, timeout=600):
+    """SIGKILL the started `proc` (text stdout) `then` seconds after it prints a line starting with `line_start` (at
+    once with then=0); a watchdog ends a run that hangs. Returns whether the line came."""
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    seen = False
+    try:
+        for line in proc.stdout:
+            if line.startswith(line_start):
+                seen = True
+                time.sleep(then)
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        proc.stdout.close()
+    return seen

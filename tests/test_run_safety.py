@@ -10,13 +10,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import REPO, make_store, moving_square_clip
+from helpers import REPO, kill_after_line, make_store, moving_square_clip
 
 COMMON = ["--max-len", "4", "--batch-size", "4", "--lr", "1e-3", "--quiet", "--no-tensorboard", "--intra-op", "1"]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
@@ -243,26 +242,6 @@ def test_disk_full_under_out_then_resume_after_freeing_space(store, small_tmpfs,
     assert [r["epoch"] for r in history(out)] == ["1", "2", "3"] and (out / "metrics.json").exists()
 
 
-def run_until(proc, line_start, then=0.0, timeout=600):
-    """SIGKILL `proc` `then` seconds after it prints a line starting with `line_start` (at once with then=0);
-    a watchdog ends a run that hangs. Returns whether the line came."""
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    seen = False
-    try:
-        for line in proc.stdout:
-            if line.startswith(line_start):
-                seen = True
-                time.sleep(then)
-                break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        watchdog.cancel()
-        proc.stdout.close()
-    return seen
-
-
 @pytest.mark.slow
 def test_killed_at_several_moments_resumes_to_the_uninterrupted_run(store, tmp_path):
     """Dropout 0.25 and recurrent dropout 0.25 on, shuffled batches, 3 epochs. One run is SIGKILLed at its epoch-1
@@ -278,7 +257,7 @@ def test_killed_at_several_moments_resumes_to_the_uninterrupted_run(store, tmp_p
     for line_start, then in kills:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
                                 cwd=REPO)
-        assert run_until(proc, line_start, then), line_start
+        assert kill_after_line(proc, line_start, then), line_start
         assert not (out / "metrics.json").exists()
     res = run(cmd)
     assert res.returncode == 0, res.stderr[-2000:]

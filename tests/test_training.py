@@ -2,15 +2,13 @@
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
-from helpers import REPO, make_store, read_scalars, run_cli
+from helpers import REPO, kill_after_line, make_store, read_scalars, run_cli
 from test_console import STARTUP_MARKERS
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "model.keras", "curves.png", "confusion.png"}
@@ -75,22 +73,6 @@ def test_tt_gru_run_writes_a_complete_run_directory(store, tmp_path):
     assert again.returncode == 0 and "already finished" in again.stdout
 
 
-def run_until_epoch_line(proc, epoch, timeout=600):
-    """SIGKILL the started `proc` as soon as it prints "epoch {epoch}/" (epoch-1's checkpoint is on disk by then:
-    the trainer saves an epoch before it prints the next one). A watchdog bounds a run that hangs."""
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    try:
-        for line in proc.stdout:
-            if line.startswith(f"epoch {epoch}/"):
-                break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        watchdog.cancel()
-        proc.stdout.close()
-
-
 def checkpoint_arrays(run_dir):
     with np.load(run_dir / "checkpoint.npz") as data:
         return {k: data[k] for k in data.files if k != "state"}
@@ -115,7 +97,7 @@ def test_killed_run_resumed_without_out_equals_an_uninterrupted_run(store, tmp_p
         straight = subprocess.Popen(cmd + ["--out", str(tmp_path / "straight")], cwd=REPO, env=env,
                                     stdout=subprocess.DEVNULL, stderr=err)
     killed = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    run_until_epoch_line(killed, 2)
+    kill_after_line(killed, "epoch 2/")  # epoch 1's checkpoint is on disk once its line is printed
     assert straight.wait(timeout=600) == 0, (tmp_path / "straight.err").read_text()[-2000:]
     run_dir, = (work / "runs").glob("ucf11-tt_gru-*")
     saved = len(history_rows(run_dir))
