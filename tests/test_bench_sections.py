@@ -175,5 +175,7 @@ def test_epoch_section_measures_both_arrangements_beside_the_step():
         fps = rows[f"epoch_{a}_fps"][0]
         assert rows[f"epoch_{a}_vs_step"][0] == pytest.approx(fps / step, abs=0.001)
         assert 0 < rows[f"epoch_{a}_system_cpu"][0] < 100
+    # both runs train the same frames, so the time ratio is the fps ratio; the fps rows keep 4-5 digits where the
+    # 0.1 s rounding of a ~1 s quick epoch does not (CI saw 1.188 vs 1.3 s / 1.1 s = 1.16)
     assert rows["epoch_streaming_vs_plain"][0] == pytest.approx(
-        rows["epoch_plain_max_len_8"][0] / rows["epoch_streaming_max_len_8"][0], rel=0.02)
+        rows["epoch_streaming_fps"][0] / rows["epoch_plain_fps"][0], rel=0.005)
