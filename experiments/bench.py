@@ -607,6 +607,11 @@ def bench_train(args):
     max_len = UCF11_LENGTHS[1] // scale
     batch = 16
     spec = data.InputSpec(max_len=max_len, pad_multiple=16 if not args.quick else 4)
+    # quick: one stream job and two step lengths (the fewest that give a slope), in one child started now
+    clip_counts, frames = ((8,), 8) if args.quick else ((16, 64), 120)
+    rss_lengths = (16, 64) if args.quick else (450, 900, 1492)
+    jobs = [["stream", count, frames] for count in clip_counts] + [["step", length, batch] for length in rss_lengths]
+    rss_peaks = start_rss_children(jobs, together=args.quick)
     with tempfile.TemporaryDirectory() as tmp:
         stores = {c: FrameStore(make_store(f"{tmp}/train_{c}.h5", lengths, compression=c))
                   for c in ("lzf", "none")}
@@ -658,11 +663,8 @@ def bench_train(args):
         waste = padding_waste(ucf, data.InputSpec(max_len=UCF11_LENGTHS[1]), batch, bucket)
         yield {"name": f"padding_waste_{'bucketed' if bucket else 'unbucketed'}", "value": round(100 * waste, 2),
                "unit": "% (padded / real frames, UCF11 lengths, max-len 1492, batch 16)"}
-    # quick: one stream job and two step lengths (the fewest that give a slope), in one child process
-    clip_counts, frames = ((8,), 8) if args.quick else ((16, 64), 120)
-    lengths = (16, 64) if args.quick else (450, 900, 1492)
-    jobs = [["stream", count, frames] for count in clip_counts] + [["step", length, batch] for length in lengths]
-    peaks = rss_children(jobs, together=args.quick)
+    lengths = rss_lengths
+    peaks = rss_peaks()
     for count, peak in zip(clip_counts, peaks):
         yield {"name": f"peak_rss_{count}_clips", "value": peak, "unit": "MB (stream a store through a train step)"}
     peaks = peaks[len(clip_counts):]
@@ -689,25 +691,34 @@ def padding_waste(lengths, spec, batch, bucket, epochs=3):
     return (padded - real) / real
 
 
-def rss_children(jobs, together=False):
+def start_rss_children(jobs, together=False):
     """Peak RSS (MB) of each job, each in a fresh `python -m experiments.bench --rss-child ...` process, or
     (`together`, the smoke pass: one TensorFlow start instead of one per job) all in one process in the order
-    given, each figure then the process's peak so far (a job's own peak when jobs come in growing order)."""
+    given, each figure then the process's peak so far (a job's own peak when jobs come in growing order).
+    Returns the function that waits for the figures: `together` starts its child now, beside the caller's own
+    work (the smoke pass: its TensorFlow start and tracing overlap the train section's, on the second core);
+    separate children run one after the other when the figures are asked for."""
     import subprocess
 
-    def run(group):
+    def start(group):
         spec = ";".join(",".join(str(v) for v in job) for job in group)
         cmd = [sys.executable, "-m", "experiments.bench", "--rss-child", spec]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"RSS child {spec} failed: {proc.stderr.strip().splitlines()[-1:]}")
-        return [float(v) for v in proc.stdout.strip().splitlines()[-len(group):]]
+        return spec, len(group), subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    return run(jobs) if together else [peak for job in jobs for peak in run([job])]
+    def collect(spec, n, proc):
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"RSS child {spec} failed: {err.strip().splitlines()[-1:]}")
+        return [float(v) for v in out.strip().splitlines()[-n:]]
+
+    if together:
+        child = start(jobs)
+        return lambda: collect(*child)
+    return lambda: [peak for job in jobs for peak in collect(*start([job]))]
 
 
 def rss_child_main(jobs):
-    """`JOB;JOB...`: each job in turn, printing the process's peak RSS (MB) after each (`rss_children`)."""
+    """`JOB;JOB...`: each job in turn, printing the process's peak RSS (MB) after each (`start_rss_children`)."""
     for job in jobs.split(";"):
         rss_job(job)
         print(peak_rss_mb(), flush=True)
