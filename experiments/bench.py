@@ -38,6 +38,7 @@ frames, `train` 16 clips of 2-14 frames and its RSS jobs (one stream, two step l
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -606,6 +607,11 @@ def bench_train(args):
     max_len = UCF11_LENGTHS[1] // scale
     batch = 16
     spec = data.InputSpec(max_len=max_len, pad_multiple=16 if not args.quick else 4)
+    # quick: one stream job and two step lengths (the fewest that give a slope), in one child started now
+    clip_counts, frames = ((8,), 8) if args.quick else ((16, 64), 120)
+    rss_lengths = (16, 64) if args.quick else (450, 900, 1492)
+    jobs = [["stream", count, frames] for count in clip_counts] + [["step", length, batch] for length in rss_lengths]
+    rss_peaks = start_rss_children(jobs, together=args.quick)
     with tempfile.TemporaryDirectory() as tmp:
         stores = {c: FrameStore(make_store(f"{tmp}/train_{c}.h5", lengths, compression=c))
                   for c in ("lzf", "none")}
@@ -657,11 +663,8 @@ def bench_train(args):
         waste = padding_waste(ucf, data.InputSpec(max_len=UCF11_LENGTHS[1]), batch, bucket)
         yield {"name": f"padding_waste_{'bucketed' if bucket else 'unbucketed'}", "value": round(100 * waste, 2),
                "unit": "% (padded / real frames, UCF11 lengths, max-len 1492, batch 16)"}
-    # quick: one stream job and two step lengths (the fewest that give a slope), in one child process
-    clip_counts, frames = ((8,), 8) if args.quick else ((16, 64), 120)
-    lengths = (16, 64) if args.quick else (450, 900, 1492)
-    jobs = [["stream", count, frames] for count in clip_counts] + [["step", length, batch] for length in lengths]
-    peaks = rss_children(jobs, together=args.quick)
+    lengths = rss_lengths
+    peaks = rss_peaks()
     for count, peak in zip(clip_counts, peaks):
         yield {"name": f"peak_rss_{count}_clips", "value": peak, "unit": "MB (stream a store through a train step)"}
     peaks = peaks[len(clip_counts):]
@@ -688,25 +691,34 @@ def padding_waste(lengths, spec, batch, bucket, epochs=3):
     return (padded - real) / real
 
 
-def rss_children(jobs, together=False):
+def start_rss_children(jobs, together=False):
     """Peak RSS (MB) of each job, each in a fresh `python -m experiments.bench --rss-child ...` process, or
     (`together`, the smoke pass: one TensorFlow start instead of one per job) all in one process in the order
-    given, each figure then the process's peak so far (a job's own peak when jobs come in growing order)."""
+    given, each figure then the process's peak so far (a job's own peak when jobs come in growing order).
+    Returns the function that waits for the figures: `together` starts its child now, beside the caller's own
+    work (the smoke pass: its TensorFlow start and tracing overlap the train section's, on the second core);
+    separate children run one after the other when the figures are asked for."""
     import subprocess
 
-    def run(group):
+    def start(group):
         spec = ";".join(",".join(str(v) for v in job) for job in group)
         cmd = [sys.executable, "-m", "experiments.bench", "--rss-child", spec]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"RSS child {spec} failed: {proc.stderr.strip().splitlines()[-1:]}")
-        return [float(v) for v in proc.stdout.strip().splitlines()[-len(group):]]
+        return spec, len(group), subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    return run(jobs) if together else [peak for job in jobs for peak in run([job])]
+    def collect(spec, n, proc):
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"RSS child {spec} failed: {err.strip().splitlines()[-1:]}")
+        return [float(v) for v in out.strip().splitlines()[-n:]]
+
+    if together:
+        child = start(jobs)
+        return lambda: collect(*child)
+    return lambda: [peak for job in jobs for peak in collect(*start([job]))]
 
 
 def rss_child_main(jobs):
-    """`JOB;JOB...`: each job in turn, printing the process's peak RSS (MB) after each (`rss_children`)."""
+    """`JOB;JOB...`: each job in turn, printing the process's peak RSS (MB) after each (`start_rss_children`)."""
     for job in jobs.split(";"):
         rss_job(job)
         print(peak_rss_mb(), flush=True)
@@ -761,22 +773,34 @@ def scale_frames(t, rng, pool):
     return frames
 
 
-def make_scale_store(path, count=SCALE_CLIPS, lengths=None, seed=0):
-    """A UCF11-size store in the UCF11 schema (11 classes, 25 groups, `ucf11_lengths`) at `path`; returns
-    `path`. An existing store with the same clip lengths is reused (the full one is ~45 GB: generate it once)."""
+def scale_pool(videos=None, seed=0):
+    """uint8 (N, 120, 160, 3): the frames a scale store cycles through. `videos` (a folder): every frame of its
+    clips decoded at 160x120, so that a coded store's size is a real video's; else 32 generated noisy
+    backgrounds (raw stores: the content does not matter)."""
+    if videos:
+        frames = np.concatenate(codec_clips(argparse.Namespace(videos=videos), 0))
+        return np.maximum(frames, 1)         # no all-zero frame: zero frames are padding
+    rng = np.random.default_rng(seed)
+    return np.stack([synthetic_frames(1, rng)[0] for _ in range(32)])
+
+
+def make_scale_store(path, count=SCALE_CLIPS, lengths=None, seed=0, codec="raw", pool=None):
+    """A UCF11-size store in the UCF11 schema (11 classes, 25 groups, `ucf11_lengths`) at `path` in `codec`
+    (JPEG at its default quality), its frames cycled from `pool` (`scale_pool()` if None); returns `path`. An
+    existing store with the same clip lengths and codec is reused (the full raw one is ~45 GB: generate it once)."""
     from ttrnn.store import FrameStore, StoreWriter, store_params
 
     lengths = ucf11_lengths(count, seed) if lengths is None else np.asarray(lengths)
     try:
         with FrameStore(path) as store:
-            if np.array_equal(np.sort(store.index["length"]), np.sort(lengths)):
+            if store.codec == codec and np.array_equal(np.sort(store.index["length"]), np.sort(lengths)):
                 return path
     except Exception:                 # absent, partial or not a store: write it anew
         pass
     rng = np.random.default_rng(seed)
-    pool = np.stack([synthetic_frames(1, rng)[0] for _ in range(32)])
+    pool = scale_pool(seed=seed) if pool is None else pool
     classes = [f"class{c:02d}" for c in range(UCF11_CLASSES)]
-    params = store_params("ucf11", FRAME_SHAPE[1], FRAME_SHAPE[0], classes=classes)
+    params = store_params("ucf11", FRAME_SHAPE[1], FRAME_SHAPE[0], compression=codec, classes=classes)
     with StoreWriter(path, params, overwrite=True) as writer:
         for i, t in enumerate(lengths):
             label, group = i % UCF11_CLASSES, f"g{(i // UCF11_CLASSES) % SCALE_GROUPS + 1:02d}"
@@ -807,31 +831,85 @@ def trainer_argv(store, max_len, out, *extra):
             "--epochs", "1", "--quiet", "--out", str(out), *extra]
 
 
+def scale_store_path(store, codec, several):
+    """Where the scale store of `codec` lives: `store` itself for one codec, `STEM.CODEC.h5` beside it for several."""
+    store = Path(store)
+    return store.with_name(f"{store.stem}.{codec}{store.suffix or '.h5'}") if several else store
+
+
 def bench_scale(args):
-    """A real training epoch + evaluation at max-len 450 and 1,492 on a UCF11-size store (or `--store`), and the
-    peak RSS of each run: measured, not projected (~30 min on 2 cores; not for CI)."""
+    """Per codec (`--codecs`, default raw,jpeg): a UCF11-size store (frames cycled from `--videos` when given),
+    then a real training epoch + evaluation at max-len 450 and 1,492 from a cold page cache: seconds, padded
+    frames/s against the trainer's own step on the same padded lengths (measured once per max-len, on every
+    `--step-every`-th batch of the epoch's plan, in memory), system CPU, page faults, bytes read against dd, peak
+    RSS. Measured, not projected (~1 h on 2 cores for both codecs; not for CI)."""
+    import os
     import tempfile
 
     count = 40 if args.quick else SCALE_CLIPS
     lengths = np.maximum(24, ucf11_lengths(count) // 8) if args.quick else ucf11_lengths(count)
+    codecs = args.codecs or ("raw", "jpeg")
+    max_lens = args.max_lens or ((48, 96) if args.quick else (450, 1492))
+    yield {"name": "scale_load", "value": round(os.getloadavg()[1], 2),
+           "unit": f"load average (5 min) at the start; {cpu_model()}"}
     with tempfile.TemporaryDirectory() as tmp:
-        store = args.store or f"{tmp}/scale.h5"
-        t0 = time.perf_counter()
-        make_scale_store(store, lengths=lengths)
-        yield {"name": "scale_store_seconds", "value": round(time.perf_counter() - t0, 1),
-               "unit": f"s (write or reuse {count} clips, UCF11 lengths, {store})"}
-        for max_len in args.max_lens or ((48, 96) if args.quick else (450, 1492)):
-            metrics, wall = scale_run(store, max_len, f"{tmp}/run{max_len}")
-            train = metrics["epoch_seconds"][0]
-            evals = metrics.get("eval_seconds")
-            yield {"name": f"scale_epoch_max_len_{max_len}", "value": round(train, 1),
-                   "unit": f"s training ({metrics['num_train']} clips, batch 16, TT-GRU)"}
-            if evals is not None:
-                yield {"name": f"scale_eval_max_len_{max_len}", "value": round(evals[0], 1),
-                       "unit": f"s evaluation ({metrics['num_test']} clips)"}
-            yield {"name": f"scale_wall_max_len_{max_len}", "value": round(wall, 1),
-                   "unit": "s (the whole command: start, epoch, evaluations, report)"}
-            yield {"name": f"scale_peak_rss_max_len_{max_len}", "value": metrics["peak_rss_mb"], "unit": "MB"}
+        pool = scale_pool(args.videos)
+        stores = {}
+        for codec in codecs:
+            store = stores[codec] = scale_store_path(args.store or f"{tmp}/scale.h5", codec, len(codecs) > 1)
+            t0 = time.perf_counter()
+            make_scale_store(store, lengths=lengths, codec=codec, pool=pool)
+            size = sum(Path(f).stat().st_size for f in store_files(store))
+            yield {"name": f"scale_{codec}_store_gb", "value": round(size / 1e9, 3),
+                   "unit": f"GB ({count} clips, UCF11 lengths, {'frames of ' + args.videos if args.videos else 'generated frames'}; "
+                           f"written or reused in {time.perf_counter() - t0:.0f} s: {store})"}
+            yield {"name": f"scale_{codec}_dd_read", "value": round(dd_rate(store) / 1e6, 1),
+                   "unit": "MB/s (the store's files read in 8 MB requests, cold cache)"}
+        for max_len in max_lens:
+            step = run_step_child(trainer_argv(stores[codecs[0]], max_len, f"{tmp}/step{max_len}"),
+                                  every=args.step_every or (1 if args.quick else 4))
+            step_fps = step["sample_frames"] / step["warm_s"]
+            yield {"name": f"scale_step_max_len_{max_len}", "value": round(step_fps, 1),
+                   "unit": f"padded frames/s (the trainer's step alone, warm, on {step['sample_frames']} of the "
+                           f"epoch's {step['padded_frames']} padded frames in memory)"}
+            for codec in codecs:
+                yield from scale_rows(codec, max_len, stores[codec], step, step_fps, f"{tmp}/{codec}{max_len}")
+
+
+def scale_rows(codec, max_len, store, step, step_fps, out):
+    """The rows of one scale run: `codec`'s store at `max_len`, evicted from the page cache first."""
+    drop_from_page_cache(store)
+    metrics, wall = scale_run(store, max_len, out, extra=("--no-tensorboard",))
+    train, u = metrics["epoch_seconds"][0], metrics["epoch_usage"][0]
+    fps, cpu = step["padded_frames"] / train, u["user_s"] + u["sys_s"]
+    key = f"scale_{codec}_max_len_{max_len}"
+    yield {"name": f"{key}_epoch", "value": round(train, 1),
+           "unit": f"s training ({metrics['num_train']} clips, batch 16, TT-GRU)"}
+    yield {"name": f"{key}_fps", "value": round(fps, 1),
+           "unit": f"padded frames/s end to end ({fps / step_fps:.3f}x the warm step)"}
+    yield {"name": f"{key}_system_cpu", "value": round(100 * u["sys_s"] / max(cpu, 1e-9), 2),
+           "unit": f"% of the epoch's CPU time in the kernel ({cpu / u['wall_s']:.2f} cores busy)"}
+    yield {"name": f"{key}_faults_per_s", "value": round(u["minor_faults"] / u["wall_s"], 1),
+           "unit": "minor page faults/s over the epoch"}
+    yield {"name": f"{key}_read", "value": round((u["read_bytes"] or 0) / u["wall_s"] / 1e6, 2),
+           "unit": "MB/s from the disk over the epoch"}
+    if metrics.get("eval_seconds"):
+        yield {"name": f"{key}_eval", "value": round(metrics["eval_seconds"][0], 1),
+               "unit": f"s evaluation ({metrics['num_test']} clips)"}
+    yield {"name": f"{key}_wall", "value": round(wall, 1),
+           "unit": "s (the whole command: start, epoch, evaluation, report)"}
+    yield {"name": f"{key}_peak_rss", "value": metrics["peak_rss_mb"], "unit": "MB"}
+
+
+def cpu_model():
+    """`lscpu`'s model name and the widest AVX the CPU has (AVX2 / AVX-512), for the figures' context."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU unknown"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    avx = "AVX-512" if "avx512f" in text else "AVX2" if "avx2" in text else "no AVX2"
+    return f"{model}, {avx}, {os.cpu_count()} CPUs"
 
 
 # ---- section: epoch -----------------------------------------------------------------------------------------
@@ -885,11 +963,12 @@ def epoch_store_lengths(budget_bytes, quick, seed=0):
     return np.maximum(24, lengths // 8) if quick else lengths
 
 
-def epoch_step_child(argv):
+def epoch_step_child(argv, every=1):
     """`--epoch-step-child ARGV_JSON`: the trainer's own build and train step for that trainer command, run on
-    in-memory batches of exactly the shapes (and order) of its first training epoch, twice: the first pass
-    traces and compiles as the trainer's first epoch does, the second is warm. Prints JSON: padded frames and
-    the seconds of each pass (the step only: each batch is made a tensor before its step is timed)."""
+    in-memory batches of exactly the shapes (and order) of its first training epoch (`every`-th batch of it
+    only: the same mix of lengths at a fraction of the time), twice: the first pass traces and compiles as the
+    trainer's first epoch does, the second is warm. Prints JSON: the epoch's padded frames, the sample's, and the
+    seconds of each pass (the step only: each batch is made a tensor before its step is timed)."""
     import tensorflow as tf
 
     import tf_config.cluster
@@ -904,7 +983,8 @@ def epoch_step_child(argv):
     r = train.build(args, SPEC, tf_config.cluster.make_strategy(args))
     step = train.train_step(r)
     feed = r.train_feed
-    shapes = [(len(pos), feed.batch_length(pos)) for pos, _ in feed.epoch_plan(0)]
+    epoch = [(len(pos), feed.batch_length(pos)) for pos, _ in feed.epoch_plan(0)]
+    shapes = epoch[::every]
     rng = np.random.default_rng(0)
     passes = []
     for _ in range(2):
@@ -918,14 +998,16 @@ def epoch_step_child(argv):
             seconds += time.perf_counter() - t0
         passes.append(seconds)
     r.reader.close()
-    print(json.dumps({"padded_frames": int(sum(b * t for b, t in shapes)), "cold_s": passes[0],
-                      "warm_s": passes[1]}))
+    print(json.dumps({"padded_frames": int(sum(b * t for b, t in epoch)),
+                      "sample_frames": int(sum(b * t for b, t in shapes)), "cold_s": passes[0], "warm_s": passes[1]}))
 
 
-def run_step_child(argv):
+def run_step_child(argv, every=1):
+    """`epoch_step_child(argv, every)` in a fresh process (the trainer's allocator and threads): its JSON."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "experiments.bench", "--epoch-step-child", json.dumps(argv)]
+    cmd = [sys.executable, "-m", "experiments.bench", "--epoch-step-child", json.dumps(argv),
+           "--step-every", str(every)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"epoch step child failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -1022,7 +1104,8 @@ def parse_args(argv=None):
                         "projection (both are measured; default none, as preprocess writes by default)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--videos", default=None,
-                   help="store: measure the codecs on the videos in this folder (decoded at 160x120)")
+                   help="store: measure the codecs on the videos in this folder (decoded at 160x120); "
+                        "scale: cycle their frames through the store")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 16)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
@@ -1031,6 +1114,10 @@ def parse_args(argv=None):
                         "and the projection / TTGRU step forced under XLA")
     p.add_argument("--max-lens", type=lambda v: [int(x) for x in v.split(",")], default=None,
                    help="scale: the max-lens to train at (default 450,1492; quick 48,96); epoch: the first (default 450; quick 48)")
+    p.add_argument("--codecs", type=lambda v: v.split(","), default=None,
+                   help="scale: the store codecs to train from, e.g. raw,jpeg (default raw,jpeg)")
+    p.add_argument("--step-every", type=int, default=None,
+                   help="scale: time the step alone on every N-th batch of the epoch's plan (default 4; quick 1)")
     p.add_argument("--store", default=None,
                    help="scale / epoch: the store to train on (written there first if absent or of other lengths; scale ~45 GB)")
     add_console_args(p)
@@ -1046,6 +1133,12 @@ def parse_args(argv=None):
         p.error("--chunks values must be >= 0")
     if args.budget_gb is not None and not args.budget_gb > 0:
         p.error("--budget-gb must be > 0")
+    from ttrnn.store import CODECS
+    for codec in args.codecs or ():
+        if codec not in CODECS:
+            p.error(f"--codecs: invalid codec {codec!r} (choose from {', '.join(CODECS)})")
+    if args.step_every is not None and args.step_every < 1:
+        p.error("--step-every must be >= 1")
     if args.max_lens and min(args.max_lens) < 1:
         p.error("--max-lens values must be >= 1")
     return args
@@ -1066,7 +1159,7 @@ def main(argv=None):
     quiet_console(args.verbose)
     quiet_retracing()
     if args.epoch_step_child:        # applies the allocator of the trainer command it times
-        epoch_step_child(json.loads(args.epoch_step_child))
+        epoch_step_child(json.loads(args.epoch_step_child), args.step_every or 1)
         return 0
     apply_memory(args.allocator)     # before TensorFlow starts, as the trainer does (tf_config.memory)
     if args.rss_child:

@@ -1,8 +1,9 @@
 """A trained dense GRU / LSTM run -> a tensorized run directory to fine-tune.
 
-    python -m experiments.tensorize RUN_DIR --decomposition tt --rank 4 --out NEW_RUN_DIR [--epochs N]
+    python -m experiments.tensorize RUN_DIR --decomposition tt --rank 4 --out NEW_RUN_DIR [--epochs N] [--lr LR]
     python -m experiments.ucf11 ... (the command it prints: the source's, with --use-tt --decomposition --rank
-                                     --epochs N --out NEW_RUN_DIR) -> fine-tunes from the tensorized weights
+                                     --epochs N [--lr LR] --out NEW_RUN_DIR) -> fine-tunes from the tensorized
+                                     weights
 
 RUN_DIR is a finished run of `--model gru|lstm` without `--use-tt`. The new run is built by the trainer's own
 phases from the source's command with the format options added (so its config.json, identity and model are what
@@ -27,8 +28,8 @@ REPLACED = {"--out": True, "--epochs": True, "--use-tt": False, "--decomposition
             "--blocks": True}
 
 
-def source_argv(command):
-    """The trainer arguments of a recorded `config.json` command, without the options `REPLACED`."""
+def source_argv(command, replaced=REPLACED):
+    """The trainer arguments of a recorded `config.json` command, without the options `replaced`."""
     words = shlex.split(command)
     words = words[words.index("-m") + 2:] if "-m" in words else words
     out, skip = [], False
@@ -37,8 +38,8 @@ def source_argv(command):
             skip = False
             continue
         name = word.split("=", 1)[0]
-        if name in REPLACED:
-            skip = REPLACED[name] and "=" not in word
+        if name in replaced:
+            skip = replaced[name] and "=" not in word
             continue
         out.append(word)
     return out
@@ -53,6 +54,9 @@ def parse_args(argv):
     p.add_argument("--blocks", type=int, default=None, help="bt only: block terms (default 2)")
     p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs of the new run (default: the "
                                                             "source's)")
+    p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate of the new run (default: the "
+                                                          "source's; a dense kernel's lr is usually far smaller "
+                                                          "than a tensorized one's)")
     p.add_argument("--out", type=Path, required=True, help="the new run directory (must not hold another run)")
     return p.parse_args(argv)
 
@@ -73,13 +77,17 @@ def read_source(run_dir):
 
 
 def new_command(config, opts):
-    argv = source_argv(config["command"])
+    """The trainer command of the new run: the source's, its format, epochs, out (and lr, if given) replaced."""
+    replaced = {**REPLACED, "--lr": True} if opts.lr is not None else REPLACED
+    argv = source_argv(config["command"], replaced)
     argv += ["--use-tt", "--decomposition", opts.decomposition, "--epochs",
              str(opts.epochs or config["args"]["epochs"]), "--out", str(opts.out)]
     if opts.rank is not None:
         argv += ["--rank", str(opts.rank)]
     if opts.blocks is not None:
         argv += ["--blocks", str(opts.blocks)]
+    if opts.lr is not None:
+        argv += ["--lr", repr(opts.lr)]
     return argv
 
 
@@ -172,6 +180,8 @@ def main(argv=None):
     try:
         if opts.epochs is not None and opts.epochs < 1:
             raise train.UsageError(f"--epochs must be >= 1, got {opts.epochs}")
+        if opts.lr is not None and not opts.lr > 0:
+            raise train.UsageError(f"--lr must be > 0, got {opts.lr}")
         if opts.rank is not None:
             parse_rank(opts.rank)
         read_source(opts.run_dir)

@@ -32,3 +32,23 @@ def test_scale_store_is_a_ucf11_store_the_trainer_accepts(tmp_path):
     store.close()
     mtime = path.stat().st_mtime_ns
     assert bench.make_scale_store(path, lengths=lengths) == path and path.stat().st_mtime_ns == mtime   # reused
+
+
+def test_scale_store_of_each_codec_holds_the_pool_frames(tmp_path):
+    """The scale store in JPEG: the trainer's UCF11 store, frames within JPEG-95's error of the raw store's (same
+    pool, same seed), reused only when its codec matches; several codecs get one file each."""
+    from ttrnn.store import FrameStore
+
+    lengths = np.array([3, 5, 4] * 11)
+    pool = bench.scale_pool(seed=1)
+    raw = bench.make_scale_store(tmp_path / "s.raw.h5", lengths=lengths, pool=pool)
+    jpeg = bench.make_scale_store(tmp_path / "s.jpeg.h5", lengths=lengths, codec="jpeg", pool=pool)
+    with FrameStore(raw) as r, FrameStore(jpeg) as j:
+        assert (r.codec, j.codec, j.quality) == ("raw", "jpeg", 95)
+        err = np.abs(r.read(5).astype(int) - j.read(5)).mean()
+        assert 0 < err < 5 and j.nbytes() < r.nbytes()     # generated noise: 3.3 levels (real video: 1.8)
+    bench.make_scale_store(raw, lengths=lengths, codec="jpeg", pool=pool)     # other codec: written anew
+    with FrameStore(raw) as r:
+        assert r.codec == "jpeg"
+    assert bench.scale_store_path("/d/scale.h5", "jpeg", True) == bench.Path("/d/scale.jpeg.h5")
+    assert bench.scale_store_path("/d/scale.h5", "jpeg", False) == bench.Path("/d/scale.h5")

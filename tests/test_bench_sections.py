@@ -122,17 +122,25 @@ def test_train_section_agrees_with_its_own_figures(smoke):
     assert slope >= 16 * 160 * 120 * 3 / 2 ** 20
 
 
-@pytest.mark.slow   # writes a 40-clip 160x120 store and trains one epoch through the CLI: ~1-2 min
-def test_scale_section_trains_one_real_epoch():
-    rows = bench("scale", "--quick", "--max-lens", "8", "--repeats", "1")
-    assert list(rows) == ["scale_store_seconds", "scale_epoch_max_len_8", "scale_eval_max_len_8",
-                          "scale_wall_max_len_8", "scale_peak_rss_max_len_8"]
-    train_clips = int(re.search(r"\(([0-9]+) clips", rows["scale_epoch_max_len_8"][1]).group(1))
-    test_clips = int(re.search(r"\(([0-9]+) clips", rows["scale_eval_max_len_8"][1]).group(1))
-    assert train_clips + test_clips == 40 and 0 < test_clips < train_clips    # --quick: 40 clips, one fold held out
-    # the command's wall time contains its epoch and its evaluation
-    wall, epoch, evaluation = (rows[f"scale_{k}_max_len_8"][0] for k in ("wall", "epoch", "eval"))
-    assert wall + 0.1 >= epoch + evaluation             # rounded to 0.1 s each
+@pytest.mark.slow   # writes two 40-clip 160x120 stores (raw, jpeg), one step child and two trainer epochs: ~2-3 min
+def test_scale_section_trains_one_real_epoch_per_codec():
+    rows = bench("scale", "--quick", "--max-lens", "8", "--codecs", "raw,jpeg")
+    per_run = ("epoch", "fps", "system_cpu", "faults_per_s", "read", "eval", "wall", "peak_rss")
+    assert list(rows) == (["scale_load", "scale_raw_store_gb", "scale_raw_dd_read", "scale_jpeg_store_gb",
+                           "scale_jpeg_dd_read", "scale_step_max_len_8"]
+                          + [f"scale_{c}_max_len_8_{k}" for c in ("raw", "jpeg") for k in per_run])
+    assert rows["scale_jpeg_store_gb"][0] < rows["scale_raw_store_gb"][0]
+    step = rows["scale_step_max_len_8"][0]
+    for codec in ("raw", "jpeg"):
+        key = f"scale_{codec}_max_len_8"
+        train_clips = int(re.search(r"\(([0-9]+) clips", rows[f"{key}_epoch"][1]).group(1))
+        test_clips = int(re.search(r"\(([0-9]+) clips", rows[f"{key}_eval"][1]).group(1))
+        assert train_clips + test_clips == 40 and 0 < test_clips < train_clips    # --quick: 40 clips, one fold out
+        # the command's wall time contains its epoch and its evaluation (rounded to 0.1 s each)
+        assert rows[f"{key}_wall"][0] + 0.1 >= rows[f"{key}_epoch"][0] + rows[f"{key}_eval"][0]
+        ratio = float(re.search(r"\(([0-9.]+)x the warm step", rows[f"{key}_fps"][1]).group(1))
+        assert ratio == pytest.approx(rows[f"{key}_fps"][0] / step, rel=0.01, abs=0.001)   # printed to 3 decimals
+        assert 0 <= rows[f"{key}_system_cpu"][0] < 100
 
 
 def test_epoch_rows_are_the_hand_arithmetic_of_their_measurements():

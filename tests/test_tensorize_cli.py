@@ -19,6 +19,25 @@ def test_not_a_dense_recurrent_run_is_a_usage_error(tmp_path):
     assert res.returncode == 2 and "dense gru / lstm run" in res.stderr and not (tmp_path / "new").exists()
 
 
+def test_fine_tuning_command_takes_lr_epochs_and_format_and_keeps_the_rest():
+    """The printed fine-tuning command: the source's options kept, its --lr (either spelling) replaced only when
+    --lr is given, --epochs / --out / the format replaced; --lr 0 is a usage error."""
+    from experiments.tensorize import new_command, parse_args
+
+    config = {"command": "python -m experiments.ucf11 --data s.h5 --model gru --lr=1e-05 --max-len 6 --epochs 4 "
+                         "--out dense", "args": {"epochs": 4}}
+    argv = new_command(config, parse_args(["dense", "--rank", "4", "--epochs", "2", "--lr", "1e-3", "--out", "tt"]))
+    assert argv == ["--data", "s.h5", "--model", "gru", "--max-len", "6", "--use-tt", "--decomposition", "tt",
+                    "--epochs", "2", "--out", "tt", "--rank", "4", "--lr", "0.001"]
+    kept = new_command(config, parse_args(["dense", "--out", "tt"]))
+    assert "--lr=1e-05" in kept and "--lr" not in kept and kept[kept.index("--epochs") + 1] == "4"
+
+
+def test_bad_lr_is_a_usage_error(tmp_path):
+    res = run_cli("experiments.tensorize", tmp_path, "--lr", "0", "--out", tmp_path / "new")
+    assert res.returncode == 2 and "--lr must be > 0" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_dense_gru_run_tensorized_then_fine_tuned(tmp_path):
     """1 dense epoch on a 3-class store at the UCF11 frame size, TT-SVD at ranks 4, then the printed command: the
