@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ttrnn.format_names import FORMAT_NAMES as FORMATS
+
 REPO = Path(__file__).resolve().parents[1]
 WORKER = REPO / "tests" / "backend_worker.py"
-FORMATS = ("tt", "tr", "bt", "cp", "ht")
 TOL = 1e-5                                   # relative to the largest magnitude of the TensorFlow array
 
 
