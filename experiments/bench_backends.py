@@ -21,9 +21,12 @@ import time
 
 import numpy as np
 
+from ttrnn.paper_shapes import PAPER_SHAPES
+
 BATCH = 16
 CLASSES = 11
-N, M, R = (8, 20, 20, 18), (4, 4, 4, 4), (1, 4, 4, 4, 1)
+UCF11 = PAPER_SHAPES["ucf11"]
+N, M, R = UCF11["tt_input_shape"], UCF11["tt_output_shape"], UCF11["tt_ranks"]
 
 
 def _batch(frames):

@@ -13,11 +13,11 @@ The paper split reproduces the original's: it listed one flat folder of clips so
 store's clips by file name the same way (also when the clips sit in per-person folders). The original trained 101
 epochs; --epochs sets ours. --protocol logo (leave one group out) needs groups in the store.
 """
-import sys
 from pathlib import PurePosixPath
 
 import numpy as np
 
+from experiments.cli import exit_now
 from experiments.train import DatasetSpec, main as train_main
 
 DEMO_DATA = dict(classes=8, groups=1, clips_per_group=16, frames=(12, 20), size=(160, 120), seed=0,
@@ -68,4 +68,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -12,6 +12,7 @@ Plain Python only (no TensorFlow, no NumPy), so an error costs nothing to report
 """
 import argparse
 import difflib
+import gc
 import os
 import signal
 import sys
@@ -79,6 +80,18 @@ class OneLineParser(argparse.ArgumentParser):
         else:
             hint = f" (did you mean {'; '.join(f'{c} for {e}' for e, c in hints)}?)" if hints else ""
         return f"unrecognized arguments: {' '.join(extras)}{hint}"
+
+
+def exit_now(status):
+    """`sys.exit(status)` for a CLI that loaded TensorFlow, from its `if __name__ == "__main__"` only.
+
+    gc.freeze() first moves every live object (~500 k with TensorFlow and a model loaded) into the collector's
+    permanent generation, which the interpreter's collections at shutdown skip: they took 5-6 s of every trainer
+    exit (0.8 s with the freeze, 1-epoch TT-GRU run under load 10). Shutdown is otherwise the normal one: threads
+    joined, atexit handlers run, streams flushed and closed; only cyclic garbage left at exit is not collected,
+    which the ending process releases anyway. Not for a process that goes on (a test calling main() in-process)."""
+    gc.freeze()
+    sys.exit(status)
 
 
 def usage_exit(prog, exc):

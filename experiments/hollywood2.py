@@ -12,8 +12,8 @@ cross-entropy, 15 % of the training clips held out for validation, the dataset's
 Differences from the original: it held out the *last* 15 % of its sorted training clips (Keras
 `validation_split=.15`); we hold out a random 15 % (seeded by --seed). It trained 501 epochs; --epochs sets ours.
 """
-import sys
 
+from experiments.cli import exit_now
 from experiments.demo import cached_demo_store
 from experiments.train import DatasetSpec, main as train_main
 
@@ -54,4 +54,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.cli import OneLineParser, UsageError
+from experiments.cli import OneLineParser, UsageError, exit_now
 from tf_config.console import add_console_args, quiet_console
 from ttrnn.store import clip_slice
 
@@ -172,4 +172,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

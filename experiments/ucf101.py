@@ -12,8 +12,8 @@ video-nonlocal-net's three crops). Any --model of the trainer works here, the TT
 """
 import sys
 
+from experiments.cli import OneLineParser, exit_now
 from experiments.demo import cached_demo_store
-from experiments.cli import OneLineParser
 from experiments.train import DatasetSpec, main as train_main
 
 # The demo: 5 UCF101 classes x 6 groups x 2 clips of 20-28 synthetic frames at 112x84; split N tests groups 2N-1, 2N.
@@ -62,4 +62,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -9,8 +9,8 @@ pixels - 128, dropout and recurrent dropout 0.25, a softmax classifier with L2 1
 seed 11111986 (--protocol paper). UCF11's own protocol, leave-one-group-out over its 25 groups, is --protocol logo.
 The original trained 1,001 epochs; --epochs sets ours (default 100).
 """
-import sys
 
+from experiments.cli import exit_now
 from experiments.demo import cached_demo_store
 from experiments.train import DatasetSpec, main as train_main
 
@@ -40,4 +40,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import run_dir as rd
+from experiments.cli import exit_now
 from experiments import ucf11
 
 SPY = {"epochs": []}
@@ -61,4 +62,4 @@ REAL_LOAD, REAL_SAVE = rd.load_checkpoint, rd.save_checkpoint
 rd.load_checkpoint, rd.save_checkpoint = load_checkpoint, save_checkpoint
 
 if __name__ == "__main__":
-    sys.exit(ucf11.main(sys.argv[1:]))
+    exit_now(ucf11.main(sys.argv[1:]))

@@ -28,8 +28,9 @@ def test_every_family_has_the_whole_interface_and_every_model_one_family():
 
 
 def test_the_cli_format_list_is_ttrnn_formats():
-    from ttrnn import formats
-    assert families.rnn.FORMATS == tuple(formats.FORMATS)
+    from ttrnn import format_names, formats
+    assert families.rnn.FORMATS is format_names.FORMAT_NAMES == tuple(formats.FORMATS)
+    assert all(cls.NAME == name for name, cls in formats.FORMATS.items())
 
 
 @pytest.mark.parametrize("argv, label", [

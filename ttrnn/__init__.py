@@ -18,8 +18,8 @@ _LAYERS = {
     "tensorize": "ttrnn.tensorizing",
     "tensorize_model": "ttrnn.tensorizing",
 }
-_SUBMODULES = ("tt", "formats", "kernel", "cells", "layers", "recurrent", "activations", "store", "data", "models",
-               "baselines", "pixels", "splits", "sampling", "saving", "decompose", "tensorizing")
+_SUBMODULES = ("tt", "format_names", "formats", "kernel", "cells", "layers", "recurrent", "activations", "store",
+               "data", "models", "baselines", "pixels", "splits", "sampling", "saving", "decompose", "tensorizing")
 
 __all__ = list(_LAYERS)
 

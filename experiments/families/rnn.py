@@ -5,11 +5,9 @@ Run labels: `gru`, `lstm` (plain), `<format>_<cell>` (tensorized: tt_gru, tr_lst
 """
 from experiments.cli import UsageError
 from experiments.families import shared
+from ttrnn.format_names import FORMAT_NAMES as FORMATS  # Keras-free: the CLIs check their input before TensorFlow
 
 MODELS = ("gru", "lstm")
-# The kernel formats by name, in ttrnn.formats.FORMATS's order. Written here because `ttrnn.formats` imports Keras
-# and the CLIs check their input before TensorFlow starts; tests/test_families.py checks the two lists agree.
-FORMATS = ("tt", "tr", "bt", "cp", "ht")
 TABLE = "paper"           # tables: the paper's rows (gru, lstm, tt_gru, tt_lstm) and the formats' table
 OPTIONS = ("use_tt", "decomposition", "rank", "blocks", "frame_skip", "sample_frames", "preset",
            "projection_dtype", "recurrent_dropout") + shared.PAPER_OPTIONS

@@ -6,13 +6,17 @@ builds one. `DEFAULT_RANKS` give ~3.3 k input-to-hidden parameters for the UCF11
 the TT-LSTM's budget.
 """
 
+from ttrnn.format_names import FORMAT_NAMES
 from ttrnn.formats.bt import BlockTerm
 from ttrnn.formats.cp import CP
 from ttrnn.formats.ht import HierarchicalTucker
 from ttrnn.formats.tr import TensorRing
 from ttrnn.formats.tt import TensorTrain
 
-FORMATS = {"tt": TensorTrain, "tr": TensorRing, "bt": BlockTerm, "cp": CP, "ht": HierarchicalTucker}
+# name -> class, in the order of ttrnn.format_names (the one list of names, Keras-free, that the CLIs check);
+# a name without a class here fails at import
+_BY_NAME = {cls.NAME: cls for cls in (TensorTrain, TensorRing, BlockTerm, CP, HierarchicalTucker)}
+FORMATS = {name: _BY_NAME[name] for name in FORMAT_NAMES}
 # UCF11 LSTM kernel parameters at these ranks: tt 3,360  tr 3,384  bt (2 blocks) 3,392  cp 3,249  ht 3,255
 DEFAULT_RANKS = {"tt": 4, "tr": 6, "bt": 4, "cp": 9, "ht": 7}
 DEFAULT_BLOCKS = 2
