@@ -22,6 +22,7 @@ from pathlib import Path
 
 from experiments import train
 from experiments.families.rnn import parse_rank
+from ttrnn.format_names import FORMAT_NAMES
 
 # Source options the new command replaces (name -> takes a value).
 REPLACED = {"--out": True, "--epochs": True, "--use-tt": False, "--decomposition": True, "--rank": True,
@@ -48,7 +49,7 @@ def source_argv(command, replaced=REPLACED):
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m experiments.tensorize", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, help="a finished dense --model gru|lstm run")
-    p.add_argument("--decomposition", default="tt", choices=("tt", "tr", "bt", "cp", "ht"))
+    p.add_argument("--decomposition", default="tt", choices=FORMAT_NAMES)
     p.add_argument("--rank", default=None, help="an int or the format's rank list (comma separated); "
                                                 "default the format's default ranks")
     p.add_argument("--blocks", type=int, default=None, help="bt only: block terms (default 2)")

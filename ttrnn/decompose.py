@@ -29,11 +29,12 @@ import math
 import numpy as np
 
 from ttrnn import formats
+from ttrnn.format_names import FORMAT_NAMES
 from ttrnn.formats.ht import dimension_tree, post_order
 
 __all__ = ["decompose", "full_ranks", "make_format", "interleaved", "relative_error", "DECOMPOSITIONS"]
 
-DECOMPOSITIONS = ("tt", "tr", "bt", "cp", "ht")
+DECOMPOSITIONS = FORMAT_NAMES      # every kernel format has its decomposition
 
 
 def interleaved(w, n, m):
