@@ -14,6 +14,7 @@ import sys
 
 from preprocess.folders import scan_classes
 from preprocess.ingest import Clip, IngestError, assign_ids, check_source, ingest, run_cli, walk_videos
+from ttrnn.store import DEFAULT_CODEC
 
 NUM_PEOPLE = 47
 LEADING_NUMBERS = re.compile(r"^(?:\d+_)+")
@@ -36,8 +37,8 @@ def scan(src):
     return assign_ids(clips), classes
 
 
-def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, quality=None):
+def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression=DEFAULT_CODEC,
+                limit=None, overwrite=False, progress=True, quality=None):
     """Preprocess a YouTube Celebrities tree into `out`; returns the summary dict; raises IngestError."""
     clips, classes = scan(src)
     if len(classes) != NUM_PEOPLE:

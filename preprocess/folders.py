@@ -16,6 +16,7 @@ import re
 import sys
 
 from preprocess.ingest import Clip, IngestError, assign_ids, check_source, ingest, run_cli, walk_videos
+from ttrnn.store import DEFAULT_CODEC
 
 UCF_LIST_RE = re.compile(r"^(train|test)list(\d+)\.txt$", re.I)
 HMDB_LIST_RE = re.compile(r"^(.+)_test_split(\d+)\.txt$", re.I)
@@ -117,8 +118,8 @@ def relabel(clips, classes):
     return clips
 
 
-def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, quality=None, splits_dir=None, dataset="folders"):
+def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression=DEFAULT_CODEC,
+                limit=None, overwrite=False, progress=True, quality=None, splits_dir=None, dataset="folders"):
     """Preprocess a class-per-folder tree into `out`; split lists from `splits_dir` (default: SRC) are recorded,
     and its classInd.txt, if any, orders the labels. Returns the summary dict (summary["status"]: 0 all stored,
     2 some failed); raises IngestError."""

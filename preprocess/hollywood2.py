@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from preprocess.ingest import Clip, IngestError, check_source, ingest, run_cli
+from ttrnn.store import DEFAULT_CODEC
 
 ACTIONS = ["AnswerPhone", "DriveCar", "Eat", "FightPerson", "GetOutCar", "HandShake", "HugPerson", "Kiss", "Run",
            "SitDown", "SitUp", "StandUp"]
@@ -68,8 +69,8 @@ def scan(src):
     return clips, classes, splits
 
 
-def build_store(src, out, size=(234, 100), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, quality=None):
+def build_store(src, out, size=(234, 100), frame_skip=1, fps=None, workers=None, compression=DEFAULT_CODEC,
+                limit=None, overwrite=False, progress=True, quality=None):
     """Preprocess Hollywood2 into the multi-label store `out`; returns the summary dict; raises IngestError."""
     clips, classes, splits = scan(src)
     return ingest("hollywood2", clips, classes, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,

@@ -22,8 +22,9 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from preprocess.video import VideoError, decode
-from ttrnn.store import (CODECS, DEFAULT_QUALITY, DiskFullError, FrameStore, StoreError, StoreLockedError,
-                         StoreWriter, clip_meta, disk_full_error, is_disk_full, store_params, write_shard)
+from ttrnn.store import (CODECS, DEFAULT_CODEC, DEFAULT_QUALITY, DiskFullError, FrameStore, StoreError,
+                         StoreLockedError, StoreWriter, clip_meta, disk_full_error, is_disk_full, store_params,
+                         write_shard)
 
 # 2: bad input (a usage error: the one status of every CLI of the project for it); 1: some clips failed or the disk
 # filled (the store is not complete; the same command resumes it)
@@ -105,7 +106,7 @@ def _pool_context():
 
 
 def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None, workers=None,
-           compression="none", limit=None, overwrite=False, multilabel=False, splits=None, progress=True,
+           compression=DEFAULT_CODEC, limit=None, overwrite=False, multilabel=False, splits=None, progress=True,
            extra_params=None, log=None, quality=None):
     """Decode `clips` (list of Clip) into the store `out` with codec `compression` (raw/none, jpeg, lzf, gzip;
     `quality` for jpeg); return a summary dict (see `format_summary`).
@@ -327,9 +328,10 @@ def add_common_args(ap, default_size=(160, 120)):
     ap.add_argument("--frame-skip", type=int, default=1, help="keep every K-th frame (default 1: all)")
     ap.add_argument("--fps", type=float, default=None, help="resample in time to F frames/s (default: keep all)")
     ap.add_argument("--workers", type=int, default=None, help="decode processes (default: number of cores)")
-    ap.add_argument("--codec", "--compression", dest="compression", choices=CODECS + ("none",), default="raw",
-                    help="how frames are stored: raw (bit-exact), jpeg (see --quality), or HDF5's lzf / gzip "
-                         "(default raw; --compression is the old name, none = raw; docs/performance.md)")
+    ap.add_argument("--codec", "--compression", dest="compression", choices=CODECS + ("none",), default=DEFAULT_CODEC,
+                    help=f"how frames are stored: jpeg (see --quality), raw (bit-exact uint8), or HDF5's lzf / "
+                         f"gzip (default {DEFAULT_CODEC}; --compression is the old name, none = raw; "
+                         f"docs/performance.md)")
     ap.add_argument("--quality", type=int, default=None,
                     help=f"JPEG quality 1-100 for --codec jpeg (default {DEFAULT_QUALITY})")
     ap.add_argument("--limit", type=int, default=None, help="only the first N clips (for trials)")

@@ -15,6 +15,7 @@ import sys
 
 from preprocess import folders
 from preprocess.ingest import IngestError, run_cli
+from ttrnn.store import DEFAULT_CODEC
 
 LIST_DIR = "ucfTrainTestlist"
 
@@ -42,8 +43,8 @@ def check_list_labels(list_dir, classes):
                     raise IngestError(f"{fname}:{n}: label {fields[1]} is not classInd.txt's for {fields[0]}")
 
 
-def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, quality=None, splits_dir=None):
+def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression=DEFAULT_CODEC,
+                limit=None, overwrite=False, progress=True, quality=None, splits_dir=None):
     """Preprocess a UCF101 tree with its official splits into `out`; returns the ingest summary."""
     list_dir = find_list_dir(src, splits_dir)
     check_list_labels(list_dir, folders.read_class_index(os.path.join(list_dir, "classInd.txt")))

@@ -15,6 +15,7 @@ import re
 import sys
 
 from preprocess.ingest import Clip, IngestError, assign_ids, check_source, ingest, run_cli, walk_videos
+from ttrnn.store import DEFAULT_CODEC
 
 GROUP_RE = re.compile(r"^(v_.+?_\d+)(?:_\d+)?$")
 SKIP_DIRS = {"annotation", "annotations"}
@@ -57,8 +58,8 @@ def scan(src):
     return assign_ids(clips), classes
 
 
-def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression="none", limit=None,
-                overwrite=False, progress=True, quality=None):
+def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression=DEFAULT_CODEC,
+                limit=None, overwrite=False, progress=True, quality=None):
     """Preprocess a UCF11 tree into the store `out`; returns the summary dict (summary["status"]: 0 all stored,
     2 some clips failed). Raises preprocess.ingest.IngestError when nothing can be done."""
     clips, classes = scan(src)

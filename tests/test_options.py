@@ -194,7 +194,8 @@ def test_synthetic_and_preprocess_fps_clis(tmp_path):
     assert res.returncode == 0, res.stderr
     videos = sorted(p for p in src.rglob("*") if p.suffix in (".mpg", ".avi"))
     assert len(videos) == 2 and len({p.parent.parent.name for p in videos}) == 2  # <class>/<group>/<clip>
-    res = run_cli("preprocess.ucf11", src, tmp_path / "s.h5", "--fps", "10", "--size", "32x24", "--quiet")
+    res = run_cli("preprocess.ucf11", src, tmp_path / "s.h5", "--fps", "10", "--size", "32x24", "--codec", "raw",
+                  "--quiet")
     assert res.returncode == 0, res.stderr
     with FrameStore(tmp_path / "s.h5") as s:
         assert s.attrs["fps"] == 10.0 and len(s) == 2

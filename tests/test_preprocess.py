@@ -50,7 +50,7 @@ def run_cli(module, *args, env=None):
 @pytest.fixture(scope="module")
 def ucf11_store(ucf11_tree, tmp_path_factory):
     out = tmp_path_factory.mktemp("st") / "ucf11.h5"
-    summary = ucf11.build_store(ucf11_tree, out, size=SIZE, workers=2, progress=False)
+    summary = ucf11.build_store(ucf11_tree, out, size=SIZE, workers=2, compression="raw", progress=False)
     return out, summary
 
 
@@ -81,13 +81,14 @@ def test_frames_labels_groups_match_independent_decode(ucf11_tree, ucf11_store):
 
 def test_frame_skip_and_fps_resampling(ucf11_tree, tmp_path):
     vids = videos_in(ucf11_tree)[:4]
-    s2 = ucf11.build_store(ucf11_tree, tmp_path / "skip.h5", size=SIZE, frame_skip=2, limit=4, progress=False)
+    s2 = ucf11.build_store(ucf11_tree, tmp_path / "skip.h5", size=SIZE, frame_skip=2, limit=4, compression="raw",
+                           progress=False)
     assert s2["stored"] == 4
     with FrameStore(tmp_path / "skip.h5") as s:
         assert s.attrs["frame_skip"] == 2
         for i, src in enumerate(s.index["source"]):
             np.testing.assert_array_equal(s.read(i), reference_frames(os.path.join(ucf11_tree, src))[::2])
-    ucf11.build_store(ucf11_tree, tmp_path / "fps.h5", size=SIZE, fps=10, limit=4, progress=False)
+    ucf11.build_store(ucf11_tree, tmp_path / "fps.h5", size=SIZE, fps=10, limit=4, compression="raw", progress=False)
     with FrameStore(tmp_path / "fps.h5") as s:
         assert s.attrs["fps"] == 10.0
         for i, src in enumerate(s.index["source"]):
@@ -120,7 +121,7 @@ def test_jpeg_codec_cli_reads_close_to_the_decode(ucf11_tree, ucf11_store, tmp_p
 
 def test_rerun_decodes_nothing(ucf11_tree, ucf11_store):
     out, first = ucf11_store
-    again = ucf11.build_store(ucf11_tree, out, size=SIZE, workers=2, progress=False)
+    again = ucf11.build_store(ucf11_tree, out, size=SIZE, workers=2, compression="raw", progress=False)
     assert first["decoded"] == 12
     assert again["decoded"] == 0 and again["new"] == 0 and again["stored"] == 12 and again["status"] == 0
 
@@ -180,6 +181,7 @@ def test_bad_files_reported_good_ones_stored(ucf11_tree, tmp_path):
     for b in bad:
         assert b in r.stdout
     with FrameStore(out) as s:
+        assert s.codec == "jpeg" and s.quality == 95            # the CLI's default codec
         assert len(s) == 12 and {f for f, _ in s.failed} == bad
         assert all(reason for _, reason in s.failed)
         assert set(s.index["source"]) == {os.path.relpath(v, ucf11_tree).replace(os.sep, "/")
@@ -213,7 +215,7 @@ def test_decode_reasons(tmp_path):
 
 def test_hollywood2_layout(hollywood2_tree, tmp_path):
     out = tmp_path / "h2.h5"
-    summary = hollywood2.build_store(hollywood2_tree, out, size=SIZE, progress=False)
+    summary = hollywood2.build_store(hollywood2_tree, out, size=SIZE, compression="raw", progress=False)
     assert summary["status"] == 0 and summary["stored"] == 24
     # independent read of the label files
     sets = os.path.join(hollywood2_tree, "ClipSets")
@@ -294,7 +296,7 @@ def test_preprocess_does_not_import_tensorflow():
 
 def test_check_lists_a_damaged_clip_and_repair_makes_preprocess_redo_it(ucf11_tree, tmp_path):
     out = tmp_path / "c.h5"
-    ucf11.build_store(ucf11_tree, out, size=SIZE, limit=3, workers=1, progress=False)
+    ucf11.build_store(ucf11_tree, out, size=SIZE, limit=3, workers=1, compression="raw", progress=False)
     with FrameStore(out) as s:
         victim, shard = str(s.index["clip_id"][1]), s.shard_path(1)
     with h5py.File(shard, "r") as f:
@@ -310,7 +312,7 @@ def test_check_lists_a_damaged_clip_and_repair_makes_preprocess_redo_it(ucf11_tr
     assert r.returncode == 0 and "dropped 1" in r.stdout, r.stdout + r.stderr
     assert victim not in FrameStore(out).index["clip_id"]
     assert run_cli("preprocess.check", out, "--quiet").returncode == 0
-    again = ucf11.build_store(ucf11_tree, out, size=SIZE, limit=3, workers=1, progress=False)
+    again = ucf11.build_store(ucf11_tree, out, size=SIZE, limit=3, workers=1, compression="raw", progress=False)
     assert again["decoded"] == 1 and again["stored"] == 3
     with FrameStore(out) as s:
         for i, src in enumerate(s.index["source"]):

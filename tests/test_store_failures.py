@@ -158,7 +158,9 @@ def launcher():
 
 
 def _argv(tree, out, *extra):
-    return [tree, out, "--size", SIZE, "--workers", "2", "--quiet", *extra]
+    """The preprocess command of these tests: raw frames (compared bit for bit) unless `extra` names a codec."""
+    codec = () if "--codec" in extra else ("--codec", "raw")
+    return [tree, out, "--size", SIZE, "--workers", "2", "--quiet", *codec, *extra]
 
 
 def test_sigkill_at_random_moments_never_damages_and_rerun_completes(tree, clean, launcher, tmp_path):
@@ -219,7 +221,7 @@ def test_sigkill_between_shard_and_commit_loses_nothing(tree, clean, launcher, t
     launcher.wait(pid)
     listed, shards = assert_sound(out, clean), len(_shards(out))
     assert shards > listed  # published, not yet committed
-    s = ucf11.build_store(tree, out, size=(32, 24), workers=2, progress=False)
+    s = ucf11.build_store(tree, out, size=(32, 24), workers=2, compression="raw", progress=False)
     assert s["skipped"] == shards and s["decoded"] == 12 - shards and s["stored"] == 12
     assert_complete(out, clean)
 
@@ -331,7 +333,7 @@ def test_transcode_killed_then_rerun_gives_the_complete_store(tree, clean, launc
     """raw -> jpeg: 6 SIGKILLs at random moments, each leaving a sound store (every listed clip equal to an
     uninterrupted transcode's); the same command then completes it, no clip twice, no leftovers."""
     src = tmp_path / "raw.h5"
-    assert ucf11.build_store(tree, src, size=(32, 24), workers=2, progress=False)["stored"] == 12
+    assert ucf11.build_store(tree, src, size=(32, 24), workers=2, compression="raw", progress=False)["stored"] == 12
     argv = lambda out: [src, out, "--codec", "jpeg", "--quality", "90", "--workers", "2", "--quiet"]  # noqa: E731
     t0 = time.perf_counter()
     assert launcher.wait(launcher.start(argv(tmp_path / "ref.h5"), module="preprocess.transcode")) == 0

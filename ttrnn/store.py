@@ -48,6 +48,7 @@ SCHEMA_VERSION = 2
 CODECS = ("raw", "jpeg", "lzf", "gzip")
 COMPRESSIONS = ("lzf", "gzip", "none")  # schema-1 names; "none" is codec raw
 DEFAULT_QUALITY = 95
+DEFAULT_CODEC = "jpeg"     # what preprocess writes unless told: 6.4x smaller than raw, 1.8 levels (docs/performance.md)
 FRAMES_PER_CHUNK = 4
 SHARD_SUFFIX = ".clips"
 OPEN_SHARDS = 8  # reader's cache of open shard files per process (each holds HDF5 caches: RSS)
