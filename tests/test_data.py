@@ -1,6 +1,5 @@
 """The batch feed: what it yields equals the store's clips, bucketing cuts padding, memory does not grow with clips."""
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -216,23 +215,3 @@ def test_cache_hints_read_ahead_every_clip_and_drop_it_after_reading_when_the_st
                 hinted = max(at[(os.POSIX_FADV_WILLNEED, *e)] for batch in extents[:k + 3] for e in batch)
                 assert hinted < min(at[(os.POSIX_FADV_DONTNEED, *e)] for e in extents[k]), k
 
-
-def test_a_pooled_buffer_carrying_a_shorter_batch_gives_its_tail_pages_back():
-    """A buffer sized for the longest batch, reused for a short one: the pages past the short batch leave the
-    process (resident set down by about the difference), the short batch's own bytes are intact."""
-    from ttrnn.data import BatchBuffers
-
-    def resident():
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    buffers = BatchBuffers(capacity=256 << 20)
-    x = buffers.take((256 << 20,))
-    x[:] = 7                                   # every page touched: resident
-    del x
-    full = resident()
-    y = buffers.take((4, 1 << 20))
-    assert buffers.allocated == 1              # the same buffer, reused
-    assert resident() < full - (200 << 20)
-    y[:] = 3
-    assert int(y.sum()) == 3 * (4 << 20)

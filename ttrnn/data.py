@@ -489,34 +489,8 @@ class BatchBuffers:
 
     def _view(self, raw, need, shape):
         offset = (-raw.ctypes.data) % self.align
-        release_pages(raw, offset + need)
         return raw[offset:offset + need].reshape(shape)
 
-
-_MADV_DONTNEED = 4          # Linux's value (asm-generic/mman-common.h)
-_libc = None
-
-
-def release_pages(raw, start, least=16 << 20):
-    """Hand the whole pages of `raw` (a uint8 array we own) from byte `start` on back to the kernel (madvise
-    DONTNEED: resident no more, zero-filled when touched again), when they span at least `least` bytes.
-
-    Why: a buffer sized for the feed's longest batch that carries a shorter one would otherwise keep the pages
-    its longest batch touched, so every pooled buffer stayed fully resident (peak RSS 6.3 GB at max-len 1,492
-    against 4.8 GB with fresh arrays). Linux only; elsewhere nothing happens."""
-    global _libc
-    if not sys.platform.startswith("linux"):
-        return
-    if _libc is None:
-        import ctypes
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    page = os.sysconf("SC_PAGE_SIZE")
-    base = raw.ctypes.data
-    first = -(-(base + start) // page) * page
-    end = (base + raw.size) // page * page
-    if end - first >= least:
-        _libc.madvise(first, end - first, _MADV_DONTNEED)
 
 
 def aligned_empty(shape, dtype=np.uint8, align=64):
