@@ -214,4 +214,3 @@ def test_cache_hints_read_ahead_every_clip_and_drop_it_after_reading_when_the_st
             for k in range(len(plan)):
                 hinted = max(at[(os.POSIX_FADV_WILLNEED, *e)] for batch in extents[:k + 3] for e in batch)
                 assert hinted < min(at[(os.POSIX_FADV_DONTNEED, *e)] for e in extents[k]), k
-

@@ -492,7 +492,6 @@ class BatchBuffers:
         return raw[offset:offset + need].reshape(shape)
 
 
-
 def aligned_empty(shape, dtype=np.uint8, align=64):
     """`np.empty` whose data starts on an `align`-byte boundary: tf.data takes such a batch from the generator
     without copying it (measured: one copy of a 415 MB batch instead of two), which halves the frames a long-clip
