@@ -472,18 +472,18 @@ def bench_store(args):
         for name, seconds in best.items():
             n = frames if name == "decode" else clips * frames
             yield {"name": name, "value": round(n / seconds, 1), "unit": "frames/s"}
-        yield from bench_codecs(codec_clips(args, frames), tmp, args.repeats or (1 if args.quick else 3))
+        yield from bench_codecs(codec_clips(args.videos, frames), tmp, args.repeats or (1 if args.quick else 3))
 
 
-def codec_clips(args, frames):
+def codec_clips(videos, frames):
     """The clips the codec figures are measured on: `--videos DIR`'s files decoded at 160x120 (all frames),
     else 4 bench-generated clips of `frames` frames."""
     from preprocess.ingest import walk_videos
     from preprocess.video import decode
-    if args.videos:
-        paths = walk_videos(args.videos)
+    if videos:
+        paths = walk_videos(videos)
         if not paths:
-            raise SystemExit(f"python -m experiments.bench: error: no videos in {args.videos}")
+            raise SystemExit(f"python -m experiments.bench: error: no videos in {videos}")
         return [decode(p, size=(FRAME_SHAPE[1], FRAME_SHAPE[0]))[0] for p in paths]
     rng = np.random.default_rng(3)
     return [synthetic_frames(frames, rng) for _ in range(4)]
@@ -778,7 +778,7 @@ def scale_pool(videos=None, seed=0):
     clips decoded at 160x120, so that a coded store's size is a real video's; else 32 generated noisy
     backgrounds (raw stores: the content does not matter)."""
     if videos:
-        frames = np.concatenate(codec_clips(argparse.Namespace(videos=videos), 0))
+        frames = np.concatenate(codec_clips(videos, 0))
         return np.maximum(frames, 1)         # no all-zero frame: zero frames are padding
     rng = np.random.default_rng(seed)
     return np.stack([synthetic_frames(1, rng)[0] for _ in range(32)])
@@ -843,7 +843,6 @@ def bench_scale(args):
     frames/s against the trainer's own step on the same padded lengths (measured once per max-len, on every
     `--step-every`-th batch of the epoch's plan, in memory), system CPU, page faults, bytes read against dd, peak
     RSS. Measured, not projected (~1 h on 2 cores for both codecs; not for CI)."""
-    import os
     import tempfile
 
     count = 40 if args.quick else SCALE_CLIPS
@@ -859,10 +858,10 @@ def bench_scale(args):
             store = stores[codec] = scale_store_path(args.store or f"{tmp}/scale.h5", codec, len(codecs) > 1)
             t0 = time.perf_counter()
             make_scale_store(store, lengths=lengths, codec=codec, pool=pool)
-            size = sum(Path(f).stat().st_size for f in store_files(store))
-            yield {"name": f"scale_{codec}_store_gb", "value": round(size / 1e9, 3),
-                   "unit": f"GB ({count} clips, UCF11 lengths, {'frames of ' + args.videos if args.videos else 'generated frames'}; "
-                           f"written or reused in {time.perf_counter() - t0:.0f} s: {store})"}
+            source = f"frames of {args.videos}" if args.videos else "generated frames"
+            yield {"name": f"scale_{codec}_store_gb", "value": round(store_bytes(store) / 1e9, 3),
+                   "unit": f"GB ({count} clips, UCF11 lengths, {source}; written or reused in "
+                           f"{time.perf_counter() - t0:.0f} s: {store})"}
             yield {"name": f"scale_{codec}_dd_read", "value": round(dd_rate(store) / 1e6, 1),
                    "unit": "MB/s (the store's files read in 8 MB requests, cold cache)"}
         for max_len in max_lens:
@@ -927,11 +926,17 @@ def store_files(path):
         return list(dict.fromkeys([str(path)] + [store.shard_path(i) for i in range(len(store))]))
 
 
+def store_bytes(path):
+    """The store's bytes on disk: its index file and every shard (`FrameStore.nbytes`)."""
+    from ttrnn.store import FrameStore
+
+    with FrameStore(path) as store:
+        return store.nbytes()
+
+
 def drop_from_page_cache(path):
     """Evict the store's pages from the page cache (posix_fadvise DONTNEED on each of its files: no root needed,
     nothing else evicted), so the next read comes from the disk, as it does for a store larger than memory."""
-    import os
-
     for name in store_files(path):
         fd = os.open(name, os.O_RDONLY)
         try:
@@ -1061,7 +1066,6 @@ def bench_epoch(args):
     """A real trainer epoch on a store larger than a memory budget (`--budget-gb`), evicted from the page cache
     before each run, for each reader/allocator arrangement (plain, then streaming; `--repeats` rounds, the
     faster run of each kept), beside the trainer's own step on the same padded frames in memory (same run)."""
-    import os
     import tempfile
 
     budget = (args.budget_gb if args.budget_gb else (0.1 if args.quick else 4.0)) * 1e9
@@ -1070,7 +1074,7 @@ def bench_epoch(args):
     with tempfile.TemporaryDirectory() as tmp:
         store = args.store or f"{tmp}/epoch.h5"
         make_scale_store(store, lengths=lengths)
-        m = {"store_bytes": sum(Path(f).stat().st_size for f in store_files(store)), "budget_bytes": budget, "clips": len(lengths),
+        m = {"store_bytes": store_bytes(store), "budget_bytes": budget, "clips": len(lengths),
              "max_len": max_len, "load": "/".join(f"{v:.1f}" for v in os.getloadavg()),
              "dd_bytes_per_s": dd_rate(store), "runs": {}}
         m["step"] = run_step_child(trainer_argv(store, max_len, f"{tmp}/step", *ARRANGEMENTS["streaming"]))
@@ -1101,13 +1105,13 @@ def parse_args(argv=None):
                    help="epoch: the memory budget the store must exceed (default 4 GB; quick 0.1)")
     p.add_argument("--compression", default="none", choices=("lzf", "none"),
                    help="train/epoch: which bench store's end-to-end rate is the headline and feeds the epoch "
-                        "projection (both are measured; default none, as preprocess writes by default)")
+                        "projection (both are measured; default none: raw frames)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--videos", default=None,
                    help="store: measure the codecs on the videos in this folder (decoded at 160x120); "
                         "scale: cycle their frames through the store")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.add_argument("--frames", type=int, default=None, help="tt: frames per clip (default 100, quick 16)")
+    p.add_argument("--frames", type=int, default=None, help="tt, versions: frames per clip (default 100, quick 2)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "
@@ -1119,7 +1123,8 @@ def parse_args(argv=None):
     p.add_argument("--step-every", type=int, default=None,
                    help="scale: time the step alone on every N-th batch of the epoch's plan (default 4; quick 1)")
     p.add_argument("--store", default=None,
-                   help="scale / epoch: the store to train on (written there first if absent or of other lengths; scale ~45 GB)")
+                   help="scale / epoch: the store to train on (written there first if absent or of other lengths "
+                        "or codec; scale with several --codecs: STEM.CODEC.h5 beside it, raw ~45 GB)")
     add_console_args(p)
     add_memory_args(p)
     args = p.parse_args(argv)

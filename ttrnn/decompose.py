@@ -19,9 +19,9 @@ Ranks a matrix cannot fill (a TT rank above `min(prod left, prod right)`, a leaf
 padded with zeros so the factors keep the shapes the format asks for; `ranks="full"` asks for the ranks at which
 the reconstruction is exact. Why not TensorLy: its `tensor_train_matrix`, `tensor_ring` and `parafac` are what
 the tests compare against at small shapes (measured once at the UCF11 shapes: TT and CP within 1e-9 of them, TR
-within 0.04 % at the nearest ranks TensorLy accepts, its TR-SVD refusing rank 6 there; README), but it has no block-term or HT decomposition
-and the layouts differ (CP, TR ranks), so a runtime dependency would cover half of this file and still need the
-rest; the three are each a screen of NumPy.
+within 0.04 % at the nearest ranks TensorLy accepts, its TR-SVD refusing rank 6 there; README), but it has no
+block-term or HT decomposition and the layouts differ (CP, TR ranks), so a runtime dependency would cover half of
+this file and still need the rest; the three are each a screen of NumPy.
 """
 
 import math
