@@ -1,12 +1,11 @@
 """One process per Keras backend for tests/test_backends.py:
-`KERAS_BACKEND=<b> python tests/backend_worker.py OUT CASES OTHER_BACKEND...` (CASES "quick" or "full").
+`KERAS_BACKEND=<b> python tests/backend_worker.py OUT OTHER_BACKEND...`.
 
 Builds the layers on tiny shapes with the same NumPy weights on every backend and writes to OUT/<backend>.npz:
 each layer's outputs and the gradients of `sum(sin(outputs))` w.r.t. its weights on masked uint8 clips (input
 scaling, `return_sequences`, `go_backwards`), the Keras GRU / LSTM / SimpleRNN's outputs on the same frames given
-`full_kernel()`, `recurrent_kernel`, `bias`, and the losses of `model.fit` of a small model. "full": every format x
-SimpleRNN / GRU / LSTM / Dense; "quick": every format's Dense and one recurrent cell per format (each cell twice or
-less). It saves that model as OUT/<backend>.keras (its outputs in <backend>.npz), then loads the files of the
+`full_kernel()`, `recurrent_kernel`, `bias`, and the losses of `model.fit` of a small model, for every format x
+SimpleRNN / GRU / LSTM / Dense. It saves that model as OUT/<backend>.keras (its outputs in <backend>.npz), then loads the files of the
 other backends named, waiting for them (the workers run side by side): their outputs here are `loaded_<backend>`.
 It also runs the models built from Keras layers alone (the paper's TT-GRU, narrow R3D-18, R(2+1)D-18,
 DenseNet-121 and C3D) on one uint8 clip with the same NumPy weights: `net_<name>`.
@@ -88,21 +87,11 @@ def keras_reference(layer, cell):
     return ref
 
 
-def recurrent_cases(cases):
-    """(format, cell) pairs: all 15, or ("quick") one cell per format, the cells in turn."""
-    if cases == "full":
-        return [(fmt, cell) for fmt in RANKS for cell in CELLS]
-    return [(fmt, CELLS[i % len(CELLS)]) for i, fmt in enumerate(RANKS)]
-
-
-def layer_results(out, cases):
+def layer_results(out):
     x, mask = frames()
     xf = (x * SCALE + SHIFT).astype("float32")
-    pairs = recurrent_cases(cases)
     for i, fmt in enumerate(RANKS):
         for j, cell in enumerate(CELLS):
-            if (fmt, cell) not in pairs:
-                continue
             layer = make(fmt, cell, return_sequences=True, go_backwards=True, input_scale=SCALE, input_shift=SHIFT)
             layer.build((None, T, 12))
             set_numpy_weights(layer, 10 * i + j)
@@ -207,12 +196,12 @@ def model_results(out):
     out["net_tt_gru"] = ops.convert_to_numpy(tt_gru.predict_on_batch(video))
 
 
-def main(folder, cases, others):
+def main(folder, others):
     folder = Path(folder)
     keras.utils.set_random_seed(0)
     out = {}
     fit_and_save(out, folder)
-    layer_results(out, cases)
+    layer_results(out)
     option_results(out)
     model_results(out)
     load_others(out, folder, others)
@@ -222,5 +211,5 @@ def main(folder, cases, others):
 
 if __name__ == "__main__":
     assert os.environ.get("KERAS_BACKEND", "tensorflow") == BACKEND
-    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+    main(sys.argv[1], sys.argv[2:])
     exit_now(0)   # skips the shutdown's collections over every backend's objects (experiments.cli.exit_now)

@@ -278,7 +278,10 @@ def test_bfloat16_projection_is_close_and_serializes(cls, tmp_path):
             model.set_weights(weights)
         outs.append(model.predict(x, verbose=0))
     err = np.abs(outs[1] - outs[0]).max() / np.abs(outs[0]).max()
-    assert 0 < err <= 3e-2
+    # bfloat16's unit roundoff is 2^-8 = 0.0039; after 7 steps of the recurrence this seed's error measured
+    # 0.0306 for TTLSTM on a Xeon with AVX512-BF16 / AMX (oneDNN's native bfloat16 kernels), <= 0.03 on an
+    # AVX2 EPYC, 0.006-0.013 over four other seeds; 6e-2 is ~15 roundoffs, and a no-op cast (0) still fails
+    assert 0 < err <= 6e-2
     assert model.get_layer("tt").get_config()["projection_dtype"] == "bfloat16"
     model.save(tmp_path / "m.keras")
     again = ttrnn.load_model(tmp_path / "m.keras")
