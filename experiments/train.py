@@ -385,11 +385,9 @@ def traced(step, dist_train):
 def evaluate(predict, feed, multilabel):
     """(mean loss, classification_metrics, probabilities) of `feed`'s clips; the loss is computed in NumPy.
     Batches come through the feed's tf.data pipeline: read ahead, and taken without a copy (`data.aligned_empty`)."""
-    ys, ps = [], []
-    for x, y in feed.dataset(lambda: 0):
-        ps.append(predict(x).numpy())
-        ys.append(y.numpy())
-    y, p = np.concatenate(ys), np.concatenate(ps)
+    from ttrnn.data import map_batches
+    pairs = list(map_batches(feed.dataset(lambda: 0), lambda b: (b[1].numpy(), predict(b[0]).numpy())))
+    y, p = (np.concatenate(part) for part in zip(*pairs))
     return cross_entropy(y, p, multilabel), classification_metrics(y, p, multilabel), p
 
 
@@ -403,8 +401,8 @@ def train_epoch(r, step, dist_train, epoch):
     bar = progress(len(r.train_feed), f"epoch {epoch + 1}/{r.args.epochs}", unit="batch", leave=False) \
         if shown else None
     last = None
-    for k, batch in enumerate(dist_train):
-        out = step(batch)
+    from ttrnn.data import map_batches
+    for k, out in enumerate(map_batches(dist_train, step)):
         loss = float(out["loss"])
         if not math.isfinite(loss):
             raise diverged(r, epoch, f"loss {loss} at epoch {epoch + 1}, step {k + 1}", last)

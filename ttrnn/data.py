@@ -454,6 +454,18 @@ class BatchFeed:
         return ds.prefetch(1).with_options(options)
 
 
+def map_batches(dataset, fn):
+    """Yield `fn(batch)` for each element of `dataset` (a feed's tf.data pipeline), each batch let go before the
+    next is fetched. Why: the fetch starts the reader on the batch after it, and a batch still referenced then (a
+    `for` loop's variable) keeps its buffer from reuse (`BatchBuffers`), so a third batch-sized buffer is made:
+    1.4 GB more at max-len 1,492, batch 16."""
+    batches = iter(dataset)
+    while (batch := next(batches, None)) is not None:
+        result = fn(batch)
+        del batch
+        yield result
+
+
 class BatchBuffers:
     """Batch arrays reused across batches: `take(shape)` returns a 64-byte aligned uint8 array of that shape,
     carved from a buffer that nothing outside this pool references any more, or from a new one.
