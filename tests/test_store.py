@@ -236,8 +236,12 @@ def test_a_flipped_byte_in_a_frame_names_the_clip_and_the_store(tmp_path, codec)
         with pytest.raises(CorruptClipError) as e:
             s.read(bad)
         assert "bad" in str(e.value) and str(p) in str(e.value) and len(str(e.value).splitlines()) == 1
+        if codec != "lzf":  # the frame that was hit, by its number in the clip (lzf: a chunk's frames)
+            assert f"frame {3 if codec == 'jpeg' else 0} " in str(e.value)
         if codec == "jpeg":  # a pick reads only what it needs: frames other than 3 still read
             s.read_frames(bad, [0, 1, 5])
+            with pytest.raises(CorruptClipError, match="frame 3 fails its checksum"):
+                s.read_frames(bad, [1, 3])
     assert issubclass(CorruptClipError, StoreError)
 
 
