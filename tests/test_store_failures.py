@@ -163,16 +163,20 @@ def _argv(tree, out, *extra):
     return [tree, out, "--size", SIZE, "--workers", "2", "--quiet", *codec, *extra]
 
 
-def test_sigkill_at_random_moments_never_damages_and_rerun_completes(tree, clean, launcher, tmp_path):
+@pytest.mark.parametrize("codec", ["raw", "jpeg"])
+def test_sigkill_at_random_moments_never_damages_and_rerun_completes(tree, clean, clean_jpeg, launcher, tmp_path,
+                                                                     codec):
     """30 SIGKILLs of running writers at random moments: half uniform over a whole run (start-up, pool, index
     creation, shards, commits, the end), half uniform over its writing phase; half of them kill the process
     group (workers too), the rest only the writer (its workers die with it). The writing-phase kills start after
     the writer's third commit (clips are going in), with the writer slowed by 10 ms per clip so that the window
     is there whatever the load. After each: the store is sound; when it got complete, the next run is an
-    --overwrite rebuild (killed too). Then the same command, uninterrupted, completes the store."""
+    --overwrite rebuild (killed too). Then the same command, uninterrupted, completes the store. Raw frames and
+    JPEG-95 ones (each held to a clean build in its codec)."""
     rng = np.random.default_rng(2017)
     out = tmp_path / "k.h5"
-    argv = _argv(tree, out)
+    argv = _argv(tree, out, "--codec", codec)
+    clean = clean if codec == "raw" else clean_jpeg
     for _ in range(2):  # the second of two whole runs sets the span the uniform kill moments are drawn from
         t0 = time.perf_counter()
         pid = launcher.start([tree, tmp_path / "span.h5"] + argv[2:] + ["--overwrite"])
