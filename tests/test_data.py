@@ -13,6 +13,14 @@ from ttrnn.store import FrameStore
 from helpers import REPO, make_store
 
 
+def assert_same_batches(got, want):
+    """Two sequences of (x, y) batches are equal, batch by batch."""
+    assert len(got) == len(want)
+    for (xa, ya), (xb, yb) in zip(got, want):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     path = make_store(tmp_path_factory.mktemp("data") / "s.h5", num_classes=3, groups=2, clips_per_group=4,
@@ -52,10 +60,7 @@ def test_worker_processes_give_the_same_batches(store):
     local = list(BatchFeed(store, rows, spec, 4, training=True, seed=1).batches(2))
     with ReaderPool(store.path, workers=2) as pool:
         remote = list(BatchFeed(store, rows, spec, 4, training=True, seed=1, reader=pool).batches(2))
-    assert len(local) == len(remote)
-    for (xa, ya), (xb, yb) in zip(local, remote):
-        np.testing.assert_array_equal(xa, xb)
-        np.testing.assert_array_equal(ya, yb)
+    assert_same_batches(local, remote)
 
 
 def test_map_batches_lets_each_batch_go_so_two_buffers_serve_the_epoch(store):
@@ -71,10 +76,7 @@ def test_map_batches_lets_each_batch_go_so_two_buffers_serve_the_epoch(store):
         for _ in range(4):   # a `for` loop over the dataset made a third buffer in 5 of 5 such runs, 1 of 2 epochs
             got = list(map_batches(feed.dataset(lambda: 1), lambda b: (b[0].numpy().copy(), b[1].numpy())))
         assert reader.buffers.allocated <= 2
-    assert len(got) == len(want)
-    for (xa, ya), (xb, yb) in zip(got, want):
-        np.testing.assert_array_equal(xa, xb)
-        np.testing.assert_array_equal(ya, yb)
+    assert_same_batches(got, want)
 
 
 def test_dataset_gives_the_feeds_batches_without_autotuning(store):
@@ -86,10 +88,7 @@ def test_dataset_gives_the_feeds_batches_without_autotuning(store):
     assert ds.options().autotune.enabled is False
     got = [(x.numpy(), y.numpy()) for x, y in ds]
     want = list(feed.batches(2))
-    assert len(got) == len(want)
-    for (xa, ya), (xb, yb) in zip(got, want):
-        np.testing.assert_array_equal(xa, xb)
-        np.testing.assert_array_equal(ya, yb)
+    assert_same_batches(got, want)
 
 
 def test_bucketing_cuts_padding(store):

@@ -57,10 +57,11 @@ def _basis(mat, rank):
     (HT's 7,680 x 5,760 node matricization at the UCF11 shapes, whose SVD ran over 30 min) takes the Gram matrix
     of its shorter side instead: the leading vectors only, to the Gram's precision (sigma_k^2 well above eps)."""
     rows, cols = mat.shape
-    if cols > 4 * rows or (rows <= cols and _gram_pays(rows, cols, rank)):
+    gram = _gram_pays(rows, cols, rank)
+    if cols > 4 * rows or (gram and rows <= cols):
         vals, vecs = np.linalg.eigh(mat @ mat.T)
         u = vecs[:, ::-1]
-    elif _gram_pays(rows, cols, rank):                   # tall: right vectors, then U = orth(mat V)
+    elif gram:                                           # tall: right vectors, then U = orth(mat V)
         v = np.linalg.eigh(mat.T @ mat)[1][:, ::-1][:, :rank]
         u = np.linalg.qr(mat @ v)[0]
     else:

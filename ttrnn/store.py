@@ -256,7 +256,7 @@ def verify_crc(clip, frames, crc, store, numbers=None):
     """Raise CorruptClipError unless each frame's bytes (a sequence of arrays) has its stored CRC-32; the error
     names the frame by its number in the clip (`numbers`, default 0, 1, ...)."""
     for j, (f, c) in enumerate(zip(frames, crc)):
-        if zlib.crc32(np.ascontiguousarray(f)) != int(c):
+        if zlib.crc32(f if isinstance(f, memoryview) else np.ascontiguousarray(f)) != int(c):
             t = j if numbers is None else int(numbers[j])
             raise CorruptClipError(f"clip {clip} in {store} is damaged: frame {t} fails its checksum")
 
@@ -779,13 +779,12 @@ class FrameStore:
         off = g["offsets"][:]
         lo, hi = int(off[idx[0]]), int(off[idx[-1] + 1])
         data = memoryview(g["bytes"][lo:hi])  # one contiguous read of the frames' span (picks: the span between)
-        crc, starts = g["crc"][:].tolist(), (off - lo).tolist()
-        # The decoder's own loop (~100 us a frame: the reader's CPU at full scale): plain ints and memoryviews, the
-        # frame size checked on the first frame only, as the writer coded every frame of a clip from one array.
-        for j, t in enumerate(idx.tolist()):
-            piece = data[starts[t]:starts[t + 1]]
-            if zlib.crc32(piece) != crc[t]:
-                raise CorruptClipError(f"clip {cid} in {self.path} is damaged: frame {t} fails its checksum")
+        starts = (off - lo).tolist()
+        pieces = [data[starts[t]:starts[t + 1]] for t in idx.tolist()]
+        verify_crc(cid, pieces, g["crc"][:][idx], self.path, idx)
+        # The decoder's own loop (~100 us a frame: the reader's CPU at full scale): memoryviews, the frame size
+        # checked on the first frame only, as the writer coded every frame of a clip from one array.
+        for j, (t, piece) in enumerate(zip(idx.tolist(), pieces)):
             try:
                 decode_jpeg_into(piece, out[j], check=j == 0)
             except ValueError as e:
