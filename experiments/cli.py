@@ -1,5 +1,5 @@
-"""The command-line kit every CLI of the project imports: the parser, the errors and exit statuses, SIGTERM, the
-atomic file write.
+"""The command-line kit every CLI of the project imports: the parser, the errors and exit statuses, SIGTERM and
+SIGINT as exceptions at safe points, the atomic file write.
 
 Exit statuses (README "Exit statuses"), each failure one line on stderr:
     0        done (also: the run directory already holds this command's finished run)
@@ -11,6 +11,7 @@ Exit statuses (README "Exit statuses"), each failure one line on stderr:
 Plain Python only (no TensorFlow, no NumPy), so an error costs nothing to report.
 """
 import argparse
+import contextlib
 import difflib
 import gc
 import os
@@ -35,13 +36,50 @@ class Terminated(KeyboardInterrupt):
     processes shut down, the last checkpoint kept) and only the exit status differs (143)."""
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+_deferring = False       # inside deferred_interrupts()
+_pending = None          # the interrupt a deferred signal asked for, raised by the next check_interrupt()
 
 
-def handle_sigterm():
-    """From now on SIGTERM (a scheduler's kill, `kill PID`) raises `Terminated` in this process's main thread."""
-    signal.signal(signal.SIGTERM, _raise_terminated)
+def _on_signal(signum, frame):
+    global _pending
+    interrupt = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if _deferring and _pending is None:
+        _pending = interrupt
+        return
+    _pending = None      # a second signal: raised here, at once, instead of the pending one
+    raise interrupt()
+
+
+def handle_interrupts():
+    """From now on SIGTERM (a scheduler's kill, `kill PID`) raises `Terminated` and SIGINT (Ctrl-C)
+    `KeyboardInterrupt` in this process's main thread: at once, or inside `deferred_interrupts()` at its next
+    `check_interrupt()`."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Inside, SIGTERM / SIGINT are raised at the next `check_interrupt()` (the trainer calls it between batches),
+    not wherever the main thread happens to be. Why: TensorFlow's Python code does not survive an exception at an
+    arbitrary bytecode: interrupts at random moments while tf.data iterators were made and consumed corrupted the
+    heap within seconds ("free(): invalid next size", an abort instead of exit 143). A second signal while one is
+    pending raises at once: the way out of a step that does not return."""
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    check_interrupt()
+
+
+def check_interrupt():
+    """Raise the interrupt a signal asked for inside `deferred_interrupts()`, if any."""
+    global _pending
+    if _pending is not None:
+        interrupt, _pending = _pending, None
+        raise interrupt()
 
 
 def interrupted_status(exc):

@@ -28,8 +28,8 @@ import numpy as np
 
 from experiments import families
 from experiments import run_dir as rd
-from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, handle_sigterm,  # noqa: F401
-                             interrupted_status, usage_exit, write_error)
+from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, check_interrupt,  # noqa: F401
+                             deferred_interrupts, handle_interrupts, interrupted_status, usage_exit, write_error)
 from experiments.report import (classification_metrics, cross_entropy, package_versions, peak_rss_mb, plot_confusion,
                                 plot_curves, resource_usage, usage_since)
 
@@ -386,7 +386,10 @@ def evaluate(predict, feed, multilabel):
     """(mean loss, classification_metrics, probabilities) of `feed`'s clips; the loss is computed in NumPy.
     Batches come through the feed's tf.data pipeline: read ahead, and taken without a copy (`data.aligned_empty`)."""
     from ttrnn.data import map_batches
-    pairs = list(map_batches(feed.dataset(lambda: 0), lambda b: (b[1].numpy(), predict(b[0]).numpy())))
+    def score(batch):
+        check_interrupt()   # between batches: a signal is raised here, not inside TensorFlow (cli.deferred_interrupts)
+        return batch[1].numpy(), predict(batch[0]).numpy()
+    pairs = list(map_batches(feed.dataset(lambda: 0), score))
     y, p = (np.concatenate(part) for part in zip(*pairs))
     return cross_entropy(y, p, multilabel), classification_metrics(y, p, multilabel), p
 
@@ -403,6 +406,7 @@ def train_epoch(r, step, dist_train, epoch):
     last = None
     from ttrnn.data import map_batches
     for k, out in enumerate(map_batches(dist_train, step)):
+        check_interrupt()   # between steps: a signal is raised here, not inside TensorFlow (cli.deferred_interrupts)
         loss = float(out["loss"])
         if not math.isfinite(loss):
             raise diverged(r, epoch, f"loss {loss} at epoch {epoch + 1}, step {k + 1}", last)
@@ -469,6 +473,7 @@ def fit(r, state):
     board = open_board(r, history)
     start = len(history)
     for epoch in range(start, args.epochs):
+        check_interrupt()
         if stale and args.patience and stale >= args.patience:
             break
         if r.family.freeze(r.model, args, epoch, start):   # the trainable set changed: trace the step again
@@ -527,6 +532,7 @@ def evaluate_views(feed, predict, multilabel):
     """
     ys, ps = [], []
     for x, y in feed.batches(0):
+        check_interrupt()
         ps.append(predict(x))
         ys.append(y)
     view_probs, view_y = np.concatenate(ps), np.concatenate(ys)
@@ -679,7 +685,7 @@ def main(spec, argv=None):
     if "--demo" in argv:  # the demo's defaults; options given on the command line still win
         parser.set_defaults(**spec.demo_defaults)
     args = parser.parse_args(argv)
-    handle_sigterm()   # a scheduler's kill ends the run like Ctrl-C: the resume line, exit status 143
+    handle_interrupts()   # a scheduler's kill ends the run like Ctrl-C: the resume line, exit status 143
     lock, failed = None, True
     try:
         finished, lock = preflight(args, spec, parser)
@@ -697,7 +703,8 @@ def main(spec, argv=None):
             cluster = tf_config.cluster.make_strategy(args)
         except (ValueError, RuntimeError) as exc:
             raise UsageError(str(exc)) from None
-        run(args, spec, threads, cluster, argv)
+        with deferred_interrupts():   # from here on TensorFlow runs: signals are raised between batches
+            run(args, spec, threads, cluster, argv)
         failed = False
         return 0
     except UsageError as exc:

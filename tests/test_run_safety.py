@@ -180,6 +180,100 @@ def test_reader_pool_that_cannot_open_its_store_raises_at_start(tmp_path):
         pool.close()
 
 
+# A pool whose worker takes 60 s per read, closed while another thread waits on one (run as a script: its 'spawn'
+# worker imports this file as its main module, so the slow read is patched there too).
+PENDING_READ = """
+import sys, threading, time
+from ttrnn import data
+real_read = data._worker_read
+def slow_read(plan):
+    time.sleep(60)
+    return real_read(plan)
+data._worker_read = slow_read
+if __name__ == "__main__":
+    pool = data.ReaderPool(sys.argv[1], workers=1).start()
+    outcome = []
+    def read():
+        try:
+            next(pool.imap([data.ClipPlan(0)], window=1))
+            outcome.append("read")
+        except data.ReaderError as exc:
+            outcome.append(str(exc))
+    reader = threading.Thread(target=read)
+    reader.start()
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    pool.close()
+    reader.join(10)
+    print(outcome, reader.is_alive(), round(time.perf_counter() - t0, 1))
+"""
+
+
+def test_reader_pool_closed_ends_a_read_pending_in_another_thread(store, tmp_path):
+    """close() while a tf.data-like thread waits on a read of the pool: the wait ends with a ReaderError within a
+    second, instead of blocking that thread (and the teardown of its iterator) forever."""
+    script = tmp_path / "pending_read.py"
+    script.write_text(PENDING_READ)
+    res = subprocess.run([sys.executable, str(script), str(store)], capture_output=True, text=True, env=ENV,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    outcome, alive, seconds = res.stdout.split("]")[0] + "]", *res.stdout.split("]")[1].split()
+    assert "closed while a read was pending" in outcome and alive == "False" and float(seconds) < 5, res.stdout
+
+
+def test_interrupts_at_random_moments_are_raised_between_batches(store):
+    """200 epochs of a feed through tf.data and a traced step, each hit by SIGINT at a random moment (tests/
+    interrupt_stress.py): every interrupt is raised at a check_interrupt() between batches, none inside TensorFlow,
+    and the process ends normally (raised where the signal landed, this loop corrupted TensorFlow's heap)."""
+    res = subprocess.run([sys.executable, str(REPO / "tests" / "interrupt_stress.py"), str(store), "200", "1"],
+                         capture_output=True, text=True, env=ENV, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = json.loads(res.stdout.splitlines()[-1])
+    assert counts == {"epochs": 200, "interrupts": 200, "raised_elsewhere": 0}, counts
+
+
+DEFERRED = """
+import os, signal, time
+from experiments.cli import Terminated, check_interrupt, deferred_interrupts, handle_interrupts
+handle_interrupts()
+seen = []
+try:
+    os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)
+except Terminated:
+    seen.append("outside: at once")
+with deferred_interrupts():
+    os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)
+    seen.append("inside: waits")
+    try:
+        check_interrupt()
+    except Terminated:
+        seen.append("inside: at the check")
+    check_interrupt()
+    seen.append("raised once")
+    os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2)
+    try:
+        os.kill(os.getpid(), signal.SIGINT); time.sleep(0.2)
+    except KeyboardInterrupt as exc:
+        seen.append(f"second: at once {type(exc).__name__}")
+try:
+    with deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)
+except Terminated:
+    seen.append("pending at the end: raised on leaving")
+print(seen)
+"""
+
+
+def test_signals_inside_deferred_interrupts_wait_for_the_check():
+    """Outside deferred_interrupts() a SIGTERM raises at once; inside, at the next check_interrupt() and once; a
+    second signal while one is pending raises at once; one still pending is raised when the block ends."""
+    res = subprocess.run([sys.executable, "-c", DEFERRED], capture_output=True, text=True, env=ENV, cwd=REPO,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == str(["outside: at once", "inside: waits", "inside: at the check", "raised once",
+                                      "second: at once KeyboardInterrupt", "pending at the end: raised on leaving"])
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 64 MB tmpfs mounted for the test (root only), unmounted after it."""

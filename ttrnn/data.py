@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,8 @@ _WORKER_ERROR = None   # why this worker could not open the store (one line), or
 
 
 class ReaderError(RuntimeError):
-    """The readers cannot start: the store cannot be opened in a reader process (or in this one). One line."""
+    """The readers cannot start (the store cannot be opened in a reader process, or in this one), or the pool was
+    closed while a read was still pending. One line."""
 
 
 def _worker_init(path):
@@ -140,6 +142,7 @@ class ReaderPool:
         self.workers = int(workers)
         self._pool = None
         self._local = None
+        self._closed = threading.Event()   # set by close(): reads still waiting in other threads end (imap)
         # batch arrays reused by every feed that reads through this pool (a run's training and evaluation feeds
         # take turns, so they share one set of buffers instead of holding one each)
         self.buffers = BatchBuffers()
@@ -148,6 +151,7 @@ class ReaderPool:
         """Open the store here (workers=0) or start the workers and wait until each has opened it; a store that
         cannot be opened is a ReaderError with the reason, at once. Idempotent; the first read calls it too."""
         if self.workers > 0 and self._pool is None:
+            self._closed.clear()
             ctx = multiprocessing.get_context("spawn")
             self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(self.path,))
             errors = [e for e in self._pool.map(_worker_ready, range(self.workers), chunksize=1) if e]
@@ -180,10 +184,26 @@ class ReaderPool:
                 except StopIteration:
                     exhausted = True
                     break
-                pending.append(self._pool.apply_async(_worker_read, (plan,)))
+                pending.append(self._submit(plan))
             if not pending:
                 return
-            yield pending.popleft().get()
+            yield self._wait(pending.popleft())
+
+    def _submit(self, plan):
+        pool = self._pool
+        if pool is None or self._closed.is_set():
+            raise ReaderError("the reader pool was closed while reads were still asked of it")
+        return pool.apply_async(_worker_read, (plan,))
+
+    def _wait(self, result):
+        """`result.get()`, except that a close() in another thread ends the wait with a ReaderError. Why: a
+        terminated pool never delivers the reads it had queued, and a tf.data thread still waiting on one when a run
+        unwinds would block forever, and with it the iterator's teardown (a hang instead of exit 143)."""
+        while not result.ready():
+            if self._closed.is_set():
+                raise ReaderError("the reader pool was closed while a read was pending")
+            result.wait(0.1)
+        return result.get()
 
     def read_into(self, plan, out):
         """In-process pools: the frames of a sequence plan (no explicit frames, no crop) read straight into the
@@ -194,6 +214,7 @@ class ReaderPool:
         return self._local.read_into(plan.row, out, plan.max_len, plan.frame_skip)
 
     def close(self):
+        self._closed.set()
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()
@@ -226,7 +247,6 @@ class CacheHints:
 
     def __init__(self, drop):
         import queue
-        import threading
 
         self.drop = bool(drop)
         self._queue = queue.Queue()
