@@ -90,10 +90,12 @@ def build_parser(spec):
                         "finished run's result, or continues its unfinished run after the last saved epoch)")
     g.add_argument("--workers", type=int, default=None,
                    help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
-    g.add_argument("--reader", default="streaming", choices=("streaming", "plain"),
-                   help="streaming (default): batch arrays reused and the next batches' clips read ahead by the "
-                        "kernel (page-cache hints); plain: a fresh array per batch, no hints (the reader before "
-                        "issue 22, for A/B measurements: docs/performance.md)")
+    g.add_argument("--reader", default="streaming", choices=("streaming", "page-cache", "plain"),
+                   help="streaming (default): batch arrays reused; a store larger than memory read with O_DIRECT, "
+                        "past the page cache, a smaller one read ahead by the kernel (page-cache hints); "
+                        "page-cache: the same but every store through the page cache (the reader of session 8); "
+                        "plain: a fresh array per batch, no hints (the reader before issue 22). The last two are "
+                        "for A/B measurements (docs/performance.md)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard event files (default: <run dir>/tensorboard/)")
@@ -289,13 +291,14 @@ def build_feeds(r):
     from ttrnn import data as ttdata
     args = r.args
     workers = ttdata.default_workers() if args.workers is None else args.workers
-    r.reader = ttdata.ReaderPool(r.store.path, workers=workers)
+    r.store.direct = None if getattr(args, "reader", "streaming") == "streaming" else False
+    r.reader = ttdata.ReaderPool(r.store.path, workers=workers, direct=r.store.direct)
     try:
         r.reader.start()
     except ttdata.ReaderError as exc:
         raise RunError(str(exc)) from None
     local_batch = max(1, args.batch_size // r.cluster.num_workers)
-    streaming = getattr(args, "reader", "streaming") == "streaming"
+    streaming = getattr(args, "reader", "streaming") != "plain"
     r.train_feed = ttdata.BatchFeed(r.store, r.cluster.shard(r.train_rows), r.ispec, local_batch, training=True,
                                     seed=args.seed, reader=r.reader, bucket=not args.no_bucket, streaming=streaming)
     evaluated = {"test": r.split.test, "val": r.val_rows}

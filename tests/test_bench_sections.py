@@ -170,16 +170,16 @@ def test_epoch_rows_are_the_hand_arithmetic_of_their_measurements():
     assert rows["epoch_plain_max_len_450"][0] == 50.0 and rows["epoch_streaming_eval"][0] == 4.0
 
 
-@pytest.mark.slow   # writes a ~0.1 GB store, one step child and two trainer runs: ~2-3 min on 2 cores
-def test_epoch_section_measures_both_arrangements_beside_the_step():
+@pytest.mark.slow   # writes a ~0.1 GB store, one step child and three trainer runs: ~3-4 min on 2 cores
+def test_epoch_section_measures_every_arrangement_beside_the_step():
     rows = bench("epoch", "--quick", "--budget-gb", "0.05", "--max-lens", "8")
     per_run = ("max_len_8", "fps", "vs_step", "system_cpu", "faults_per_s", "read", "eval", "peak_rss")
     assert list(rows) == (["epoch_store_gb", "epoch_dd_read", "epoch_step_max_len_8", "epoch_step_warm_max_len_8"]
-                          + [f"epoch_{a}_{k}" for a in ("plain", "streaming") for k in per_run]
-                          + ["epoch_streaming_vs_plain"])
+                          + [f"epoch_{a}_{k}" for a in ("plain", "page_cache", "streaming") for k in per_run]
+                          + ["epoch_streaming_vs_plain", "epoch_streaming_vs_page_cache"])
     assert rows["epoch_store_gb"][0] > 0.05                       # larger than the budget
     step = rows["epoch_step_max_len_8"][0]
-    for a in ("plain", "streaming"):
+    for a in ("plain", "page_cache", "streaming"):
         fps = rows[f"epoch_{a}_fps"][0]
         # both inputs are printed to 0.1 frames/s, the ratio to 0.001: at --quick's ~100 frames/s the inputs'
         # rounding alone moves their quotient by up to ratio * (0.05 / fps + 0.05 / step) (1.193 vs 1.1919 seen)

@@ -198,7 +198,6 @@ def test_cache_hints_read_ahead_every_clip_and_drop_it_after_reading_when_the_st
     import os
     import threading
 
-    from ttrnn import data
     calls, lock = [], threading.Lock()
 
     names = {}
@@ -216,10 +215,11 @@ def test_cache_hints_read_ahead_every_clip_and_drop_it_after_reading_when_the_st
     monkeypatch.setattr(os, "posix_fadvise", record)
     spec = InputSpec("sequence", max_len=12)
     rows = np.arange(len(store))
+    buffered = FrameStore(store.path, direct=False)     # O_DIRECT reads get no hints (the test after this one)
     for exceeds in (True, False):
         calls.clear()
-        monkeypatch.setattr(data, "store_exceeds_memory", lambda store, fraction=0.5: exceeds)
-        feed = BatchFeed(store, rows, spec, 3, training=True, seed=2, read_ahead=2)
+        monkeypatch.setattr(buffered, "larger_than_memory", lambda fraction=0.5: exceeds)
+        feed = BatchFeed(buffered, rows, spec, 3, training=True, seed=2, read_ahead=2)
         plan = feed.epoch_plan(4)
         assert len(list(feed.batches(4))) == len(plan) >= 4
         extents = [[store.clip_extent(c.row, c.max_len, c.frame_skip) for c in clips] for _, clips in plan]
@@ -232,3 +232,24 @@ def test_cache_hints_read_ahead_every_clip_and_drop_it_after_reading_when_the_st
             for k in range(len(plan)):
                 hinted = max(at[(os.POSIX_FADV_WILLNEED, *e)] for batch in extents[:k + 3] for e in batch)
                 assert hinted < min(at[(os.POSIX_FADV_DONTNEED, *e)] for e in extents[k]), k
+
+
+def test_a_store_read_with_o_direct_gives_the_same_batches_and_no_cache_hints(store, monkeypatch):
+    """A store read with O_DIRECT (what a store larger than memory gets, where the file system allows): the same
+    batches as through the page cache, in this process and through 2 reader workers, and no posix_fadvise hints
+    (its reads do not pass through the page cache)."""
+    import os
+    direct = FrameStore(store.path, direct=True)
+    if not direct.reads_direct:
+        pytest.skip(f"the file system of {store.path} has no O_DIRECT")
+    hints = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda *a: hints.append(a))
+    spec, rows = InputSpec("sequence", max_len=12), np.arange(len(store))
+    want = list(BatchFeed(FrameStore(store.path, direct=False), rows, spec, 3, training=True, seed=2).batches(1))
+    assert hints, "the page-cache feed hints its clips"
+    hints.clear()
+    assert_same_batches(list(BatchFeed(direct, rows, spec, 3, training=True, seed=2).batches(1)), want)
+    with ReaderPool(store.path, workers=2, direct=True) as pool:
+        assert_same_batches(list(BatchFeed(direct, rows, spec, 3, training=True, seed=2, reader=pool).batches(1)),
+                            want)
+    assert hints == []

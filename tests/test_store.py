@@ -170,15 +170,25 @@ def test_schema1_stores_still_read_but_are_not_written_into(tmp_path):
         StoreWriter(tmp_path / "old.h5", params)
 
 
+def direct_store(path, direct):
+    """FrameStore(path, direct=direct); with direct=True the test is skipped where the file system has no
+    O_DIRECT (tmpfs)."""
+    s = FrameStore(path, direct=direct)
+    if direct and not s.reads_direct:
+        pytest.skip(f"the file system of {path} has no O_DIRECT")
+    return s
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["buffered", "direct"])
 @pytest.mark.parametrize("codec", ["raw", "lzf", "gzip", "jpeg"])
-def test_every_codec_reads_the_same_way(tmp_path, codec):
-    """read / read_into / read_frames agree whatever the codec; lossless codecs are exact, JPEG-95 is close and
-    decodes exactly as an independent cv2.imdecode of the stored bytes."""
+def test_every_codec_reads_the_same_way(tmp_path, codec, direct):
+    """read / read_into / read_frames agree whatever the codec and whether spans are read with O_DIRECT; lossless
+    codecs are exact, JPEG-95 is close and decodes exactly as an independent cv2.imdecode of the stored bytes."""
     p = tmp_path / f"{codec}.h5"
     frames = smooth_clip(9)
     with StoreWriter(p, store_params("t", W * 4, H * 4, compression=codec, classes=["a"])) as w:
         w.add_clip("c", frames, "a", 0, "", "c.avi", 25.0)
-    with FrameStore(p) as s:
+    with direct_store(p, direct) as s:
         assert s.codec == codec and s.quality == (95 if codec == "jpeg" else None)
         got = s.read(0)
         assert got.dtype == np.uint8 and got.shape == frames.shape
@@ -218,8 +228,9 @@ def _flip(path, offset):
         fh.write(bytes([b[0] ^ 0x5A]))
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["buffered", "direct"])
 @pytest.mark.parametrize("codec", ["raw", "lzf", "jpeg"])
-def test_a_flipped_byte_in_a_frame_names_the_clip_and_the_store(tmp_path, codec):
+def test_a_flipped_byte_in_a_frame_names_the_clip_and_the_store(tmp_path, codec, direct):
     p = tmp_path / f"{codec}.h5"
     with StoreWriter(p, store_params("t", W * 4, H * 4, compression=codec, classes=["a"])) as w:
         w.add_clip("good", smooth_clip(6), "a", 0, "", "g.avi", 25.0)
@@ -231,7 +242,7 @@ def test_a_flipped_byte_in_a_frame_names_the_clip_and_the_store(tmp_path, codec)
             start = d.id.get_offset() if codec != "lzf" else d.id.get_chunk_info(1).byte_offset
             where = start + (int(f["offsets"][3]) + 40 if codec == "jpeg" else 17)
     _flip(s.shard_path(bad), where)
-    with FrameStore(p) as s:
+    with direct_store(p, direct) as s:
         s.read(1 - bad)  # the other clip is fine
         with pytest.raises(CorruptClipError) as e:
             s.read(bad)
@@ -243,6 +254,63 @@ def test_a_flipped_byte_in_a_frame_names_the_clip_and_the_store(tmp_path, codec)
             with pytest.raises(CorruptClipError, match="frame 3 fails its checksum"):
                 s.read_frames(bad, [1, 3])
     assert issubclass(CorruptClipError, StoreError)
+
+
+@pytest.mark.parametrize("codec", ["raw", "jpeg"])
+def test_direct_reads_are_used_for_runs_of_frames(tmp_path, codec, monkeypatch):
+    """With O_DIRECT on, a run of frames (read, a truncated read) is one direct span read, the same frames as
+    through HDF5; a frame-skipping slice of raw frames goes through HDF5 (JPEG: the run of bytes between)."""
+    from ttrnn import direct_io
+    p = tmp_path / f"{codec}.h5"
+    with StoreWriter(p, store_params("t", W * 4, H * 4, compression=codec, classes=["a"])) as w:
+        w.add_clip("c", smooth_clip(9), "a", 0, "", "c.avi", 25.0)
+    spans, real = [], direct_io.read_span
+    monkeypatch.setattr(direct_io, "read_span",
+                        lambda path, offset, out: spans.append(offset) or real(path, offset, out))
+    with direct_store(p, True) as s:
+        want = FrameStore(p, direct=False).read(0)
+        np.testing.assert_array_equal(s.read(0), want)
+        np.testing.assert_array_equal(s.read(0, max_len=4), want[:4])
+        assert len(spans) == 2
+        np.testing.assert_array_equal(s.read(0, frame_skip=2), want[::2])
+        assert len(spans) == (3 if codec == "jpeg" else 2)      # JPEG: the span of the bytes between, still a run
+
+
+def test_direct_read_span_is_the_files_bytes_at_any_offset_and_length(tmp_path, monkeypatch):
+    """`direct_io.read_span` against the file's own bytes: unaligned offsets and lengths, spans of several
+    blocks (the block cut to 8 KB here), the last byte of the file; a span past its end is an OSError."""
+    from ttrnn import direct_io
+    path = tmp_path / "bytes.bin"
+    data = np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8)
+    path.write_bytes(data.tobytes())
+    if not direct_io.supported(str(path)):
+        pytest.skip(f"the file system of {tmp_path} has no O_DIRECT")
+    monkeypatch.setattr(direct_io, "BLOCK", 8192)
+    monkeypatch.setattr(direct_io, "_local", type(direct_io._local)())        # a buffer of the new size
+    for offset, n in [(0, 1), (1, 4095), (4095, 2), (4096, 8192), (1400, 57_600), (12_345, 60_001),
+                      (0, 100_000), (99_999, 1)]:
+        np.testing.assert_array_equal(direct_io.read_span(str(path), offset, np.empty(n, np.uint8)),
+                                      data[offset:offset + n])
+    with pytest.raises(OSError, match="ends at 100000 bytes"):
+        direct_io.read_span(str(path), 99_000, np.empty(2_000, np.uint8))
+
+
+def test_direct_reads_on_a_file_system_without_o_direct_fall_back(store_path, monkeypatch):
+    """A file system that refuses O_DIRECT (EINVAL at open, as tmpfs before Linux 6.6 and some network file
+    systems do): a store asked for direct reads reads through HDF5, the same frames."""
+    import errno
+    real_open = os.open
+
+    def no_direct(path, flags, *rest):
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(errno.EINVAL, "Invalid argument", path)
+        return real_open(path, flags, *rest)
+    want = [FrameStore(store_path, direct=False).read(i) for i in range(4)]
+    monkeypatch.setattr(os, "open", no_direct)
+    with FrameStore(store_path, direct=True) as s:
+        assert not s.reads_direct
+        for i in range(len(s)):
+            np.testing.assert_array_equal(s.read(i), want[i])
 
 
 def test_truncated_store_is_named_truncated(store_path):

@@ -91,14 +91,14 @@ class ReaderError(RuntimeError):
     closed while a read was still pending. One line."""
 
 
-def _worker_init(path):
+def _worker_init(path, direct=None):
     """Open the store in this worker. A failure is kept as the worker's reason, not raised: multiprocessing
     restarts a worker whose initializer raises, forever (a missing store printed hundreds of tracebacks).
     Ctrl-C goes to the whole process group; the parent handles it and ends the workers, so they ignore it."""
     global _WORKER_STORE, _WORKER_ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _WORKER_STORE = FrameStore(path)
+        _WORKER_STORE = FrameStore(path, direct=direct)
     except Exception as exc:  # noqa: BLE001 (any reason is reported, as one line, by `ReaderPool.start`)
         _WORKER_ERROR = _cannot_open(path, exc)
 
@@ -137,9 +137,10 @@ class ReaderPool:
     numpy, h5py and `ttrnn.store` is both safe and light. Each worker opens its own h5py handle.
     """
 
-    def __init__(self, path, workers=2):
+    def __init__(self, path, workers=2, direct=None):
         self.path = str(path)
         self.workers = int(workers)
+        self.direct = direct                # FrameStore's `direct`, in this process or in each worker
         self._pool = None
         self._local = None
         self._closed = threading.Event()   # set by close(): reads still waiting in other threads end (imap)
@@ -153,14 +154,14 @@ class ReaderPool:
         if self.workers > 0 and self._pool is None:
             self._closed.clear()
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(self.path,))
+            self._pool = ctx.Pool(self.workers, initializer=_worker_init, initargs=(self.path, self.direct))
             errors = [e for e in self._pool.map(_worker_ready, range(self.workers), chunksize=1) if e]
             if errors:
                 self.close()
                 raise ReaderError(errors[0])
         if self.workers == 0 and self._local is None:
             try:
-                self._local = FrameStore(self.path)
+                self._local = FrameStore(self.path, direct=self.direct)
             except Exception as exc:  # noqa: BLE001 (h5py, store and OS errors alike: one line)
                 raise ReaderError(_cannot_open(self.path, exc)) from None
         return self
@@ -242,7 +243,9 @@ class CacheHints:
       this epoch, and the kernel spends no time reclaiming them (nor evicts other files for them).
 
     `extents` are (file, offset, nbytes) triples (`FrameStore.clip_extent`); None entries are skipped. Where the
-    platform has no `posix_fadvise` the hints are no-ops; a failing hint is ignored (it is only a hint).
+    platform has no `posix_fadvise` the hints are no-ops; a failing hint is ignored (it is only a hint). A store
+    read with O_DIRECT (`FrameStore.reads_direct`: larger than memory, where the file system allows) gets none:
+    its reads do not pass through the page cache.
     """
 
     def __init__(self, drop):
@@ -288,19 +291,6 @@ class CacheHints:
                 self._queue.put((advice, extents))
         self._queue.put((None, None))
         self._thread.join()
-
-
-def store_exceeds_memory(store, fraction=0.5):
-    """True when the store's files (`FrameStore.nbytes`) are larger than `fraction` of the memory the kernel
-    reports available (/proc/meminfo MemAvailable): then clips read once per epoch are not worth keeping in the
-    page cache."""
-    try:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        available = int(info["MemAvailable"].split()[0]) * 1024
-        return store.nbytes() > fraction * available
-    except (OSError, KeyError, ValueError):
-        return False
 
 
 # --- batching ---------------------------------------------------------------------------------------------------
@@ -393,7 +383,7 @@ class BatchFeed:
         """Generator of (x uint8 (B, T, H, W, 3), y float32 (B, C)) for one epoch."""
         plan = self.epoch_plan(epoch)
         flat = [clip for _, clips in plan for clip in clips]
-        reader = self.reader or ReaderPool(self.store.path, workers=0)
+        reader = self.reader or ReaderPool(self.store.path, workers=0, direct=self.store.direct)
         # In this process, sequence clips are read straight into their batch row (no intermediate array:
         # halved the batch assembly time in experiments.bench's store layout); else through the reader's imap.
         direct = reader.workers == 0 and self.spec.mode == "sequence"
@@ -403,7 +393,8 @@ class BatchFeed:
         if self.streaming:
             # new buffers sized for the largest batch of the feeds using them: any batch then fits any buffer
             buffers.capacity = max(buffers.capacity, self.max_batch_bytes())
-            hints, extents = CacheHints(drop=store_exceeds_memory(self.store)), {}
+        if self.streaming and not self.store.reads_direct:    # O_DIRECT reads leave the page cache alone
+            hints, extents = CacheHints(drop=self.store.larger_than_memory()), {}
             for k in range(min(self.read_ahead, len(plan))):
                 extents[k] = [self._extent(clip) for clip in plan[k][1]]
                 hints.will_need(extents[k])

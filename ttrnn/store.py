@@ -44,6 +44,8 @@ from collections import OrderedDict
 import h5py
 import numpy as np
 
+from ttrnn import direct_io
+
 SCHEMA_VERSION = 2
 CODECS = ("raw", "jpeg", "lzf", "gzip")
 COMPRESSIONS = ("lzf", "gzip", "none")  # schema-1 names; "none" is codec raw
@@ -645,10 +647,15 @@ class FrameStore:
     `index` is a numpy structured array sorted by clip id (fields: clip_id, class_name, label, group, length,
     source, fps); row i of `index` is clip i of `read(i)`. `codec` / `quality` say how frames are stored; every
     read returns uint8 (T, H, W, 3) RGB whatever the codec and checks each frame's checksum (schema 2).
+
+    `direct`: read frame spans with O_DIRECT, past the page cache (`ttrnn.direct_io`): None (the default) does so
+    when the store is larger than memory (`larger_than_memory`) and its file system allows it, True whenever it
+    allows it, False never. Reads of a frame-skipping slice or of picked frames always go through HDF5.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, direct=None):
         self.path = os.fspath(path)
+        self._direct_wanted, self._direct = direct, None   # `direct` as asked (None: auto), and as decided
         if not os.path.exists(self.path):
             raise StoreError(f"store not found: {self.path}")
         try:
@@ -723,6 +730,36 @@ class FrameStore:
         return os.path.getsize(self.path) + sum(os.path.getsize(self.shard_path(i)) for i in range(len(self))
                                                 if self._shards is not None)
 
+    def larger_than_memory(self, fraction=0.5):
+        """True when the store's files (`nbytes`) are larger than `fraction` of the memory the kernel reports
+        available (/proc/meminfo MemAvailable): clips read once per epoch are then not worth the page cache."""
+        try:
+            with open("/proc/meminfo") as f:
+                info = dict(line.split(":", 1) for line in f)
+            return self.nbytes() > fraction * int(info["MemAvailable"].split()[0]) * 1024
+        except (OSError, KeyError, ValueError):
+            return False
+
+    @property
+    def direct(self):
+        """The `direct` setting (None: when larger than memory); setting it takes effect from the next read."""
+        return self._direct_wanted
+
+    @direct.setter
+    def direct(self, value):
+        self._direct_wanted, self._direct = value, None
+
+    @property
+    def reads_direct(self):
+        """Whether frame spans are read with O_DIRECT (see `direct`; decided once, on first use)."""
+        if self._direct is None:
+            wanted = self._direct_wanted
+            if wanted is None:
+                wanted = self._shards is not None and len(self) > 0 and self.larger_than_memory()
+            self._direct = bool(wanted) and self._shards is not None and len(self) > 0 \
+                and direct_io.supported(self.shard_path(0))
+        return self._direct
+
     def advise(self, i, advice=getattr(os, "POSIX_FADV_WILLNEED", 3)):
         """posix_fadvise the whole shard of clip row `i` (WILLNEED by default: start reading it into the page
         cache now, e.g. a batch ahead; POSIX_FADV_DONTNEED drops it). No-op for schema 1 and where unsupported."""
@@ -762,10 +799,14 @@ class FrameStore:
         g, cid = self._clip(i)
         try:
             if self._shards is not None and "bytes" in g:
-                self._read_jpeg(g, cid, idx, out)
+                self._read_jpeg(g, cid, idx, out, self.shard_path(i))
             elif len(idx):
                 d = g if self._shards is None else g["frames"]  # schema 1: the dataset itself, no checksums
-                d.read_direct(out, _selection(idx))
+                span = self._direct_span(d, idx, out)
+                if span is not None:
+                    direct_io.read_span(self.shard_path(i), span[0], out)
+                else:
+                    d.read_direct(out, _selection(idx))
                 if self._shards is not None:
                     verify_crc(cid, out, g["crc"][:][idx], self.path, idx)
         except CorruptClipError:
@@ -773,12 +814,16 @@ class FrameStore:
         except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
             raise CorruptClipError(f"clip {cid} in {self.path} is damaged: {e}") from None
 
-    def _read_jpeg(self, g, cid, idx, out):
+    def _read_jpeg(self, g, cid, idx, out, path):
         if not len(idx):
             return
         off = g["offsets"][:]
         lo, hi = int(off[idx[0]]), int(off[idx[-1] + 1])
-        data = memoryview(g["bytes"][lo:hi])  # one contiguous read of the frames' span (picks: the span between)
+        span = self._direct_span(g["bytes"], np.arange(lo, hi), None)
+        if span is not None:
+            data = memoryview(direct_io.read_span(path, span[0], np.empty(hi - lo, np.uint8)))
+        else:
+            data = memoryview(g["bytes"][lo:hi])  # one contiguous read of the frames' span (picks: the span between)
         starts = (off - lo).tolist()
         pieces = [data[starts[t]:starts[t + 1]] for t in idx.tolist()]
         verify_crc(cid, pieces, g["crc"][:][idx], self.path, idx)
@@ -789,6 +834,15 @@ class FrameStore:
                 decode_jpeg_into(piece, out[j], check=j == 0)
             except ValueError as e:
                 raise CorruptClipError(f"clip {cid} in {self.path} is damaged: frame {t}: {e}") from None
+
+    def _direct_span(self, d, idx, out):
+        """(offset, nbytes) of rows `idx` of dataset `d` when they are read with O_DIRECT: a store that reads
+        direct, a contiguous dataset, a run of consecutive rows, into a C-contiguous `out` (or None: a new
+        array); else None (read through HDF5)."""
+        if not (len(idx) and self._shards is not None and self.reads_direct and d.chunks is None
+                and (out is None or out.flags.c_contiguous) and int(idx[-1]) - int(idx[0]) == len(idx) - 1):
+            return None
+        return _dataset_span(d, int(idx[0]), int(idx[-1]))
 
     def _frame_shape(self):
         return int(self.attrs["height"]), int(self.attrs["width"]), 3
