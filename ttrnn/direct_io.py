@@ -19,8 +19,8 @@ _local = threading.local()    # one aligned buffer per reading thread (tf.data's
 
 
 def supported(path):
-    """True when `path` can be opened with O_DIRECT and read into an aligned buffer (not tmpfs, not some network
-    or FUSE file systems, not a platform without O_DIRECT)."""
+    """True when `path` can be opened with O_DIRECT and read into an aligned buffer (not some network
+    or FUSE file systems, tmpfs before Linux 6.6, not a platform without O_DIRECT)."""
     if not hasattr(os, "O_DIRECT"):
         return False
     try:

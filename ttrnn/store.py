@@ -650,7 +650,7 @@ class FrameStore:
 
     `direct`: read frame spans with O_DIRECT, past the page cache (`ttrnn.direct_io`): None (the default) does so
     when the store is larger than memory (`larger_than_memory`) and its file system allows it, True whenever it
-    allows it, False never. Reads of a frame-skipping slice or of picked frames always go through HDF5.
+    allows it, False never. Raw frames of a frame-skipping slice or picked raw frames go through HDF5.
     """
 
     def __init__(self, path, direct=None):
