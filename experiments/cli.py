@@ -82,6 +82,13 @@ def check_interrupt():
         raise interrupt()
 
 
+def forget_interrupt():
+    """Drop a signal still pending: called once the work it would have stopped is done (a SIGTERM that lands while
+    a finished run writes its report stops nothing; the run exits 0 with its result, not "interrupted")."""
+    global _pending
+    _pending = None
+
+
 def interrupted_status(exc):
     """Exit status of an interruption: 143 for SIGTERM, 130 for SIGINT."""
     return SIGTERM_STATUS if isinstance(exc, Terminated) else SIGINT_STATUS

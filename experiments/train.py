@@ -29,7 +29,8 @@ import numpy as np
 from experiments import families
 from experiments import run_dir as rd
 from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, check_interrupt,  # noqa: F401
-                             deferred_interrupts, handle_interrupts, interrupted_status, usage_exit, write_error)
+                             deferred_interrupts, forget_interrupt, handle_interrupts, interrupted_status, usage_exit,
+                             write_error)
 from experiments.report import (classification_metrics, cross_entropy, package_versions, peak_rss_mb, plot_confusion,
                                 plot_curves, resource_usage, usage_since)
 
@@ -708,6 +709,7 @@ def main(spec, argv=None):
             raise UsageError(str(exc)) from None
         with deferred_interrupts():   # from here on TensorFlow runs: signals are raised between batches
             run(args, spec, threads, cluster, argv)
+            forget_interrupt()   # the run is complete: a signal during its last writes came too late to stop it
         failed = False
         return 0
     except UsageError as exc:

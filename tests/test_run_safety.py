@@ -160,6 +160,16 @@ def test_sigterm_mid_epoch_with_workers_then_resume_and_a_changed_store_refused(
     assert not (copy / "metrics.json").exists()
 
 
+def test_sigterm_while_a_finished_run_writes_its_report_is_no_interruption(store, tmp_path):
+    """SIGTERM while the finished run saves model.keras (tests/faults.py), with 2 reader workers: the run is
+    complete, so exit 0 with its result and nothing on stderr, not "interrupted; rerun" with exit 143."""
+    out = tmp_path / "run"
+    res = run(command(store, out, "--epochs", "1", "--workers", "2", fault="sigterm-while-saving"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert error_lines(res.stderr) == [] and "test accuracy: " in res.stdout
+    assert (out / "metrics.json").exists() and (out / "model.keras").exists()
+
+
 def test_store_removed_before_the_workers_start_fails_at_once_in_one_line(store, tmp_path):
     """The store deleted after the trainer opened it, before its 2 reader workers start (tests/faults.py): exit 1
     with the workers' reason in one line, no respawned workers' tracebacks."""
