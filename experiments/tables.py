@@ -192,6 +192,7 @@ def summarize(runs):
         "protocol": kept[0].get("protocol"), "split": kept[0].get("split"), "store": kept[0].get("store"),
         "test_views": views_cell(kept[0]), "clip_accuracy": _mean_of(kept, "clip_accuracy"),
         "run_dirs": [r["run_dir"] for r in kept],
+        "ignored_run_dirs": [r["run_dir"] for r in runs if all(r is not k for k in kept)],
     }
 
 
@@ -220,8 +221,10 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
     found_runs, unfinished, warnings = find_runs(run_paths)
     runs = [r for r in found_runs if not r["synthetic"]]
     groups = group_runs(runs)
+    synthetic_groups = group_runs([r for r in found_runs if r["synthetic"]])
     synthetic = [{"dataset": d, "model": m, "protocol": proto, "runs": s}
-                 for (d, m, proto, _), s in group_runs([r for r in found_runs if r["synthetic"]]).items()]
+                 for (d, m, proto, _), s in synthetic_groups.items()]
+    ignored = sorted(str(d) for s in [*groups.values(), *synthetic_groups.values()] for d in s["ignored_run_dirs"])
     if counts is None or successor_counts is None:
         cached, cached_successors = cached_param_counts()
         counts = cached if counts is None else counts
@@ -256,7 +259,7 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
         tables[table].append({"dataset": d, "model": m, "protocol": proto, "runs": summary})
     return {"source": paper.SOURCE, "datasets": datasets, "successors": successor_rows(groups, successor_counts),
             **tables, "synthetic_runs": synthetic,
-            "unfinished_runs": [str(u) for u in unfinished], "caveats": list(paper.CAVEATS),
+            "unfinished_runs": [str(u) for u in unfinished], "ignored_runs": ignored, "caveats": list(paper.CAVEATS),
             "warnings": warnings, "num_runs": len(found_runs)}
 
 
@@ -354,6 +357,9 @@ def to_markdown(report):
     out += [f"- {c}" for c in report["caveats"]]
     if report["unfinished_runs"]:
         out.append(f"- Unfinished runs (no metrics.json, not counted): {', '.join(report['unfinished_runs'])}")
+    if report["ignored_runs"]:
+        out.append("- Older runs of a row's fold, not counted (the newest run of a fold wins, whatever its other "
+                   f"options; give the tables only the runs to compare): {', '.join(report['ignored_runs'])}")
     out.append("")
     return "\n".join(out)
 

@@ -121,12 +121,15 @@ def test_runs_of_several_folds_show_mean_std_and_not_run(tmp_path, capsys):
                                                                      ("/data/demo.h5", 0.2, 1)]
     assert [(b["dataset"], b["model"]) for b in report["baselines"]] == [("ucf11", "tsn_resnet50")]
     assert report["unfinished_runs"] == [str(runs / "unfinished")]
+    assert report["ignored_runs"] == [str(old)]
 
     code, md = cli(capsys, runs)
     assert code == 0
     line = next(ln for ln in md.splitlines() if ln.startswith("| TT-GRU") and "paper (folds" in ln)
     assert f"{np.mean(vals):.3f} ± {np.std(vals):.3f} (3 folds)" in line
     assert "1 older duplicate" in line
+    assert any(ln.startswith("- Older runs of a row's fold, not counted") and ln.endswith(str(old))
+               for ln in md.splitlines())
     lstm_line = next(ln for ln in md.splitlines() if ln.startswith("| LSTM |"))
     assert "not run" in lstm_line
     assert "tsn_resnet50" in md and "reports no numbers" in md
