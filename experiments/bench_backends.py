@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from experiments.cli import OneLineParser
+from tf_config.console import add_console_args, quiet_console
 from ttrnn.paper_shapes import PAPER_SHAPES
 
 BATCH = 16
@@ -130,14 +132,15 @@ def bench_memory(backends, frames):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m experiments.bench_backends", allow_abbrev=False,
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser = OneLineParser(prog="python -m experiments.bench_backends", description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default="tensorflow,jax,torch", help="comma-separated (default %(default)s)")
     parser.add_argument("--frames", type=int, default=None, help="T (default 32; --memory: 1492)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default %(default)s)")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of one paper TT-GRU step instead")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    add_console_args(parser)
     args = parser.parse_args(argv)
+    quiet_console(args.verbose)          # TensorFlow's start-up lines, of this process and its workers
     frames = args.frames or (1492 if args.memory else 32)
     if args.worker:
         return worker(frames, args.memory)

@@ -13,7 +13,6 @@ checkpoint, so the printed command resumes it and trains N epochs. NEW_RUN_DIR/t
 source, the format, the kernel's relative reconstruction error and the test metrics before fine-tuning.
 """
 
-import argparse
 import importlib
 import json
 import shlex
@@ -21,6 +20,7 @@ import sys
 from pathlib import Path
 
 from experiments import train
+from experiments.cli import OneLineParser
 from experiments.families.rnn import parse_rank
 from ttrnn.format_names import FORMAT_NAMES
 
@@ -47,9 +47,9 @@ def source_argv(command, replaced=REPLACED):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m experiments.tensorize", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m experiments.tensorize", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, help="a finished dense --model gru|lstm run")
-    p.add_argument("--decomposition", default="tt", choices=FORMAT_NAMES)
+    p.add_argument("--decomposition", default="tt", choices=FORMAT_NAMES, help="the kernel format (default %(default)s)")
     p.add_argument("--rank", default=None, help="an int or the format's rank list (comma separated); "
                                                 "default the format's default ranks")
     p.add_argument("--blocks", type=int, default=None, help="bt only: block terms (default 2)")
