@@ -179,6 +179,8 @@ def summarize(runs):
     for r in sorted(runs, key=lambda r: r["_mtime"]):
         by_fold[r.get("fold", 0)] = r  # the newest run of a fold wins
     kept = [by_fold[f] for f in sorted(by_fold)]
+    kept_ids = {id(r) for r in kept}
+    ignored = [r["run_dir"] for r in runs if id(r) not in kept_ids]
     key = score_key(kept[0])
     scores = [r.get(key) for r in kept if _finite(r.get(key))]
     seconds = [float(np.mean(r["epoch_seconds"])) for r in kept if r.get("epoch_seconds")]
@@ -186,13 +188,13 @@ def summarize(runs):
     return {
         "metric": key, "mean": float(np.mean(scores)) if scores else None,
         "std": float(np.std(scores)) if scores else None, "folds": sorted(by_fold), "n": len(kept),
-        "duplicates": len(runs) - len(kept), "epoch_seconds": float(np.mean(seconds)) if seconds else None,
+        "duplicates": len(ignored), "epoch_seconds": float(np.mean(seconds)) if seconds else None,
         "epochs": [r.get("epochs") for r in kept], "params_input_to_hidden": params,
         "params_total": sorted({r.get("params_total") for r in kept if r.get("params_total") is not None}),
         "protocol": kept[0].get("protocol"), "split": kept[0].get("split"), "store": kept[0].get("store"),
         "test_views": views_cell(kept[0]), "clip_accuracy": _mean_of(kept, "clip_accuracy"),
         "run_dirs": [r["run_dir"] for r in kept],
-        "ignored_run_dirs": [r["run_dir"] for r in runs if all(r is not k for k in kept)],
+        "ignored_run_dirs": ignored,
     }
 
 

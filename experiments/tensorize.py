@@ -49,7 +49,8 @@ def source_argv(command, replaced=REPLACED):
 def parse_args(argv):
     p = OneLineParser(prog="python -m experiments.tensorize", description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, help="a finished dense --model gru|lstm run")
-    p.add_argument("--decomposition", default="tt", choices=FORMAT_NAMES, help="the kernel format (default %(default)s)")
+    p.add_argument("--decomposition", default="tt", choices=FORMAT_NAMES,
+                   help="the kernel format (default %(default)s)")
     p.add_argument("--rank", default=None, help="an int or the format's rank list (comma separated); "
                                                 "default the format's default ranks")
     p.add_argument("--blocks", type=int, default=None, help="bt only: block terms (default 2)")
