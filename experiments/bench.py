@@ -45,14 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.cli import OneLineParser
-from experiments.families.rnn import FORMATS        # LSTM train-step rows at ~3.3 k kernel parameters each
+from experiments.families.rnn import FORMATS  # LSTM train-step rows at ~3.3 k kernel parameters each
 from experiments.report import peak_rss_mb
 from tf_config.console import add_console_args, quiet_console
 from tf_config.memory import add_memory_args, apply_memory
+from ttrnn.cli import OneLineParser
 
 UCF11_CLASSES = 11
-PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.pixels, scaling="paper")
+PIXEL_SHIFT = -128.0            # the paper's pixel scaling (ttrnn.layers.pixels, scaling="paper")
 SGEMM_N = 2048                  # --quick: QUICK_SGEMM_N (the rate of a smaller product: a smoke figure)
 QUICK_SGEMM_N = 512
 SGEMM_REPS = 4
@@ -61,7 +61,7 @@ SGEMM_REPS = 4
 def paper_tt(dataset="ucf11"):
     """(input modes n, hidden modes m, ranks r) of the paper's TT layer on `dataset` (ttrnn.models.PAPER_SHAPES;
     UCF11: 160x120x3 frames as 8x20x20x18, 4x4x4x4 hidden, ranks 4)."""
-    from ttrnn.paper_shapes import PAPER_SHAPES
+    from ttrnn.models.shapes import PAPER_SHAPES
     shapes = PAPER_SHAPES[dataset]
     return shapes["tt_input_shape"], shapes["tt_output_shape"], shapes["tt_ranks"]
 
@@ -103,7 +103,7 @@ def _tt_projection(x, seed=0, jit=False):
     cores; without XLA by default (faster here: TF's oneDNN matmuls beat XLA's CPU dot on these shapes)."""
     import tensorflow as tf
 
-    from ttrnn import tt
+    from ttrnn.formats import tt
 
     n, m, r = paper_tt()
     cores = [tf.Variable(c * 0.1) for c in tt.random_cores(n, gates_first(m), r, seed=seed)]
@@ -150,7 +150,7 @@ def _keras_train_step(layer, x, y, jit_compile="auto"):
 
 def _ttgru(time_chunk=None, xla=False, projection_dtype=None):
     import ttrnn
-    from ttrnn import recurrent
+    from ttrnn.layers import recurrent
 
     chunk = recurrent.DEFAULT_TIME_CHUNK if time_chunk is None else time_chunk
     layer = ttrnn.TTGRU(*paper_tt(), time_chunk=chunk, input_shift=PIXEL_SHIFT,
@@ -174,7 +174,7 @@ def _original_scheme(x, y, seed=0):
     import keras
     import tensorflow as tf
 
-    from ttrnn import tt
+    from ttrnn.formats import tt
 
     n, m, r = paper_tt()
     units = int(np.prod(m))
@@ -322,7 +322,7 @@ def _paper_model_step(x, y, uint8_in=True, time_chunk=0, fuse_cast=True, three_m
     import tensorflow as tf
 
     from ttrnn import models
-    from ttrnn.pixels import PixelScaling
+    from ttrnn.layers.pixels import PixelScaling
 
     model = models.paper_model("ucf11", "gru", UCF11_CLASSES)
     layer = model.get_layer("input_to_hidden")

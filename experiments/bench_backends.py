@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from experiments.cli import OneLineParser
 from tf_config.console import add_console_args, quiet_console
-from ttrnn.paper_shapes import PAPER_SHAPES
+from ttrnn.cli import OneLineParser
+from ttrnn.models.shapes import PAPER_SHAPES
 
 BATCH = 16
 CLASSES = 11

@@ -17,8 +17,9 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from experiments.cli import exit_now
-from experiments.train import DatasetSpec, main as train_main
+from experiments.train import DatasetSpec
+from experiments.train import main as train_main
+from ttrnn.cli import exit_now
 
 DEMO_DATA = dict(classes=8, groups=1, clips_per_group=16, frames=(12, 20), size=(160, 120), seed=0,
                  layout="celebfaces")
@@ -33,15 +34,15 @@ def original_order(index):
 
 def paper_split(store, fold):
     """The original Celebrities split: rows in file-name order, seeded shuffle, `np.array_split` into 5, fold = test."""
-    from ttrnn.splits import paper_split as split
+    from ttrnn.data.splits import paper_split as split
     return split(store.index, store.classes, fold, order=original_order(store.index), listing="file-name")
 
 
 def make_split(store, protocol, fold):
-    """`paper`: the original Celebrities split (file-name order); other protocols as `ttrnn.splits.make_split`."""
+    """`paper`: the original Celebrities split (file-name order); other protocols as `ttrnn.data.splits.make_split`."""
     if protocol == "paper":
         return paper_split(store, fold)
-    from ttrnn.splits import make_split as generic
+    from ttrnn.data.splits import make_split as generic
     return generic(store, protocol, fold)
 
 

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from experiments.cli import OneLineParser, UsageError
+from ttrnn.cli import OneLineParser, UsageError
 
 
 def cache_root():

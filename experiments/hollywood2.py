@@ -13,9 +13,10 @@ Differences from the original: it held out the *last* 15 % of its sorted trainin
 `validation_split=.15`); we hold out a random 15 % (seeded by --seed). It trained 501 epochs; --epochs sets ours.
 """
 
-from experiments.cli import exit_now
 from experiments.demo import cached_demo_store
-from experiments.train import DatasetSpec, main as train_main
+from experiments.train import DatasetSpec
+from experiments.train import main as train_main
+from ttrnn.cli import exit_now
 
 # The demo: synthetic Hollywood2-layout clips (1-2 of the 12 actions each) at the paper's frame size 234x100.
 DEMO_DATA = dict(classes=12, groups=4, clips_per_group=4, frames=(16, 24), size=(234, 100), seed=0,
@@ -33,7 +34,7 @@ def make_split(store, protocol, fold):
     if protocol == "paper":
         raise ValueError("Hollywood2 has no random folds (the original used the standard train/test split); "
                          "use --protocol store")
-    from ttrnn.splits import make_split as generic
+    from ttrnn.data.splits import make_split as generic
     return generic(store, protocol, fold)
 
 

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from experiments.cli import OneLineParser
+from ttrnn.cli import OneLineParser
 
 TERM_GRACE_SECONDS = 5.0
 

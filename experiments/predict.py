@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.cli import OneLineParser, UsageError, exit_now
 from tf_config.console import add_console_args, quiet_console
+from ttrnn.cli import OneLineParser, UsageError, exit_now
 from ttrnn.store import clip_slice
 
 

@@ -3,7 +3,7 @@ the checkpoint (weights + dropout seed states + optimizer + state), history.csv,
 an unfinished run of the same command to resume. Plain files and NumPy only (no TensorFlow import here).
 
 Every failure here is one line: `UsageError` (exit 2) when the directory refuses the command before anything is
-written, `RunError` (exit 1) when a write or a read fails during the run (experiments/cli.py).
+written, `RunError` (exit 1) when a write or a read fails during the run (ttrnn/cli.py).
 """
 import csv
 import errno
@@ -20,11 +20,19 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.cli import RunError, UsageError, atomic_write, write_error
+from ttrnn.cli import RunError, UsageError, atomic_write, write_error
 
-CHECKPOINT = "checkpoint.npz"
-LOCK = "run.lock"
-DATA = "data.json"
+# The files of a run directory: every module names them through these constants.
+CONFIG = "config.json"            # the command's arguments and their identity (what a resume must match)
+DATA = "data.json"                # the data fingerprint (store, split) the run trained on
+CHECKPOINT = "checkpoint.npz"     # weights, optimizer, seed states and epoch of the last finished epoch
+HISTORY = "history.csv"           # one row per finished epoch
+METRICS = "metrics.json"          # the final report; its presence marks a finished run
+MODEL = "model.keras"             # the trained model
+CURVES = "curves.png"             # loss / accuracy per epoch
+CONFUSION = "confusion.png"       # the test confusion matrix
+TENSORIZED = "tensorized.json"    # experiments.tensorize: what the dense run became
+LOCK = "run.lock"                 # the one writer's flock
 
 
 # --- one writer per run directory --------------------------------------------------------------------------------
@@ -156,7 +164,7 @@ def read_json(path):
 def read_config(run_dir):
     """run_dir/config.json as a dict; None when there is none; UsageError (naming the file) when it is not a JSON
     object."""
-    path = Path(run_dir) / "config.json"
+    path = Path(run_dir) / CONFIG
     config = read_json(path)
     if config is None:
         return None
@@ -180,7 +188,7 @@ def find_previous(base, prefix, ident):
     if not base.is_dir():
         return None
     for cand in sorted(base.glob(prefix + "*"), reverse=True):
-        if ((cand / CHECKPOINT).exists() or (cand / "metrics.json").exists()) and recorded_identity(cand) == ident:
+        if ((cand / CHECKPOINT).exists() or (cand / METRICS).exists()) and recorded_identity(cand) == ident:
             return cand
     return None
 
@@ -259,7 +267,7 @@ def write_history(run_dir, history):
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     writer.writerows(history)
-    atomic_write(Path(run_dir) / "history.csv", buf.getvalue())
+    atomic_write(Path(run_dir) / HISTORY, buf.getvalue())
 
 
 # --- the checkpoint ----------------------------------------------------------------------------------------------
@@ -348,7 +356,7 @@ def describe_mismatch(prefix, saved, wanted):
 
 def save_model(run_dir, model):
     """model.keras, written through a temporary file like every other file of the run."""
-    path = Path(run_dir) / "model.keras"
+    path = Path(run_dir) / MODEL
     tmp = path.with_name("model.tmp.keras")   # Keras wants the .keras suffix
     try:
         model.save(tmp)

@@ -34,8 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.cli import OneLineParser, atomic_write
 from experiments.families import MODEL_CHOICES
+from ttrnn.cli import OneLineParser, atomic_write
 
 # axis name → CLI flag; the order fixes the run-name layout and the flag order
 AXES = ("dataset", "model", "use_tt", "decomposition", "rank", "blocks", "max_len", "frame_skip", "sample_frames",

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments import families, paper
-from experiments.cli import OneLineParser, UsageError, usage_exit
 from tf_config.console import add_console_args, quiet_console
+from ttrnn.cli import OneLineParser, UsageError, usage_exit
 
 NOT_RUN = "not run"
 
@@ -41,6 +41,7 @@ def our_param_counts(datasets=tuple(paper.DATASETS)):
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
+
     from ttrnn.models import input_to_hidden_params, paper_model
     counts = {}
     for name in datasets:
@@ -91,7 +92,7 @@ def successor_param_counts():
     into the first output mode): TT at the paper's ranks 4, others at `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks)
     — what `--decomposition X` trains."""
     from ttrnn import formats
-    from ttrnn.paper_shapes import PAPER_SHAPES
+    from ttrnn.models.shapes import PAPER_SHAPES
     n, m = PAPER_SHAPES["ucf11"]["tt_input_shape"], PAPER_SHAPES["ucf11"]["tt_output_shape"]
     return {label: formats.make(label.split("_")[0], n, (4 * m[0],) + tuple(m[1:])).param_count()
             for label, *_ in SUCCESSORS}
@@ -307,7 +308,7 @@ def params_cell(row):
 
 
 def to_markdown(report):
-    out = [f"# Paper tables vs ours", "", f"Paper: {report['source']}.", ""]
+    out = ["# Paper tables vs ours", "", f"Paper: {report['source']}.", ""]
     metric_name = {"accuracy": "Accuracy", "map": "MAP"}
     for ds in report["datasets"]:
         t_params, t_score = ds["tables"]

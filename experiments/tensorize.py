@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from experiments import train
-from experiments.cli import OneLineParser
 from experiments.families.rnn import parse_rank
-from ttrnn.format_names import FORMAT_NAMES
+from ttrnn.cli import OneLineParser
+from ttrnn.formats import FORMAT_NAMES
 
 # Source options the new command replaces (name -> takes a value).
 REPLACED = {"--out": True, "--epochs": True, "--use-tt": False, "--decomposition": True, "--rank": True,
@@ -118,9 +118,8 @@ def copy_weights(source, target, layer):
 
 def run(opts):
     import tf_config.cluster
-    import tf_config.threads
-
     import tf_config.memory
+    import tf_config.threads
 
     config, spec = read_source(opts.run_dir)
     argv = new_command(config, opts)
@@ -143,6 +142,7 @@ def tensorized_run(opts, config, spec, args, argv, threads, cluster):
     """The trainer's build of the new run, the tensorized weights put in, its epoch-0 checkpoint and
     tensorized.json written -> (record, kernel error, test metrics, the Run)."""
     import numpy as np
+
     from experiments.steps import make_local_predict
     from ttrnn import load_model, tensorize
     from ttrnn.decompose import relative_error

@@ -28,11 +28,29 @@ import numpy as np
 
 from experiments import families
 from experiments import run_dir as rd
-from experiments.cli import (OneLineParser, RunError, UsageError, atomic_write, check_interrupt,  # noqa: F401
-                             deferred_interrupts, forget_interrupt, handle_interrupts, interrupted_status, usage_exit,
-                             write_error)
-from experiments.report import (classification_metrics, cross_entropy, package_versions, peak_rss_mb, plot_confusion,
-                                plot_curves, resource_usage, usage_since)
+from experiments.report import (
+    classification_metrics,
+    cross_entropy,
+    package_versions,
+    peak_rss_mb,
+    plot_confusion,
+    plot_curves,
+    resource_usage,
+    usage_since,
+)
+from ttrnn.cli import (  # noqa: F401
+    OneLineParser,
+    RunError,
+    UsageError,
+    atomic_write,
+    check_interrupt,
+    deferred_interrupts,
+    forget_interrupt,
+    handle_interrupts,
+    interrupted_status,
+    usage_exit,
+    write_error,
+)
 
 RUNS = Path("runs")
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
@@ -56,7 +74,7 @@ class DatasetSpec:
     demo: object = None           # callable(args) -> store path, for --demo
     demo_defaults: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)  # option defaults of this CLI (e.g. UCF101: --model r3d)
-    split: object = None          # callable(store, protocol, fold) -> ttrnn.splits.Split; default make_split
+    split: object = None          # callable(store, protocol, fold) -> ttrnn.data.splits.Split; default make_split
 
 
 def build_parser(spec):
@@ -240,7 +258,7 @@ class Run:
     spec: DatasetSpec
     cluster: object               # tf_config.cluster.ClusterInfo
     store: object                 # ttrnn.store.FrameStore
-    split: object                 # ttrnn.splits.Split
+    split: object                 # ttrnn.data.splits.Split
     train_rows: np.ndarray
     val_rows: np.ndarray
     lr: float
@@ -276,7 +294,7 @@ def build_optimizer(args, lr, num_train):
 
 def split_rows(args, spec, store):
     """(split, train rows, validation rows): the protocol's fold, with spec.val_fraction held out of training."""
-    from ttrnn import splits as ttsplits
+    from ttrnn.data import splits as ttsplits
     try:
         split = (spec.split or ttsplits.make_split)(store, args.protocol, args.fold)
     except ValueError as exc:
@@ -371,6 +389,7 @@ def train_step(r):
     A short last batch weighs a full step (global_batch=None). Traced per padded length; rebuild it when the
     trainable set changes."""
     import keras
+
     from experiments.steps import make_train_step
     loss_fn = (keras.losses.BinaryCrossentropy(reduction=None) if r.spec.multilabel
                else keras.losses.CategoricalCrossentropy(reduction=None))
@@ -567,6 +586,7 @@ def report(r, history, predict, threads, argv):
     views = r.family.test_views(r.args)
     if views != (1, 1):  # the seeds' multi-view testing
         import tensorflow as tf
+
         from ttrnn.data import MultiViewFeed
         feed = MultiViewFeed(r.store, r.split.test, r.ispec, r.args.batch_size, *views, reader=r.reader)
         loss, final, protocol = evaluate_views(feed, lambda x: predict(tf.constant(x)).numpy(), r.spec.multilabel)

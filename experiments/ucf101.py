@@ -12,9 +12,10 @@ video-nonlocal-net's three crops). Any --model of the trainer works here, the TT
 """
 import sys
 
-from experiments.cli import OneLineParser, exit_now
 from experiments.demo import cached_demo_store
-from experiments.train import DatasetSpec, main as train_main
+from experiments.train import DatasetSpec
+from experiments.train import main as train_main
+from ttrnn.cli import OneLineParser, exit_now
 
 # The demo: 5 UCF101 classes x 6 groups x 2 clips of 20-28 synthetic frames at 112x84; split N tests groups 2N-1, 2N.
 DEMO_DATA = dict(groups=6, clips_per_group=2, frames=(20, 28), size=(112, 84), seed=0)

@@ -10,9 +10,10 @@ seed 11111986 (--protocol paper). UCF11's own protocol, leave-one-group-out over
 The original trained 1,001 epochs; --epochs sets ours (default 100).
 """
 
-from experiments.cli import exit_now
 from experiments.demo import cached_demo_store
-from experiments.train import DatasetSpec, main as train_main
+from experiments.train import DatasetSpec
+from experiments.train import main as train_main
+from ttrnn.cli import exit_now
 
 # The demo: a synthetic UCF11-layout dataset, sized to train in a few minutes on 2 cores at the paper's frame size
 # (160x120) and TT shapes (8x20x20x18 -> 4x4x4x4, ranks 4).

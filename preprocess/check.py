@@ -10,7 +10,6 @@ but cannot be repaired in place (transcode them).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ttrnn.store import CorruptClipError, FrameStore, StoreError, StoreWriter

@@ -19,12 +19,22 @@ import tempfile
 import time
 from concurrent.futures.process import BrokenProcessPool
 
-import numpy as np
-
 from preprocess.video import VideoError, decode
-from ttrnn.store import (CODECS, DEFAULT_CODEC, DEFAULT_QUALITY, DiskFullError, FrameStore, StoreError,
-                         StoreLockedError, StoreWriter, clip_meta, disk_full_error, is_disk_full, store_params,
-                         write_shard)
+from ttrnn.store import (
+    CODECS,
+    DEFAULT_CODEC,
+    DEFAULT_QUALITY,
+    DiskFullError,
+    FrameStore,
+    StoreError,
+    StoreLockedError,
+    StoreWriter,
+    clip_meta,
+    disk_full_error,
+    is_disk_full,
+    store_params,
+    write_shard,
+)
 
 # 2: bad input (a usage error: the one status of every CLI of the project for it); 1: some clips failed or the disk
 # filled (the store is not complete; the same command resumes it)

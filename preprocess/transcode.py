@@ -10,18 +10,38 @@ failures and splits are carried over. The index rows (labels, groups, sources, f
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 import cv2  # noqa: F401 - the JPEG codec's library, imported once before the workers fork, not in each
 
-from preprocess.ingest import (EXIT_ERROR, EXIT_SOME_FAILED, IngestError, _finish, _Parser, format_summary,
-                               run_jobs, worker_pool)
-from ttrnn.store import (CODECS, DEFAULT_QUALITY, CorruptClipError, DiskFullError, FrameStore, StoreError,
-                         StoreLockedError, StoreWriter, clip_meta, disk_full_error, is_disk_full, params_of,
-                         recoded_params, write_shard)
+from preprocess.ingest import (
+    EXIT_ERROR,
+    EXIT_SOME_FAILED,
+    IngestError,
+    _finish,
+    _Parser,
+    format_summary,
+    run_jobs,
+    worker_pool,
+)
+from ttrnn.store import (
+    CODECS,
+    DEFAULT_QUALITY,
+    CorruptClipError,
+    DiskFullError,
+    FrameStore,
+    StoreError,
+    StoreLockedError,
+    StoreWriter,
+    clip_meta,
+    disk_full_error,
+    is_disk_full,
+    params_of,
+    recoded_params,
+    write_shard,
+)
 
 _SOURCES = {}  # per worker process: path -> (FrameStore, its label matrix)
 

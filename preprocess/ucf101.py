@@ -60,8 +60,9 @@ def make_demo_tree(out_dir, classes=("ApplyEyeMakeup", "HandstandPushups", "Jump
     motion k) and OUT/ucfTrainTestlist with classInd.txt (UCF101's order: JumpingJack before JumpRope, unlike a
     case-sensitive sort) and three splits testing the 1st, 2nd and 3rd third of the groups, as UCF101's 7-group
     blocks. HandstandPushups' files are spelled v_HandStandPushups_… as in the real dataset. Returns OUT."""
-    from preprocess.synthetic import mark_synthetic, render_clip, write_video
     import numpy as np
+
+    from preprocess.synthetic import mark_synthetic, render_clip, write_video
     rng = np.random.default_rng(seed)
     videos, lists = os.path.join(out_dir, "UCF-101"), os.path.join(out_dir, LIST_DIR)
     os.makedirs(lists, exist_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 from keras import ops
 
 import ttrnn
-from experiments.cli import exit_now
+from ttrnn.cli import exit_now
 
 BACKEND = keras.backend.backend()
 N, M, T, B = (4, 3), (2, 3), 5, 3            # frames of 12 values, 6 units
@@ -212,4 +212,4 @@ def main(folder, others):
 if __name__ == "__main__":
     assert os.environ.get("KERAS_BACKEND", "tensorflow") == BACKEND
     main(sys.argv[1], sys.argv[2:])
-    exit_now(0)   # skips the shutdown's collections over every backend's objects (experiments.cli.exit_now)
+    exit_now(0)   # skips the shutdown's collections over every backend's objects (ttrnn.cli.exit_now)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments import run_dir as rd
-from experiments.cli import exit_now
 from experiments import ucf11
+from ttrnn.cli import exit_now
 
 SPY = {"epochs": []}
 

@@ -16,7 +16,7 @@ import traceback
 
 import tensorflow as tf
 
-from experiments.cli import check_interrupt, deferred_interrupts, handle_interrupts
+from ttrnn.cli import check_interrupt, deferred_interrupts, handle_interrupts
 from ttrnn.data import BatchFeed, InputSpec, ReaderPool, map_batches
 from ttrnn.store import FrameStore
 

@@ -41,7 +41,7 @@ NOISE = [re.compile(p) for p in (
     r"^W\d{4} [\d:.]+\s+\d+ cpu_allocator_impl\.cc:\d+\] Allocation of \d+ exceeds 10% of free system memory\.$",
 )]
 # A multi-line notice: TensorFlow's graph type inference rejecting the optional outputs of a tf.cond whose branches
-# differ (the TT layers' per-batch choice of projection, ttrnn.recurrent): harmless, the graph runs. Dropped from
+# differ (the TT layers' per-batch choice of projection, ttrnn.layers.recurrent): harmless, the graph runs. Dropped from
 # its first line through "while inferring type of node" (at most BLOCK_MAX lines, so nothing else is ever lost).
 BLOCK_START = re.compile(r"^[IW]\d{4} [\d:.]+\s+\d+ type_inference\.cc:\d+\] Type inference failed")
 BLOCK_END = re.compile(r"^\s*while inferring type of node ")

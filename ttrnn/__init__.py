@@ -1,36 +1,45 @@
 """ttrnn: Tensor-Train RNNs (Yang, Krompass, Tresp, ICML 2017) and their tensor-ring, block-term, CP and
 hierarchical-Tucker successors on Keras 3.
 
-Layers are exported lazily (module-level `__getattr__`) so that `import ttrnn.store` and the preprocessing
+The package by concern, in the order data flows:
+
+- `ttrnn.store`: the frame store (HDF5 index + shard files) that `preprocess` writes and training reads.
+- `ttrnn.data`: splits, frame sampling and the streaming batch feed from a store.
+- `ttrnn.formats`: the tensor formats of a `(prod n, prod m)` matrix (tt, tr, bt, cp, ht).
+- `ttrnn.layers`: Keras layers with a format as input kernel (`TTGRU`, `TTDense`, ...).
+- `ttrnn.models`: the paper's models; `ttrnn.baselines`: TSN, C3D, 3D-ResNets, non-local.
+- `ttrnn.decompose`: dense matrices and trained Keras layers → formats.
+
+Names are exported lazily (module-level `__getattr__`), so that `import ttrnn.store` and the preprocessing
 workers never start TensorFlow.
 """
 
 import importlib
 
-_LAYERS = {
-    **{f"{fmt}Dense": "ttrnn.layers" for fmt in ("TT", "TR", "BT", "CP", "HT")},
-    "TTSimpleRNN": "ttrnn.recurrent",
-    "TTGRU": "ttrnn.recurrent",
-    "TTLSTM": "ttrnn.recurrent",
-    **{f"{fmt}{cell}": "ttrnn.recurrent" for fmt in ("TR", "BT", "CP", "HT") for cell in ("SimpleRNN", "GRU", "LSTM")},
-    "PixelScaling": "ttrnn.pixels",
-    "load_model": "ttrnn.saving",
-    "tensorize": "ttrnn.tensorizing",
-    "tensorize_model": "ttrnn.tensorizing",
+_LAYERS = ("TTDense", "TRDense", "BTDense", "CPDense", "HTDense",
+           "TTSimpleRNN", "TTGRU", "TTLSTM", "TRSimpleRNN", "TRGRU", "TRLSTM", "BTSimpleRNN", "BTGRU", "BTLSTM",
+           "CPSimpleRNN", "CPGRU", "CPLSTM", "HTSimpleRNN", "HTGRU", "HTLSTM", "PixelScaling")
+_NAMES = {
+    **{name: "ttrnn.layers" for name in _LAYERS},
+    "load_model": "ttrnn.models.saving",
+    "tensorize": "ttrnn.decompose.tensorize",
+    "tensorize_model": "ttrnn.decompose.tensorize",
 }
-_SUBMODULES = ("tt", "format_names", "formats", "kernel", "cells", "layers", "recurrent", "activations", "store",
-               "data", "models", "baselines", "pixels", "splits", "sampling", "saving", "decompose", "tensorizing")
+# Subpackages reachable as attributes (`ttrnn.formats`); `tt` is the TT format module, `ttrnn.formats.tt`.
+_SUBPACKAGES = {name: f"ttrnn.{name}" for name in ("store", "data", "formats", "layers", "models", "baselines",
+                                                   "decompose")}
+_SUBPACKAGES["tt"] = "ttrnn.formats.tt"
 
-__all__ = list(_LAYERS)
+__all__ = list(_NAMES)
 
 
 def __getattr__(name):
-    if name in _LAYERS:
-        return getattr(importlib.import_module(_LAYERS[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"ttrnn.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(_SUBPACKAGES[name])
     raise AttributeError(f"module 'ttrnn' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAYERS) | set(_SUBMODULES))
+    return sorted(set(globals()) | set(_NAMES) | set(_SUBPACKAGES))

@@ -23,8 +23,8 @@ A family module has:
 
 Plain Python until `input_spec` / `build` (they import ttrnn, hence TensorFlow), so the CLIs check input first.
 """
-from experiments.cli import UsageError
 from experiments.families import c3d, mlp, rnn, shared, tsn, video3d
+from ttrnn.cli import UsageError
 
 FAMILIES = {"rnn": rnn, "mlp": mlp, "tsn": tsn, "c3d": c3d, "video3d": video3d}
 BY_MODEL = {model: fam for fam in FAMILIES.values() for model in fam.MODELS}

@@ -15,7 +15,7 @@ validate = shared.validate_paper
 
 
 def check_store(args, spec, store):
-    from ttrnn.paper_shapes import MLP_FRAMES
+    from ttrnn.models.shapes import MLP_FRAMES
     shared.check_tt_frames(label(args), spec, store, "mlp_input_shape", MLP_FRAMES)
 
 
@@ -30,7 +30,7 @@ def parse_label(label):
 
 def input_spec(args):
     from ttrnn.data import InputSpec
-    from ttrnn.paper_shapes import MLP_FRAMES
+    from ttrnn.models.shapes import MLP_FRAMES
     return InputSpec("mlp", max_len=args.max_len, num_frames=MLP_FRAMES)
 
 

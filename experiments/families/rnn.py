@@ -3,9 +3,9 @@ plain GRU / LSTM, on the paper's per-dataset shapes (`ttrnn.models.PAPER_SHAPES`
 
 Run labels: `gru`, `lstm` (plain), `<format>_<cell>` (tensorized: tt_gru, tr_lstm, ...).
 """
-from experiments.cli import UsageError
 from experiments.families import shared
-from ttrnn.format_names import FORMAT_NAMES as FORMATS  # Keras-free: the CLIs check their input before TensorFlow
+from ttrnn.cli import UsageError
+from ttrnn.formats import FORMAT_NAMES as FORMATS  # Keras-free: the CLIs check their input before TensorFlow
 
 MODELS = ("gru", "lstm")
 TABLE = "paper"           # tables: the paper's rows (gru, lstm, tt_gru, tt_lstm) and the formats' table

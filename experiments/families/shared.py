@@ -1,7 +1,7 @@
 """Options and checks that more than one family uses, each defined once: the paper models' pixel scaling and input
 dropout (rnn, mlp), the fixed-length 3D clips and their multi-view test (c3d, video3d), and pretrained weights
 (tsn, video3d). A family lists the ones it reads in its OPTIONS."""
-from experiments.cli import UsageError
+from ttrnn.cli import UsageError
 
 PAPER_OPTIONS = ("scaling", "dropout")
 CLIP_OPTIONS = ("clip_len", "crop", "width", "test_clips", "test_crops")
@@ -41,7 +41,7 @@ def check_tt_frames(label, spec, store, modes_key, frames=1):
     """UsageError (before TensorFlow starts) when the store's frames do not factor into the paper's TT input modes
     `PAPER_SHAPES[spec.name][modes_key]` (`frames` frames folded into them: the TT-MLP's 6); `label` names the
     model in the message."""
-    from ttrnn.paper_shapes import PAPER_SHAPES, check_frame_shape
+    from ttrnn.models.shapes import PAPER_SHAPES, check_frame_shape
     if spec.name not in PAPER_SHAPES:
         return
     shapes = PAPER_SHAPES[spec.name]

@@ -2,8 +2,8 @@
 
 Run label: `tsn_<backbone>`. `--freeze-epochs N` keeps the backbone frozen for the first N epochs.
 """
-from experiments.cli import UsageError
 from experiments.families import shared
+from ttrnn.cli import UsageError
 
 MODELS = ("tsn",)
 TABLE = "baselines"

@@ -15,8 +15,8 @@ epoch's evaluation uses the centre view, and the final test uses `--test-clips` 
 `--test-crops` crops per video with the views' scores averaged (3D-ResNets: clips per video; video-nonlocal-net:
 10 clips × 3 crops). TensorFlow is imported only by `build` (through ttrnn.baselines).
 """
-from experiments.cli import UsageError
 from experiments.families import shared
+from ttrnn.cli import UsageError
 
 # --model → (builder in ttrnn.baselines, default depth, depths offered)
 BUILDERS = {

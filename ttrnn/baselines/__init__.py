@@ -16,9 +16,18 @@ from ttrnn.baselines.finetune import freeze_before
 from ttrnn.baselines.nonlocal_net import NonLocal, c2d_resnet50, i3d_resnet50, inflate_2d_weights, nonlocal_block
 from ttrnn.baselines.r2plus1d import r2plus1d
 from ttrnn.baselines.resnet3d import preact_resnet3d, resnet3d, resnext3d, wide_resnet3d
-from ttrnn.baselines.tsn import (BACKBONES, BackbonePreprocess, MergeSegments, SegmentConsensus, WeightsError,
-                                 imagenet_weights_path, load_weights, set_backbone_trainable, tsn)
 from ttrnn.baselines.torch_checkpoint import CheckpointError, load_torch_checkpoint, read_torch_file
+from ttrnn.baselines.tsn import (
+                                 BACKBONES,
+                                 BackbonePreprocess,
+                                 MergeSegments,
+                                 SegmentConsensus,
+                                 WeightsError,
+                                 imagenet_weights_path,
+                                 load_weights,
+                                 set_backbone_trainable,
+                                 tsn,
+)
 from ttrnn.baselines.video import ClipNormalization, ZeroPadShortcut, reference_normalization, torch_param_count
 
 __all__ = ["tsn", "c3d", "set_backbone_trainable", "imagenet_weights_path", "load_weights", "WeightsError",

@@ -7,8 +7,16 @@ average-pool 2×2×2; a final BN, ReLU, global pool and linear classifier.
 
 from keras import layers
 
-from ttrnn.baselines.video import (batch_norm, check_choice, classifier_head, clip_input, conv3d, conv_bn, max_pool,
-                                   scaled)
+from ttrnn.baselines.video import (
+    batch_norm,
+    check_choice,
+    classifier_head,
+    clip_input,
+    conv3d,
+    conv_bn,
+    max_pool,
+    scaled,
+)
 
 __all__ = ["densenet3d", "DENSENET_BLOCKS"]
 

@@ -8,8 +8,17 @@ classes 33,409,104. `width` multiplies every channel count (`widen_factor` of th
 
 from keras import layers
 
-from ttrnn.baselines.video import (batch_norm, check_choice, classifier_head, clip_input, conv3d, conv_bn, max_pool,
-                                   scaled, ZeroPadShortcut)
+from ttrnn.baselines.video import (
+    ZeroPadShortcut,
+    batch_norm,
+    check_choice,
+    classifier_head,
+    clip_input,
+    conv3d,
+    conv_bn,
+    max_pool,
+    scaled,
+)
 
 __all__ = ["resnet3d", "preact_resnet3d", "wide_resnet3d", "resnext3d", "DEPTHS", "residual_net"]
 

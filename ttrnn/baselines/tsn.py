@@ -1,7 +1,7 @@
 """TSN (a 2D ImageNet backbone over sparse segments) and the ImageNet weight files every 2D-initialized baseline uses.
 
 `tsn(...)`: `(batch, num_segments, H, W, 3)` uint8 frames as read from the store → `(batch, num_classes)` class
-probabilities; the model resizes and scales pixels itself, so the pipeline only samples indices (`ttrnn.sampling`).
+probabilities; the model resizes and scales pixels itself, so the pipeline only samples indices (`ttrnn.data.sampling`).
 """
 
 import os

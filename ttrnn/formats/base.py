@@ -18,8 +18,15 @@ import math
 import keras
 from keras import ops
 
-from ttrnn.formats.common import (MAX_FIRST_WIDTH, MERGE_INNER, affine, first_contraction, int_tuple, is_float,
-                                  tail_count)
+from ttrnn.formats.common import (
+    MAX_FIRST_WIDTH,
+    MERGE_INNER,
+    affine,
+    first_contraction,
+    int_tuple,
+    is_float,
+    tail_count,
+)
 
 
 class Format:

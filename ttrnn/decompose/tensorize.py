@@ -1,0 +1,141 @@
+"""Trained dense layers -> ttrnn layers: `ttrnn.tensorize(layer, decomposition="tt", input_modes, output_modes,
+ranks)` .
+
+A `keras.layers.SimpleRNN` / `GRU` / `LSTM` becomes the ttrnn recurrent layer of that format (`TTGRU`, `CPLSTM`,
+...) built through its public constructor: its input kernel `(D, gates * units)` decomposed (`ttrnn.decompose`)
+over the modes `n` -> `(gates * m_0, m_1, ...)`, which is how ttrnn folds the gates (the dense kernel's column
+blocks are the gates in Keras order), the recurrent kernel and the biases copied, activations and the options
+ttrnn supports carried over. A `keras.layers.Dense` becomes a `TTDense` (tt only: the other formats have no Dense
+layer). At full ranks (`ranks="full"`) the new layer computes what the old one did.
+
+`tensorize_model(model, ...)` rebuilds a functional or Sequential model with its first dense / recurrent layer
+(or the one named) tensorized and every other layer's weights kept.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from ttrnn import decompose as dec
+from ttrnn.formats import FORMAT_NAMES
+
+__all__ = ["tensorize", "tensorize_model", "layer_class", "TensorizeError"]
+
+_CELLS = {"SimpleRNN": "SimpleRNN", "GRU": "GRU", "LSTM": "LSTM"}
+# Keras options carried over as they are (ttrnn's recurrent layers take the same names and meanings).
+_CARRIED = ("activation", "recurrent_activation", "use_bias", "dropout", "recurrent_dropout", "return_sequences",
+            "return_state", "go_backwards")
+
+
+class TensorizeError(ValueError):
+    """A layer or setting ttrnn cannot tensorize (one line)."""
+
+
+def layer_class(kind, decomposition):
+    """The ttrnn class for a Keras layer kind (`Dense`, `SimpleRNN`, `GRU`, `LSTM`) and a format."""
+    import ttrnn
+    if decomposition not in FORMAT_NAMES:
+        raise TensorizeError(f"unknown decomposition {decomposition!r} (choose from "
+                             f"{', '.join(FORMAT_NAMES)})")
+    if kind == "Dense":
+        if decomposition != "tt":
+            raise TensorizeError(f"a Dense layer tensorizes to TTDense only (ttrnn has no {decomposition.upper()}"
+                                 "Dense); use --decomposition tt")
+        return ttrnn.TTDense
+    if kind not in _CELLS:
+        raise TensorizeError(f"cannot tensorize a {kind} layer (Dense, SimpleRNN, GRU and LSTM can be)")
+    return getattr(ttrnn, decomposition.upper() + _CELLS[kind])
+
+
+def _check_settings(layer, kind):
+    config = layer.get_config()
+    if kind == "Dense":
+        return config
+    if config.get("stateful"):
+        raise TensorizeError(f"{layer.name}: stateful recurrent layers are not supported by ttrnn")
+    if config.get("unroll"):
+        raise TensorizeError(f"{layer.name}: unroll=True is not supported by ttrnn (its loops are its own)")
+    return config
+
+
+def _modes(layer, kind, input_modes, output_modes, gates):
+    kernel = np.asarray(layer.get_weights()[0])
+    d_in, out = kernel.shape
+    units = out // gates
+    if math.prod(input_modes) != d_in:
+        raise TensorizeError(f"{layer.name}: input_modes {list(input_modes)} have product {math.prod(input_modes)}, "
+                             f"the layer's input dimension is {d_in}")
+    if math.prod(output_modes) != units:
+        raise TensorizeError(f"{layer.name}: output_modes {list(output_modes)} have product "
+                             f"{math.prod(output_modes)}, the layer has {units} units")
+    return kernel
+
+
+def tensorize(layer, decomposition="tt", input_modes=None, output_modes=None, ranks=None, blocks=None):
+    """The ttrnn counterpart of a built Keras `Dense` / `SimpleRNN` / `GRU` / `LSTM` `layer`, its kernel
+    decomposed at `ranks` (an int, the format's rank list, "full" or None = `formats.DEFAULT_RANKS`), built and
+    holding the weights. `input_modes` / `output_modes`: `prod n` = input dimension, `prod m` = units."""
+    kind = type(layer).__name__
+    cls = layer_class(kind, decomposition)
+    if not layer.built or not layer.weights:
+        raise TensorizeError(f"{layer.name}: the layer has no weights yet (build or train it first)")
+    if input_modes is None or output_modes is None:
+        raise TensorizeError("give input_modes and output_modes (prod n = input dimension, prod m = units)")
+    config = _check_settings(layer, kind)
+    gates = {"Dense": 1, "SimpleRNN": 1, "GRU": 3, "LSTM": 4}[kind]
+    n, m = [int(v) for v in input_modes], [int(v) for v in output_modes]
+    kernel = _modes(layer, kind, n, m, gates)
+    folded_m = [m[0] * gates] + m[1:]          # the gates in the first output mode, as the ttrnn layers hold them
+    if ranks is None:
+        from ttrnn import formats
+        ranks = formats.DEFAULT_RANKS[decomposition]
+    fmt = dec.make_format(decomposition, n, folded_m, ranks, blocks)
+    factors = dec.decompose(kernel, fmt)
+    kwargs = {k: config[k] for k in _CARRIED if k in config}
+    kwargs["name"] = layer.name
+    if kind == "GRU":
+        kwargs["reset_after"] = config["reset_after"]
+    if kind == "Dense":
+        new = cls(n, m, list(fmt.ranks), activation=config["activation"], use_bias=config["use_bias"],
+                  name=layer.name)
+    elif decomposition == "tt":
+        new = cls(n, m, list(fmt.ranks), **kwargs)
+    else:
+        new = cls(n, m, list(fmt.ranks), blocks=fmt.blocks, **kwargs)
+    new.build((None, None, kernel.shape[0]) if kind != "Dense" else (None, kernel.shape[0]))
+    rest = [np.asarray(w) for w in layer.get_weights()[1:]]
+    new.set_weights(factors + rest)
+    return new
+
+
+def _target(model, layer_name):
+    kinds = ("Dense", "SimpleRNN", "GRU", "LSTM")
+    if layer_name is not None:
+        return model.get_layer(layer_name)
+    for layer in model.layers:
+        if type(layer).__name__ in kinds[1:]:
+            return layer
+    for layer in model.layers:
+        if type(layer).__name__ == "Dense":
+            return layer
+    raise TensorizeError(f"model {model.name} has no Dense, SimpleRNN, GRU or LSTM layer to tensorize")
+
+
+def tensorize_model(model, decomposition="tt", input_modes=None, output_modes=None, ranks=None, blocks=None,
+                    layer_name=None):
+    """A copy of `model` (functional or Sequential) with one layer tensorized (`layer_name`, default the first
+    recurrent layer, else the first Dense) and every other layer's weights kept. Returns `(new_model, new_layer)`."""
+    old = _target(model, layer_name)
+    new_layer = tensorize(old, decomposition, input_modes, output_modes, ranks, blocks)
+
+    def clone(layer):
+        if layer is old:
+            return new_layer
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for src, dst in zip(model.layers, copy.layers):
+        if src is not old and src.weights:
+            dst.set_weights(src.get_weights())
+    return copy, new_layer

@@ -1,0 +1,283 @@
+"""Recurrent layers over any kernel format: `TTSimpleRNN`, `TTGRU`, `TTLSTM` (Yang, Krompass, Tresp, ICML 2017) and
+the TR / BT / CP / HT ones, as a kernel (`ttrnn.layers.kernel`), a cell (`ttrnn.layers.cells`) and the loop here.
+
+One factorized matrix maps a frame `(prod n,)` to all gate pre-activations `(gates * units,)`: the first output
+mode is multiplied by the number of gates, so the dense kernel's column blocks are the gates in Keras order and
+`full_kernel()`, `recurrent_kernel`, `bias` drop into `keras.layers.GRU` / `LSTM` / `SimpleRNN` (`set_weights`).
+
+The loop: by default (`time_chunk=0`) all frames are projected first, batch-major, straight from the uint8 frames
+(`Kernel.project`), then the recurrence scans over the small projections `(T, B, gates * units)`: on TensorFlow
+with `ttrnn.layers.fused_scan` (XLA loops with a hand-scheduled backward pass), elsewhere, or with `recurrence="keras"`,
+with Keras's loop (`keras.ops.scan`: `lax.scan` on JAX, a `tf.while_loop` on TensorFlow, a Python loop on
+PyTorch). `time_chunk=k > 0` projects k frames at a time inside Keras's loop. On TensorFlow the layers declare
+`supports_jit = False`, so `jit_compile="auto"` runs the contractions without XLA (faster on CPU); set
+`layer.supports_jit = True` to force XLA. On JAX they declare True (JAX has only XLA: False would run the step
+op by op). Measured figures behind these choices: docs/performance.md.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from ttrnn import formats
+from ttrnn.formats import tt
+from ttrnn.formats.common import is_float
+from ttrnn.layers.activations import hard_sigmoid
+from ttrnn.layers.cells import CELLS, StepOps
+from ttrnn.layers.kernel import PROJECTION_BLOCK_FRAMES, WHOLE_BATCH_FRAMES, FormatArguments, Kernel, TTArguments  # noqa: F401  (importable here as before)
+from ttrnn.layers.layer_docs import recurrent_doc
+
+DEFAULT_TIME_CHUNK = 0
+# The recurrence's fast path per backend (a module with `fused_scan`); other backends run Keras's loop.
+FAST_SCAN = {"tensorflow": "ttrnn.layers.fused_scan"}
+
+PRESETS = {
+    # New users: format-aware Glorot weights, logistic gates, cuDNN-style GRU, Keras-style per-gate recurrent dropout.
+    "modern": {"kernel_initializer": lambda: tt.TTGlorotNormal(), "recurrent_activation": "sigmoid",
+               "reset_after": True, "shared_recurrent_dropout": False},
+    # What the original Theano/Keras-2 code computed.
+    "paper": {"kernel_initializer": lambda: tt.FlatGlorotUniform(), "recurrent_activation": hard_sigmoid,
+              "reset_after": False, "shared_recurrent_dropout": True},
+}
+_SERIALIZED = {"initializer": keras.initializers, "regularizer": keras.regularizers, "constraint": keras.constraints}
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+class _Recurrent(keras.layers.Layer):
+    """The loop over a `Kernel` and a cell: masks, dropout, states, config. The public classes (`_register`) add
+    the format's arguments (`ttrnn.layers.kernel.TTArguments` / `FormatArguments`) and set `FORMAT`, `CELL`."""
+
+    FORMAT = None
+    CELL = None
+
+    def __init__(self, input_modes, output_modes, ranks=None, blocks=None, preset="modern", activation="tanh",
+                 recurrent_activation=None, use_bias=True, kernel_initializer=None,
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, shared_recurrent_dropout=None, return_sequences=False,
+                 return_state=False, go_backwards=False, time_chunk=DEFAULT_TIME_CHUNK, input_scale=1.0,
+                 input_shift=0.0, seed=None, projection_dtype=None, recurrence="fused", projection_block=None,
+                 **kwargs):
+        options = {name: kwargs.pop(name, default) for name, default in self.CELL.OPTIONS.items()}
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        _check_choice("preset", preset, sorted(PRESETS))
+        p = PRESETS[preset]
+        self.preset = preset
+        # Gate factor in the first output mode: column blocks of full_kernel() are the gates.
+        spec = formats.make(self.FORMAT, input_modes, output_modes, ranks, blocks)
+        self.units = math.prod(spec.m)
+        gates = (spec.m[0] * self.CELL.GATES,) + spec.m[1:]
+        self.kernel = Kernel(formats.make(self.FORMAT, spec.n, gates, spec.ranks, spec.blocks))
+        self.kernel_format = self.kernel.format
+        self.kernel_param_count = self.kernel_format.param_count()
+        options = {k: p.get(k) if v is None else v for k, v in options.items()}
+        self.cell = self.CELL(self.units, keras.activations.get(activation), keras.activations.get(
+            p["recurrent_activation"] if recurrent_activation is None else recurrent_activation), **options)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(
+            p["kernel_initializer"]() if kernel_initializer is None else kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= float(rate) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {rate}")
+        self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
+        self.shared_recurrent_dropout = bool(
+            p["shared_recurrent_dropout"] if shared_recurrent_dropout is None else shared_recurrent_dropout)
+        self.return_sequences, self.return_state, self.go_backwards = return_sequences, return_state, go_backwards
+        if int(time_chunk) < 0:
+            raise ValueError(f"time_chunk must be >= 0 (0 = project all frames at once), got {time_chunk}")
+        self.time_chunk = int(time_chunk)
+        _check_choice("recurrence", recurrence, ("fused", "keras"))
+        self.recurrence = recurrence
+        _check_choice("projection_dtype", projection_dtype, (None, "float32", "bfloat16"))
+        self.projection_dtype = None if projection_dtype == "float32" else projection_dtype
+        if projection_block is not None and int(projection_block) < 0:
+            raise ValueError(f"projection_block must be >= 0 (0 = whole batch at once) or None, got {projection_block}")
+        self.projection_block = None if projection_block is None else int(projection_block)
+        self.input_scale, self.input_shift = float(input_scale), float(input_shift)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+        # TensorFlow: measured faster without XLA (module docstring); JAX has only XLA (False would run eagerly).
+        self.supports_jit = keras.backend.backend() != "tensorflow"
+        self.input_spec = keras.layers.InputSpec(ndim=3)
+
+    activation = property(lambda self: self.cell.activation)
+    recurrent_activation = property(lambda self: self.cell.recurrent_activation)
+
+    # ---- weights -------------------------------------------------------------------------------------------
+    def build(self, input_shape):
+        self.kernel_format.check_input_dim(input_shape[-1])
+        self.kernel_weights = self.kernel.build(self, self.kernel_initializer, self.kernel_regularizer,
+                                                self.kernel_constraint)
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.CELL.GATES * self.units), name="recurrent_kernel",
+            initializer=self.recurrent_initializer, regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(shape=self.cell.bias_shape(), name="bias",
+                                        initializer=self.cell.bias_initializer(self.bias_initializer),
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    # ---- forward -------------------------------------------------------------------------------------------
+    def _project(self, x, dp_mask, training=False):
+        """`x` `(..., B, D)` frames (uint8 or float) → `(..., B, gates*units)` pre-activations incl. input bias:
+        `((x * input_scale + input_shift) * dp_mask) @ W` (`Kernel.project`)."""
+        x = ops.convert_to_tensor(x)
+        if is_float(x) and x.dtype != self.compute_dtype:
+            x = ops.cast(x, self.compute_dtype)
+        scale = None if self.input_scale == 1.0 else self.input_scale
+        shift = None if self.input_shift == 0.0 else self.input_shift
+        if dp_mask is not None:
+            scale = dp_mask if scale is None else dp_mask * scale
+            shift = None if shift is None else dp_mask * shift
+        z = self.kernel.project(x, scale, shift, self.projection_dtype, self.projection_block, training,
+                                bounded=self._bounded())
+        bias = self.cell.input_bias(self.bias)
+        return z if bias is None else z + bias
+
+    def _bounded(self):
+        """Whole clips may take the bounded projection: not with chunks (they are projected inside the loop) nor
+        under forced XLA on TensorFlow (`supports_jit = True`: the blocks' dynamic shapes do not compile)."""
+        return not (self.time_chunk or (self.supports_jit and keras.backend.backend() == "tensorflow"))
+
+    def _block_steps(self, x):
+        """Time steps per block of the bounded projection for these clips, or None (`Kernel.block_steps`)."""
+        return self.kernel.block_steps(x, self.projection_block) if self._bounded() else None
+
+    def _masks(self, batch, dim, h, training):
+        """The input-dropout mask `(B, D)` and the recurrent ones (1 shared or one per gate), None when off."""
+        if not training:
+            return None, None
+        dp = rec = None
+        if self.dropout > 0:
+            dp = keras.random.dropout(ops.ones((batch, dim), dtype=self.compute_dtype), self.dropout,
+                                      seed=self.seed_generator)
+        if self.recurrent_dropout > 0:
+            count = 1 if self.shared_recurrent_dropout else self.CELL.GATES
+            rec = [keras.random.dropout(ops.ones_like(h), self.recurrent_dropout, seed=self.seed_generator)
+                   for _ in range(count)]
+        return dp, rec
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        x = ops.convert_to_tensor(sequences)
+        batch, steps = ops.shape(x)[0], ops.shape(x)[1]
+        if initial_state is None:
+            states = [ops.zeros((batch, self.units), dtype=self.compute_dtype) for _ in range(self.CELL.N_STATES)]
+        else:
+            states = [ops.cast(s, self.compute_dtype) for s in
+                      (initial_state if isinstance(initial_state, (list, tuple)) else [initial_state])]
+        step_mask = ops.ones((batch, steps), dtype="bool") if mask is None else ops.cast(mask, "bool")
+        dp_mask, rec_masks = self._masks(batch, x.shape[-1], states[0], training)
+        if not self.time_chunk:                              # project every frame, batch-major, then recur
+            x = self._project(x, None if dp_mask is None else dp_mask[:, None, :], training)
+        if self.go_backwards:
+            x, step_mask = ops.flip(x, axis=1), ops.flip(step_mask, axis=1)
+        x = ops.transpose(x, (1, 0, 2))                      # (T, B, D|GU), time-major
+        step_mask = ops.transpose(step_mask, (1, 0))         # (T, B)
+        rec_bias = self.cell.recurrent_bias(self.bias)
+        fast = FAST_SCAN.get(keras.backend.backend())
+        if self.recurrence == "fused" and not self.time_chunk and fast:   # the backend's own loop
+            import importlib
+
+            outputs, final = importlib.import_module(fast).fused_scan(
+                self.cell.step, x, step_mask, states, ops.convert_to_tensor(self.recurrent_kernel), rec_bias,
+                rec_masks, return_sequences=self.return_sequences)
+        else:
+            outputs, final = self._keras_loop(x, step_mask, states, rec_bias, rec_masks, dp_mask)
+        return self._outputs(outputs, final)
+
+    def _keras_loop(self, x, step_mask, states, rec_bias, rec_masks, dp_mask):
+        """Keras's loop (`keras.ops.scan`) over chunks of `time_chunk` steps (1 when projected already): each
+        chunk projects its frames (time_chunk > 0), then runs the cell step by step. The carry is the states
+        and the chunk's outputs, and so are the per-chunk outputs (TensorFlow's `ops.scan` wants them alike)."""
+        chunk, steps, batch = self.time_chunk or 1, ops.shape(x)[0], ops.shape(x)[1]
+        if chunk > 1:                                        # pad T to a multiple of the chunk, padding masked
+            pad = (-steps) % chunk
+            x = ops.pad(x, [[0, pad], [0, 0], [0, 0]])
+            step_mask = ops.pad(step_mask, [[0, pad], [0, 0]], constant_values=False)
+        x = ops.reshape(x, (-1, chunk, batch, x.shape[-1]))
+        step_mask = ops.reshape(step_mask, (-1, chunk, batch, 1))
+        step_ops = StepOps(self.recurrent_kernel)
+
+        def scan_step(carry, inputs):
+            xc, mc = inputs                                  # (chunk, B, D|GU), (chunk, B, 1)
+            zc = self._project(xc, dp_mask) if self.time_chunk else xc
+            carry, outs = list(carry[:-1]), []
+            for j in range(chunk):
+                new = self.cell.step(zc[j], carry, step_ops, rec_bias, rec_masks)
+                carry = [ops.where(mc[j], s_new, s_old) for s_new, s_old in zip(new, carry)]
+                outs.append(carry[0])                        # masked step: previous output, as Keras
+            carry = carry + [ops.stack(outs, axis=0)]
+            return carry, carry
+
+        init = list(states) + [ops.zeros((chunk, batch, self.units), dtype=states[0].dtype)]
+        final, per_chunk = ops.scan(scan_step, init, (x, step_mask))
+        outputs = ops.reshape(per_chunk[-1], (-1, batch, self.units))[:steps] if self.return_sequences else None
+        return outputs, list(final[:-1])
+
+    def _outputs(self, outputs, final):
+        """`outputs` `(T, B, U)` time-major (return_sequences) and the final states → what `call` returns."""
+        if self.return_sequences:
+            output = ops.reshape(ops.transpose(outputs, (1, 0, 2)), (ops.shape(outputs)[1], -1, self.units))
+        else:
+            output = final[0]
+        return [output] + final if self.return_state else output
+
+    def compute_mask(self, inputs, mask=None):
+        output_mask = mask if self.return_sequences else None
+        return [output_mask] + [None] * self.CELL.N_STATES if self.return_state else output_mask
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, steps = sequences_shape[0], sequences_shape[1]
+        out = (batch, steps, self.units) if self.return_sequences else (batch, self.units)
+        return [out] + [(batch, self.units)] * self.CELL.N_STATES if self.return_state else out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._format_config())
+        config.update({f"{w}_{part}": module.serialize(getattr(self, f"{w}_{part}"))
+                       for part, module in _SERIALIZED.items() for w in ("kernel", "recurrent", "bias")})
+        config.update({name: getattr(self, name) for name in (
+            "preset", "use_bias", "dropout", "recurrent_dropout", "shared_recurrent_dropout", "return_sequences",
+            "return_state", "go_backwards", "time_chunk", "recurrence", "projection_dtype", "projection_block",
+            "input_scale", "input_shift", "seed")})
+        config.update({"activation": keras.activations.serialize(self.activation),
+                       "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
+                       "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer)})
+        config.update(self.cell.config())
+        return config
+
+
+def _option(name):
+    return property(lambda self: getattr(self.cell, name))
+
+
+def _register(fmt, cell):
+    """The public layer `{FMT}{cell}` (e.g. `TTGRU`): the loop with the format's arguments and the cell, registered for
+    `.keras` files under its old name (`ttrnn>TTGRU`); the cell's options are read-only attributes."""
+    name = f"{fmt.upper()}{cell.NAME}"
+    body = {"FORMAT": fmt, "CELL": cell, "GATES": cell.GATES, "N_STATES": cell.N_STATES, "__module__": __name__,
+            "__qualname__": name, "__doc__": recurrent_doc(name, fmt, cell.NAME),
+            **{option: _option(option) for option in cell.OPTIONS}}
+    cls = type(name, (TTArguments if fmt == "tt" else FormatArguments, _Recurrent), body)
+    return keras.saving.register_keras_serializable(package="ttrnn")(cls)
+
+
+LAYERS = [_register(fmt, cell) for fmt in formats.FORMATS for cell in CELLS]
+globals().update({cls.__name__: cls for cls in LAYERS})
+__all__ = [cls.__name__ for cls in LAYERS]

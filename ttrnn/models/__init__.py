@@ -1,0 +1,27 @@
+"""The paper's models and the loader of saved ones.
+
+- `ttrnn.models.shapes` (no Keras): the paper's TT shapes per dataset and the frame-size check.
+- `ttrnn.models.paper` (Keras): TT-GRU / TT-LSTM, plain GRU / LSTM, TT-MLP classifiers of uint8 frames.
+- `ttrnn.models.saving` : `load_model` for `.keras` files built from ttrnn layers.
+
+The baselines (TSN, C3D, 3D-ResNets, non-local) are `ttrnn.baselines`. Names load lazily, so that
+`ttrnn.models.shapes` is read before TensorFlow starts.
+"""
+
+import importlib
+
+_NAMES = {
+    **{name: "ttrnn.models.shapes" for name in ("PAPER_SHAPES", "MLP_FRAMES", "check_frame_shape")},
+    **{name: "ttrnn.models.paper" for name in ("paper_model", "rnn_classifier", "tt_mlp_classifier",
+                                               "tensor_rnn_layer", "input_to_hidden_params", "RNN_MODELS",
+                                               "MODELS", "MLP_HIDDEN_SHAPE")},
+    "load_model": "ttrnn.models.saving",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module 'ttrnn.models' has no attribute {name!r}")

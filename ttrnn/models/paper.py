@@ -1,0 +1,146 @@
+"""Builders for the paper's models: TT-GRU / TT-LSTM, plain GRU / LSTM, TT-MLP, with its per-dataset TT shapes.
+
+All models take uint8 frames (batch, T, H, W, 3) and return class probabilities (softmax, or sigmoid for the
+multi-label Hollywood2). The input-to-hidden layer of every model is named "input_to_hidden", which is what the
+paper's "# Parameters" column counts (`input_to_hidden_params`).
+"""
+import math
+
+import keras
+
+from ttrnn.formats import FORMAT_NAMES
+from ttrnn.layers.pixels import PixelScaling
+from ttrnn.models.shapes import MLP_FRAMES, PAPER_SHAPES, check_frame_shape  # noqa: F401 (re-exported)
+
+L2_ALPHA = 1e-2  # the original: Dense(..., kernel_regularizer=l2(1e-2)) on the classifier
+MLP_HIDDEN_SHAPE = (4, 4, 4, 4)  # 256 hidden units
+RNN_MODELS = ("gru", "lstm")
+MODELS = ("gru", "lstm", "mlp")
+
+
+def _head(h, num_classes, multilabel):
+    return keras.layers.Dense(num_classes, activation="sigmoid" if multilabel else "softmax",
+                              kernel_regularizer=keras.regularizers.L2(L2_ALPHA), name="classifier")(h)
+
+
+
+
+def tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks=None, ranks=None, blocks=None,
+                     **kwargs):
+    """The `decomposition`-format GRU / LSTM (`ttrnn.TTGRU`, `ttrnn.TRLSTM`, ...).
+
+    TT: `ranks` (an int R → `[1, R, .., R, 1]`, or the list) overrides `tt_ranks`. Other formats: `ranks=None`
+    → `ttrnn.formats.DEFAULT_RANKS`; `blocks` for bt (default 2).
+    """
+    import ttrnn
+    if decomposition not in FORMAT_NAMES:
+        raise ValueError(f"unknown decomposition {decomposition!r} (choose from {', '.join(FORMAT_NAMES)})")
+    cls = getattr(ttrnn, f"{decomposition.upper()}{cell.upper()}")
+    if decomposition == "tt":
+        if blocks is not None:
+            raise ValueError("blocks applies to the bt decomposition only")
+        if ranks is not None:
+            tt_ranks = ttrnn.formats.TensorTrain(input_modes, output_modes, ranks).ranks
+        return cls(tt_input_shape=list(input_modes), tt_output_shape=list(output_modes), tt_ranks=list(tt_ranks),
+                   **kwargs)
+    return cls(list(input_modes), list(output_modes), ranks, blocks, **kwargs)
+
+
+def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_shape=None, tt_output_shape=None,
+                   tt_ranks=None, units=None, preset="modern", dropout=0.25, recurrent_dropout=0.25,
+                   scaling="paper", multilabel=False, max_len=None, name=None, projection_dtype=None,
+                   decomposition="tt", ranks=None, blocks=None):
+    """(TT-)GRU / (TT-)LSTM over frames -> Dense classifier, as the original Experiment_*.py.
+
+    frames uint8 (B, T, *frame_shape) -> PixelScaling (masks zero padding) -> RNN (last state) -> Dense.
+    use_tt=False gives the plain Keras GRU / LSTM with a dense (H*W*C, gates*units) input kernel.
+    `decomposition` (with use_tt): the input kernel's format, tt (default), tr, bt, cp or ht, with `ranks`
+    (an int or the format's list) and `blocks` (bt) — `tensor_rnn_layer`.
+    `projection_dtype="bfloat16"`: the TT layer's first contraction runs in bfloat16 (TT models only).
+    """
+    if projection_dtype not in (None, "float32") and not use_tt:
+        raise ValueError("projection_dtype applies to TT models only (use_tt=True)")
+    if cell not in RNN_MODELS:
+        raise ValueError(f"unknown recurrent cell {cell!r} (choose from {', '.join(RNN_MODELS)})")
+    frames = keras.Input((max_len,) + tuple(frame_shape), dtype="uint8", name="frames")
+    # TT layers take the uint8 frames and cast + scale one time chunk at a time (docs/performance.md).
+    pixels = PixelScaling(scaling, cast=not use_tt, name="pixels")
+    x = pixels(frames)
+    if use_tt:
+        check_frame_shape(frame_shape, tt_input_shape)
+        scale, shift = pixels.affine()
+        rnn = tensor_rnn_layer(decomposition, cell, tt_input_shape, tt_output_shape, tt_ranks, ranks, blocks,
+                               preset=preset, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                               input_scale=scale, input_shift=shift, projection_dtype=projection_dtype,
+                               name="input_to_hidden")
+    else:
+        units = units or math.prod(tt_output_shape)
+        kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
+        if preset == "paper":
+            from ttrnn.layers.activations import hard_sigmoid
+            kwargs["recurrent_activation"] = hard_sigmoid
+        if cell == "gru":
+            rnn = keras.layers.GRU(units, reset_after=(preset != "paper"), **kwargs)
+        else:
+            rnn = keras.layers.LSTM(units, **kwargs)
+    h = rnn(x)
+    outputs = _head(h, num_classes, multilabel)
+    label = (f"{decomposition}_" if use_tt else "") + cell
+    return keras.Model(frames, outputs, name=name or label)
+
+
+def tt_mlp_classifier(num_classes, frame_shape, tt_input_shape, hidden_shape=MLP_HIDDEN_SHAPE, tt_ranks=(1, 4, 4, 4, 1),
+                      num_frames=MLP_FRAMES, dropout=0.25, scaling="paper", multilabel=False, name="tt_mlp"):
+    """TT-MLP: `num_frames` frames (ascending) concatenated -> TTDense to 256 hidden (ReLU) -> classifier."""
+    import ttrnn
+    check_frame_shape(frame_shape, tt_input_shape, frames=num_frames)
+    frames = keras.Input((num_frames,) + tuple(frame_shape), dtype="uint8", name="frames")
+    x = PixelScaling(scaling, mask_padding=False, name="pixels")(frames)
+    x = keras.layers.Flatten(name="concat_frames")(x)
+    h = ttrnn.TTDense(tt_input_shape=list(tt_input_shape), tt_output_shape=list(hidden_shape),
+                      tt_ranks=list(tt_ranks), activation="relu", name="input_to_hidden")(x)
+    h = keras.layers.Dropout(dropout)(h)
+    return keras.Model(frames, _head(h, num_classes, multilabel), name=name)
+
+
+def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame_shape=None, multilabel=False,
+                scaling="paper", dropout=0.25, recurrent_dropout=0.25, max_len=None, projection_dtype=None,
+                decomposition="tt", ranks=None, blocks=None):
+    """The paper's `model` in ('gru', 'lstm', 'mlp') for `dataset` in PAPER_SHAPES, with its TT shapes.
+
+    `frame_shape` defaults to the paper's frame size for the dataset; the TT input modes must factor it.
+    `decomposition` / `ranks` / `blocks`: the recurrent models' input kernel format on the same modes
+    (`rnn_classifier`); the TT-MLP is TT only.
+    """
+    if dataset not in PAPER_SHAPES:
+        raise ValueError(f"no paper shapes for dataset {dataset!r} (have {', '.join(PAPER_SHAPES)})")
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r} (choose from {', '.join(MODELS)})")
+    shapes = PAPER_SHAPES[dataset]
+    width, height = shapes["frame_size"]
+    frame_shape = tuple(frame_shape or (height, width, 3))
+    if model == "mlp":
+        if decomposition != "tt" or ranks is not None or blocks is not None:
+            raise ValueError("the TT-MLP has a TT kernel with the paper's ranks (no decomposition, ranks, blocks)")
+        if projection_dtype not in (None, "float32"):
+            raise ValueError("projection_dtype applies to the TT-GRU / TT-LSTM models, not the TT-MLP")
+        return tt_mlp_classifier(num_classes, frame_shape, shapes["mlp_input_shape"], tt_ranks=shapes["tt_ranks"],
+                                 dropout=dropout, scaling=scaling, multilabel=multilabel)
+    return rnn_classifier(num_classes, frame_shape, cell=model, use_tt=use_tt,
+                          tt_input_shape=shapes["tt_input_shape"], tt_output_shape=shapes["tt_output_shape"],
+                          tt_ranks=shapes["tt_ranks"], units=shapes["units"], preset=preset, dropout=dropout,
+                          recurrent_dropout=recurrent_dropout, scaling=scaling, multilabel=multilabel,
+                          max_len=max_len, projection_dtype=projection_dtype, decomposition=decomposition,
+                          ranks=ranks, blocks=blocks)
+
+
+def input_to_hidden_params(model):
+    """The paper's '# Parameters': weights of the input-to-hidden map only (the kernel's factors in any format, TT
+    cores, or the dense input kernel)."""
+    layer = model.get_layer("input_to_hidden")
+    if hasattr(layer, "kernel_param_count"):
+        return int(layer.kernel_param_count)
+    if hasattr(layer, "tt_param_count"):
+        return int(layer.tt_param_count)
+    cell = getattr(layer, "cell", layer)
+    return int(math.prod(cell.kernel.shape))
