@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 
+from preprocess.progress import progress as progress_bar
+from ttrnn.cli import OK, RUN_ERROR, USAGE, OneLineParser
 from ttrnn.store import CorruptClipError, FrameStore, StoreError, StoreWriter
 
 
@@ -19,7 +21,6 @@ def damaged_clips(path, progress=False):
     """[(clip_id, reason)] of the clips of store `path` that fail to read or fail their checksums."""
     bad = []
     with FrameStore(path) as store:
-        from preprocess.progress import progress as progress_bar
         bar = progress_bar(len(store), f"check {path}") if progress else None
         for i in range(len(store)):
             try:
@@ -40,8 +41,7 @@ def repair(path, clip_ids):
 
 
 def main(argv=None):
-    from preprocess.ingest import _Parser
-    ap = _Parser(prog="python -m preprocess.check", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="python -m preprocess.check", description=__doc__.split("\n\n")[0])
     ap.add_argument("store", help="a frame store (.h5)")
     ap.add_argument("--repair", action="store_true", help="drop damaged clips so that preprocess redoes them")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -55,11 +55,11 @@ def main(argv=None):
         if bad and a.repair:
             repair(a.store, [cid for cid, _ in bad])
             print(f"dropped {len(bad)} damaged clips from the index: run the same preprocess command to redo them")
-            return 0
+            return OK
     except StoreError as e:  # not a store, truncated: bad input, the usage status of every CLI
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 1 if bad else 0
+        return USAGE
+    return RUN_ERROR if bad else OK
 
 
 if __name__ == "__main__":

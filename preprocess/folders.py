@@ -122,7 +122,7 @@ def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None,
                 limit=None, overwrite=False, progress=True, quality=None, splits_dir=None, dataset="folders"):
     """Preprocess a class-per-folder tree into `out`; split lists from `splits_dir` (default: SRC) are recorded,
     and its classInd.txt, if any, orders the labels. Returns the summary dict (summary["status"]: 0 all stored,
-    2 some failed); raises IngestError."""
+    1 some failed); raises IngestError."""
     clips, classes = scan_classes(src)
     if splits_dir is not None and not os.path.isdir(splits_dir):
         raise IngestError(f"split list folder not found: {splits_dir}")

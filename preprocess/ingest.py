@@ -1,8 +1,11 @@
-"""Shared ingest engine for all layouts: decode clips in worker processes, write them with one writer.
+"""Shared ingest engine for all layouts: decode clips in worker processes, index them with one writer; and the
+layouts' shared command line (`run_cli`).
 
-Workers (processes, since h5py serializes threads) only decode; the parent alone holds the HDF5 handle and
-commits each clip whole (`ttrnn.store.StoreWriter.add_clip`). A re-run skips committed clips, so an
-interrupted run resumes; a store made with other parameters is refused unless `overwrite`.
+Workers (processes, since h5py serializes threads) decode a clip and publish it as a complete shard file
+(`ttrnn.store.write_shard`); the parent alone holds the store's writer (`ttrnn.store.StoreWriter`), adds each
+shard to the index and commits it atomically. A re-run skips committed clips, so an interrupted run resumes; a
+store made with other parameters is refused unless `overwrite`. Exit statuses: `ttrnn.cli` (0 all stored; 1 some
+clips failed, the disk filled or another process writes the store; 2 bad input; 130 interrupted).
 """
 
 from __future__ import annotations
@@ -10,16 +13,21 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import dataclasses
 import itertools
 import multiprocessing as mp
 import os
+import signal
 import sys
 import tempfile
 import time
 from concurrent.futures.process import BrokenProcessPool
 
-from preprocess.video import VideoError, decode
+from preprocess.progress import progress as progress_bar
+from preprocess.synthetic import MARKER
+from preprocess.video import VideoError, decode, is_video
+from ttrnn.cli import OK, RUN_ERROR, SIGINT_STATUS, USAGE, OneLineParser
 from ttrnn.store import (
     CODECS,
     DEFAULT_CODEC,
@@ -36,16 +44,13 @@ from ttrnn.store import (
     write_shard,
 )
 
-# 2: bad input (a usage error: the one status of every CLI of the project for it); 1: some clips failed or the disk
-# filled (the store is not complete; the same command resumes it)
-EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
-# Test hook: seconds the writer sleeps between a shard's publication and adding it to the index, so a test can
-# SIGKILL the process in that window.
-WRITE_DELAY_ENV = "TTRNN_STORE_WRITE_DELAY"
+# What a preprocessing CLI prints when Ctrl-C stops it (exit status 130).
+INTERRUPTED = "interrupted: finished clips are kept; run the same command again to resume"
 
 
 class IngestError(Exception):
-    """Nothing can be done (missing source, not a dataset layout, unwritable output): one-line message."""
+    """Nothing can be done (missing source, not a dataset layout, unwritable output): one-line message, exit
+    status 2."""
 
 
 @dataclasses.dataclass
@@ -101,8 +106,6 @@ def _noop(_):
 def _worker_init():
     """Decode workers die with the parent (Linux), so a killed run leaves no orphan decoding on."""
     try:
-        import ctypes
-        import signal
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -121,9 +124,9 @@ def ingest(dataset, clips, classes, out, size=(160, 120), frame_skip=1, fps=None
     """Decode `clips` (list of Clip) into the store `out` with codec `compression` (raw/none, jpeg, lzf, gzip;
     `quality` for jpeg); return a summary dict (see `format_summary`).
 
-    Raises IngestError when nothing can be done (bad parameters, unwritable output, mismatching store, another
-    writer), DiskFullError when the disk fills up (committed clips are kept). The summary's "status" is 0 when
-    every clip is stored, 2 when some failed.
+    Raises IngestError when nothing can be done (bad parameters, unwritable output, mismatching store),
+    StoreLockedError when another process writes the store, DiskFullError when the disk fills up (committed clips
+    are kept). The summary's "status" is the exit status: 0 when every clip is stored, 1 when some failed.
     """
     log = log or sys.stderr
     if int(frame_skip) < 1:
@@ -190,7 +193,6 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, w
         writer = _open_writer(out, params, overwrite)
     except DiskFullError:
         raise disk_full_error(out, _bytes_needed(None, params, 0, len(clips))) from None
-    delay = float(os.environ.get(WRITE_DELAY_ENV, "0") or 0)
     summary = dict(dataset=dataset, out=os.fspath(out), requested=len(clips), decoded=0, new=0, failed=[],
                    frames_new=0, workers=workers, worker_cpu_seconds=0.0, write_seconds=0.0)
     size, frame_skip, fps = (params["width"], params["height"]), params["frame_skip"], params["fps"]
@@ -207,8 +209,7 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, w
         writer.commit()
         jobs = [(i, c, size, frame_skip, fps, writer.dir, params, writer.uid) for i, c in enumerate(todo)]
         if progress and todo:
-            from preprocess.progress import progress
-            bar = progress(len(todo), f"{dataset} -> {os.path.basename(os.fspath(out))}", file=log)
+            bar = progress_bar(len(todo), f"{dataset} -> {os.path.basename(os.fspath(out))}", file=log)
         tdec = time.perf_counter()
         for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers):
             tw = time.perf_counter()
@@ -221,8 +222,6 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, w
                 failed.append((c.source, reason))
                 writer.set_failed(failed)
             else:
-                if delay:  # test hook: widen the window between a shard's publication and its commit
-                    time.sleep(delay)
                 writer.add_shard(name)
                 summary["new"] += 1
                 summary["frames_new"] += n_frames
@@ -242,7 +241,7 @@ def _ingest(dataset, clips, out, params, overwrite, splits, progress, log, ex, w
             writer.close()  # commits what is not yet committed; a no-op after a successful close
         except DiskFullError:
             pass  # the error already on its way says it
-    return _finish(summary, out, failed, t0)
+    return finish_summary(summary, out, failed, t0)
 
 
 def _bytes_needed(writer, params, clip_raw_bytes, clips_left):
@@ -257,7 +256,9 @@ def _bytes_needed(writer, params, clip_raw_bytes, clips_left):
     return int(per_clip * max(1, clips_left))
 
 
-def _finish(summary, out, failed, t0):
+def finish_summary(summary, out, failed, t0):
+    """Complete the summary of a run that wrote store `out` (started at `t0`, perf_counter): seconds, `failed`,
+    what the store now holds (clips, lengths, bytes) and the exit status ("status": 0, or 1 when clips failed)."""
     summary["seconds"] = time.perf_counter() - t0
     summary["failed"] = failed
     with FrameStore(out) as st:
@@ -266,7 +267,7 @@ def _finish(summary, out, failed, t0):
         summary["lengths"] = (int(lengths.min()), int(lengths.max()), float(lengths.mean())) if len(st) else None
         summary["raw_bytes"] = int(lengths.sum()) * st.attrs["width"] * st.attrs["height"] * 3
         summary["store_bytes"] = st.nbytes()
-    summary["status"] = EXIT_SOME_FAILED if failed else EXIT_OK
+    summary["status"] = RUN_ERROR if failed else OK
     return summary
 
 
@@ -350,19 +351,10 @@ def add_common_args(ap, default_size=(160, 120)):
     return ap
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors: one line, exit status 2 (as every CLI of the project); no abbreviated options."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, allow_abbrev=False, **kwargs)
-
-    def error(self, message):
-        self.exit(EXIT_ERROR, f"error: {message} (see {self.prog} --help)\n")
-
-
 def run_cli(build, argv, prog, description, default_size=(160, 120), extra_args=None):
-    """Parse the common options, call `build(src, out, **options)` and print the summary; return the exit code."""
-    ap = _Parser(prog=prog, description=description)
+    """Parse the common options, call `build(src, out, **options)` and print the summary; return the exit status
+    (`ttrnn.cli`): the summary's, 2 for bad input, 1 for a full disk or another writer, 130 when interrupted."""
+    ap = OneLineParser(prog=prog, description=description)
     add_common_args(ap, default_size)
     if extra_args:
         extra_args(ap)
@@ -372,20 +364,19 @@ def run_cli(build, argv, prog, description, default_size=(160, 120), extra_args=
         s = build(a.src, a.out, progress=not a.quiet, **opts)
     except IngestError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_ERROR
+        return USAGE
     except (DiskFullError, StoreLockedError) as e:  # the same command works once there is space / the other ends
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_SOME_FAILED
+        return RUN_ERROR
     except KeyboardInterrupt:
-        print("interrupted: finished clips are kept; run the same command again to resume", file=sys.stderr)
-        return 130
+        print(INTERRUPTED, file=sys.stderr)
+        return SIGINT_STATUS
     print(format_summary(s))
     return s["status"]
 
 
 def generated(clips):
     """True when the clips come from a tree preprocess.synthetic generated (its marker file at the root)."""
-    from preprocess.synthetic import MARKER
     roots = {c.path[:len(c.path) - len(c.source)] for c in clips if c.path.endswith(c.source)}
     return bool(roots) and all(os.path.exists(os.path.join(root, MARKER)) for root in roots)
 
@@ -396,7 +387,6 @@ def check_source(src):
         raise IngestError(f"source not found: {src}")
     if not os.path.isdir(src):
         raise IngestError(f"source is not a folder: {src}")
-
 
 
 def assign_ids(clips):
@@ -411,7 +401,6 @@ def assign_ids(clips):
 
 def walk_videos(root, skip_dirs=()):
     """Sorted absolute paths of video files below `root`, skipping hidden folders and `skip_dirs` (lower case)."""
-    from preprocess.video import is_video
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d.lower() not in skip_dirs)

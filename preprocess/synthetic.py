@@ -21,6 +21,8 @@ import sys
 import cv2
 import numpy as np
 
+from ttrnn.cli import OK, RUN_ERROR, USAGE, OneLineParser
+
 # UCF11 class names (label order) and their group folder prefixes.
 UCF11_CLASSES = [
     ("basketball", "shooting"), ("biking", "biking"), ("diving", "diving"), ("golf_swing", "golf"),
@@ -262,8 +264,7 @@ def _frames_arg(s):
 
 
 def main(argv=None):
-    from preprocess.ingest import _Parser
-    ap = _Parser(prog="python -m preprocess.synthetic", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="python -m preprocess.synthetic", description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir")
     ap.add_argument("--layout", default="ucf11", choices=["ucf11", "hollywood2", "celebfaces"])
     ap.add_argument("--classes", type=int, default=None, help="default: 11 (ucf11), 12 (hollywood2), 47 (celebfaces)")
@@ -279,12 +280,51 @@ def main(argv=None):
                             frames=a.frames, size=a.size, seed=a.seed, layout=a.layout)
     except ValueError as e:  # bad numbers of classes, layout: a usage error
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return USAGE
     except (OSError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return RUN_ERROR
     print(path)
-    return 0
+    return OK
+
+
+
+# ---- frames for benchmarks: arrays, no files -----------------------------------------------------------------
+def moving_block_frames(t, rng, size=(160, 120)):
+    """uint8 (t, h, w, 3) frames that compress like video, for store and codec benchmarks: a smooth colour ramp
+    background (random slopes per clip), a white 30x30 block moving 3 px right and 2 px down per frame (wrapping),
+    and uniform noise of 0-7 levels. No pixel is 0, so no frame is all-zero padding.
+
+    `size` is (width, height) as elsewhere in this module. Unlike `render_clip`, the frames are not encoded to a
+    file and carry no class: what matters is that codecs see the smooth regions and the motion of real video
+    while the figures stay comparable from run to run (same `rng` state, same frames).
+    Cost: O(t h w): a handful of NumPy passes over each frame."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = np.stack([(xx * rng.uniform(0.5, 1.5) + yy * rng.uniform(0.5, 1.5) + 60 * c) % 256 for c in range(3)], -1)
+    frames = np.empty((t, h, w, 3), np.uint8)
+    for i in range(t):
+        img = bg.copy()
+        cx, cy = int(20 + (i * 3) % (w - 40)), int(20 + (i * 2) % (h - 40))
+        img[cy - 15:cy + 15, cx - 15:cx + 15] = 255
+        img += rng.integers(0, 8, img.shape)
+        frames[i] = np.clip(img, 1, 255)        # no all-zero frame: zero frames are padding
+    return frames
+
+
+def cycled_frames(t, rng, pool):
+    """uint8 (t, h, w, 3): `t` frames taken in turn from `pool` (uint8 (N, h, w, 3), e.g. frames of
+    `moving_block_frames` or of real videos), from a random start and wrapping, each with a white 30x30 block
+    moving 3 px right and 2 px down per frame. For stores of UCF11's size (~775 k frames), where generating every
+    frame would cost more than writing it: here a frame costs one memory copy and one block. No frame is all-zero
+    padding as long as the pool has none."""
+    h, w = pool.shape[1:3]
+    start = int(rng.integers(len(pool)))
+    frames = pool[(start + np.arange(t)) % len(pool)]
+    for i in range(t):
+        cx, cy = int(15 + (i * 3) % (w - 30)), int(15 + (i * 2) % (h - 30))
+        frames[i, cy - 15:cy + 15, cx - 15:cx + 15] = 255
+    return frames
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 Worker processes read each clip from SRC (checksums verified) and write it, re-encoded, as a shard of OUT; one
 writer commits them, as in preprocessing, so a killed run resumes with the same command (no clip twice, no half
-clip) and a full disk is one line with exit 2. A clip SRC cannot read is recorded as failed (exit 2); SRC's own
+clip) and a full disk is one line with exit 1. A clip SRC cannot read is recorded as failed (exit 1); SRC's own
 failures and splits are carried over. The index rows (labels, groups, sources, fps) are copied as they are.
 """
 
@@ -16,16 +16,9 @@ import time
 
 import cv2  # noqa: F401 - the JPEG codec's library, imported once before the workers fork, not in each
 
-from preprocess.ingest import (
-    EXIT_ERROR,
-    EXIT_SOME_FAILED,
-    IngestError,
-    _finish,
-    _Parser,
-    format_summary,
-    run_jobs,
-    worker_pool,
-)
+from preprocess.ingest import INTERRUPTED, IngestError, finish_summary, format_summary, run_jobs, worker_pool
+from preprocess.progress import progress as progress_bar
+from ttrnn.cli import RUN_ERROR, SIGINT_STATUS, USAGE, OneLineParser
 from ttrnn.store import (
     CODECS,
     DEFAULT_QUALITY,
@@ -108,8 +101,7 @@ def _copy(src, out, writer, ids, splits, src_failed, ex, workers, progress, log,
         writer.commit()
         jobs = [(i, os.fspath(src), r, writer.dir, writer.params, writer.uid) for i, r in enumerate(todo)]
         if progress and todo:
-            from preprocess.progress import progress
-            bar = progress(len(todo), f"transcode -> {os.path.basename(os.fspath(out))}", file=log)
+            bar = progress_bar(len(todo), f"transcode -> {os.path.basename(os.fspath(out))}", file=log)
         tdec = time.perf_counter()
         for i, name, n_frames, reason, cpu, full in run_jobs(ex, jobs, workers, _transcode_worker):
             summary["decoded"] += 1
@@ -138,13 +130,13 @@ def _copy(src, out, writer, ids, splits, src_failed, ex, workers, progress, log,
             writer.close()
         except DiskFullError:
             pass
-    summary = _finish(summary, out, failed[len(src_failed):], t0)
+    summary = finish_summary(summary, out, failed[len(src_failed):], t0)
     summary["failed"] = failed
     return summary
 
 
 def main(argv=None):
-    ap = _Parser(prog="python -m preprocess.transcode", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="python -m preprocess.transcode", description=__doc__.split("\n\n")[0])
     ap.add_argument("src", help="the store to read")
     ap.add_argument("out", help="the store to write")
     ap.add_argument("--codec", required=True, choices=CODECS, help="codec of OUT")
@@ -157,10 +149,10 @@ def main(argv=None):
         s = transcode(a.src, a.out, a.codec, a.quality, a.workers, a.overwrite, progress=not a.quiet)
     except (IngestError, StoreError) as e:  # a full disk or another writer: runtime (1); else bad input (2)
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_SOME_FAILED if isinstance(e, (DiskFullError, StoreLockedError)) else EXIT_ERROR
+        return RUN_ERROR if isinstance(e, (DiskFullError, StoreLockedError)) else USAGE
     except KeyboardInterrupt:
-        print("interrupted: finished clips are kept; run the same command again to resume", file=sys.stderr)
-        return 130
+        print(INTERRUPTED, file=sys.stderr)
+        return SIGINT_STATUS
     print(format_summary(s))
     return s["status"]  # 1 when clips of SRC could not be read
 

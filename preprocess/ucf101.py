@@ -13,8 +13,11 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+
 from preprocess import folders
 from preprocess.ingest import IngestError, run_cli
+from preprocess.synthetic import mark_synthetic, render_clip, write_video
 from ttrnn.store import DEFAULT_CODEC
 
 LIST_DIR = "ucfTrainTestlist"
@@ -60,9 +63,6 @@ def make_demo_tree(out_dir, classes=("ApplyEyeMakeup", "HandstandPushups", "Jump
     motion k) and OUT/ucfTrainTestlist with classInd.txt (UCF101's order: JumpingJack before JumpRope, unlike a
     case-sensitive sort) and three splits testing the 1st, 2nd and 3rd third of the groups, as UCF101's 7-group
     blocks. HandstandPushups' files are spelled v_HandStandPushups_… as in the real dataset. Returns OUT."""
-    import numpy as np
-
-    from preprocess.synthetic import mark_synthetic, render_clip, write_video
     rng = np.random.default_rng(seed)
     videos, lists = os.path.join(out_dir, "UCF-101"), os.path.join(out_dir, LIST_DIR)
     os.makedirs(lists, exist_ok=True)

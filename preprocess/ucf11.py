@@ -61,7 +61,7 @@ def scan(src):
 def build_store(src, out, size=(160, 120), frame_skip=1, fps=None, workers=None, compression=DEFAULT_CODEC,
                 limit=None, overwrite=False, progress=True, quality=None):
     """Preprocess a UCF11 tree into the store `out`; returns the summary dict (summary["status"]: 0 all stored,
-    2 some clips failed). Raises preprocess.ingest.IngestError when nothing can be done."""
+    1 some clips failed). Raises preprocess.ingest.IngestError when nothing can be done."""
     clips, classes = scan(src)
     return ingest("ucf11", clips, classes, out, size=size, frame_skip=frame_skip, fps=fps, workers=workers,
                   compression=compression, limit=limit, overwrite=overwrite, progress=progress, quality=quality)

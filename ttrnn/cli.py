@@ -1,25 +1,31 @@
-"""The command-line kit every CLI of the project imports: the parser, the errors and exit statuses, SIGTERM and
-SIGINT as exceptions at safe points, the atomic file write.
+"""The command-line kit every CLI of the project imports (experiments, preprocess): the parser, the errors and
+the one table of exit statuses, SIGTERM and SIGINT as exceptions at safe points, the atomic file write.
 
-Exit statuses (README "Exit statuses"), each failure one line on stderr:
-    0        done (also: the run directory already holds this command's finished run)
-    1        RunError: failed while running (a non-finite loss, a failed write, readers that cannot open the store,
-             an unreadable checkpoint); what is on disk stays consistent (the last good checkpoint, no metrics.json)
-    2        UsageError: refused before training (bad option, value or input file; a run directory in use, of
-             another command, trained on other data, not creatable); nothing already written lost
-    130/143  interrupted by SIGINT / SIGTERM (`Terminated`): rerun the same command to continue
-Plain Python only (no TensorFlow, no NumPy), so an error costs nothing to report.
+Each failure is one line on stderr. Plain Python only (no TensorFlow, no NumPy at import), so an error costs
+nothing to report.
 """
 import argparse
 import contextlib
 import difflib
 import gc
-import os
 import signal
 import sys
 from pathlib import Path
 
-RUN_ERROR, USAGE, SIGINT_STATUS, SIGTERM_STATUS = 1, 2, 130, 143
+# The exit statuses of every CLI of the project (README "Exit statuses"); each failure is one line on stderr.
+#   OK (0)         done (experiments: also when the run directory already holds this command's finished run)
+#   RUN_ERROR (1)  failed while running, or finished with failures left to fix; what is on disk stays consistent
+#                  and the same command continues once the cause is fixed. experiments (RunError): a non-finite
+#                  loss, a failed write, readers that cannot open the store, an unreadable checkpoint (the last good
+#                  checkpoint kept, no metrics.json). preprocess: clips that could not be decoded (listed and
+#                  recorded in the store), a full disk, another process writing the store. preprocess.check:
+#                  damaged clips found.
+#   USAGE (2)      refused before any work (UsageError, a bad option): a bad value or input file, a run directory
+#                  in use, of another command, trained on other data or not creatable, a store made with other
+#                  parameters; nothing already written is lost
+#   SIGINT_STATUS (130), SIGTERM_STATUS (143)   interrupted by Ctrl-C / SIGTERM (`Terminated`): rerun the same
+#                  command to continue
+OK, RUN_ERROR, USAGE, SIGINT_STATUS, SIGTERM_STATUS = 0, 1, 2, 130, 143
 
 
 class UsageError(Exception):
@@ -130,11 +136,12 @@ class OneLineParser(argparse.ArgumentParser):
 def exit_now(status):
     """`sys.exit(status)` for a CLI that loaded TensorFlow, from its `if __name__ == "__main__"` only.
 
-    gc.freeze() first moves every live object (~500 k with TensorFlow and a model loaded) into the collector's
-    permanent generation, which the interpreter's collections at shutdown skip: they took 5-6 s of every trainer
-    exit (0.8 s with the freeze, 1-epoch TT-GRU run under load 10). Shutdown is otherwise the normal one: threads
-    joined, atexit handlers run, streams flushed and closed; only cyclic garbage left at exit is not collected,
-    which the ending process releases anyway. Not for a process that goes on (a test calling main() in-process)."""
+    gc.freeze() first moves every live object (hundreds of thousands with TensorFlow and a model loaded) into the
+    collector's permanent generation, which the interpreter's collections at shutdown skip: without it they take
+    seconds of every trainer exit, walking objects the ending process frees anyway. Shutdown is otherwise the
+    normal one: threads joined, atexit handlers run, streams flushed and closed; only cyclic garbage left at exit
+    is not collected, which the ending process releases anyway. Not for a process that goes on (a test calling
+    main() in-process)."""
     gc.freeze()
     sys.exit(status)
 
@@ -145,23 +152,16 @@ def usage_exit(prog, exc):
     return USAGE
 
 
-def atomic_write(path, data):
-    """Write `data` (bytes or str, or a callable that writes into a binary file) to `path` through a temporary
-    file that replaces it only once complete and synced: a kill or a full disk leaves the old file. A failed write
-    is a RunError naming the file."""
+def atomic_write(path, data, tmp=None):
+    """`ttrnn.store.files.atomic_write` for a CLI: `data` (bytes or str, or a callable that writes into the open
+    binary file) replaces `path` only once complete and synced, through `tmp` (default `path` + ".tmp"): a kill or
+    a full disk leaves the old file. A failed write is a RunError naming the file."""
+    # Imported here: the store's package imports NumPy and h5py, which a CLI's error path should not wait for.
+    from ttrnn.store.files import atomic_write as write
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data if isinstance(data, bytes) else data.encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write(path, data, tmp=tmp)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise write_error(path, exc) from None
 
 

@@ -239,7 +239,8 @@ def test_hollywood2_layout(hollywood2_tree, tmp_path):
         np.testing.assert_array_equal(s.read(i), reference_frames(os.path.join(hollywood2_tree, s.index["source"][i])))
     ucf11_like = hollywood2.build_store(hollywood2_tree, tmp_path / "h2d.h5", limit=1, progress=False)
     assert ucf11_like["stored"] == 1
-    assert (FrameStore(tmp_path / "h2d.h5").attrs["width"], FrameStore(tmp_path / "h2d.h5").attrs["height"]) == (234, 100)
+    attrs = FrameStore(tmp_path / "h2d.h5").attrs
+    assert (attrs["width"], attrs["height"]) == (234, 100)
     with pytest.raises(IngestError, match="not a Hollywood2"):
         hollywood2.build_store(tmp_path, tmp_path / "x.h5", progress=False)
 

@@ -285,8 +285,7 @@ def test_direct_read_span_is_the_files_bytes_at_any_offset_and_length(tmp_path, 
     path.write_bytes(data.tobytes())
     if not direct_io.supported(str(path)):
         pytest.skip(f"the file system of {tmp_path} has no O_DIRECT")
-    monkeypatch.setattr(direct_io, "BLOCK", 8192)
-    monkeypatch.setattr(direct_io, "_local", type(direct_io._local)())        # a buffer of the new size
+    monkeypatch.setattr(direct_io, "BLOCK", 8192)                             # each thread's buffer follows it
     for offset, n in [(0, 1), (1, 4095), (4095, 2), (4096, 8192), (1400, 57_600), (12_345, 60_001),
                       (0, 100_000), (99_999, 1)]:
         np.testing.assert_array_equal(direct_io.read_span(str(path), offset, np.empty(n, np.uint8)),

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from preprocess import ucf11
-from preprocess.ingest import WRITE_DELAY_ENV
 from preprocess.synthetic import make_dataset
 from ttrnn.store import FrameStore, shard_dir
 
@@ -99,10 +98,21 @@ def assert_complete(out, clean):
 
 # A launcher process that has imported the CLI once and forks one child per run: each child is the CLI process
 # (it runs `preprocess.ucf11.main(argv)` in a session of its own, forks its 2 decode workers and is killed
-# like one) without paying Python's start-up for every kill.
+# like one) without paying Python's start-up for every kill. A child asked for a `delay` gets a slow writer: it
+# sleeps that long before adding each published shard to its index (`StoreWriter.add_shard`), which widens the
+# window between a shard's publication and the commit that lists it, so that kills land there whatever the load.
 LAUNCHER = """
-import importlib, json, os, sys
+import importlib, json, os, sys, time
 from preprocess import transcode, ucf11
+from ttrnn.store import StoreWriter
+
+def slow_writer(delay):
+    add_shard = StoreWriter.add_shard
+    def slow_add_shard(self, name):
+        time.sleep(delay)
+        return add_shard(self, name)
+    StoreWriter.add_shard = slow_add_shard
+
 for line in sys.stdin:
     msg = json.loads(line)
     if "wait" in msg:
@@ -111,7 +121,8 @@ for line in sys.stdin:
     pid = os.fork()
     if pid == 0:
         os.setsid()
-        os.environ.update(msg["env"])
+        if msg["delay"]:
+            slow_writer(msg["delay"])
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         os.dup2(os.open(msg["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
         os._exit(importlib.import_module(msg["module"]).main(msg["argv"]))
@@ -129,19 +140,19 @@ class Launcher:
         self.p.stdin.flush()
         return json.loads(self.p.stdout.readline())
 
-    def start(self, argv, env=None, stderr=os.devnull, module="preprocess.ucf11"):
-        """pid of a new child running `python -m module argv` (stderr to the file `stderr`)."""
-        return self._ask({"argv": [str(a) for a in argv], "env": env or {}, "stderr": str(stderr),
-                          "module": module})
+    def start(self, argv, delay=0, stderr=os.devnull, module="preprocess.ucf11"):
+        """pid of a new child running `python -m module argv` (stderr to the file `stderr`), its writer slowed by
+        `delay` seconds per clip."""
+        return self._ask({"argv": [str(a) for a in argv], "delay": delay, "stderr": str(stderr), "module": module})
 
     def wait(self, pid):
         """The child's exit code (negative: killed by that signal)."""
         return self._ask({"wait": pid})
 
-    def run(self, argv, tmp_path, env=None):
+    def run(self, argv, tmp_path):
         """(exit code, stderr text) of a whole run."""
         err = tmp_path / f"stderr-{time.monotonic_ns()}"
-        rc = self.wait(self.start(argv, env, err))
+        rc = self.wait(self.start(argv, stderr=err))
         return rc, err.read_text()
 
     def close(self):
@@ -186,7 +197,7 @@ def test_sigkill_at_random_moments_never_damages_and_rerun_completes(tree, clean
         k += 1
         started = time.time_ns()
         if k % 2:  # in the writing phase
-            pid = launcher.start(argv + (["--overwrite"] if overwrite else []), env={WRITE_DELAY_ENV: "0.01"})
+            pid = launcher.start(argv + (["--overwrite"] if overwrite else []), delay=0.01)
             _wait_for_commit(out, started, pid, commits=3 if overwrite else 2)
             time.sleep(rng.uniform(0, 0.12))
         else:
@@ -216,7 +227,7 @@ def test_sigkill_between_shard_and_commit_loses_nothing(tree, clean, launcher, t
     """A kill after shards are published but before the index lists them (the writer sleeps in that window
     here): the rerun adopts them, so nothing is decoded twice and nothing is lost."""
     out = tmp_path / "w.h5"
-    pid = launcher.start(_argv(tree, out), env={WRITE_DELAY_ENV: "0.3"})
+    pid = launcher.start(_argv(tree, out), delay=0.3)
     deadline = time.time() + 60
     while time.time() < deadline and len(_shards(out)) < 3:
         time.sleep(0.01)
@@ -280,9 +291,8 @@ def test_two_writers_at_once_one_is_refused(tree, clean, launcher, tmp_path):
     """Two runs started together on a new path: one writes the store, the other is refused in one line (the
     writer sleeps a little per clip so that the runs overlap whatever the start-up times)."""
     out = tmp_path / "two.h5"
-    env = {WRITE_DELAY_ENV: "0.05"}
     errs = [tmp_path / "e0", tmp_path / "e1"]
-    pids = [launcher.start(_argv(tree, out), env, e) for e in errs]
+    pids = [launcher.start(_argv(tree, out), delay=0.05, stderr=e) for e in errs]
     codes = [launcher.wait(p) for p in pids]
     assert sorted(codes) == [0, 1], codes
     refused = errs[codes.index(1)].read_text().strip().splitlines()

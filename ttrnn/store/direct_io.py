@@ -1,10 +1,10 @@
 """Reads of file byte spans that bypass the page cache (O_DIRECT), for stores larger than memory.
 
 Why: a store read once per epoch and larger than memory gains nothing from the page cache, and filling it costs
-the kernel dearly on the VMs this project runs on: 4.1 GB of raw shards read through it took 3.4-5.7 s of system
-CPU, the same read with O_DIRECT into a reused buffer 0.5 s of system and 0.5 s of user CPU (the copy into place),
-at 2-3x the rate (docs/performance.md). O_DIRECT needs the file offset, the length and the buffer aligned, so
-spans are read in aligned blocks into one reused aligned buffer per thread and copied into place from there.
+the kernel system CPU per byte (read-ahead, copying out, dropping behind), which a reused O_DIRECT buffer avoids
+(measured in docs/performance.md, "O_DIRECT reads of a store larger than memory"). O_DIRECT needs the file
+offset, the length and the buffer aligned, so spans are read in aligned blocks into one reused aligned buffer per
+thread and copied into place from there.
 NumPy and the standard library only (preprocessing workers import this).
 """
 import errno
@@ -60,9 +60,10 @@ def read_span(path, offset, out):
 
 
 def _buffer():
-    """This thread's aligned buffer of BLOCK bytes (made once: its pages stay mapped between reads)."""
+    """This thread's aligned buffer of BLOCK bytes (made once, and again only if BLOCK changes: its pages stay
+    mapped between reads)."""
     buffer = getattr(_local, "buffer", None)
-    if buffer is None:
+    if buffer is None or len(buffer) != BLOCK:
         raw = np.empty(BLOCK + ALIGN, np.uint8)
         start = (-raw.ctypes.data) % ALIGN
         buffer = _local.buffer = raw[start:start + BLOCK]

@@ -1,0 +1,339 @@
+"""Writing a frame store: shard files (one per clip, written by any process) and the one writer that indexes them.
+
+A clip becomes a shard with `write_shard` (usually in a decode worker); the `StoreWriter` (one process, holding
+the store's lock) adds shards to its in-memory index and commits the whole index atomically. Layout and the
+reasons for it: `ttrnn.store.schema`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import uuid
+
+import h5py
+import numpy as np
+
+from ttrnn.store.codecs import encode_frames, stored_frames, verify_crc, write_datasets
+from ttrnn.store.files import FileLock, atomic_write, fsync_path, remove_file
+from ttrnn.store.schema import (
+    SCHEMA_VERSION,
+    CorruptClipError,
+    StoreError,
+    StoreLockedError,
+    as_text,
+    clip_meta,
+    disk_full_error,
+    index_digest,
+    index_row_dtype,
+    is_disk_full,
+    json_default,
+    labels_vector,
+    open_problem,
+    params_of,
+    row_dict,
+    shard_dir,
+)
+
+
+def write_shard(directory, frames, meta, params, uid):
+    """Write one clip as a complete shard file in `directory` and publish it by rename; returns its file name.
+
+    `frames`: uint8 (T > 0, H, W, 3) RGB. `meta`: the clip's index fields (`clip_meta`). `params`: the store's
+    (codec, quality, frame size); `uid`: the store's, so that only this store adopts the shard. Called in the
+    decode workers. The folder is not fsynced here: the writer's next commit does it once for all the shards it
+    lists. On any error (a full disk included) the temporary file is removed and the error raised."""
+    frames = np.asarray(frames)
+    h, w = params["height"], params["width"]
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or len(frames) == 0:
+        raise ValueError(f"clip {meta['clip_id']}: expected uint8 (T>0, {h}, {w}, 3), got {frames.dtype} "
+                         f"{frames.shape}")
+    arrays = encode_frames(frames, params["codec"], params.get("quality"))
+
+    def fill(f):
+        write_datasets(f, arrays, params["codec"])
+        f.attrs["store_uid"] = uid
+        f.attrs["meta_json"] = json.dumps(dict(meta, length=len(frames)), default=json_default)
+    name = f"c-{uuid.uuid4().hex}.h5"
+    atomic_write(os.path.join(directory, name), hdf5_image(fill),
+                 tmp=os.path.join(directory, f".tmp-{uuid.uuid4().hex}.h5"), sync_dir=False)
+    return name
+
+
+def hdf5_image(fill):
+    """The bytes of an HDF5 file whose content `fill(h5py.File)` makes, built in memory. Why: h5py swallows errors
+    of the final flush at close, so an HDF5 file written straight to a full disk can end up "complete" with zeros
+    where its data should be; the plain writes of `atomic_write` raise ENOSPC instead."""
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        fill(f)
+    return buf.getbuffer()
+
+
+def shard_meta(path, uid, strict=False, verify=True):
+    """The index fields a shard carries, if it is an intact shard of store `uid` (checksums verified unless not
+    `verify`); else None (or CorruptClipError with `strict`)."""
+    try:
+        with h5py.File(path, "r") as f:
+            if as_text(f.attrs.get("store_uid", "")) != uid:
+                raise ValueError("belongs to another store")
+            meta = json.loads(f.attrs["meta_json"])
+            if not verify:
+                return meta
+            frames = stored_frames(f)
+            verify_crc(meta["clip_id"], frames, f["crc"][:], path)
+            if len(frames) != meta["length"]:
+                raise ValueError("length differs from its metadata")
+            return meta
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as e:
+        if strict:
+            raise CorruptClipError(f"shard {path} is not an intact clip: {e}") from None
+        return None
+
+
+def lock_store(path):
+    """Take the writer lock of store `path` (a `FileLock` on OUT.clips/.lock, making the folder): one writer at a
+    time, whatever the timing. StoreLockedError while another process holds it; StoreError when the store's
+    folder is missing or not writable."""
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d):
+        raise StoreError(f"output directory does not exist: {d}")
+    try:
+        os.makedirs(shard_dir(path), exist_ok=True)
+        lock = FileLock(os.path.join(shard_dir(path), ".lock"))
+    except OSError as e:
+        raise StoreError(f"cannot write {path}: {e.strerror or e}") from None
+    if not lock.acquire(blocking=False):
+        lock.release()
+        raise StoreLockedError(f"{path} is being written by another process (writer lock held); "
+                               f"wait for it to finish")
+    return lock
+
+
+class StoreWriter:
+    """Single-process writer of a store: holds its lock, keeps the index in memory and commits it atomically.
+
+    Clips arrive as shards (`write_shard`, usually in worker processes) and are added with `add_shard`, or
+    whole with `add_clip` (writes the shard here). The index is republished after a clip when that costs at
+    most ~10 % of the time since the last publication, and always at `commit()` / `close()`.
+
+    Opening an existing store continues it (its committed clips are `done_ids`), after removing the temporary
+    files of killed runs and adopting the intact shards they published but did not commit; a store made with
+    other parameters is refused unless `overwrite`, which replaces it by a complete empty one first.
+
+    Args:
+        path: the store's index file (its shards go to `path` + ".clips/").
+        params: the store's parameters (`store_params`).
+        overwrite: replace an existing store instead of continuing it.
+    """
+
+    def __init__(self, path, params, overwrite=False):
+        self.path = os.fspath(path)
+        self.params = json.loads(json.dumps(dict(params), default=json_default))
+        self.classes = list(self.params["classes"])
+        self.multilabel = bool(self.params["multilabel"])
+        self.dir = shard_dir(self.path)
+        self.lock = lock_store(self.path)
+        self._last_publish, self._publish_cost, self._dirty = time.perf_counter(), 0.0, False
+        try:
+            self._clean_temporaries()
+            if os.path.exists(self.path) and not overwrite:
+                self._load_existing()
+            else:
+                self.uid, self.created = uuid.uuid4().hex, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                self.rows, self.failed_list, self.splits = [], [], {}
+                self.commit()  # an existing store is replaced only by a complete empty one
+                self._drop_foreign_shards()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    @classmethod
+    def reopen(cls, path):
+        """A writer of the existing store `path` with the parameters it was made with."""
+        return cls(path, params_of(path))
+
+    # -- opening --
+    def _clean_temporaries(self):
+        """Leftovers of killed runs (we hold the lock, so nobody is writing them): temporary shards and indexes."""
+        for n in os.listdir(self.dir):
+            if n.startswith(".tmp-"):
+                remove_file(os.path.join(self.dir, n))
+        d, base = os.path.split(os.path.abspath(self.path))
+        for n in os.listdir(d):
+            if n.startswith(f".{base}.tmp-"):
+                remove_file(os.path.join(d, n))
+
+    def _load_existing(self):
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as e:
+            raise StoreError(f"cannot open {self.path} for writing ({open_problem(e)}); use --overwrite to "
+                             f"replace it") from None
+        with f:
+            if "ttrnn_store" not in f.attrs:
+                raise StoreError(f"{self.path} exists and is not a ttrnn store (use --overwrite to replace it)")
+            if int(f.attrs["ttrnn_store"]) < SCHEMA_VERSION:
+                raise StoreError(f"{self.path} is a schema-{int(f.attrs['ttrnn_store'])} store: convert it with "
+                                 f"python -m preprocess.transcode or rebuild it with --overwrite")
+            old = json.loads(f.attrs["params_json"])
+            self._check_params(old)
+            self.uid, self.created = as_text(f.attrs["uid"]), as_text(f.attrs["created"])
+            self.rows = [row_dict(r) for r in f["index"][:]]
+            self.failed_list = [(as_text(a), as_text(b)) for a, b in f["failed"][:]]
+            self.splits = {n: {p: [as_text(c) for c in sg[p][:]] for p in sg} for n, sg in f["splits"].items()}
+        self._adopt_shards()
+
+    def _check_params(self, old):
+        if old == self.params:
+            return
+        diff = sorted(k for k in set(old) | set(self.params) if old.get(k) != self.params.get(k))
+        shown = ", ".join(f"{k}: store {old.get(k)!r} vs now {self.params.get(k)!r}" for k in diff if k != "classes")
+        if "classes" in diff:
+            shown = (shown + ", " if shown else "") + "class list differs"
+        raise StoreError(f"{self.path} was made with different parameters ({shown}); use --overwrite to rebuild it")
+
+    def _adopt_shards(self):
+        """Index intact shards of this store that a killed run published but did not commit; delete the rest
+        (other stores' shards after --overwrite, damaged files, second copies of a clip)."""
+        known = {r["shard"] for r in self.rows}
+        ids = {r["clip_id"] for r in self.rows}
+        adopted = 0
+        for n in sorted(os.listdir(self.dir)):
+            if not n.startswith("c-") or n in known:
+                continue
+            p = os.path.join(self.dir, n)
+            meta = shard_meta(p, self.uid)
+            if meta is None or meta["clip_id"] in ids:
+                remove_file(p)
+                continue
+            self.rows.append(dict(meta, shard=n))
+            ids.add(meta["clip_id"])
+            adopted += 1
+        if adopted:
+            self.commit()
+
+    def _drop_foreign_shards(self):
+        """After a fresh start (new uid, committed), any shard file in the folder belongs to an older store."""
+        for n in os.listdir(self.dir):
+            if n.startswith("c-"):
+                remove_file(os.path.join(self.dir, n))
+
+    # -- state --
+    @property
+    def done_ids(self):
+        """Clip ids already committed to the store."""
+        return {r["clip_id"] for r in self.rows}
+
+    def failed(self):
+        """List of (source, reason) currently recorded."""
+        return list(self.failed_list)
+
+    def shard_bytes(self):
+        """Total bytes of the committed shards (for size estimates)."""
+        return sum(os.path.getsize(os.path.join(self.dir, r["shard"])) for r in self.rows)
+
+    # -- adding --
+    def add_clip(self, clip_id, frames, class_name, label, group, source, fps, labels=None):
+        """Write one clip `frames` uint8 (T, H, W, 3) as a shard and add it. `labels`: multi-hot (C,) or None."""
+        self._check_new(clip_id)
+        meta = clip_meta(clip_id, class_name, label, group, source, fps, labels)
+        try:
+            name = write_shard(self.dir, frames, meta, self.params, self.uid)
+        except OSError as e:
+            if is_disk_full(e):
+                raise self.disk_full(np.asarray(frames).nbytes) from None
+            raise
+        self.add_shard(name)
+
+    def add_shard(self, name):
+        """Add the published shard `name` (from `write_shard` with this writer's `uid`) to the index."""
+        meta = shard_meta(os.path.join(self.dir, name), self.uid, strict=True, verify=False)  # just written
+        self._check_new(meta["clip_id"])
+        self.rows.append(dict(meta, shard=name))
+        self._dirty = True
+        if time.perf_counter() - self._last_publish >= 9 * self._publish_cost:
+            self.commit()
+
+    def _check_new(self, clip_id):
+        if clip_id in self.done_ids:
+            raise ValueError(f"clip {clip_id} is already stored")
+
+    def set_failed(self, failed):
+        """Replace the recorded list of failed clips with `failed`: [(source, reason), ...] (committed later)."""
+        self.failed_list = [(str(s), str(r)) for s, r in failed]
+        self._dirty = True
+
+    def set_splits(self, splits):
+        """Record store-provided splits: {name: {"train": [clip_id...], "test": [clip_id...]}}."""
+        for name, parts in splits.items():
+            self.splits[name] = {p: [str(i) for i in ids] for p, ids in parts.items()}
+        self._dirty = True
+
+    def drop(self, clip_ids):
+        """Remove clips from the index (commit follows); their shards are deleted after the commit."""
+        gone = [r for r in self.rows if r["clip_id"] in set(clip_ids)]
+        self.rows = [r for r in self.rows if r["clip_id"] not in set(clip_ids)]
+        self.commit()
+        for r in gone:
+            remove_file(os.path.join(self.dir, r["shard"]))
+
+    # -- committing --
+    def commit(self):
+        """Write the whole index under a unique temporary name, fsync, rename it over the store: atomic. The shard
+        folder is fsynced first, so that the shards' renames are durable before the index that lists them."""
+        t0 = time.perf_counter()
+        d, base = os.path.split(os.path.abspath(self.path))
+        tmp = os.path.join(d, f".{base}.tmp-{uuid.uuid4().hex}")  # unique: `_clean_temporaries` finds leftovers
+        try:
+            fsync_path(self.dir)
+            atomic_write(self.path, hdf5_image(self._write_index), tmp=tmp)
+        except BaseException as e:
+            if is_disk_full(e):
+                raise self.disk_full(0) from None
+            raise
+        self._publish_cost = time.perf_counter() - t0
+        self._last_publish, self._dirty = time.perf_counter(), False
+
+    def _write_index(self, f):
+        """Fill the new index file `f` (h5py.File) from the writer's state."""
+        f.attrs["ttrnn_store"] = SCHEMA_VERSION
+        f.attrs["params_json"] = json.dumps(self.params, default=json_default)
+        f.attrs["created"] = self.created
+        f.attrs["uid"] = self.uid
+        rows = np.zeros(len(self.rows), index_row_dtype(len(self.classes)))
+        for j, r in enumerate(self.rows):
+            for k in ("clip_id", "class_name", "label", "group", "length", "source", "fps", "shard"):
+                rows[j][k] = r[k]
+            rows[j]["labels"] = labels_vector(r, len(self.classes))
+        f.create_dataset("index", data=rows)
+        f.create_dataset("failed", data=np.array(self.failed_list, dtype=object).reshape(-1, 2),
+                         dtype=h5py.string_dtype("utf-8"))
+        f.attrs["index_crc"] = index_digest(f.attrs["params_json"], rows, self.failed_list, self.splits)
+        g = f.create_group("splits")
+        for name, parts in self.splits.items():
+            sg = g.create_group(name)
+            for part, ids in parts.items():
+                sg.create_dataset(part, data=np.array(ids, dtype=object), dtype=h5py.string_dtype("utf-8"))
+
+    def disk_full(self, more=0):
+        """The DiskFullError for this store (see `disk_full_error`)."""
+        return disk_full_error(self.path, more)
+
+    def close(self):
+        """Commit what is not yet committed and release the lock (also after an error: nothing is lost)."""
+        if getattr(self, "lock", None) is not None and self.lock.fd is not None:
+            try:
+                if self._dirty:
+                    self.commit()
+            finally:
+                self.lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
