@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.run_dir import CONFUSION, CURVES
+
 
 def package_versions():
     import importlib.metadata as md
@@ -110,7 +112,7 @@ def plot_curves(run_dir, history, multilabel):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(Path(run_dir) / "curves.png", dpi=100)
+    fig.savefig(Path(run_dir) / CURVES, dpi=100)
     plt.close(fig)
 
 
@@ -140,6 +142,6 @@ def plot_confusion(run_dir, metrics, classes, multilabel):
         ax.set(xlabel="predicted", ylabel="true", title=f"confusion (accuracy {metrics['accuracy']:.3f})")
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(Path(run_dir) / "confusion.png", dpi=100)
+    fig.savefig(Path(run_dir) / CONFUSION, dpi=100)
     plt.close(fig)
 

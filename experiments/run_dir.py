@@ -7,7 +7,6 @@ written, `RunError` (exit 1) when a write or a read fails during the run (ttrnn/
 """
 import csv
 import errno
-import fcntl
 import io
 import json
 import math
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ttrnn.cli import RunError, UsageError, atomic_write, write_error
+from ttrnn.cli import RunError, UsageError, atomic_write
+from ttrnn.store.files import FileLock
 
 # The files of a run directory: every module names them through these constants.
 CONFIG = "config.json"            # the command's arguments and their identity (what a resume must match)
@@ -51,7 +51,7 @@ class RunLock:
     def __init__(self, run_dir):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / LOCK
-        self._fd = None
+        self._lock = None         # the FileLock while held
         self._created = False
 
     def acquire(self):
@@ -66,32 +66,33 @@ class RunLock:
             raise UsageError(f"cannot create the run directory {self.run_dir}: {exc.strerror or exc}; "
                              "choose another --out") from None
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            lock = FileLock(self.path)
         except OSError as exc:
             self._remove_created()
             raise UsageError(f"the run directory {self.run_dir} is not writable ({exc.strerror or exc}); "
                              "choose another --out") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._holder(fd, wait=True)
-            os.close(fd)
-            raise UsageError(f"{self.run_dir} is in use by {describe(holder)}: one writer per run directory; "
-                             "wait for it to end or choose another --out") from None
+            held = lock.acquire(blocking=False)
         except OSError as exc:
             if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 raise
-            holder = self._holder(fd)
+            holder = self._holder(lock.fd)
             if holder and holder.get("host") == socket.gethostname() and holder.get("pid") != os.getpid() \
                     and pid_alive(holder.get("pid")):
-                os.close(fd)
+                lock.release()
                 raise UsageError(f"{self.run_dir} is in use by {describe(holder)}; wait for it to end or choose "
                                  "another --out") from None
+            held = True   # no locks on this file system: the record above decided
+        if not held:
+            holder = self._holder(lock.fd, wait=True)
+            lock.release()
+            raise UsageError(f"{self.run_dir} is in use by {describe(holder)}: one writer per run directory; "
+                             "wait for it to end or choose another --out")
         record = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
-        self._fd = fd
+        os.ftruncate(lock.fd, 0)
+        os.pwrite(lock.fd, (json.dumps(record) + "\n").encode(), 0)
+        self._lock = lock
         return self
 
     def _holder(self, fd, wait=False):
@@ -110,9 +111,9 @@ class RunLock:
     def release(self, cleanup=False):
         """Drop the lock (closing the file releases it); `cleanup`: also remove the directory if this lock created
         it and nothing else was written into it (a run refused or failed before its first file)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
             if cleanup:
                 self._remove_created()
 
@@ -284,7 +285,7 @@ def save_checkpoint(run_dir, model, optimizer, state):
 
     The data order and the augmentation draws need no state: `ttrnn.data.BatchFeed.epoch_plan` derives them from
     (seed, epoch), and the epoch to continue with is len(history). So a run resumed from this file continues
-    exactly as an uninterrupted one (tests/test_resume.py)."""
+    exactly as an uninterrupted one (tests/end_to_end/test_run_safety.py)."""
     weights, opt, seeds = model.get_weights(), [np.asarray(v) for v in optimizer.variables], \
         [np.asarray(v) for v in seed_states(model)]
     layout = {"weights": [[v.path, list(v.shape)] for v in model.weights],
@@ -357,10 +358,5 @@ def describe_mismatch(prefix, saved, wanted):
 def save_model(run_dir, model):
     """model.keras, written through a temporary file like every other file of the run."""
     path = Path(run_dir) / MODEL
-    tmp = path.with_name("model.tmp.keras")   # Keras wants the .keras suffix
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise write_error(path, exc) from None
+    # Keras writes the file by its name and wants the .keras suffix on the temporary one too.
+    atomic_write(path, lambda f: model.save(f.name), tmp=path.with_name("model.tmp.keras"))

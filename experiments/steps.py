@@ -52,7 +52,7 @@ def make_train_step(strategy, model, optimizer, loss_fn, global_batch=None, tota
                 per_example *= tf.cast(tf.reshape(weight, tf.shape(per_example)), tf.float32)
             loss = tf.reduce_sum(per_example) / denominator
             if model.losses:
-                loss += tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) / num_replicas
+                loss += tf.add_n([tf.cast(extra, tf.float32) for extra in model.losses]) / num_replicas
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         hits = tf.reduce_sum(tf.cast(tf.gather(y, tf.argmax(pred, 1), batch_dims=1), tf.float32))

@@ -17,6 +17,10 @@ PREFIX = ["shooting", "biking", "diving", "golf", "riding", "juggle", "swing", "
           "walk_dog"]
 REPO = Path(__file__).resolve().parents[1]
 SPY = REPO / "tests" / "epoch_spy.py"   # the trainer with a spy on its checkpoints (helpers.run_spied)
+# TensorFlow's C++ start-up lines (fd 2) that the quiet console (tf_config.console) keeps off stderr
+STARTUP_MARKERS = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "cpu_feature_guard.cc",
+                   "To enable the following instructions", "XLA service", "Compiled cluster using XLA",
+                   "exceeds 10% of free system memory")
 
 
 def moving_square_clip(label, length, height, width, rng):

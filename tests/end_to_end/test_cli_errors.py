@@ -145,7 +145,7 @@ def test_other_clis_reject_bad_input_before_tensorflow(stores, module, args, mes
     assert_one_line_before_tensorflow(res, message)
 
 
-# --- issue 23: the run directory's one writer, its data, damaged files, what can be checked before TensorFlow ----
+# --- the run directory's one writer, its data, damaged files, what can be checked before TensorFlow -------------
 def test_a_run_directory_in_use_is_refused_naming_its_holder(stores, tmp_path):
     """A lock held by another live process (this test's) refuses the CLI before TensorFlow, naming PID and host;
     the holder's directory is untouched. Released, the lock of a process that died (its record left in the file)

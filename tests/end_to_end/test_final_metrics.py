@@ -1,6 +1,6 @@
-"""The report reuses the last epoch's test evaluation (issue 22: no second pass over the test clips), and a run
+"""The report reuses the last epoch's test evaluation (no second pass over the test clips), and a run
 resumed after its last epoch, with nothing left to train, evaluates once. Counted by a spy on
-`experiments.train.evaluate` in the trainer's own process."""
+`experiments.trainer.evaluation.evaluate` (what the epoch loop and the report call) in the trainer's own process."""
 import json
 import subprocess
 import sys
@@ -10,13 +10,14 @@ from helpers import REPO, make_store
 
 SPY = """
 import json, sys
-from experiments import train, ucf11
+from experiments import ucf11
+from experiments.trainer import evaluation
 calls = []
-real = train.evaluate
+real = evaluation.evaluate
 def spy(predict, feed, multilabel):
     calls.append(len(feed.rows))
     return real(predict, feed, multilabel)
-train.evaluate = spy
+evaluation.evaluate = spy
 code = ucf11.main(sys.argv[1:])
 print("EVALUATIONS " + json.dumps(calls))
 sys.exit(code)

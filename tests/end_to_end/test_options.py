@@ -53,7 +53,8 @@ def seed_runs(store, tmp_path_factory):
     its weights (defaults otherwise: Adam, dropout 0.25, pixel scaling 'paper')."""
     root = tmp_path_factory.mktemp("seeds")
     runs = {name: root / name for name in "abc"}
-    finish([start(store, runs["a"], "--epochs", "2", "--seed", 5), start(store, runs["b"], "--epochs", "2", "--seed", 5),
+    finish([start(store, runs["a"], "--epochs", "2", "--seed", 5),
+            start(store, runs["b"], "--epochs", "2", "--seed", 5),
             start(store, runs["c"], "--epochs", "2", "--seed", 6, "--lr", "1e-12")])  # c: still its initial weights
     return runs
 

@@ -1,4 +1,4 @@
-"""Runs that cannot mix, lie or hang (issue 23), through the real CLI (`experiments.ucf11`) on a tiny store of
+"""Runs that cannot mix, lie or hang, through the real CLI (`experiments.ucf11`) on a tiny store of
 16x12 frames with the plain GRU: one writer per run directory, a diverged run stopped and never reported, a resume
 only onto the same data, SIGTERM, readers that cannot start, a full disk; and (slow) kills at several moments of a
 run with dropout, resumed to the uninterrupted run's losses and weights."""
@@ -190,15 +190,16 @@ def test_reader_pool_that_cannot_open_its_store_raises_at_start(tmp_path):
 
 
 # A pool whose worker takes 60 s per read, closed while another thread waits on one (run as a script: its 'spawn'
-# worker imports this file as its main module, so the slow read is patched there too).
+# worker imports this file as its main module, so the worker's `read_plan` is the slow one).
 PENDING_READ = """
 import sys, threading, time
 from ttrnn import data
-real_read = data._worker_read
-def slow_read(plan):
+from ttrnn.data import readers
+real_read = readers.read_plan
+def slow_read(store, plan):
     time.sleep(60)
-    return real_read(plan)
-data._worker_read = slow_read
+    return real_read(store, plan)
+readers.read_plan = slow_read
 if __name__ == "__main__":
     pool = data.ReaderPool(sys.argv[1], workers=1).start()
     outcome = []

@@ -7,8 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import REPO, kill_after_line, make_store, read_scalars, run_cli
-from test_console import STARTUP_MARKERS
+from helpers import REPO, STARTUP_MARKERS, kill_after_line, make_store, read_scalars, run_cli
 
 RUN_FILES = {"config.json", "history.csv", "metrics.json", "model.keras", "curves.png", "confusion.png"}
 
@@ -61,7 +60,7 @@ def test_tt_gru_run_writes_a_complete_run_directory(store, tmp_path):
     np.add.at(confusion, (labels, pred), 1)
     assert np.array_equal(metrics["confusion"], confusion)
     assert metrics["accuracy"] == pytest.approx(np.mean(pred == labels))
-    top5 = np.mean([l in np.argsort(-p)[:5] for l, p in zip(labels, probs)])
+    top5 = np.mean([label in np.argsort(-p)[:5] for label, p in zip(labels, probs)])
     assert metrics["top5"] == pytest.approx(top5)
     test_loss = -np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1)))
     assert metrics["test_loss"] == pytest.approx(test_loss, rel=1e-4)
@@ -154,8 +153,8 @@ def test_bad_input_is_one_line_exit_2_nothing_written(store, tmp_path, args, mes
     out = tmp_path / "out"
     res = run_cli("experiments.ucf11", *[subst.get(a, a) for a in args], "--out", out, "--quiet")
     assert res.returncode == 2
-    lines = [l for l in res.stderr.splitlines() if l.strip() and not l.startswith(("I0000", "E0000", "W0000",
-                                                                                     "WARNING: All log"))]
+    lines = [line for line in res.stderr.splitlines()
+             if line.strip() and not line.startswith(("I0000", "E0000", "W0000", "WARNING: All log"))]
     assert len(lines) == 1 and message in lines[0], res.stderr
     assert "Traceback" not in res.stderr
     assert not out.exists()
