@@ -10,8 +10,9 @@ before a kill is never shown twice. Written with ``tf.summary`` (needs the ``ten
 import shutil
 from pathlib import Path
 
+FOLDER = "tensorboard"      # <run dir>/tensorboard/, beside the files of experiments.run_dir
 SPLITS = ("train", "test", "val")
-METRICS = ("loss", "accuracy", "map")
+SCALARS = ("loss", "accuracy", "map")   # epoch_<scalar> tags, from the history columns <split>_<scalar>
 
 
 class Board:
@@ -19,7 +20,7 @@ class Board:
 
     def __init__(self, run_dir, learning_rate):
         """`learning_rate(epoch) -> float`: the rate in effect during epoch `epoch` (1-based)."""
-        self.dir = Path(run_dir) / "tensorboard"
+        self.dir = Path(run_dir) / FOLDER
         self.learning_rate = learning_rate
         self.writers = {}
 
@@ -34,7 +35,7 @@ class Board:
         import tensorflow as tf
         epoch = int(row["epoch"])
         for split in SPLITS:
-            values = {m: row[f"{split}_{m}"] for m in METRICS if f"{split}_{m}" in row}
+            values = {m: row[f"{split}_{m}"] for m in SCALARS if f"{split}_{m}" in row}
             if not values:
                 continue
             with self._writer(split).as_default(step=epoch):

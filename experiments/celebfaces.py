@@ -17,6 +17,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
+from experiments.demo import cached_demo_store
 from experiments.train import DatasetSpec
 from experiments.train import main as train_main
 from ttrnn.cli import exit_now
@@ -47,7 +48,7 @@ def make_split(store, protocol, fold):
 
 
 def build_demo_store(args=None):
-    from experiments.demo import cached_demo_store
+    """Generate the synthetic people and preprocess them into a cached store; returns the store path."""
     from preprocess import celebfaces
     return cached_demo_store(f"celebfaces-{DEMO_VERSION}", DEMO_DATA, celebfaces.build_store, args)
 
@@ -57,8 +58,8 @@ SPEC = DatasetSpec(
     notes="Defaults are the original code's (Adam 1e-3, batch 16, max-len 85, random 5-fold split; plain "
           "GRU/LSTM with 225 units).",
     demo=build_demo_store,
-    # the demo keeps the original's dropout 0.25: on the synthetic people (one coloured object each) it tested
-    # 0.31 against 0.19 without dropout (8 people, 30 epochs; chance 0.125)
+    # the demo keeps the original's dropout 0.25: on the synthetic people (one coloured object each) it tests
+    # better than without dropout
     demo_defaults=dict(model="gru", use_tt=True, epochs=30, lr=1e-3, scaling="unit"),
     split=make_split,
 )

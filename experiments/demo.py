@@ -1,12 +1,11 @@
 """Cached demo stores: synthetic videos -> preprocessing -> one store per dataset demo, built once per machine.
 
     python -m experiments.demo            # where the cache is and what it holds (MB)
-    python -m experiments.demo --clear    # delete it (the next --demo builds its store again, ~30 s)
+    python -m experiments.demo --clear    # delete it (the next --demo builds its store again)
 
 The cache lives in $TTRNN_CACHE, else $XDG_CACHE_HOME/ttrnn, else ~/.cache/ttrnn. Parallel callers (the workers
 of a multi-worker run, parallel sweeps) serialize on a file lock, and a marker file says a store is complete.
 """
-import fcntl
 import os
 import shutil
 import sys
@@ -26,16 +25,16 @@ def cached_demo_store(name, data, build_store, args=None, make_videos=None):
     the store path. Progress: a bar on a terminal, plain lines otherwise (no carriage returns in logs)."""
     from preprocess import synthetic
     from preprocess.ingest import IngestError
+    from ttrnn.store.files import FileLock
     cache = cache_root() / f"demo-{name}"
     videos, store, ready = cache / "videos", cache / f"{name}.h5", cache / "store.done"
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        lock = open(cache / ".lock", "w")
+        lock = FileLock(cache / ".lock")
     except OSError as exc:
         raise UsageError(f"cannot write the demo cache {cache}: {exc.strerror or exc}; set TTRNN_CACHE to a "
                          "writable directory") from None
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock:   # waits for a parallel caller building the same store
         if ready.exists():
             return store
         if not (cache / "videos.done").exists():

@@ -25,6 +25,7 @@ DEMO_VERSION = "v3"
 
 
 def build_demo_store(args=None):
+    """Generate the synthetic multi-label clips and preprocess them into a cached store; returns the store path."""
     from preprocess import hollywood2
     return cached_demo_store(f"hollywood2-{DEMO_VERSION}", DEMO_DATA, hollywood2.build_store, args)
 

@@ -1,12 +1,14 @@
-"""The paper's published numbers, as data, in one place (used by `experiments.tables`).
+"""The published numbers our tables stand beside, as data, in one place (used by `experiments.tables`).
 
 Source: Yang, Krompass, Tresp, "Tensor-Train Recurrent Neural Networks for Video Classification", ICML 2017,
-arXiv 1707.01786 v1. Tables 1 and 2 (UCF11), 4 (Hollywood2) and 6 (YouTube Celebrities); table numbers as in the
-project's issue list (the other tables of the paper compare with published state-of-the-art methods).
+arXiv 1707.01786 v1. Tables 1 and 2 (UCF11), 4 (Hollywood2) and 6 (YouTube Celebrities), numbered as in the paper
+(its other tables compare with published state-of-the-art methods).
 
 "# Parameters" counts the input-to-hidden weights only; "Runtime" is seconds per training epoch, measured on a
-quad-core Xeon E7-4850 v2 CPU for UCF11 and on a Tesla K40c GPU for Hollywood2 and Celebrities. Hollywood2 is
+quad-core Intel E7-4850 v2 CPU for UCF11 and on a Tesla K40c GPU for Hollywood2 and Celebrities. Hollywood2 is
 multi-label and scored by mean average precision (MAP); the paper gives no spread for it.
+
+`SUCCESSORS`: the later tensorized LSTMs on UCF11 and the accuracies they report, each with its protocol.
 """
 from dataclasses import dataclass
 
@@ -42,7 +44,7 @@ class PaperDataset:
 DATASETS = {
     "ucf11": PaperDataset(
         "ucf11", "UCF11 (YouTube Action)", ("Table 1", "Table 2"), "accuracy", 11,
-        "quad-core Intel Xeon E7-4850 v2 (CPU)", {
+        "quad-core Intel E7-4850 v2 (CPU)", {
             "tt_mlp": PaperResult(0.427, 0.045, 7_680, 902),
             "gru": PaperResult(0.488, 0.033, 44_236_800, 7_056),
             "lstm": PaperResult(0.492, 0.026, 58_982_400, 8_892),
@@ -86,4 +88,17 @@ CAVEATS = (
     "row says which protocol our runs used.",
     "Runtimes are per training epoch on the paper's hardware (UCF11 on a CPU, the others on a GPU); ours are from "
     "whatever machine ran the runs, so compare ratios between models, not absolute seconds.",
+)
+
+# The TT-RNN's successors on UCF11: (run label, model and paper, reported top-1 accuracy, protocol of that number).
+# Ye et al., "Learning Compact Recurrent Neural Networks with Block-Term Tensor Decomposition", CVPR 2018 (its
+# abstract: "17,388 times fewer parameters than the standard LSTM"); Pan et al., "Compressing Recurrent Neural
+# Networks with Tensor Ring for Action Recognition", AAAI 2019; Yin et al., hierarchical Tucker LSTM. CP-LSTM is
+# ours only (no paper reports it on UCF11).
+SUCCESSORS = (
+    ("tt_lstm", "TT-LSTM (Yang et al., ICML 2017)", 0.796, "random 5-fold split of the clips (the original code)"),
+    ("bt_lstm", "BT-LSTM (Ye et al., CVPR 2018)", 0.853, "one random 20 % test split, 6 sampled frames (their code)"),
+    ("tr_lstm", "TR-LSTM (Pan et al., AAAI 2019)", 0.869, "one random 20 % test split, 6 sampled frames (their code)"),
+    ("ht_lstm", "HT-LSTM (Yin et al.)", 0.879, "not published in a form we could check"),
+    ("cp_lstm", "CP-LSTM (ours only)", None, "—"),
 )

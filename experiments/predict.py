@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.run_dir import CONFIG, MODEL
 from tf_config.console import add_console_args, quiet_console
 from ttrnn.cli import OneLineParser, UsageError, exit_now
 from ttrnn.store import clip_slice
@@ -42,16 +43,16 @@ class Run:
 
     def __init__(self, run_dir):
         self.dir = Path(run_dir)
-        config_path, model_path = self.dir / "config.json", self.dir / "model.keras"
+        config_path, model_path = self.dir / CONFIG, self.dir / MODEL
         if self.dir.is_file():
-            raise UsageError(f"{self.dir} is a file; give a run directory (config.json + model.keras) first, then "
-                             "the videos")
+            raise UsageError(f"{self.dir} is a file; give a run directory ({CONFIG} + {MODEL}) first, then the "
+                             "videos")
         if not self.dir.is_dir():
             raise UsageError(f"no run directory at {self.dir}")
         if not config_path.is_file():
-            raise UsageError(f"{self.dir} is not a run directory (no config.json)")
+            raise UsageError(f"{self.dir} is not a run directory (no {CONFIG})")
         if not model_path.is_file():
-            raise UsageError(f"{self.dir} has no model.keras (the run has not finished)")
+            raise UsageError(f"{self.dir} has no {MODEL} (the run has not finished)")
         check_keras_archive(model_path)
         try:
             config = json.loads(config_path.read_text())
@@ -129,7 +130,7 @@ def top_k(probs, classes, k):
 
 def main(argv=None):
     ap = OneLineParser(prog="python -m experiments.predict", description=__doc__.split("\n\n")[0])
-    ap.add_argument("run_dir", help="a finished run directory (config.json + model.keras)")
+    ap.add_argument("run_dir", help=f"a finished run directory ({CONFIG} + {MODEL})")
     ap.add_argument("videos", nargs="+", help="video files to classify")
     ap.add_argument("--top", type=int, default=5, help="classes to show per file (default 5)")
     ap.add_argument("--json", action="store_true", help="one JSON object per file and line")

@@ -3,105 +3,36 @@
     python -m experiments.tables                  # paper numbers + our parameter counts (no data needed)
     python -m experiments.tables runs/ [more run dirs or folders of run dirs] [--json]
 
-Parameter counts are computed from our models (`ttrnn.models.paper_model`), built inside a Keras stateless scope
-without initializing their variables, so the 44M-72M-weight plain GRU/LSTM cost no memory or time. Scores and
-runtimes come from finished run directories (`metrics.json`): mean ± std over the folds per (dataset, model,
-protocol, store) (std = numpy's population std, one value per fold; the newest run wins when a fold was run twice), and
-runtime = the mean seconds per training epoch. Models without runs read "not run". TSN, C3D and 3D CNN runs (R3D,
-R(2+1)D, …, non-local C2D/I3D) go to an extra "baselines" table (the paper reports no numbers for them), with their
-test views (clips × crops per video) and per-clip accuracy beside the per-video score. A "successors" table puts
-the TT-RNN's successors on UCF11 (BT-LSTM, TR-LSTM, HT-LSTM; CP-LSTM ours only) beside our runs of the same
-formats (`--decomposition`).
+Parameter counts are computed from our models (`experiments.param_counts`) and read from param_counts.json, so
+the tables start without TensorFlow. Scores and runtimes come from finished run directories (`metrics.json`):
+mean ± std over the folds per (dataset, model, protocol, store) (std = numpy's population std, one value per fold;
+the newest run wins when a fold was run twice), and runtime = the mean seconds per training epoch. Models without
+runs read "not run". TSN, C3D and 3D CNN runs (R3D, R(2+1)D, …, non-local C2D/I3D) go to an extra "baselines"
+table (the paper reports no numbers for them), with their test views (clips × crops per video) and per-clip
+accuracy beside the per-video score. A "successors" table puts the TT-RNN's successors on UCF11 (BT-LSTM, TR-LSTM,
+HT-LSTM; CP-LSTM ours only; `experiments.paper.SUCCESSORS`) beside our runs of the same formats
+(`--decomposition`).
 """
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from experiments import families, paper
+from experiments import families, paper, param_counts
+from experiments.run_dir import CONFIG, METRICS
 from tf_config.console import add_console_args, quiet_console
 from ttrnn.cli import OneLineParser, UsageError, usage_exit
 
 NOT_RUN = "not run"
 
 
-# --- our parameter counts ----------------------------------------------------------------------------------------
-def model_args(label):
-    """Run-directory model label -> paper_model's arguments (model, use_tt[, decomposition]), from its family."""
-    return families.of_label(label).parse_label(label)
-
-
-def our_param_counts(datasets=tuple(paper.DATASETS)):
-    """{dataset: {label: (input-to-hidden params, total params)}} of our paper models at the paper's frame sizes.
-
-    Built in `keras.StatelessScope(initialize_variables=False)`: variables get shapes but no values.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
-    from ttrnn.models import input_to_hidden_params, paper_model
-    counts = {}
-    for name in datasets:
-        ds = paper.DATASETS[name]
-        counts[name] = {}
-        for label in paper.MODELS:
-            with keras.StatelessScope(initialize_variables=False):
-                m = paper_model(name, num_classes=ds.num_classes, multilabel=ds.metric == "map", **model_args(label))
-            counts[name][label] = (input_to_hidden_params(m), int(m.count_params()))
-            del m
-    keras.backend.clear_session()  # forget the never-initialized variables
-    return counts
-
-
-COUNTS_FILE = Path(__file__).with_name("param_counts.json")
-
-
-def cached_param_counts():
-    """(our_param_counts(), successor_param_counts()) as stored in param_counts.json: the tables need no
-    TensorFlow without run directories. tests/test_tables.py rebuilds both from the models and compares, so the
-    file cannot drift from them; after a model change regenerate it with `python -m experiments.tables
-    --write-counts`."""
-    data = json.loads(COUNTS_FILE.read_text())
-    return ({d: {label: tuple(v) for label, v in m.items()} for d, m in data["paper"].items()},
-            dict(data["successors"]))
-
-
-def write_param_counts():
-    """Rebuild param_counts.json from the models (needs TensorFlow)."""
-    counts, successors = our_param_counts(), successor_param_counts()
-    data = {"paper": {d: {label: list(v) for label, v in m.items()} for d, m in counts.items()},
-            "successors": successors}
-    COUNTS_FILE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
 # --- the successors on UCF11 --------------------------------------------------------------------------------------
-# (run label, model, reported UCF11 top-1, protocol of the reported number). Accuracies as collected in later
-# comparisons (issue 14); BT-LSTM's abstract: "17,388 times fewer parameters than the standard LSTM".
-SUCCESSORS = (
-    ("tt_lstm", "TT-LSTM (Yang et al., ICML 2017)", 0.796, "random 5-fold split of the clips (the original code)"),
-    ("bt_lstm", "BT-LSTM (Ye et al., CVPR 2018)", 0.853, "one random 20 % test split, 6 sampled frames (their code)"),
-    ("tr_lstm", "TR-LSTM (Pan et al., AAAI 2019)", 0.869, "one random 20 % test split, 6 sampled frames (their code)"),
-    ("ht_lstm", "HT-LSTM (Yin et al.)", 0.879, "not published in a form we could check"),
-    ("cp_lstm", "CP-LSTM (ours only)", None, "—"),
-)
-def successor_param_counts():
-    """{label: input-to-hidden params} at the UCF11 LSTM shapes (ttrnn.models.PAPER_SHAPES, the 4 gates folded
-    into the first output mode): TT at the paper's ranks 4, others at `ttrnn.formats.DEFAULT_RANKS` (bt 2 blocks)
-    — what `--decomposition X` trains."""
-    from ttrnn import formats
-    from ttrnn.models.shapes import PAPER_SHAPES
-    n, m = PAPER_SHAPES["ucf11"]["tt_input_shape"], PAPER_SHAPES["ucf11"]["tt_output_shape"]
-    return {label: formats.make(label.split("_")[0], n, (4 * m[0],) + tuple(m[1:])).param_count()
-            for label, *_ in SUCCESSORS}
-
-
 def successor_rows(groups, counts):
     """One row per successor and protocol of our runs (or one "not run" row)."""
     rows = []
-    for label, name, reported, protocol in SUCCESSORS:
+    for label, name, reported, protocol in paper.SUCCESSORS:
         base = {"model": label, "label": name, "reported": reported, "reported_protocol": protocol,
                 "ours_params": counts[label]}
         found = [(proto, s) for (d, m, proto, _), s in groups.items() if d == "ucf11" and m == label]
@@ -118,12 +49,12 @@ def find_runs(paths):
         if not p.exists():
             raise UsageError(f"no such run directory: {p}")
         if p.is_file():
-            if p.name != "metrics.json":
-                raise UsageError(f"{p} is not a run directory or a metrics.json")
+            if p.name != METRICS:
+                raise UsageError(f"{p} is not a run directory or a {METRICS}")
             files = [p]
         else:
-            files = sorted(p.rglob("metrics.json"))
-            unfinished += [c.parent for c in sorted(p.rglob("config.json")) if not (c.parent / "metrics.json").exists()]
+            files = sorted(p.rglob(METRICS))
+            unfinished += [c.parent for c in sorted(p.rglob(CONFIG)) if not (c.parent / METRICS).exists()]
         if not files and not unfinished:
             warnings.append(f"no finished runs under {p}")
         for f in files:
@@ -135,7 +66,7 @@ def find_runs(paths):
                 warnings.append(f"skipped {f}: {exc}")
                 continue
             bad = non_finite(m)
-            if bad:  # a diverged run (or one written before the trainer stopped them) is no result
+            if bad:  # a diverged run is no result
                 warnings.append(f"skipped {f.parent}: non-finite {', '.join(bad)} (a diverged run, not a result)")
                 continue
             m["run_dir"] = str(f.parent)
@@ -150,7 +81,7 @@ def store_of(run_dir):
     Runs on different stores are never averaged together; synthetic ones (the demos, preprocess.synthetic's
     videos: the store's flag, or --demo for runs older than the flag) never stand beside a paper number."""
     try:
-        config = json.loads((Path(run_dir) / "config.json").read_text())
+        config = json.loads((Path(run_dir) / CONFIG).read_text())
         store = config["store"]
     except (OSError, ValueError, KeyError, TypeError):
         return None, False
@@ -229,7 +160,7 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
                  for (d, m, proto, _), s in synthetic_groups.items()]
     ignored = sorted(str(d) for s in [*groups.values(), *synthetic_groups.values()] for d in s["ignored_run_dirs"])
     if counts is None or successor_counts is None:
-        cached, cached_successors = cached_param_counts()
+        cached, cached_successors = param_counts.read_cached()
         counts = cached if counts is None else counts
         successor_counts = cached_successors if successor_counts is None else successor_counts
     datasets = []
@@ -251,7 +182,7 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
         datasets.append({"dataset": name, "title": ds.title, "tables": list(ds.tables), "metric": ds.metric,
                          "hardware": ds.hardware, "rows": rows})
     known = {(name, label) for name in paper.DATASETS for label in paper.MODELS}
-    known |= {("ucf11", label) for label, *_ in SUCCESSORS}
+    known |= {("ucf11", label) for label, *_ in paper.SUCCESSORS}
     tables = {"baselines": [], "formats": [], "other_runs": []}
     for (d, m, proto, _), summary in groups.items():
         if (d, m) in known:
@@ -398,14 +329,14 @@ def successors_markdown(rows):
 def main(argv=None):
     ap = OneLineParser(prog="python -m experiments.tables", description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", help="run directories, or folders holding run directories (searched "
-                                            "recursively for metrics.json)")
+                                            f"recursively for {METRICS})")
     ap.add_argument("--json", action="store_true", help="print the tables as one JSON object instead of markdown")
     ap.add_argument("--write-counts", action="store_true",
                     help="rebuild experiments/param_counts.json from the models (after changing a model)")
     add_console_args(ap)
     args = ap.parse_args(argv)
     if args.write_counts:
-        write_param_counts()
+        param_counts.write_cached()
         return 0
     try:
         quiet_console(args.verbose)

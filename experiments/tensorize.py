@@ -21,7 +21,8 @@ from pathlib import Path
 
 from experiments import train
 from experiments.families.rnn import parse_rank
-from ttrnn.cli import OneLineParser
+from experiments.run_dir import CONFIG, MODEL, TENSORIZED, save_checkpoint
+from ttrnn.cli import OneLineParser, UsageError, atomic_write
 from ttrnn.formats import FORMAT_NAMES
 
 # Source options the new command replaces (name -> takes a value).
@@ -30,7 +31,7 @@ REPLACED = {"--out": True, "--epochs": True, "--use-tt": False, "--decomposition
 
 
 def source_argv(command, replaced=REPLACED):
-    """The trainer arguments of a recorded `config.json` command, without the options `replaced`."""
+    """The trainer arguments of a command recorded in a run's config.json, without the options `replaced`."""
     words = shlex.split(command)
     words = words[words.index("-m") + 2:] if "-m" in words else words
     out, skip = [], False
@@ -66,14 +67,14 @@ def parse_args(argv):
 def read_source(run_dir):
     """(config, dataset spec) of a finished dense recurrent run; UsageError otherwise."""
     try:
-        config = json.loads((run_dir / "config.json").read_text())
+        config = json.loads((run_dir / CONFIG).read_text())
     except (OSError, ValueError) as exc:
-        raise train.UsageError(f"{run_dir} is not a run directory ({exc.__class__.__name__}: config.json)") from None
+        raise UsageError(f"{run_dir} is not a run directory ({exc.__class__.__name__}: {CONFIG})") from None
     args = config.get("args", {})
     if args.get("model") not in ("gru", "lstm") or args.get("use_tt"):
-        raise train.UsageError(f"{run_dir} is a {config.get('model')} run; tensorize takes a dense gru / lstm run")
-    if not (run_dir / "model.keras").exists():
-        raise train.UsageError(f"{run_dir} has no model.keras (is it finished?)")
+        raise UsageError(f"{run_dir} is a {config.get('model')} run; tensorize takes a dense gru / lstm run")
+    if not (run_dir / MODEL).exists():
+        raise UsageError(f"{run_dir} has no {MODEL} (is it finished?)")
     spec = importlib.import_module(f"experiments.{config['dataset']}").SPEC
     return config, spec
 
@@ -104,7 +105,7 @@ def trainer_args(spec, argv, source_args):
     args = parser.parse_args(argv)
     finished, lock = train.preflight(args, spec, parser)
     if finished:
-        raise train.UsageError(f"{args.out} already holds a finished run")
+        raise UsageError(f"{args.out} already holds a finished run")
     return args, lock
 
 
@@ -125,7 +126,7 @@ def run(opts):
     argv = new_command(config, opts)
     args, lock = trainer_args(spec, argv, config["args"])
     try:
-        tf_config.memory.apply_memory(args.allocator)
+        tf_config.memory.apply_memory()
         threads = tf_config.threads.apply_threads(args)
         cluster = tf_config.cluster.make_strategy(args)
         record, error, metrics, r = tensorized_run(opts, config, spec, args, argv, threads, cluster)
@@ -149,7 +150,7 @@ def tensorized_run(opts, config, spec, args, argv, threads, cluster):
 
     r = train.build(args, spec, cluster)
     try:
-        source = load_model(opts.run_dir / "model.keras")
+        source = load_model(opts.run_dir / MODEL)
         dense, target = source.get_layer("input_to_hidden"), r.model.get_layer("input_to_hidden")
         modes = (target.input_modes, target.output_modes) if hasattr(target, "input_modes") else \
             (target.tt_input_shape, target.tt_output_shape)
@@ -158,11 +159,11 @@ def tensorized_run(opts, config, spec, args, argv, threads, cluster):
             layer = tensorize(dense, opts.decomposition, *modes, ranks=ranks, blocks=getattr(target, "blocks", None))
             copy_weights(source, r.model, layer)
         except ValueError as exc:
-            raise train.UsageError(f"cannot tensorize {opts.run_dir}: {exc}") from None
+            raise UsageError(f"cannot tensorize {opts.run_dir}: {exc}") from None
         kernel = np.asarray(dense.get_weights()[0])
         error = relative_error(np.asarray(layer.full_kernel()), kernel)
         state = train.start_run_dir(r, threads, argv)
-        train.rd.save_checkpoint(r.run_dir, r.model, r.optimizer, state)
+        save_checkpoint(r.run_dir, r.model, r.optimizer, state)
         loss, metrics, _ = train.evaluate(make_local_predict(r.model), r.eval_feeds["test"], spec.multilabel)
         record = {"source": str(opts.run_dir.resolve()), "source_model": config.get("model"),
                   "decomposition": opts.decomposition, "ranks": list(np.atleast_1d(ranks).tolist()),
@@ -170,7 +171,7 @@ def tensorized_run(opts, config, spec, args, argv, threads, cluster):
                   "params_dense_kernel": int(kernel.size), "params_kernel": int(target.kernel_param_count),
                   "before_fine_tuning": {"test_loss": loss, **{k: v for k, v in metrics.items()
                                                                if isinstance(v, (int, float))}}}
-        train.atomic_write(r.run_dir / "tensorized.json", json.dumps(record, indent=2))
+        atomic_write(r.run_dir / TENSORIZED, json.dumps(record, indent=2))
     finally:
         r.reader.close()
         r.store.close()
@@ -181,14 +182,14 @@ def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if opts.epochs is not None and opts.epochs < 1:
-            raise train.UsageError(f"--epochs must be >= 1, got {opts.epochs}")
+            raise UsageError(f"--epochs must be >= 1, got {opts.epochs}")
         if opts.lr is not None and not opts.lr > 0:
-            raise train.UsageError(f"--lr must be > 0, got {opts.lr}")
+            raise UsageError(f"--lr must be > 0, got {opts.lr}")
         if opts.rank is not None:
             parse_rank(opts.rank)
         read_source(opts.run_dir)
         run(opts)
-    except train.UsageError as exc:
+    except UsageError as exc:
         print(f"python -m experiments.tensorize: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,4 +1,5 @@
-"""UCF101 (101 actions, three official splits): the 3D CNN baselines of the seed systems on our store and trainer.
+"""UCF101 (101 actions, three official splits): the 3D CNN baselines (3D-ResNets-PyTorch, video-nonlocal-net) on
+our store and trainer.
 
     python -m experiments.ucf101 --data ucf101.h5 --split 1 --model r3d --depth 18
     python -m experiments.ucf101 --data ucf101.h5 --split 1 --model i3d_nl --weights imagenet --test-crops 3

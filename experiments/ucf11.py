@@ -15,8 +15,8 @@ from experiments.train import DatasetSpec
 from experiments.train import main as train_main
 from ttrnn.cli import exit_now
 
-# The demo: a synthetic UCF11-layout dataset, sized to train in a few minutes on 2 cores at the paper's frame size
-# (160x120) and TT shapes (8x20x20x18 -> 4x4x4x4, ranks 4).
+# The demo: a synthetic UCF11-layout dataset at the paper's frame size (160x120) and TT shapes (8x20x20x18 ->
+# 4x4x4x4, ranks 4), small enough to train in minutes on a laptop's CPU.
 DEMO_DATA = dict(classes=11, groups=6, clips_per_group=5, frames=(24, 40), size=(160, 120), seed=0)
 DEMO_VERSION = "v2"
 
@@ -31,8 +31,7 @@ SPEC = DatasetSpec(
     name="ucf11", stores=("ucf11", "folders"), lr=1e-4, batch_size=16, max_len=1492, protocol="paper",
     notes="Defaults are the original code's (Adam 1e-4, batch 16, max-len 1492, random 5-fold split).",
     demo=build_demo_store,
-    demo_defaults=dict(model="gru", use_tt=True, epochs=30, lr=1e-3,
-                       scaling="unit"),
+    demo_defaults=dict(model="gru", use_tt=True, epochs=30, lr=1e-3, scaling="unit"),
 )
 
 

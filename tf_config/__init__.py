@@ -1,10 +1,13 @@
-"""Run-time configuration applied first by every CLI: allocator settings (``tf_config.memory``), thread settings
-(``tf_config.threads``) and the distribution strategy / cluster (``tf_config.cluster``). Imports nothing of the project; TensorFlow is imported
-only when a function needs it, so ``import tf_config`` is cheap and safe before thread settings are applied.
+"""Run-time configuration applied first by every CLI, before TensorFlow starts: allocator settings
+(``tf_config.memory``), thread settings and presets (``tf_config.threads``), the distribution strategy and cluster
+(``tf_config.cluster``) and a quiet console (``tf_config.console``).
+
+Imports nothing of the project; TensorFlow is imported only when a function needs it, so ``import tf_config`` is
+cheap and safe before thread settings are applied.
 """
 
 _EXPORTS = {
-    "memory": ("add_memory_args", "apply_memory", "MemoryConfigError"),
+    "memory": ("apply_memory",),
     "threads": ("add_thread_args", "apply_threads", "resolve_threads", "current_threads", "load_preset",
                 "known_presets", "physical_cores", "logical_cores", "ThreadConfigError",
                 "ThreadsAlreadyInitializedError"),

@@ -37,12 +37,14 @@ NOISE = [re.compile(p) for p in (
     r"^[IWE]\d{4} [\d:.]+\s+\d+ mlir_graph_optimization_pass\.cc:\d+\] MLIR V1 optimization pass is not enabled",
     r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] TF-TRT Warning: Could not find TensorRT",
     # a notice, not a failure: one allocation above 10 % of *free* memory, which the page cache keeps small on a
-    # healthy machine (the dense GRU's 177 MB kernel fired it on every bench step); running out is bfc_allocator's
+    # healthy machine (a plain GRU's kernel on the paper's frames fires it on every step); running out is
+    # bfc_allocator's
     r"^W\d{4} [\d:.]+\s+\d+ cpu_allocator_impl\.cc:\d+\] Allocation of \d+ exceeds 10% of free system memory\.$",
 )]
 # A multi-line notice: TensorFlow's graph type inference rejecting the optional outputs of a tf.cond whose branches
-# differ (the TT layers' per-batch choice of projection, ttrnn.layers.recurrent): harmless, the graph runs. Dropped from
-# its first line through "while inferring type of node" (at most BLOCK_MAX lines, so nothing else is ever lost).
+# differ (the tensorized layers' per-batch choice of projection, ttrnn.layers.kernel): harmless, the graph runs.
+# Dropped from its first line through "while inferring type of node" (at most BLOCK_MAX lines, so nothing else is
+# ever lost).
 BLOCK_START = re.compile(r"^[IW]\d{4} [\d:.]+\s+\d+ type_inference\.cc:\d+\] Type inference failed")
 BLOCK_END = re.compile(r"^\s*while inferring type of node ")
 BLOCK_MAX = 80
@@ -108,7 +110,7 @@ def _restore():
         pass
 
 
-def _filter(source, sink):
+def filter_lines(source, sink):
     """Copy lines from binary stream `source` to `sink`, dropping start-up noise and the type-inference notice
     block (kept whole if it runs past BLOCK_MAX lines without its end line)."""
     held = []
@@ -133,4 +135,4 @@ def _filter(source, sink):
 
 
 if __name__ == "__main__":  # the filter process started by quiet_console
-    _filter(sys.stdin.buffer, sys.stdout.buffer)
+    filter_lines(sys.stdin.buffer, sys.stdout.buffer)

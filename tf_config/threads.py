@@ -50,7 +50,7 @@ def physical_cores(cpuinfo_path="/proc/cpuinfo"):
     """Number of distinct physical cores among the CPUs available to this process.
 
     Reads ``processor`` / ``physical id`` / ``core id`` from /proc/cpuinfo; falls back to the logical count when
-    that file is missing or lacks topology (e.g. some VMs and non-Linux systems).
+    that file is missing or lacks topology (e.g. some virtual machines and non-Linux systems).
     """
     allowed = set(available_cpus())
     try:

@@ -1,5 +1,7 @@
 """The c3d family: C3D on fixed-length 3D clips (the baselines' table), tested on one centre view by default.
 
+Reference: Tran et al., "Learning Spatiotemporal Features with 3D Convolutional Networks", ICCV 2015.
+
 Run label: `c3d`.
 """
 from experiments.families import shared

@@ -5,7 +5,7 @@ Run labels: `gru`, `lstm` (plain), `<format>_<cell>` (tensorized: tt_gru, tr_lst
 """
 from experiments.families import shared
 from ttrnn.cli import UsageError
-from ttrnn.formats import FORMAT_NAMES as FORMATS  # Keras-free: the CLIs check their input before TensorFlow
+from ttrnn.formats import FORMAT_NAMES  # Keras-free: the CLIs check their input before TensorFlow
 
 MODELS = ("gru", "lstm")
 TABLE = "paper"           # tables: the paper's rows (gru, lstm, tt_gru, tt_lstm) and the formats' table
@@ -19,7 +19,7 @@ def add_args(p):
     g = p.add_argument_group("TT-RNN, GRU, LSTM (--model gru|lstm)")
     g.add_argument("--use-tt", action="store_true",
                    help="TT input-to-hidden layer (TT-GRU, TT-LSTM); same as --decomposition tt")
-    g.add_argument("--decomposition", default=None, choices=FORMATS,
+    g.add_argument("--decomposition", default=None, choices=FORMAT_NAMES,
                    help="tensorized input-to-hidden layer on the paper's modes: tt (TT-RNN), tr (tensor ring), bt "
                         "(block-term Tucker), cp, ht (hierarchical Tucker) (README 'Other tensor formats')")
     g.add_argument("--rank", default=None,
@@ -89,7 +89,7 @@ def parse_label(label):
     fmt, _, cell = label.rpartition("_")
     if label in MODELS:
         return {"model": label, "use_tt": False}
-    if cell in MODELS and fmt in FORMATS:
+    if cell in MODELS and fmt in FORMAT_NAMES:
         return {"model": cell, "use_tt": True, "decomposition": fmt}
     return None
 

@@ -16,7 +16,7 @@ def add_args(p):
     g.add_argument("--dropout", type=float, default=0.25, help="input dropout (default %(default)s, the original's)")
     g = p.add_argument_group("3D clips (--model c3d and the 3D CNNs)")
     g.add_argument("--clip-len", type=int, default=16,
-                   help="frames per clip (default %(default)s, the seed repo's)")
+                   help="frames per clip (default %(default)s, 3D-ResNets-PyTorch's)")
     g.add_argument("--crop", type=int, default=112, help="square crop in pixels (default %(default)s)")
     g.add_argument("--width", type=float, default=1.0,
                    help="channel multiplier (default %(default)s; e.g. 0.25 on small machines)")

@@ -1,5 +1,8 @@
 """The tsn family: Temporal Segment Networks over a keras.applications backbone (the baselines' table).
 
+Reference: Wang et al., "Temporal Segment Networks: Towards Good Practices for Deep Action Recognition", ECCV 2016
+(segments sampled over the whole video, a shared 2D backbone, average consensus).
+
 Run label: `tsn_<backbone>`. `--freeze-epochs N` keeps the backbone frozen for the first N epochs.
 """
 from experiments.families import shared

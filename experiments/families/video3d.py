@@ -10,10 +10,15 @@ then normalizes its uint8 input as that repository does (`--input-norm auto`: Ki
 [-1, 1] scaling otherwise). `--ft-begin-module` freezes everything before that module, BatchNorm included, as its
 `--ft_begin_module`.
 
-Training clips are random `clip-len` windows and random `crop`×`crop` boxes (the seed repo's 16×112×112); each
+Training clips are random `clip-len` windows and random `crop`×`crop` boxes (3D-ResNets-PyTorch's 16×112×112); each
 epoch's evaluation uses the centre view, and the final test uses `--test-clips` evenly spaced windows ×
 `--test-crops` crops per video with the views' scores averaged (3D-ResNets: clips per video; video-nonlocal-net:
 10 clips × 3 crops). TensorFlow is imported only by `build` (through ttrnn.baselines).
+
+References: Hara, Kataoka, Satoh, "Can Spatiotemporal 3D CNNs Retrace the History of 2D CNNs and ImageNet?", CVPR
+2018 (3D-ResNets-PyTorch: r3d, preact_r3d, wide_r3d, resnext3d, densenet3d); Tran et al., "A Closer Look at
+Spatiotemporal Convolutions for Action Recognition", CVPR 2018 (R(2+1)D); Wang, Girshick, Gupta, He, "Non-local
+Neural Networks", CVPR 2018 (c2d_nl, i3d_nl; video-nonlocal-net).
 """
 from experiments.families import shared
 from ttrnn.cli import UsageError
@@ -143,5 +148,5 @@ def build(args, spec, store):
 
 
 def test_views(args):
-    """(clips, crops) per video of the final test (default 10 clips x 1 crop, the seeds')."""
+    """(clips, crops) per video of the final test (default 10 clips x 1 crop, as 3D-ResNets-PyTorch tests)."""
     return shared.clip_test_views(args, DEFAULT_TEST_CLIPS)

@@ -92,7 +92,7 @@ def test_weights_options(store, tmp_path):
                   env={"KERAS_HOME": str(tmp_path / "keras_home")})
     assert res.returncode == 2 and not out.exists()
     assert "Traceback" not in res.stderr
-    lines = [l for l in res.stderr.splitlines() if "error:" in l]
+    lines = [line for line in res.stderr.splitlines() if "error:" in line]
     assert len(lines) == 1 and "weights file not found" in lines[0] and "missing.weights.h5" in lines[0], res.stderr
 
 

@@ -93,7 +93,8 @@ def test_celebfaces_paper_split_is_the_original_codes(celeb_store):
             split = make_split(store, "paper", fold)
             test = {names[i] for i in split.test}
             assert test == reference[fold]
-            assert set(split.train) | set(split.test) == set(range(len(store))) and not set(split.train) & set(split.test)
+            train, tested = set(split.train), set(split.test)
+            assert train | tested == set(range(len(store))) and not train & tested
             seen += sorted(test)
         assert sorted(seen) == sorted(names)  # every clip is tested exactly once
         with pytest.raises(ValueError, match="out of range"):

@@ -119,7 +119,7 @@ def store(tree, tmp_path_factory):
     return out
 
 
-@pytest.mark.skipif(SLOW, reason="~1-3 min per model on 2 cores; TTRNN_SLOW_TESTS=1 runs it (acceptance run)")
+@pytest.mark.skipif(SLOW, reason="slow: one training run per 3D model; TTRNN_SLOW_TESTS=1 runs it (acceptance run)")
 @pytest.mark.parametrize("model", list(ALL_3D))
 def test_every_3d_model_trains_one_epoch_and_tests_3_clips_x_3_crops(store, tmp_path, model, capsys):
     from experiments import ucf101

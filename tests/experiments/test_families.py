@@ -27,10 +27,15 @@ def test_every_family_has_the_whole_interface_and_every_model_one_family():
     assert len(models) == len(set(models)) == len(families.MODEL_CHOICES)
 
 
-def test_the_cli_format_list_is_ttrnn_formats():
+def test_the_cli_format_list_is_ttrnn_formats(capsys):
     from ttrnn import formats
-    assert families.rnn.FORMATS is formats.FORMAT_NAMES == tuple(formats.FORMATS)
+    assert formats.FORMAT_NAMES == tuple(formats.FORMATS)
     assert all(cls.NAME == name for name, cls in formats.FORMATS.items())
+    with pytest.raises(SystemExit):
+        build_parser(SPEC).parse_args(["--help"])
+    assert f"--decomposition {{{','.join(formats.FORMAT_NAMES)}}}" in capsys.readouterr().out
+    for name in formats.FORMAT_NAMES:
+        assert model_label(parse("--decomposition", name)) == f"{name}_gru"
 
 
 @pytest.mark.parametrize("argv, label", [

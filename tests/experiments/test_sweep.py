@@ -1,5 +1,6 @@
-"""experiments.sweep: grid expansion, local parallel runs with skipping on re-run, the SLURM array script, bad grids.
-A tiny fake experiment script stands in for the real CLIs (it records its arguments and writes metrics.json)."""
+"""experiments.sweep and experiments.grid: grid expansion, local parallel runs with skipping on re-run, the SLURM
+array script, bad grids. A tiny fake experiment script stands in for the real CLIs (it records its arguments and
+writes metrics.json)."""
 
 import json
 import os
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.sweep import GridError, expand, load_grid, main
+from experiments.grid import GridError, expand, load_grid
+from experiments.sweep import main
 from tf_config.threads import physical_cores
 
 PY = sys.executable

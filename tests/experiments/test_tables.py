@@ -1,4 +1,5 @@
-"""experiments.tables: the paper's numbers beside our parameter counts, and mean ± std over run directories."""
+"""experiments.tables and experiments.param_counts: the paper's numbers beside our parameter counts, and mean ± std
+over run directories."""
 import json
 import math
 import os
@@ -9,9 +10,9 @@ import time
 import numpy as np
 from helpers import REPO, run_cli
 
-from experiments import tables
+from experiments import param_counts, tables
 
-# The paper's input-to-hidden counts as printed in its tables (issue text), model order TT-MLP, GRU, LSTM, TT-GRU,
+# The paper's input-to-hidden counts as printed in its Tables 1, 4 and 6, model order TT-MLP, GRU, LSTM, TT-GRU,
 # TT-LSTM.
 PAPER_PARAMS = {
     "ucf11": (7_680, 44_236_800, 58_982_400, 3_232, 3_360),
@@ -65,9 +66,9 @@ def test_no_runs_prints_paper_numbers_and_our_counts(capsys):
 def test_cached_counts_equal_the_models_and_tables_need_no_tensorflow():
     """param_counts.json (what the tables read) equals counts rebuilt from the models; without run directories
     the tables CLI never imports TensorFlow."""
-    counts, successors = tables.cached_param_counts()
-    assert counts == tables.our_param_counts(), "run `python -m experiments.tables --write-counts`"
-    assert successors == tables.successor_param_counts(), "run `python -m experiments.tables --write-counts`"
+    counts, successors = param_counts.read_cached()
+    assert counts == param_counts.paper_model_counts(), "run `python -m experiments.tables --write-counts`"
+    assert successors == param_counts.successor_counts(), "run `python -m experiments.tables --write-counts`"
     code = ("import sys; from experiments import tables; rc = tables.main(['--json']); "
             "print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

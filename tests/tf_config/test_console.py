@@ -6,11 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-from helpers import REPO
+from helpers import REPO, STARTUP_MARKERS
 
-STARTUP_MARKERS = ("absl::InitializeLog", "cudart_stub.cc", "cuda_platform.cc", "cpu_feature_guard.cc",
-                   "To enable the following instructions", "XLA service", "Compiled cluster using XLA",
-                   "exceeds 10% of free system memory")
 # what TensorFlow 2.21 printed on a CPU-only machine (its C++ side, fd 2), and a line that is not start-up noise
 NOISE = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
          "I0000 00:00:1795993972.623436    8290 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
@@ -79,10 +76,10 @@ def test_filter_drops_the_type_inference_notice_block_only():
              "\twhile inferring type of node 'tt_gru_1/input_to_hidden_1/cond/output/_17'"]
     text = "\n".join(["before"] + block + ["epoch 1/1 (20.3 s): train_loss 2.4564", "E0000 a real error"]) + "\n"
     sink = io.BytesIO()
-    console._filter(io.BytesIO(text.encode()), sink)
+    console.filter_lines(io.BytesIO(text.encode()), sink)
     assert sink.getvalue().decode().splitlines() == ["before", "epoch 1/1 (20.3 s): train_loss 2.4564",
                                                      "E0000 a real error"]
     unended = "\n".join(block[:3] + ["x"] * (console.BLOCK_MAX + 5)) + "\n"
     sink = io.BytesIO()
-    console._filter(io.BytesIO(unended.encode()), sink)
+    console.filter_lines(io.BytesIO(unended.encode()), sink)
     assert sink.getvalue().decode() == unended
