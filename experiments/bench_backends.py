@@ -15,12 +15,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
-import time
 
 import numpy as np
 
+from experiments.bench.common import interleave_workers, round_ratios, serve_steps, spawn_worker, worker_line
 from tf_config.console import add_console_args, quiet_console
 from ttrnn.cli import OneLineParser
 from ttrnn.models.shapes import PAPER_SHAPES
@@ -60,7 +59,8 @@ def _gru_model(frames):
 
 
 def worker(frames, memory):
-    """Build, warm up, then one train step per "step" line on stdin; prints seconds (or the peak RSS)."""
+    """Build and warm up, then one train step per line on stdin (`experiments.bench.common.serve_steps`); with
+    `memory`, one step of the paper TT-GRU model instead, printing the peak RSS."""
     x, y = _batch(frames)
     if memory:
         x = x.reshape(BATCH, frames, 120, 160, 3)
@@ -73,59 +73,33 @@ def worker(frames, memory):
     model = _lstm_model(frames)
     for _ in range(2):
         model.train_on_batch(x, y)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        t0 = time.perf_counter()
-        loss = model.train_on_batch(x, y)
-        seconds = time.perf_counter() - t0
-        print(json.dumps({"seconds": seconds, "finite": bool(np.isfinite(loss))}), flush=True)
+    serve_steps(lambda: model.train_on_batch(x, y))
 
 
 def _spawn(backend, frames, memory):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     args = [sys.executable, "-m", "experiments.bench_backends", "--worker", "--frames", str(frames)]
-    return subprocess.Popen(args + (["--memory"] if memory else []), env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-
-
-def _read(proc, backend):
-    line = proc.stdout.readline()
-    if not line:
-        raise SystemExit(f"error: the {backend} worker stopped (exit status {proc.wait()})")
-    return line.strip()
+    return spawn_worker(args + (["--memory"] if memory else []), env=env)
 
 
 def bench_steps(backends, frames, repeats):
-    procs = {b: _spawn(b, frames, False) for b in backends}
-    for b, proc in procs.items():
-        if _read(proc, b) != "ready":
-            raise SystemExit(f"error: the {b} worker did not start")
-    rounds = []
-    for _ in range(repeats):
-        times = {}
-        for b, proc in procs.items():
-            proc.stdin.write("step\n")
-            proc.stdin.flush()
-            times[b] = json.loads(_read(proc, b))["seconds"]
-        rounds.append(times)
-    for proc in procs.values():
-        proc.stdin.close()
-        proc.wait()
+    """Rows `ttlstm_step_{backend}`: best frames/s of each backend's worker, asked in turn `repeats` rounds."""
+    rounds, _ = interleave_workers({b: _spawn(b, frames, False) for b in backends}, repeats)
     frames_per_step = BATCH * frames
     for b in backends:
         best = min(r[b] for r in rounds)
         row = {"name": f"ttlstm_step_{b}", "value": round(frames_per_step / best, 1), "unit": "frames/s"}
         if b != "tensorflow" and "tensorflow" in backends:
-            ratios = sorted(r["tensorflow"] / r[b] for r in rounds)
+            median, low, high = round_ratios(rounds, "tensorflow", b)
             row["unit"] += (f" ({min(r['tensorflow'] for r in rounds) / best:.2f}x tensorflow, per-round median "
-                            f"{np.median(ratios):.2f}, range {ratios[0]:.2f}-{ratios[-1]:.2f})")
+                            f"{median:.2f}, range {low:.2f}-{high:.2f})")
         yield row
 
 
 def bench_memory(backends, frames):
     for b in backends:                                     # one at a time: the machine's memory is shared
         proc = _spawn(b, frames, True)
-        result = json.loads(_read(proc, b))
+        result = worker_line(proc, b)
         proc.wait()
         yield {"name": f"ttgru_step_peak_rss_{b}", "value": round(result["peak_gib"], 2),
                "unit": f"GiB (T = {frames}, batch {BATCH}; {result['before_gib']:.2f} GiB before the step)"}

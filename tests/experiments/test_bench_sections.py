@@ -7,10 +7,11 @@ fixture, normal pass; no TensorFlow warning on its console); `epoch` and `scale`
 import json
 import math
 import re
+import subprocess
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 
 def bench_run(*args):
@@ -40,14 +41,14 @@ def smoke():
 
 
 def test_smoke_pass_runs_every_default_section_without_tensorflow_warnings(smoke):
-    from experiments.bench import DEFAULT_SECTIONS
+    from experiments.bench.cli import DEFAULT_SECTIONS
     stderr, sections = smoke
     assert list(sections) == list(DEFAULT_SECTIONS)
     assert "WARNING:tensorflow" not in stderr and "retracing" not in stderr, stderr[-3000:]
 
 
 def test_tt_section_headline_rates_and_their_arithmetic(smoke):
-    from experiments import bench as b
+    from experiments.bench import tt as b
     rows = smoke[1]["tt"]
     names = list(rows)
     assert names[:4] == ["tt_projection", "ttgru_step", "original_scheme", "dense_gru"]   # quick: no bf16, no LSTMs
@@ -91,13 +92,26 @@ def test_store_section_rates_every_reader_and_the_decoder(smoke):
     assert rows["codec_jpeg90_bytes_per_frame"][0] < rows["codec_jpeg95_bytes_per_frame"][0] < raw
 
 
-def test_versions_section_rates_each_version_against_v0(smoke):
-    from experiments.bench import VERSIONS
+def test_versions_section_rates_this_tree_alone_without_against(smoke):
     rows = smoke[1]["versions"]
-    assert list(rows) == [name for name, _ in VERSIONS]
-    v0 = rows[VERSIONS[0][0]][0]
-    for value, unit in rows.values():
-        assert unit.startswith("frames/s (") and ratio_in(unit) == pytest.approx(value / v0, abs=0.006)
+    assert list(rows) == ["versions_this_tree"]
+    assert rows["versions_this_tree"][1] == "frames/s (this tree: paper TT-GRU model train step, batch 16, T = 2)"
+
+
+@pytest.mark.slow   # exports HEAD (git archive) and times its paper model step beside this tree's: ~1-2 min
+def test_versions_section_against_a_git_revision_rates_both_trees_interleaved():
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout: no revision to compare with")
+    rows = bench("versions", "--quick", "--repeats", "2", "--against", "HEAD")
+    assert list(rows) == ["versions_this_tree", "versions_against", "versions_this_tree_vs_against",
+                          "versions_this_tree_vs_against_per_round"]
+    assert f"HEAD ({head.stdout.strip()})" in rows["versions_against"][1]
+    this, against = rows["versions_this_tree"][0], rows["versions_against"][0]
+    # both rates are printed to 0.1 frames/s, the ratio (seconds of HEAD / of this tree = rate ratio) to 0.01
+    assert rows["versions_this_tree_vs_against"][0] == pytest.approx(this / against, abs=0.006 + this / against
+                                                                     * (0.05 / this + 0.05 / against))
+    assert "median of 2 rounds" in rows["versions_this_tree_vs_against_per_round"][1]
 
 
 def test_train_section_agrees_with_its_own_figures(smoke):
@@ -143,42 +157,51 @@ def test_scale_section_trains_one_real_epoch_per_codec():
 
 
 def test_epoch_rows_are_the_hand_arithmetic_of_their_measurements():
-    """`bench.epoch_rows` (the epoch section's arithmetic, no timing): each derived figure from made-up
+    """`epoch_rows` (the epoch section's arithmetic, no timing): each derived figure from made-up
     measurements, computed here by hand."""
-    from experiments.bench import epoch_rows
+    from experiments.bench.epoch import epoch_rows
     usage = {"wall_s": 50.0, "user_s": 60.0, "sys_s": 40.0, "minor_faults": 5_000_000, "major_faults": 0,
              "read_bytes": 4e9}
     fast = {"wall_s": 20.0, "user_s": 38.0, "sys_s": 2.0, "minor_faults": 10_000, "major_faults": 0,
             "read_bytes": 4e9}
     m = {"store_bytes": 5.0e9, "budget_bytes": 4e9, "clips": 180, "dd_bytes_per_s": 400e6, "max_len": 450,
          "load": "1.0/1.0/1.0", "step": {"padded_frames": 40_000, "cold_s": 25.0, "warm_s": 16.0},
-         "runs": {"plain": {"train_s": 50.0, "eval_s": 9.0, "usage": usage, "peak_rss_mb": 2000.0},
-                  "streaming": {"train_s": 20.0, "eval_s": 4.0, "usage": fast, "peak_rss_mb": 2500.0}}}
+         "runs": {"this_tree": {"label": "this tree", "train_s": 20.0, "eval_s": 4.0, "usage": fast,
+                                "peak_rss_mb": 2500.0},
+                  "against": {"label": "v0 (abc1234)", "train_s": 50.0, "eval_s": 9.0, "usage": usage,
+                              "peak_rss_mb": 2000.0}}}
     rows = {r["name"]: (r["value"], r["unit"]) for r in epoch_rows(m)}
     assert rows["epoch_store_gb"][0] == 5.0 and rows["epoch_dd_read"][0] == 400.0
     assert rows["epoch_step_max_len_450"][0] == 1600.0 and rows["epoch_step_warm_max_len_450"][0] == 2500.0
-    assert rows["epoch_plain_fps"][0] == 800.0 and rows["epoch_streaming_fps"][0] == 2000.0
-    assert rows["epoch_plain_vs_step"][0] == 0.5 and rows["epoch_streaming_vs_step"][0] == 1.25
-    assert ratio_in(rows["epoch_plain_fps"][1]) == 0.5
-    assert rows["epoch_plain_system_cpu"][0] == 40.0 and rows["epoch_streaming_system_cpu"][0] == 5.0
-    assert "2.00 cores busy" in rows["epoch_plain_system_cpu"][1]
-    assert rows["epoch_plain_faults_per_s"][0] == 100_000.0 and rows["epoch_streaming_faults_per_s"][0] == 500.0
-    assert rows["epoch_plain_read"][0] == 80.0 and ratio_in(rows["epoch_plain_read"][1]) == 0.2
-    assert rows["epoch_streaming_read"][0] == 200.0 and ratio_in(rows["epoch_streaming_read"][1]) == 0.5
-    assert rows["epoch_streaming_vs_plain"][0] == 2.5
-    assert rows["epoch_plain_max_len_450"][0] == 50.0 and rows["epoch_streaming_eval"][0] == 4.0
+    assert rows["epoch_against_fps"][0] == 800.0 and rows["epoch_this_tree_fps"][0] == 2000.0
+    assert rows["epoch_against_vs_step"][0] == 0.5 and rows["epoch_this_tree_vs_step"][0] == 1.25
+    assert ratio_in(rows["epoch_against_fps"][1]) == 0.5
+    assert rows["epoch_against_system_cpu"][0] == 40.0 and rows["epoch_this_tree_system_cpu"][0] == 5.0
+    assert "2.00 cores busy" in rows["epoch_against_system_cpu"][1]
+    assert rows["epoch_against_faults_per_s"][0] == 100_000.0 and rows["epoch_this_tree_faults_per_s"][0] == 500.0
+    assert rows["epoch_against_read"][0] == 80.0 and ratio_in(rows["epoch_against_read"][1]) == 0.2
+    assert rows["epoch_this_tree_read"][0] == 200.0 and ratio_in(rows["epoch_this_tree_read"][1]) == 0.5
+    assert rows["epoch_this_tree_vs_against"][0] == 2.5 and "v0 (abc1234)" in rows["epoch_this_tree_vs_against"][1]
+    assert rows["epoch_against_max_len_450"][0] == 50.0 and rows["epoch_this_tree_eval"][0] == 4.0
+    assert "v0 (abc1234)" in rows["epoch_against_max_len_450"][1]
+    alone = dict(m, runs={"this_tree": m["runs"]["this_tree"]})
+    assert [r["name"] for r in epoch_rows(alone)] == [r["name"] for r in epoch_rows(m)
+                                                      if not r["name"].startswith("epoch_against")
+                                                      and r["name"] != "epoch_this_tree_vs_against"]
 
 
-@pytest.mark.slow   # writes a ~0.1 GB store, one step child and three trainer runs: ~3-4 min on 2 cores
-def test_epoch_section_measures_every_arrangement_beside_the_step():
-    rows = bench("epoch", "--quick", "--budget-gb", "0.05", "--max-lens", "8")
+@pytest.mark.slow   # writes a ~0.1 GB store, one step child and two trainer runs (this tree, HEAD): ~3 min on 2 cores
+def test_epoch_section_measures_this_tree_and_a_git_revision_beside_the_step():
+    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout: no revision to compare with")
+    rows = bench("epoch", "--quick", "--budget-gb", "0.05", "--max-lens", "8", "--against", "HEAD")
     per_run = ("max_len_8", "fps", "vs_step", "system_cpu", "faults_per_s", "read", "eval", "peak_rss")
     assert list(rows) == (["epoch_store_gb", "epoch_dd_read", "epoch_step_max_len_8", "epoch_step_warm_max_len_8"]
-                          + [f"epoch_{a}_{k}" for a in ("plain", "page_cache", "streaming") for k in per_run]
-                          + ["epoch_streaming_vs_plain", "epoch_streaming_vs_page_cache"])
+                          + [f"epoch_{a}_{k}" for a in ("this_tree", "against") for k in per_run]
+                          + ["epoch_this_tree_vs_against"])
     assert rows["epoch_store_gb"][0] > 0.05                       # larger than the budget
     step = rows["epoch_step_max_len_8"][0]
-    for a in ("plain", "page_cache", "streaming"):
+    for a in ("this_tree", "against"):
         fps = rows[f"epoch_{a}_fps"][0]
         # both inputs are printed to 0.1 frames/s, the ratio to 0.001: at --quick's ~100 frames/s the inputs'
         # rounding alone moves their quotient by up to ratio * (0.05 / fps + 0.05 / step) (1.193 vs 1.1919 seen)
@@ -187,5 +210,5 @@ def test_epoch_section_measures_every_arrangement_beside_the_step():
         assert 0 < rows[f"epoch_{a}_system_cpu"][0] < 100
     # both runs train the same frames, so the time ratio is the fps ratio; the fps rows keep 4-5 digits where the
     # 0.1 s rounding of a ~1 s quick epoch does not (CI saw 1.188 vs 1.3 s / 1.1 s = 1.16)
-    assert rows["epoch_streaming_vs_plain"][0] == pytest.approx(
-        rows["epoch_streaming_fps"][0] / rows["epoch_plain_fps"][0], rel=0.005)
+    assert rows["epoch_this_tree_vs_against"][0] == pytest.approx(
+        rows["epoch_this_tree_fps"][0] / rows["epoch_against_fps"][0], rel=0.005)
