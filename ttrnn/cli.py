@@ -100,6 +100,13 @@ def interrupted_status(exc):
     return SIGTERM_STATUS if isinstance(exc, Terminated) else SIGINT_STATUS
 
 
+# Options of earlier versions that were removed, with the line a command that still passes one gets.
+REMOVED_OPTIONS = {
+    "--reader": "--reader was removed in 0.2: the streaming reader is the only one; drop the option",
+    "--allocator": "--allocator was removed in 0.2: the tuned allocator is always applied; drop the option",
+}
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit status 2), no abbreviated options (`--epoch 2` is not taken as
     `--epochs`), a "did you mean" for an unknown option, and the defaults in --help (`%(default)s` in the help
@@ -119,7 +126,11 @@ class OneLineParser(argparse.ArgumentParser):
         return args
 
     def unrecognized(self, extras):
-        """"unrecognized arguments: --use-ttt (did you mean --use-tt?)"."""
+        """"unrecognized arguments: --use-ttt (did you mean --use-tt?)"; an option that an earlier version had is
+        named as removed, with what to do instead (`REMOVED_OPTIONS`)."""
+        removed = [REMOVED_OPTIONS[e.split("=")[0]] for e in extras if e.split("=")[0] in REMOVED_OPTIONS]
+        if removed:
+            return "; ".join(removed)
         known = [s for action in self._actions for s in action.option_strings]
         hints = []
         for extra in extras:

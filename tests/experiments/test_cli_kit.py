@@ -49,6 +49,17 @@ def test_every_cli_refuses_an_unknown_option_with_one_line_and_status_2():
     assert not report["tensorflow"]
 
 
+def test_an_option_removed_since_an_earlier_version_is_named_with_what_to_do():
+    report = run_calls([["experiments.ucf11", ["--demo", "--reader", "plain"]],
+                        ["experiments.ucf11", ["--demo", "--allocator=default"]],
+                        ["experiments.bench", ["tt", "--allocator", "tuned"]]])
+    for module, rc, err in report["calls"]:
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert rc == 2 and len(lines) == 1 and "was removed in 0.2" in lines[0], (module, rc, err)
+        assert "drop the option" in lines[0]
+    assert not report["tensorflow"]
+
+
 def test_mistyped_options_get_a_suggestion_and_abbreviations_are_refused():
     report = run_calls([["experiments.ucf11", ["--demo", "--use-ttt"]], ["experiments.ucf11", ["--epoch", "2"]],
                         ["experiments.tables", ["--jsn"]], ["preprocess.ucf11", ["src", "out.h5", "--frame-ski", "2"]]])
