@@ -1,12 +1,13 @@
-"""One process per Keras backend for tests/test_backends.py:
+"""One process per Keras backend for tests/layers/test_backends.py:
 `KERAS_BACKEND=<b> python tests/backend_worker.py OUT OTHER_BACKEND...`.
 
 Builds the layers on tiny shapes with the same NumPy weights on every backend and writes to OUT/<backend>.npz:
 each layer's outputs and the gradients of `sum(sin(outputs))` w.r.t. its weights on masked uint8 clips (input
 scaling, `return_sequences`, `go_backwards`), the Keras GRU / LSTM / SimpleRNN's outputs on the same frames given
 `full_kernel()`, `recurrent_kernel`, `bias`, and the losses of `model.fit` of a small model, for every format x
-SimpleRNN / GRU / LSTM / Dense. It saves that model as OUT/<backend>.keras (its outputs in <backend>.npz), then loads the files of the
-other backends named, waiting for them (the workers run side by side): their outputs here are `loaded_<backend>`.
+SimpleRNN / GRU / LSTM / Dense. It saves that model as OUT/<backend>.keras (its outputs in <backend>.npz), then
+loads the files of the other backends named, waiting for them (the workers run side by side): their outputs here
+are `loaded_<backend>`.
 It also runs the models built from Keras layers alone (the paper's TT-GRU, narrow R3D-18, R(2+1)D-18,
 DenseNet-121 and C3D) on one uint8 clip with the same NumPy weights: `net_<name>`.
 """
@@ -22,12 +23,15 @@ from keras import ops
 
 import ttrnn
 from ttrnn.cli import exit_now
+from ttrnn.formats import FORMAT_NAMES
+from ttrnn.layers import layer_class
+from ttrnn.layers.cells import CELLS
 
 BACKEND = keras.backend.backend()
 N, M, T, B = (4, 3), (2, 3), 5, 3            # frames of 12 values, 6 units
-RANKS = {"tt": [1, 2, 1], "tr": 2, "bt": 2, "cp": 2, "ht": 2}
+RANKS = {fmt: [1, 2, 1] if fmt == "tt" else 2 for fmt in FORMAT_NAMES}
 SCALE, SHIFT = 1 / 255, -0.5
-CELLS = ("SimpleRNN", "GRU", "LSTM")
+CELL_NAMES = tuple(cell.NAME for cell in CELLS)
 
 
 def frames():
@@ -39,7 +43,7 @@ def frames():
 
 
 def make(fmt, kind, **kwargs):
-    cls = getattr(ttrnn, f"{fmt.upper()}{kind}")
+    cls = layer_class(fmt, kind)
     args = (N, M, RANKS[fmt]) if kind != "Dense" else ((4, 3), (3, 2), RANKS[fmt])
     return cls(*args, **kwargs)
 
@@ -91,7 +95,7 @@ def layer_results(out):
     x, mask = frames()
     xf = (x * SCALE + SHIFT).astype("float32")
     for i, fmt in enumerate(RANKS):
-        for j, cell in enumerate(CELLS):
+        for j, cell in enumerate(CELL_NAMES):
             layer = make(fmt, cell, return_sequences=True, go_backwards=True, input_scale=SCALE, input_shift=SHIFT)
             layer.build((None, T, 12))
             set_numpy_weights(layer, 10 * i + j)

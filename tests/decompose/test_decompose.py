@@ -10,7 +10,7 @@ import tensorly as tl
 from tensorly.decomposition import parafac, tensor_ring, tensor_train_matrix
 
 import ttrnn
-from ttrnn.decompose import decompose, full_ranks, interleaved, make_format, relative_error
+from ttrnn.decompose import decompose, full_ranks, interleaved, make_format, relative_error, tr_als
 from ttrnn.decompose.tensorize import TensorizeError
 from ttrnn.formats.ht import dimension_tree, post_order
 
@@ -65,16 +65,14 @@ def test_tr_as_good_as_tensorly_tensor_ring_and_its_als_finds_the_ring():
 
 @pytest.mark.parametrize("sweeps", [1, 5])
 def test_tr_als_sweeps_equal_tensorly_tensor_ring_als_from_the_same_start(sweeps):
-    """ttrnn's TR-ALS sweep (`decompose._tr_als`, run after its TR-SVD) against TensorLy's `tensor_ring_als`. That
+    """ttrnn's TR-ALS sweep (`ttrnn.decompose.tr_als`, run after its TR-SVD) against TensorLy's `tensor_ring_als`. That
     one starts only from its own random ring, so both start from it (TensorLy's `random_tr`, same seed): the same
     tensor after each number of sweeps (the least-squares fit of each core is unique; the cores' gauge is not)."""
     from tensorly.decomposition import tensor_ring_als
-
-    from ttrnn.decompose.matrices import _tr_als
     w = structured((4, 5, 3), (3, 4, 2))
     t = w.reshape(4, 5, 3, 3, 4, 2)
     start = tl.random.random_tr(t.shape, [3] * 7, random_state=tl.check_random_state(7))
-    ours = tl.tr_to_tensor(_tr_als(t, [np.array(c, np.float64) for c in start], sweeps, tol=0))
+    ours = tl.tr_to_tensor(tr_als(t, [np.array(c, np.float64) for c in start], sweeps, tol=0))
     theirs = tl.tr_to_tensor(tensor_ring_als(t, 3, n_iter_max=sweeps, tol=0, random_state=7))
     assert relative_error(ours, theirs) < 1e-9
 
@@ -102,7 +100,7 @@ def leaves(node):
 
 
 # the second: node matricizations of 1,536 x 1,280 and 1,280 x 1,536, whose bases come from a Gram matrix of
-# their shorter side (decompose._basis: the tall and the wide route)
+# their shorter side (the Gram route of ttrnn.decompose.matrices, tall and wide)
 @pytest.mark.parametrize("n, m", [(N, M), ((12, 8, 10, 8), (4, 4, 4, 4))])
 def test_ht_within_the_hierarchical_svd_bound(n, m):
     """Grasedyck (2010): ||W - W_HT||^2 <= sum over the non-root nodes of the discarded singular values^2, and no

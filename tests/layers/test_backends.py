@@ -52,7 +52,8 @@ def full(tmp_path_factory):
     return run_workers(tmp_path_factory.mktemp("backends_full"), backends)
 
 
-NO_TORCH = pytest.mark.skipif(not TORCH, reason="torch is not installed (pip install torch==2.13.0+cpu: tests/README.md)")
+NO_TORCH = pytest.mark.skipif(not TORCH,
+                              reason="torch is not installed (pip install torch==2.13.0+cpu: tests/README.md)")
 BACKENDS = ["tensorflow", "jax", pytest.param("torch", marks=NO_TORCH)]
 OTHERS = BACKENDS[1:]
 

@@ -10,12 +10,14 @@ import pytest
 
 import ttrnn
 from ttrnn import formats
+from ttrnn.layers import layer_class
+from ttrnn.layers.cells import CELLS
 
 N, M = (4, 3), (2, 3)                      # input 12, units 6
 B, T = 3, 6
 DATA = Path(__file__).resolve().parents[1] / "fixtures"
-LAYERS = {(fmt, cell): getattr(ttrnn, f"{fmt.upper()}{cell}") for fmt in ("tr", "bt", "cp", "ht")
-          for cell in ("GRU", "LSTM", "SimpleRNN")}
+OTHER_FORMATS = [fmt for fmt in formats.FORMAT_NAMES if fmt != "tt"]      # TT's own tests: test_recurrent.py
+LAYERS = {(fmt, cell.NAME): layer_class(fmt, cell.NAME) for fmt in OTHER_FORMATS for cell in CELLS}
 
 
 def masked_batch(seed=0):
@@ -39,7 +41,7 @@ def keras_reference(layer, cell):
     return ref
 
 
-CASES = [(f, c, True, True) for f, c in LAYERS] + [(f, "GRU", False, False) for f in ("tr", "bt", "cp", "ht")]
+CASES = [(f, c, True, True) for f, c in LAYERS] + [(f, "GRU", False, False) for f in OTHER_FORMATS]
 
 
 @pytest.mark.parametrize("fmt, cell, seq, back", CASES, ids=[f"{f}-{c}-{'seq-back' if s else 'last'}"
@@ -109,7 +111,7 @@ UCF11_N, UCF11_M = (8, 20, 20, 18), (4, 4, 4, 4)
 
 
 @pytest.mark.parametrize("cls, ranks, blocks, expected", [
-    (ttrnn.BTLSTM, 4, 2, 3392), (ttrnn.BTGRU, 4, 2, 3136),                        # the issue's BT figures
+    (ttrnn.BTLSTM, 4, 2, 3392), (ttrnn.BTGRU, 4, 2, 3136),                        # the README's BT figures
     (ttrnn.TRLSTM, 6, None, 6 * 6 * (8 + 20 + 20 + 18 + 16 + 4 + 4 + 4)),      # sum_k r_k dim_k r_{k+1}
     (ttrnn.CPGRU, 9, None, 9 * (1 + 8 * 12 + 20 * 4 + 20 * 4 + 18 * 4)),       # R (1 + sum n_k m_k)
     (ttrnn.HTSimpleRNN, 7, None, 7 * (8 * 4 + 20 * 4 + 20 * 4 + 18 * 4) + 2 * 7 ** 3 + 7 ** 2),
@@ -123,7 +125,7 @@ def test_ucf11_kernel_param_counts(cls, ranks, blocks, expected):
 
 def test_default_ranks_keep_the_tt_lstm_budget():
     """`ranks=None`: every format within 10 % of the TT-LSTM's 3,360 on the UCF11 LSTM."""
-    for fmt in ("tr", "bt", "cp", "ht"):
+    for fmt in OTHER_FORMATS:
         count = LAYERS[fmt, "LSTM"](UCF11_N, UCF11_M).kernel_param_count
         assert abs(count - 3360) <= 336, (fmt, count)
     assert formats.DEFAULT_RANKS["tt"] == 4

@@ -1,5 +1,5 @@
-"""The memory-bounded projection (ttrnn.layers.projection, issue 13) computes what the whole-batch path computes, for
-every kernel format.
+"""The memory-bounded projection (ttrnn.layers.projection) computes what the whole-batch path computes, for every
+kernel format.
 
 Oracle: the whole-batch path (`tt.tt_matmul`, itself tested against the dense reconstruction and TensorLy in
 test_tt.py) and a TT layer with `projection_block=0`; values and gradients must agree to float32 rounding.
@@ -86,7 +86,7 @@ def layer_pair(cls, ranks=R, **kwargs):
 ])
 def test_layer_loss_and_gradients_match_whole_batch(cls, kwargs):
     plain, blocked = layer_pair(cls, input_scale=1 / 255, input_shift=-0.5, **kwargs)
-    assert blocked._block_steps(tf.constant(frames())) == 2 and plain._block_steps(tf.constant(frames())) is None
+    assert blocked.block_steps(tf.constant(frames())) == 2 and plain.block_steps(tf.constant(frames())) is None
     x = tf.constant(frames(5))
     mask = tf.constant(np.any(frames(5) != 0, axis=-1))
     results = []
@@ -105,11 +105,11 @@ def test_paper_model_routes_long_uint8_clips_through_blocks_and_saves():
 
     model = rnn_classifier(3, (12, 20, 3), tt_input_shape=N, tt_output_shape=M, tt_ranks=R)
     layer = model.get_layer("input_to_hidden")
-    assert layer.projection_block is None and layer._block_steps(tf.constant(frames())) >= 1
+    assert layer.projection_block is None and layer.block_steps(tf.constant(frames())) >= 1
     out = tf.function(lambda v: model(v, training=True))(tf.constant(frames().reshape(B, T, 12, 20, 3)))
     assert out.shape == (B, 3) and np.all(np.isfinite(out))
     layer.projection_block = 0
-    assert layer._block_steps(tf.constant(frames())) is None
+    assert layer.block_steps(tf.constant(frames())) is None
     assert keras.layers.deserialize(keras.layers.serialize(layer)).projection_block == 0
 
 
@@ -121,7 +121,7 @@ def test_bad_projection_block():
 def test_default_choice_per_batch_under_one_trace():
     """With one trace for all shapes (reduce_retracing, as the trainer's step), the default layer decides per
     batch: > WHOLE_BATCH_FRAMES frames in blocks, else whole; gradients equal the whole-batch layer's."""
-    from ttrnn.layers.recurrent import WHOLE_BATCH_FRAMES
+    from ttrnn.layers.kernel import WHOLE_BATCH_FRAMES
 
     auto = ttrnn.TTGRU(N, M, R, seed=3)
     plain = ttrnn.TTGRU(N, M, R, projection_block=0, seed=3)

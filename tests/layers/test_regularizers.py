@@ -18,7 +18,7 @@ def test_ttdense_regularizer_losses_are_the_formula_on_cores_and_bias():
     layer(np.ones((2, 12), "float32"))
     cores = [np.asarray(c) for c in layer.tt_cores]
     expected = 0.1 * sum((c ** 2).sum() for c in cores) + 0.2 * np.abs(np.asarray(layer.bias)).sum()
-    assert float(sum(keras.ops.convert_to_numpy(l) for l in layer.losses)) == pytest.approx(expected, rel=1e-5)
+    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in layer.losses)) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("cls", [ttrnn.TTGRU, ttrnn.TTLSTM, ttrnn.TTSimpleRNN])
@@ -32,7 +32,7 @@ def test_recurrent_regularizers_cover_cores_recurrent_kernel_and_bias(cls):
                 + 0.3 * np.abs(np.asarray(layer.recurrent_kernel)).sum()
                 + 0.2 * (np.asarray(layer.bias) ** 2).sum()
                 + 0.05 * (out ** 2).sum() / len(out))  # Keras divides the activity loss by the batch size
-    assert float(sum(keras.ops.convert_to_numpy(l) for l in layer.losses)) == pytest.approx(expected, rel=1e-5)
+    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in layer.losses)) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("cls", [ttrnn.TTDense, ttrnn.TTGRU])

@@ -33,9 +33,9 @@ def _params(layer):
 def test_c3d_full_width_matches_original_parameter_count():
     model = c3d(11)
     assert model.count_params() == 78_040_843
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv3D)]
-    assert [l.filters for l in convs] == [64, 128, 256, 256, 512, 512, 512, 512]
-    assert sum(_params(l) for l in convs) == 27_655_936
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv3D)]
+    assert [conv.filters for conv in convs] == [64, 128, 256, 256, 512, 512, 512, 512]
+    assert sum(_params(conv) for conv in convs) == 27_655_936
     assert _params(model.get_layer("fc6")) == 33_558_528  # 8192 × 4096 + 4096: pool5 is 512 × 1 × 4 × 4
     assert _params(model.get_layer("fc7")) == 16_781_312
     assert _params(model.get_layer("classifier")) == 4096 * 11 + 11
@@ -44,7 +44,7 @@ def test_c3d_full_width_matches_original_parameter_count():
 
 def test_c3d_quarter_width_forward_on_uint8_frames():
     model = c3d(4, input_shape=(8, 32, 32, 3), width=0.25)
-    assert [l.filters for l in model.layers if isinstance(l, keras.layers.Conv3D)] == \
+    assert [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv3D)] == \
         [16, 32, 64, 64, 128, 128, 128, 128]
     assert model.get_layer("fc6").units == 1024
     probs = model.predict(_clips((2, 8, 32, 32, 3)), verbose=0)

@@ -92,7 +92,7 @@ def test_formula_gives_resnet50s_published_2d_count():
 def test_small_c2d_and_i3d_match_the_reference_formula_and_place_5_blocks(build, temporal):
     model = build(6, width=0.125, input_shape=(4, 32, 32, 3))
     assert torch_param_count(model) == ref_nonlocal_resnet50(6, temporal, 2, width=0.125)
-    names = [l.name for l in model.layers if isinstance(l, NonLocal)]
+    names = [layer.name for layer in model.layers if isinstance(layer, NonLocal)]
     assert names == ["nonlocal3_2", "nonlocal3_4", "nonlocal4_2", "nonlocal4_4", "nonlocal4_6"]
     kernels = [model.get_layer(f"conv{s + 2}_block{b + 1}_1_conv").kernel.shape[0]
                for s, row in enumerate(temporal[1:]) for b in range(len(row))]

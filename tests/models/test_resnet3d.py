@@ -93,7 +93,7 @@ def test_reference_formulas_give_the_published_2d_counts():
     assert ref_densenet((6, 12, 24, 16), 1000, dims=2) == 7_978_856  # torchvision densenet121
 
 
-def test_formulas_give_the_issues_3d_counts():
+def test_formulas_give_the_readmes_3d_counts():
     assert ref_resnet(18, 400) == 33_409_104
     assert ref_resnet(18, 400, "2p1d") == 33_421_164
 

@@ -6,7 +6,8 @@ our layer names: ResNet families `conv1` (the stem: conv1 / conv1_s / conv1_t, t
 `layer4` (our `layerK_*`), `fc` (our `classifier`); DenseNet `conv1`, `norm1` (our `conv1_bn`), `denseblockN`
 (`blockN_*`), `transitionN`, `norm5`, `classifier`. Frozen layers have `trainable = False`, which in Keras 3 also
 runs BatchNormalization in inference mode: its moving statistics stay as loaded, as the reference's
-`requires_grad` split does not give (it leaves BN in train mode; freezing the statistics is what the issue asks).
+`requires_grad` split does not give (it leaves BN in train mode): fine-tuning from a few clips should not move
+statistics learned on a large dataset.
 """
 
 import re

@@ -20,10 +20,13 @@ and shapes of its `weight_shapes()` (what a ttrnn layer's kernel holds), such th
 Ranks a matrix cannot fill (a TT rank above `min(prod left, prod right)`, a leaf rank above `n_k m_k`, …) are
 padded with zeros so the factors keep the shapes the format asks for; `ranks="full"` asks for the ranks at which
 the reconstruction is exact. Why not TensorLy: its `tensor_train_matrix`, `tensor_ring`, `tensor_ring_als` and
-`parafac` are what the tests compare against at small shapes (measured at the UCF11 shapes: TT and CP within 1e-9
-of them, TR below TensorLy's TR-ALS on Glorot and within 0.07 % of it on a TT + noise matrix, at ~3.5 s a sweep
-against its ~115 s; README), but it has no block-term or HT decomposition and the layouts differ (CP, TR ranks),
-so a runtime dependency would cover half of this file and still need the rest.
+`parafac` are what the tests compare against at small shapes (the UCF11-shape comparison, errors and times, is in
+the README), but it has no block-term or HT decomposition and the layouts differ (CP, TR ranks), so a runtime
+dependency would cover half of this file and still need the rest.
+
+Complexity: every method is a few sweeps of SVDs / least-squares fits over unfoldings of the `prod n * prod m`
+entries of W; `_basis` keeps each one to a GEMM with the matrix and a small symmetric eigenproblem when the
+unfolding is wide or large and the rank small.
 """
 
 import math
@@ -34,7 +37,7 @@ from ttrnn import formats
 from ttrnn.formats import FORMAT_NAMES
 from ttrnn.formats.ht import dimension_tree, post_order
 
-__all__ = ["decompose", "full_ranks", "make_format", "interleaved", "relative_error"]
+__all__ = ["decompose", "full_ranks", "make_format", "interleaved", "relative_error", "tr_als"]
 
 
 def interleaved(w, n, m):
@@ -50,12 +53,14 @@ def relative_error(a, b):
 
 
 def _basis(mat, rank):
-    """The leading `rank` left singular vectors of `mat`, zero columns past its row count. A wide matrix's come
-    from the eigenvectors of `mat mat^T` (one GEMM and a small eigh: the UCF11 kernel's unfoldings are up to
-    96 x 460,800, where LAPACK's SVD took minutes); callers project with `U^T mat`, so at full rank the
-    reconstruction is exact whatever the precision of the trailing vectors. A large matrix cut to a small rank
-    (HT's 7,680 x 5,760 node matricization at the UCF11 shapes, whose SVD ran over 30 min) takes the Gram matrix
-    of its shorter side instead: the leading vectors only, to the Gram's precision (sigma_k^2 well above eps)."""
+    """The leading `rank` left singular vectors of `mat` `(rows, cols)`, zero columns past its row count.
+
+    A wide matrix's come from the eigenvectors of `mat mat^T`: one GEMM, `rows^2 cols`, and a `rows x rows` eigh,
+    instead of an SVD over all `cols` (the UCF11 kernel's unfoldings are up to 96 x 460,800); callers project with
+    `U^T mat`, so at full rank the reconstruction is exact whatever the precision of the trailing vectors. A large
+    matrix cut to a small rank (HT's 7,680 x 5,760 node matricization at the UCF11 shapes) takes the Gram matrix of
+    its shorter side instead, `min^2 max` for the GEMM and `min^3` for the eigh against the SVD's `min^2 max` with
+    a far larger constant: the leading vectors only, to the Gram's precision (sigma_k^2 well above eps)."""
     rows, cols = mat.shape
     gram = _gram_pays(rows, cols, rank)
     if cols > 4 * rows or (gram and rows <= cols):
@@ -98,23 +103,43 @@ def _tr(w, fmt, sweeps=20, tol=1e-6):
     """TR-SVD (as `tensorly.decomposition.tensor_ring`, mode 0): `W` as the ring tensor `(n.., m..)`; the first
     core `(r_0, D_1, r_1)` from the first unfolding's leading r_0 r_1 singular vectors (as many as D_1 gives,
     zero columns past them, where TensorLy refuses), then the TT-SVD sweep with r_0 carried along as the last
-    index. Then ALS sweeps from there (`_tr_als`): the SVD fixes the split of r_0 r_1 in one step and is not the
-    best fit (on the UCF11 TT + noise matrix 0.99508 alone, 0.98237 after 20 sweeps, TensorLy's TR-ALS 0.98171)."""
+    index. Then ALS sweeps from there (`tr_als`): the SVD fixes the split of r_0 r_1 in one step and is not the
+    best fit (the README's table has the errors on the UCF11 kernel, with and without the sweeps)."""
     dims, r = tuple(fmt.n) + tuple(fmt.m), list(fmt.ranks)
     mat = np.reshape(w, (dims[0], -1))
     u = _basis(mat, r[0] * r[1])
     first = u.reshape(dims[0], r[0], r[1]).transpose(1, 0, 2)
     rest = (u.T @ mat).reshape(r[0], r[1], -1).transpose(1, 2, 0)                # (r_1, D_2..D_2d, r_0)
     cores = [first] + _sweep(rest.reshape(r[1] * dims[1], -1), dims[1:], r[1:] + [r[0]], closing=r[0])
-    return _tr_als(np.reshape(w, dims), cores, sweeps, tol)
+    return tr_als(np.reshape(w, dims), cores, sweeps, tol)
 
 
-def _tr_als(t, cores, sweeps, tol):
-    """TR-ALS (Zhao et al. 2016) from `cores` `(r_k, D_k, r_k+1)`: each core in turn the least-squares fit to `t`
-    given the others, so the error never rises; stops after `sweeps`, or once a sweep lowers the relative error
-    by less than `tol` of itself. Each fitted core is made left-orthogonal (QR), its R moved into the next core:
-    the tensor is unchanged, and the ring does not drift to cores whose product cancels (with cores only
-    normalized, one core's norm grew to 1e7 in 20 sweeps at small shapes and float32 lost the fit)."""
+def tr_als(t, cores, sweeps=20, tol=1e-6):
+    """Tensor-ring alternating least squares: refine the ring `cores` of the tensor `t`.
+
+    Parameters
+    ----------
+    t : ndarray `(D_0, ..., D_{N-1})`, the tensor to fit.
+    cores : list of N ndarrays `(r_k, D_k, r_{k+1})`, `r_N = r_0` (the ring closes): the start, e.g. a TR-SVD.
+        Its entries are overwritten as the sweeps go.
+    sweeps : the most sweeps (each fits every core once, in order).
+    tol : stop once a sweep lowers the relative error by less than `tol` of itself (0: run every sweep).
+
+    Returns
+    -------
+    The fitted cores, in the same shapes.
+
+    Each core in turn is the least-squares fit to `t` given the others (`_tr_core`), so the error never rises.
+    Each fitted core is made left-orthogonal (QR), its R moved into the next core: the tensor is unchanged, and
+    the ring does not drift to cores whose product cancels (with cores only normalized, a core's norm can grow by
+    orders of magnitude over the sweeps and float32 then loses the fit). At the end all cores get the same norm.
+    Complexity per core: contracting `t` with the other cores, `size(t) * r^2` multiply-adds (the chain `S` is
+    never formed), and an `r^2 x r^2` least-squares solve.
+
+    References
+    ----------
+    Q. Zhao, G. Zhou, S. Xie, L. Zhang, A. Cichocki. Tensor Ring Decomposition. arXiv:1606.05535, 2016.
+    """
     norm2, previous, n = float(np.vdot(t, t)), None, len(cores)
     for _ in range(sweeps):
         for k in range(n):

@@ -18,11 +18,11 @@ import keras
 import numpy as np
 
 from ttrnn import decompose as dec
-from ttrnn.formats import FORMAT_NAMES
+from ttrnn import layers
+from ttrnn.formats import DEFAULT_RANKS, FORMAT_NAMES
 
 __all__ = ["tensorize", "tensorize_model", "layer_class", "TensorizeError"]
 
-_CELLS = {"SimpleRNN": "SimpleRNN", "GRU": "GRU", "LSTM": "LSTM"}
 # Keras options carried over as they are (ttrnn's recurrent layers take the same names and meanings).
 _CARRIED = ("activation", "recurrent_activation", "use_bias", "dropout", "recurrent_dropout", "return_sequences",
             "return_state", "go_backwards")
@@ -33,8 +33,8 @@ class TensorizeError(ValueError):
 
 
 def layer_class(kind, decomposition):
-    """The ttrnn class for a Keras layer kind (`Dense`, `SimpleRNN`, `GRU`, `LSTM`) and a format."""
-    import ttrnn
+    """The ttrnn class for a Keras layer kind (`Dense`, `SimpleRNN`, `GRU`, `LSTM`: `ttrnn.layers.KINDS`) and a
+    format, or TensorizeError (one line) for a combination ttrnn has no layer for."""
     if decomposition not in FORMAT_NAMES:
         raise TensorizeError(f"unknown decomposition {decomposition!r} (choose from "
                              f"{', '.join(FORMAT_NAMES)})")
@@ -42,10 +42,9 @@ def layer_class(kind, decomposition):
         if decomposition != "tt":
             raise TensorizeError(f"a Dense layer tensorizes to TTDense only (ttrnn has no {decomposition.upper()}"
                                  "Dense); use --decomposition tt")
-        return ttrnn.TTDense
-    if kind not in _CELLS:
+    if kind not in layers.KINDS:
         raise TensorizeError(f"cannot tensorize a {kind} layer (Dense, SimpleRNN, GRU and LSTM can be)")
-    return getattr(ttrnn, decomposition.upper() + _CELLS[kind])
+    return layers.layer_class(decomposition, kind)
 
 
 def _check_settings(layer, kind):
@@ -83,13 +82,12 @@ def tensorize(layer, decomposition="tt", input_modes=None, output_modes=None, ra
     if input_modes is None or output_modes is None:
         raise TensorizeError("give input_modes and output_modes (prod n = input dimension, prod m = units)")
     config = _check_settings(layer, kind)
-    gates = {"Dense": 1, "SimpleRNN": 1, "GRU": 3, "LSTM": 4}[kind]
+    gates = 1 if kind == "Dense" else cls.GATES
     n, m = [int(v) for v in input_modes], [int(v) for v in output_modes]
     kernel = _modes(layer, kind, n, m, gates)
     folded_m = [m[0] * gates] + m[1:]          # the gates in the first output mode, as the ttrnn layers hold them
     if ranks is None:
-        from ttrnn import formats
-        ranks = formats.DEFAULT_RANKS[decomposition]
+        ranks = DEFAULT_RANKS[decomposition]
     fmt = dec.make_format(decomposition, n, folded_m, ranks, blocks)
     factors = dec.decompose(kernel, fmt)
     kwargs = {k: config[k] for k in _CARRIED if k in config}
@@ -110,11 +108,10 @@ def tensorize(layer, decomposition="tt", input_modes=None, output_modes=None, ra
 
 
 def _target(model, layer_name):
-    kinds = ("Dense", "SimpleRNN", "GRU", "LSTM")
     if layer_name is not None:
         return model.get_layer(layer_name)
     for layer in model.layers:
-        if type(layer).__name__ in kinds[1:]:
+        if type(layer).__name__ in layers.KINDS and type(layer).__name__ != "Dense":
             return layer
     for layer in model.layers:
         if type(layer).__name__ == "Dense":

@@ -94,6 +94,10 @@ class Format:
 
         Integer `x` (raw uint8 frames) is cast inside the first contraction (see the module docstring);
         `first_dtype="bfloat16"` runs that contraction in bfloat16 (integer `x` only).
+
+        Complexity: `D * c` multiply-adds per row of `x` for the first contraction (`first_matrix` is `(k, c)`),
+        which dominates, plus the format's `rest` (the TT chain's count: `ttrnn.formats.tt`); `full(weights)`,
+        `D * prod(m)` values, is never formed.
         """
         lead = ops.shape(x)[:-1]
         mat = self.first_matrix(weights)

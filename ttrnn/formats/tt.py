@@ -12,6 +12,11 @@ input modes are large and `r_d = 1`, so the first contraction shrinks the data f
 merged (`merge_tail`, the rule `common.tail_count`) so that contraction is a deep, compute-efficient matmul
 (`first_matrix`), then `rest` contracts the other cores, one 2-D matmul and a transpose each. The block-term, CP
 and HT formats rewrite themselves as TT cores and use the same chain (with `max_width`).
+
+Complexity, in multiply-adds per input row `x` `(D,)` with the last t cores merged: the first contraction
+`D * r_{d-t} * prod(m_{d-t}..m_{d-1})`, then `sum_{k < d-t} r_k r_{k+1} prod(n_0..n_k) prod(m_k..m_{d-1})`,
+against `D * prod(m)` for a dense `x @ W`. The UCF11 TT-GRU (n = 8·20·20·18, m = 12·4·4·4, ranks 4, t = 2):
+3.69 M + 0.19 M against 44.2 M. `full(cores)` costs about `prod(n) * prod(m) * r` and is for tests and export.
 """
 
 import math

@@ -155,4 +155,5 @@ class LSTMCell(SimpleRNNCell):
         return [h, c]
 
 
+# The cells of the recurrent layers (`ttrnn.layers.simple_rnn`, `gru`, `lstm`); `NAME` is each layer kind's name.
 CELLS = (SimpleRNNCell, GRUCell, LSTMCell)

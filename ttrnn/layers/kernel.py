@@ -99,12 +99,11 @@ class KernelAttributes:
 
 
 class TTArguments(KernelAttributes):
-    """The TT format's constructor arguments for a layer with a `Kernel` (Dense or recurrent): `tt_input_shape`,
-    `tt_output_shape`, `tt_ranks` (d + 1 ranks, `r_0 = r_d = 1`); attributes `tt_cores`, `tt_param_count`.
-    Put before the layer class in the bases (the registration loops do): it converts the arguments, then reads
-    the kernel the layer made."""
-
-    FORMAT = "tt"
+    """The TT format's constructor arguments for a layer with a `Kernel` (`FormatRNN`, `FormatDense`):
+    `tt_input_shape`, `tt_output_shape`, `tt_ranks` (d + 1 ranks, `r_0 = r_d = 1`), kept as attributes of those
+    names; attributes `tt_cores`, `tt_param_count`. It comes first in the public TT classes' bases
+    (`class TTGRU(TTArguments, FormatGRU)`): it checks and converts its arguments, passes them on as
+    `input_modes, output_modes, ranks`, then reads the kernel the layer made."""
 
     def __init__(self, tt_input_shape, tt_output_shape, tt_ranks, **kwargs):
         n, m, r = tt.check_tt_shape(tt_input_shape, tt_output_shape, tt_ranks)
@@ -118,20 +117,23 @@ class TTArguments(KernelAttributes):
         super().build(input_shape)
         self.tt_cores = self.kernel_weights
 
-    def _format_config(self):
+    def format_config(self):
+        """The format's constructor arguments, for `get_config`."""
         return {"tt_input_shape": self.tt_input_shape, "tt_output_shape": self.tt_output_shape,
                 "tt_ranks": self.tt_ranks}
 
 
 class FormatArguments(KernelAttributes):
     """Every other format's constructor arguments: `input_modes`, `output_modes`, `ranks` (None = the format's
-    default), `blocks` (block-term only); kept as attributes of those names."""
+    default), `blocks` (block-term only), kept as attributes of those names. It comes first in the public classes'
+    bases (`class BTLSTM(FormatArguments, FormatLSTM)`)."""
 
     def __init__(self, input_modes, output_modes, ranks=None, blocks=None, **kwargs):
         super().__init__(input_modes, output_modes, ranks, blocks, **kwargs)
         self.input_modes, self.output_modes = list(self.kernel_format.n), [int(v) for v in output_modes]
         self.ranks, self.blocks = list(self.kernel_format.ranks), self.kernel_format.blocks
 
-    def _format_config(self):
+    def format_config(self):
+        """The format's constructor arguments, for `get_config`."""
         return {"input_modes": self.input_modes, "output_modes": self.output_modes, "ranks": self.ranks,
                 "blocks": self.blocks}

@@ -55,7 +55,8 @@ class PixelScaling(keras.layers.Layer):
         if not self.mask_padding:
             return mask
         axes = tuple(range(2, len(inputs.shape)))
-        if "uint" in str(inputs.dtype):   # max > 0: no frame-sized boolean temporary (long clips, ttrnn.layers.projection)
+        # uint8 frames: max > 0 makes no frame-sized boolean temporary (long clips, ttrnn.layers.projection)
+        if "uint" in str(inputs.dtype):
             frame_mask = ops.greater(ops.max(inputs, axis=axes), 0)
         else:
             frame_mask = ops.any(ops.not_equal(inputs, 0), axis=axes)

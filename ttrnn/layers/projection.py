@@ -3,15 +3,19 @@
 A factorized kernel (TT and the other formats) is applied in two parts: the first, full-size contraction
 `y1 = reshape(x * scale + shift, (-1, k)) @ mat` reads every frame, and `rest(y1, params)` finishes the much
 smaller chain. Done on a whole padded batch at once (the fast path for short clips), the float copies of the
-frames that this needs grow with the batch: ~9 MB per padded time step at batch 16 on UCF11 frames, which put the
-paper's 1,492-frame setting past 24 GB. Here both parts run on `block_steps` time steps of the batch at a time
-inside one while loop, so a float copy of the frames exists only for one block:
+frames that this needs grow with the batch: one float32 copy of the paper's UCF11 batch (16 clips padded to 1,492
+frames of 57,600 values) is 5.5 GB. Here both parts run on `block_steps` time steps of the batch at a time inside
+one while loop, so a float copy of the frames exists only for one block:
 
 - forward keeps, per frame, only `y1` (UCF11 TT: 160 x 64 floats, 41 KB, vs 230 KB for a float frame), and only
   when a gradient may be asked for (`keep_first`);
 - backward walks the blocks again: `rest` is replayed under a tape from the kept `y1` (its gradient to `params`
   and to `y1`), then `d mat += xf^T @ d y1` with `xf` recast from the uint8 block. The frames need no gradient,
   so the big contraction costs one matmul forward and one backward, as on the whole-batch path.
+
+Cost: the whole-batch path's multiply-adds, plus the backward's recast of each block (and its first matmul again
+when `keep_first=False`). Memory: one block's float frames, `block_steps * B * D` values, plus the kept `y1`,
+`T * B * (D / k) * c` values (`k` inputs, `c` outputs of the first matrix).
 
 TensorFlow only (while loop, tf.custom_gradient); `keras.ops` has no loop with a custom gradient over it.
 """

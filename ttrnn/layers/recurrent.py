@@ -1,20 +1,27 @@
-"""Recurrent layers over any kernel format: `TTSimpleRNN`, `TTGRU`, `TTLSTM` (Yang, Krompass, Tresp, ICML 2017) and
-the TR / BT / CP / HT ones, as a kernel (`ttrnn.layers.kernel`), a cell (`ttrnn.layers.cells`) and the loop here.
+"""The recurrent loop that every ttrnn recurrent layer runs (`FormatRNN`), and its presets.
 
-One factorized matrix maps a frame `(prod n,)` to all gate pre-activations `(gates * units,)`: the first output
-mode is multiplied by the number of gates, so the dense kernel's column blocks are the gates in Keras order and
+A recurrent layer is a kernel (`ttrnn.layers.kernel.Kernel`: the input-to-hidden matrix `W` in a tensor format),
+a cell (`ttrnn.layers.cells`: one SimpleRNN / GRU / LSTM step) and this loop. The public classes (`ttrnn.TTGRU`
+and the 14 others, written out in `ttrnn.layers.simple_rnn`, `ttrnn.layers.gru` and `ttrnn.layers.lstm`) are
+`FormatRNN` subclasses that name the cell and the format and take the format's constructor arguments
+(`ttrnn.layers.kernel.TTArguments` / `FormatArguments`).
+
+One factorized matrix maps a frame `(D,)` to all gate pre-activations `(gates * units,)`: the first output mode is
+multiplied by the number of gates, so the dense kernel's column blocks are the gates in Keras order and
 `full_kernel()`, `recurrent_kernel`, `bias` drop into `keras.layers.GRU` / `LSTM` / `SimpleRNN` (`set_weights`).
 
 The loop: by default (`time_chunk=0`) all frames are projected first, batch-major, straight from the uint8 frames
 (`Kernel.project`), then the recurrence scans over the small projections `(T, B, gates * units)`: on TensorFlow
-with `ttrnn.layers.fused_scan` (XLA loops with a hand-scheduled backward pass), elsewhere, or with `recurrence="keras"`,
-with Keras's loop (`keras.ops.scan`: `lax.scan` on JAX, a `tf.while_loop` on TensorFlow, a Python loop on
-PyTorch). `time_chunk=k > 0` projects k frames at a time inside Keras's loop. On TensorFlow the layers declare
-`supports_jit = False`, so `jit_compile="auto"` runs the contractions without XLA (faster on CPU); set
-`layer.supports_jit = True` to force XLA. On JAX they declare True (JAX has only XLA: False would run the step
-op by op). Measured figures behind these choices: docs/performance.md.
+with `ttrnn.layers.fused_scan` (XLA loops with a hand-scheduled backward pass), elsewhere, or with
+`recurrence="keras"`, with Keras's loop (`keras.ops.scan`: `lax.scan` on JAX, a `tf.while_loop` on TensorFlow, a
+Python loop on PyTorch). `time_chunk=k > 0` projects k frames at a time inside Keras's loop.
+
+Compilation: on TensorFlow the layers declare `supports_jit = False`, so `jit_compile="auto"` runs the contractions
+on oneDNN without XLA (faster on CPU: oneDNN beats XLA's CPU dot on them); set `layer.supports_jit = True` to force
+XLA. On JAX they declare True (JAX has only XLA: False would run the step op by op). Figures: docs/performance.md.
 """
 
+import importlib
 import math
 
 import keras
@@ -24,9 +31,8 @@ from ttrnn import formats
 from ttrnn.formats import tt
 from ttrnn.formats.common import is_float
 from ttrnn.layers.activations import hard_sigmoid
-from ttrnn.layers.cells import CELLS, StepOps
-from ttrnn.layers.kernel import PROJECTION_BLOCK_FRAMES, WHOLE_BATCH_FRAMES, FormatArguments, Kernel, TTArguments  # noqa: F401  (importable here as before)
-from ttrnn.layers.layer_docs import recurrent_doc
+from ttrnn.layers.cells import StepOps
+from ttrnn.layers.kernel import Kernel
 
 DEFAULT_TIME_CHUNK = 0
 # The recurrence's fast path per backend (a module with `fused_scan`); other backends run Keras's loop.
@@ -40,6 +46,7 @@ PRESETS = {
     "paper": {"kernel_initializer": lambda: tt.FlatGlorotUniform(), "recurrent_activation": hard_sigmoid,
               "reset_after": False, "shared_recurrent_dropout": True},
 }
+# The serialized weight settings: `{kernel,recurrent,bias}_{initializer,regularizer,constraint}`.
 _SERIALIZED = {"initializer": keras.initializers, "regularizer": keras.regularizers, "constraint": keras.constraints}
 
 
@@ -48,12 +55,25 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
-class _Recurrent(keras.layers.Layer):
-    """The loop over a `Kernel` and a cell: masks, dropout, states, config. The public classes (`_register`) add
-    the format's arguments (`ttrnn.layers.kernel.TTArguments` / `FormatArguments`) and set `FORMAT`, `CELL`."""
+class FormatRNN(keras.layers.Layer):
+    """A recurrent layer whose input kernel is in a tensor format: the time loop over a `Kernel` and a cell.
+
+    It does what every recurrent layer does whatever its cell and format: the weights (`build`: the kernel's
+    factors, `recurrent_kernel` `(units, GATES * units)`, `bias` in the cell's layout), the presets, input scaling,
+    dropout masks, masking, initial and returned states, `go_backwards`, the choice of time loop, `get_config`.
+
+    A subclass sets `CELL` (a `ttrnn.layers.cells` class) with its `GATES` and `N_STATES` (the per-cell bases
+    `FormatSimpleRNN`, `FormatGRU`, `FormatLSTM`) and `FORMAT` (a name of `ttrnn.formats.FORMAT_NAMES`), and puts
+    the format's constructor arguments in front of it (`ttrnn.layers.kernel.TTArguments` / `FormatArguments`),
+    which call this constructor with `input_modes, output_modes, ranks, blocks`. The cell's own options (GRU
+    `reset_after`, LSTM `unit_forget_bias`) arrive in `kwargs` and go to the cell. Every argument is documented on
+    the public classes (e.g. `ttrnn.TTGRU`).
+    """
 
     FORMAT = None
     CELL = None
+    GATES = None
+    N_STATES = None
 
     def __init__(self, input_modes, output_modes, ranks=None, blocks=None, preset="modern", activation="tanh",
                  recurrent_activation=None, use_bias=True, kernel_initializer=None,
@@ -111,7 +131,7 @@ class _Recurrent(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True
-        # TensorFlow: measured faster without XLA (module docstring); JAX has only XLA (False would run eagerly).
+        # TensorFlow: faster without XLA (module docstring); JAX has only XLA (False would run eagerly).
         self.supports_jit = keras.backend.backend() != "tensorflow"
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
@@ -155,8 +175,9 @@ class _Recurrent(keras.layers.Layer):
         under forced XLA on TensorFlow (`supports_jit = True`: the blocks' dynamic shapes do not compile)."""
         return not (self.time_chunk or (self.supports_jit and keras.backend.backend() == "tensorflow"))
 
-    def _block_steps(self, x):
-        """Time steps per block of the bounded projection for these clips, or None (`Kernel.block_steps`)."""
+    def block_steps(self, x):
+        """Time steps per block of the bounded projection this layer takes for the clips `x` `(B, T, D)`, or None
+        for the whole-batch path (`Kernel.block_steps`, with `projection_block`)."""
         return self.kernel.block_steps(x, self.projection_block) if self._bounded() else None
 
     def _masks(self, batch, dim, h, training):
@@ -192,8 +213,6 @@ class _Recurrent(keras.layers.Layer):
         rec_bias = self.cell.recurrent_bias(self.bias)
         fast = FAST_SCAN.get(keras.backend.backend())
         if self.recurrence == "fused" and not self.time_chunk and fast:   # the backend's own loop
-            import importlib
-
             outputs, final = importlib.import_module(fast).fused_scan(
                 self.cell.step, x, step_mask, states, ops.convert_to_tensor(self.recurrent_kernel), rec_bias,
                 rec_masks, return_sequences=self.return_sequences)
@@ -249,7 +268,7 @@ class _Recurrent(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(self._format_config())
+        config.update(self.format_config())
         config.update({f"{w}_{part}": module.serialize(getattr(self, f"{w}_{part}"))
                        for part, module in _SERIALIZED.items() for w in ("kernel", "recurrent", "bias")})
         config.update({name: getattr(self, name) for name in (
@@ -261,23 +280,3 @@ class _Recurrent(keras.layers.Layer):
                        "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer)})
         config.update(self.cell.config())
         return config
-
-
-def _option(name):
-    return property(lambda self: getattr(self.cell, name))
-
-
-def _register(fmt, cell):
-    """The public layer `{FMT}{cell}` (e.g. `TTGRU`): the loop with the format's arguments and the cell, registered for
-    `.keras` files under its old name (`ttrnn>TTGRU`); the cell's options are read-only attributes."""
-    name = f"{fmt.upper()}{cell.NAME}"
-    body = {"FORMAT": fmt, "CELL": cell, "GATES": cell.GATES, "N_STATES": cell.N_STATES, "__module__": __name__,
-            "__qualname__": name, "__doc__": recurrent_doc(name, fmt, cell.NAME),
-            **{option: _option(option) for option in cell.OPTIONS}}
-    cls = type(name, (TTArguments if fmt == "tt" else FormatArguments, _Recurrent), body)
-    return keras.saving.register_keras_serializable(package="ttrnn")(cls)
-
-
-LAYERS = [_register(fmt, cell) for fmt in formats.FORMATS for cell in CELLS]
-globals().update({cls.__name__: cls for cls in LAYERS})
-__all__ = [cls.__name__ for cls in LAYERS]

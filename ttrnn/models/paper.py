@@ -23,8 +23,6 @@ def _head(h, num_classes, multilabel):
                               kernel_regularizer=keras.regularizers.L2(L2_ALPHA), name="classifier")(h)
 
 
-
-
 def tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks=None, ranks=None, blocks=None,
                      **kwargs):
     """The `decomposition`-format GRU / LSTM (`ttrnn.TTGRU`, `ttrnn.TRLSTM`, ...).
@@ -32,15 +30,16 @@ def tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks=No
     TT: `ranks` (an int R → `[1, R, .., R, 1]`, or the list) overrides `tt_ranks`. Other formats: `ranks=None`
     → `ttrnn.formats.DEFAULT_RANKS`; `blocks` for bt (default 2).
     """
-    import ttrnn
+    from ttrnn import formats
+    from ttrnn.layers import layer_class
     if decomposition not in FORMAT_NAMES:
         raise ValueError(f"unknown decomposition {decomposition!r} (choose from {', '.join(FORMAT_NAMES)})")
-    cls = getattr(ttrnn, f"{decomposition.upper()}{cell.upper()}")
+    cls = layer_class(decomposition, cell.upper())
     if decomposition == "tt":
         if blocks is not None:
             raise ValueError("blocks applies to the bt decomposition only")
         if ranks is not None:
-            tt_ranks = ttrnn.formats.TensorTrain(input_modes, output_modes, ranks).ranks
+            tt_ranks = formats.TensorTrain(input_modes, output_modes, ranks).ranks
         return cls(tt_input_shape=list(input_modes), tt_output_shape=list(output_modes), tt_ranks=list(tt_ranks),
                    **kwargs)
     return cls(list(input_modes), list(output_modes), ranks, blocks, **kwargs)

@@ -1,0 +1,622 @@
+"""Long short-term memory layers whose input kernel is a tensor format: `TTLSTM` (the TT-LSTM of Yang et al.,
+ICML 2017), `TRLSTM` (TR-LSTM, Pan et al. 2019), `BTLSTM` (BT-LSTM, Ye et al. 2018), `CPLSTM`, `HTLSTM` (HT-LSTM,
+Yin et al. 2020).
+
+Over 400 lines because it is five public classes, each written out with its whole docstring (as Keras's own
+layer modules); the code they share is short and lives elsewhere: `FormatLSTM` below (the cell and its option),
+the loop `ttrnn.layers.recurrent.FormatRNN`, the step `ttrnn.layers.cells.LSTMCell` and the format's constructor
+arguments `ttrnn.layers.kernel.TTArguments` / `FormatArguments`.
+"""
+
+import keras
+
+from ttrnn.layers.cells import LSTMCell
+from ttrnn.layers.kernel import FormatArguments, TTArguments
+from ttrnn.layers.recurrent import FormatRNN
+
+
+class FormatLSTM(FormatRNN):
+    """The LSTM over any kernel format: `FormatRNN` with `ttrnn.layers.cells.LSTMCell` (gates i, f, c, o; states
+    `[h, c]`). The public classes below put a format's constructor arguments in front of it and set `FORMAT`."""
+
+    CELL = LSTMCell
+    GATES = LSTMCell.GATES
+    N_STATES = LSTMCell.N_STATES
+
+    @property
+    def unit_forget_bias(self):
+        """Whether the forget gate's bias started at 1 (Keras's and the original code's choice). Read-only: a
+        constructor argument."""
+        return self.cell.unit_forget_bias
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TTLSTM(TTArguments, FormatLSTM):
+    """Long short-term memory whose input kernel is a TT-matrix: the TT-LSTM of Yang et al. (ICML 2017).
+
+    For each step `t` of a sequence of inputs `x_t` `(D,)`, with the input kernel `W = [W_i | W_f | W_c | W_o]`
+    `(D, 4 units)`, the dense recurrent kernel `U` `(units, 4 units)` in the same blocks and the bias `b` (`sigma` is
+    `recurrent_activation`, `phi` is `activation`):
+
+        i_t = sigma(x_t W_i + h_{t-1} U_i + b_i)                        input gate
+        f_t = sigma(x_t W_f + h_{t-1} U_f + b_f)                        forget gate
+        c_t = f_t * c_{t-1} + i_t * phi(x_t W_c + h_{t-1} U_c + b_c)    cell state
+        o_t = sigma(x_t W_o + h_{t-1} U_o + b_o)                        output gate
+        h_t = o_t * phi(c_t)
+
+    `W` is a TT-matrix (`ttrnn.formats.tt`): `d` cores `G_k` `(r_k, n_k, m_k, r_{k+1})`, `r_0 = r_d = 1`, and over
+    row-major multi-indices
+
+        W[(i_0..i_{d-1}), (j_0..j_{d-1})] = G_0[:, i_0, j_0, :] G_1[:, i_1, j_1, :] ... G_{d-1}[:, i_{d-1}, j_{d-1}, :]
+
+    with `sum_k r_k n_k m_k r_{k+1}` parameters. The gates are folded into the kernel's first output mode (`4 m_0`), so
+    the column blocks of `full_kernel()` are i, f, c, o in Keras's order: with `recurrent_kernel` and `bias`
+    `(4 units,)` they drop into `keras.layers.LSTM` (`set_weights`), which then computes the same outputs.
+
+    Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
+    multiply-adds counted in `ttrnn.formats.tt`), not the `D * 4 units` of a dense kernel, and runs for all steps before
+    the recurrence; then `h_{t-1} U`, `units * 4 units`. `W` is never formed.
+
+    Args:
+        tt_input_shape: the input modes `n = (n_0, ..., n_{d-1})`; `prod(n)` must equal the input size `D`.
+        tt_output_shape: the output modes `m`, as many as `n`; `units = prod(m)`.
+        tt_ranks: the `d + 1` TT ranks `(r_0, ..., r_d)`, `r_0 = r_d = 1`.
+        unit_forget_bias: start the forget gate's bias at 1 (default True, as Keras and the original code).
+        preset: "modern" (default) or "paper": the defaults of `kernel_initializer`, `recurrent_activation` and
+            `shared_recurrent_dropout` (explicit arguments win). modern: `TTGlorotNormal` factors (the dense `W` has
+            Glorot variance), sigmoid gates, one recurrent-dropout mask per gate, as `keras.layers.LSTM`. paper: what
+            the original TT-RNN code (Keras 2 / Theano) computed: `FlatGlorotUniform` factors, Keras-1 `hard_sigmoid`
+            gates, one recurrent-dropout mask shared by the gates.
+        activation: `phi` (default "tanh"; None: linear).
+        recurrent_activation: `sigma`; None: the preset's (sigmoid, or Keras-1 `hard_sigmoid` `clip(0.2 x + 0.5, 0, 1)`:
+            `ttrnn.layers.hard_sigmoid`).
+        use_bias: whether the layer has the bias `b` (default True).
+        kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
+            (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
+            initializer is applied to each factor on its own.
+        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        bias_initializer: for `bias` (default "zeros").
+        kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        bias_regularizer, bias_constraint: for `bias`.
+        activity_regularizer: on the layer's output.
+        dropout: input dropout rate in [0, 1): one mask per sequence on the input values, shared by the gates (one
+            kernel projects them all, as Keras's `implementation=2`).
+        recurrent_dropout: rate in [0, 1) of variational dropout on `h_{t-1}` in the recurrent matmul, one mask per
+            sequence.
+        shared_recurrent_dropout: one recurrent mask shared by the gates (paper) or one per gate (modern, Keras); None:
+            the preset's.
+        return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
+        return_state: also return the final states `[h, c]`.
+        go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
+            steps before the recurrence. Only speed and memory change.
+        recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
+            (XLA loops, hand-scheduled backward pass); "keras": Keras's loop (`keras.ops.scan`), which the other
+            backends always run. Only speed changes.
+        projection_dtype: None or "float32"; "bfloat16": the first contraction of integer inputs in bfloat16.
+        projection_block: frames per block when whole uint8 clips are projected (`ttrnn.layers.kernel`: memory near the
+            clips' own size however long they are); None: blocks of `PROJECTION_BLOCK_FRAMES` for batches of more than
+            `WHOLE_BATCH_FRAMES` frames, smaller ones whole; 0: always whole.
+        input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
+            can enter it (where the paper models apply their pixel scaling).
+        seed: seed of the dropout masks.
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
+
+    Call arguments:
+        sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
+            keeps no float copy of them).
+        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
+            step carries the state through and repeats the previous output, as Keras.
+        training: whether dropout applies.
+
+    Returns:
+        `(batch, units)`, or `(batch, T, units)` with `return_sequences`; with `return_state` the list `[output, h, c]`,
+        each state `(batch, units)`.
+
+    Attributes:
+        units: `prod(m)`.
+        kernel_format: the kernel's `ttrnn.formats` object (first output mode `4 m_0`).
+        kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
+        factors: the kernel's weights in the format's documented layout.
+        full_kernel(): the dense `W` `(D, 4 units)`.
+        recurrent_kernel: `U` `(units, 4 units)`.
+        bias: `b` in Keras's layout.
+        tt_cores, tt_param_count: the cores `G_k` (the same list as `factors`) and `kernel_param_count`.
+        unit_forget_bias: the cell's option (read-only).
+
+    References:
+        Y. Yang, D. Krompass, V. Tresp. Tensor-Train Recurrent Neural Networks for Video Classification. ICML 2017
+            (arXiv:1707.01786).
+        I. Oseledets. Tensor-Train Decomposition. SIAM J. Sci. Comput. 33(5), 2011 (the format).
+
+    Example (UCF11 frames, 160 x 120 x 3 = 57,600 values, to 256 units):
+
+    >>> import numpy as np
+    >>> import ttrnn
+    >>> layer = ttrnn.TTLSTM(tt_input_shape=[8, 20, 20, 18], tt_output_shape=[4, 4, 4, 4],
+    ...                      tt_ranks=[1, 4, 4, 4, 1], return_sequences=True)
+    >>> layer.kernel_param_count
+    3360
+    >>> frames = np.zeros((2, 10, 57600), "uint8")            # (batch, T, D)
+    >>> tuple(layer(frames).shape)
+    (2, 10, 256)
+    """
+
+    FORMAT = "tt"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class TRLSTM(FormatArguments, FormatLSTM):
+    """Long short-term memory whose input kernel is a tensor ring: the TR-LSTM of Pan et al. (AAAI 2019).
+
+    For each step `t` of a sequence of inputs `x_t` `(D,)`, with the input kernel `W = [W_i | W_f | W_c | W_o]`
+    `(D, 4 units)`, the dense recurrent kernel `U` `(units, 4 units)` in the same blocks and the bias `b` (`sigma` is
+    `recurrent_activation`, `phi` is `activation`):
+
+        i_t = sigma(x_t W_i + h_{t-1} U_i + b_i)                        input gate
+        f_t = sigma(x_t W_f + h_{t-1} U_f + b_f)                        forget gate
+        c_t = f_t * c_{t-1} + i_t * phi(x_t W_c + h_{t-1} U_c + b_c)    cell state
+        o_t = sigma(x_t W_o + h_{t-1} U_o + b_o)                        output gate
+        h_t = o_t * phi(c_t)
+
+    `W` is a tensor ring (`ttrnn.formats.tr`): `2d` cores `Z_k` `(r_k, dim_k, r_{k+1})` over
+    `dim = (n_0, ..., n_{d-1}, m_0, ..., m_{d-1})`, the ring closed (`r_{2d} = r_0`), and
+
+        W[(i_0..i_{d-1}), (j_0..j_{d-1})] = trace(Z_0[:, i_0, :] ... Z_{d-1}[:, i_{d-1}, :]
+                                                  Z_d[:, j_0, :] ... Z_{2d-1}[:, j_{d-1}, :])
+
+    with `sum_k r_k dim_k r_{k+1}` parameters. The gates are folded into the kernel's first output mode (`4 m_0`), so
+    the column blocks of `full_kernel()` are i, f, c, o in Keras's order: with `recurrent_kernel` and `bias`
+    `(4 units,)` they drop into `keras.layers.LSTM` (`set_weights`), which then computes the same outputs.
+
+    Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
+    multiply-adds counted in `ttrnn.formats.tt`), not the `D * 4 units` of a dense kernel, and runs for all steps before
+    the recurrence; then `h_{t-1} U`, `units * 4 units`. `W` is never formed.
+
+    Args:
+        input_modes: the input modes `n = (n_0, ..., n_{d-1})`; `prod(n)` must equal the input size `D`.
+        output_modes: the output modes `m`, as many as `n`; `units = prod(m)`.
+        ranks: an int R (every ring rank) or the `2d` ring ranks `(r_0, ..., r_{2d-1})`; None:
+            `ttrnn.formats.DEFAULT_RANKS["tr"]` (6).
+        blocks: must be None (the block-term format's argument).
+        unit_forget_bias: start the forget gate's bias at 1 (default True, as Keras and the original code).
+        preset: "modern" (default) or "paper": the defaults of `kernel_initializer`, `recurrent_activation` and
+            `shared_recurrent_dropout` (explicit arguments win). modern: `TTGlorotNormal` factors (the dense `W` has
+            Glorot variance), sigmoid gates, one recurrent-dropout mask per gate, as `keras.layers.LSTM`. paper: what
+            the original TT-RNN code (Keras 2 / Theano) computed: `FlatGlorotUniform` factors, Keras-1 `hard_sigmoid`
+            gates, one recurrent-dropout mask shared by the gates.
+        activation: `phi` (default "tanh"; None: linear).
+        recurrent_activation: `sigma`; None: the preset's (sigmoid, or Keras-1 `hard_sigmoid` `clip(0.2 x + 0.5, 0, 1)`:
+            `ttrnn.layers.hard_sigmoid`).
+        use_bias: whether the layer has the bias `b` (default True).
+        kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
+            (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
+            initializer is applied to each factor on its own.
+        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        bias_initializer: for `bias` (default "zeros").
+        kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        bias_regularizer, bias_constraint: for `bias`.
+        activity_regularizer: on the layer's output.
+        dropout: input dropout rate in [0, 1): one mask per sequence on the input values, shared by the gates (one
+            kernel projects them all, as Keras's `implementation=2`).
+        recurrent_dropout: rate in [0, 1) of variational dropout on `h_{t-1}` in the recurrent matmul, one mask per
+            sequence.
+        shared_recurrent_dropout: one recurrent mask shared by the gates (paper) or one per gate (modern, Keras); None:
+            the preset's.
+        return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
+        return_state: also return the final states `[h, c]`.
+        go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
+            steps before the recurrence. Only speed and memory change.
+        recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
+            (XLA loops, hand-scheduled backward pass); "keras": Keras's loop (`keras.ops.scan`), which the other
+            backends always run. Only speed changes.
+        projection_dtype: None or "float32"; "bfloat16": the first contraction of integer inputs in bfloat16.
+        projection_block: frames per block when whole uint8 clips are projected (`ttrnn.layers.kernel`: memory near the
+            clips' own size however long they are); None: blocks of `PROJECTION_BLOCK_FRAMES` for batches of more than
+            `WHOLE_BATCH_FRAMES` frames, smaller ones whole; 0: always whole.
+        input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
+            can enter it (where the paper models apply their pixel scaling).
+        seed: seed of the dropout masks.
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
+
+    Call arguments:
+        sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
+            keeps no float copy of them).
+        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
+            step carries the state through and repeats the previous output, as Keras.
+        training: whether dropout applies.
+
+    Returns:
+        `(batch, units)`, or `(batch, T, units)` with `return_sequences`; with `return_state` the list `[output, h, c]`,
+        each state `(batch, units)`.
+
+    Attributes:
+        units: `prod(m)`.
+        kernel_format: the kernel's `ttrnn.formats` object (first output mode `4 m_0`).
+        kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
+        factors: the kernel's weights in the format's documented layout.
+        full_kernel(): the dense `W` `(D, 4 units)`.
+        recurrent_kernel: `U` `(units, 4 units)`.
+        bias: `b` in Keras's layout.
+        unit_forget_bias: the cell's option (read-only).
+
+    References:
+        Y. Pan et al. Compressing Recurrent Neural Networks with Tensor Ring for Action Recognition. AAAI 2019
+            (TR-LSTM).
+        Q. Zhao et al. Tensor Ring Decomposition. arXiv:1606.05535, 2016 (the format).
+
+    Example (UCF11 frames, 160 x 120 x 3 = 57,600 values, to 256 units):
+
+    >>> import numpy as np
+    >>> import ttrnn
+    >>> layer = ttrnn.TRLSTM(input_modes=[8, 20, 20, 18], output_modes=[4, 4, 4, 4],
+    ...                      ranks=6, return_sequences=True)
+    >>> layer.kernel_param_count
+    3384
+    >>> frames = np.zeros((2, 10, 57600), "uint8")            # (batch, T, D)
+    >>> tuple(layer(frames).shape)
+    (2, 10, 256)
+    """
+
+    FORMAT = "tr"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class BTLSTM(FormatArguments, FormatLSTM):
+    """Long short-term memory whose input kernel is a sum of block terms (BT-LSTM, Ye et al., CVPR 2018).
+
+    For each step `t` of a sequence of inputs `x_t` `(D,)`, with the input kernel `W = [W_i | W_f | W_c | W_o]`
+    `(D, 4 units)`, the dense recurrent kernel `U` `(units, 4 units)` in the same blocks and the bias `b` (`sigma` is
+    `recurrent_activation`, `phi` is `activation`):
+
+        i_t = sigma(x_t W_i + h_{t-1} U_i + b_i)                        input gate
+        f_t = sigma(x_t W_f + h_{t-1} U_f + b_f)                        forget gate
+        c_t = f_t * c_{t-1} + i_t * phi(x_t W_c + h_{t-1} U_c + b_c)    cell state
+        o_t = sigma(x_t W_o + h_{t-1} U_o + b_o)                        output gate
+        h_t = o_t * phi(c_t)
+
+    `W` is a sum of block terms (`ttrnn.formats.bt`): `blocks` Tucker terms, each a core `C_b` `(R_0, ..., R_{d-1})` and
+    factors `A_bk` `(n_k, m_k, R_k)`, and
+
+        W[(i_0..i_{d-1}), (j_0..j_{d-1})] = sum_b sum_s C_b[s_0, ..., s_{d-1}] prod_k A_bk[i_k, j_k, s_k]
+
+    with `blocks * (sum_k n_k m_k R_k + prod_k R_k)` parameters. The gates are folded into the kernel's first output
+    mode (`4 m_0`), so the column blocks of `full_kernel()` are i, f, c, o in Keras's order: with `recurrent_kernel` and
+    `bias` `(4 units,)` they drop into `keras.layers.LSTM` (`set_weights`), which then computes the same outputs.
+
+    Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
+    multiply-adds counted in `ttrnn.formats.tt`), not the `D * 4 units` of a dense kernel, and runs for all steps before
+    the recurrence; then `h_{t-1} U`, `units * 4 units`. `W` is never formed.
+
+    Args:
+        input_modes: the input modes `n = (n_0, ..., n_{d-1})` (at least 2); `prod(n)` must equal the input size `D`.
+        output_modes: the output modes `m`, as many as `n`; `units = prod(m)`.
+        ranks: an int R or the `d` Tucker ranks `(R_0, ..., R_{d-1})`, shared by the blocks; None:
+            `ttrnn.formats.DEFAULT_RANKS["bt"]` (4).
+        blocks: the number of block terms; None: `ttrnn.formats.DEFAULT_BLOCKS` (2).
+        unit_forget_bias: start the forget gate's bias at 1 (default True, as Keras and the original code).
+        preset: "modern" (default) or "paper": the defaults of `kernel_initializer`, `recurrent_activation` and
+            `shared_recurrent_dropout` (explicit arguments win). modern: `TTGlorotNormal` factors (the dense `W` has
+            Glorot variance), sigmoid gates, one recurrent-dropout mask per gate, as `keras.layers.LSTM`. paper: what
+            the original TT-RNN code (Keras 2 / Theano) computed: `FlatGlorotUniform` factors, Keras-1 `hard_sigmoid`
+            gates, one recurrent-dropout mask shared by the gates.
+        activation: `phi` (default "tanh"; None: linear).
+        recurrent_activation: `sigma`; None: the preset's (sigmoid, or Keras-1 `hard_sigmoid` `clip(0.2 x + 0.5, 0, 1)`:
+            `ttrnn.layers.hard_sigmoid`).
+        use_bias: whether the layer has the bias `b` (default True).
+        kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
+            (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
+            initializer is applied to each factor on its own.
+        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        bias_initializer: for `bias` (default "zeros").
+        kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        bias_regularizer, bias_constraint: for `bias`.
+        activity_regularizer: on the layer's output.
+        dropout: input dropout rate in [0, 1): one mask per sequence on the input values, shared by the gates (one
+            kernel projects them all, as Keras's `implementation=2`).
+        recurrent_dropout: rate in [0, 1) of variational dropout on `h_{t-1}` in the recurrent matmul, one mask per
+            sequence.
+        shared_recurrent_dropout: one recurrent mask shared by the gates (paper) or one per gate (modern, Keras); None:
+            the preset's.
+        return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
+        return_state: also return the final states `[h, c]`.
+        go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
+            steps before the recurrence. Only speed and memory change.
+        recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
+            (XLA loops, hand-scheduled backward pass); "keras": Keras's loop (`keras.ops.scan`), which the other
+            backends always run. Only speed changes.
+        projection_dtype: None or "float32"; "bfloat16": the first contraction of integer inputs in bfloat16.
+        projection_block: frames per block when whole uint8 clips are projected (`ttrnn.layers.kernel`: memory near the
+            clips' own size however long they are); None: blocks of `PROJECTION_BLOCK_FRAMES` for batches of more than
+            `WHOLE_BATCH_FRAMES` frames, smaller ones whole; 0: always whole.
+        input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
+            can enter it (where the paper models apply their pixel scaling).
+        seed: seed of the dropout masks.
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
+
+    Call arguments:
+        sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
+            keeps no float copy of them).
+        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
+            step carries the state through and repeats the previous output, as Keras.
+        training: whether dropout applies.
+
+    Returns:
+        `(batch, units)`, or `(batch, T, units)` with `return_sequences`; with `return_state` the list `[output, h, c]`,
+        each state `(batch, units)`.
+
+    Attributes:
+        units: `prod(m)`.
+        kernel_format: the kernel's `ttrnn.formats` object (first output mode `4 m_0`).
+        kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
+        factors: the kernel's weights in the format's documented layout.
+        full_kernel(): the dense `W` `(D, 4 units)`.
+        recurrent_kernel: `U` `(units, 4 units)`.
+        bias: `b` in Keras's layout.
+        unit_forget_bias: the cell's option (read-only).
+
+    References:
+        J. Ye et al. Learning Compact Recurrent Neural Networks with Block-Term Tensor Decomposition. CVPR 2018
+            (BT-LSTM).
+        L. De Lathauwer. Decompositions of a Higher-Order Tensor in Block Terms. SIAM J. Matrix Anal. Appl. 30(3), 2008
+            (the format).
+
+    Example (UCF11 frames, 160 x 120 x 3 = 57,600 values, to 256 units):
+
+    >>> import numpy as np
+    >>> import ttrnn
+    >>> layer = ttrnn.BTLSTM(input_modes=[8, 20, 20, 18], output_modes=[4, 4, 4, 4],
+    ...                      ranks=4, blocks=2, return_sequences=True)
+    >>> layer.kernel_param_count
+    3392
+    >>> frames = np.zeros((2, 10, 57600), "uint8")            # (batch, T, D)
+    >>> tuple(layer(frames).shape)
+    (2, 10, 256)
+    """
+
+    FORMAT = "bt"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class CPLSTM(FormatArguments, FormatLSTM):
+    """Long short-term memory whose input kernel is a CP (canonical polyadic) decomposition.
+
+    For each step `t` of a sequence of inputs `x_t` `(D,)`, with the input kernel `W = [W_i | W_f | W_c | W_o]`
+    `(D, 4 units)`, the dense recurrent kernel `U` `(units, 4 units)` in the same blocks and the bias `b` (`sigma` is
+    `recurrent_activation`, `phi` is `activation`):
+
+        i_t = sigma(x_t W_i + h_{t-1} U_i + b_i)                        input gate
+        f_t = sigma(x_t W_f + h_{t-1} U_f + b_f)                        forget gate
+        c_t = f_t * c_{t-1} + i_t * phi(x_t W_c + h_{t-1} U_c + b_c)    cell state
+        o_t = sigma(x_t W_o + h_{t-1} U_o + b_o)                        output gate
+        h_t = o_t * phi(c_t)
+
+    `W` is a CP decomposition of rank R (`ttrnn.formats.cp`): weights `w` `(R,)` and factors `A_k` `(n_k, m_k, R)`, and
+
+        W[(i_0..i_{d-1}), (j_0..j_{d-1})] = sum_s w_s prod_k A_k[i_k, j_k, s]
+
+    with `R (1 + sum_k n_k m_k)` parameters. The gates are folded into the kernel's first output mode (`4 m_0`), so the
+    column blocks of `full_kernel()` are i, f, c, o in Keras's order: with `recurrent_kernel` and `bias` `(4 units,)`
+    they drop into `keras.layers.LSTM` (`set_weights`), which then computes the same outputs.
+
+    Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
+    multiply-adds counted in `ttrnn.formats.tt`), not the `D * 4 units` of a dense kernel, and runs for all steps before
+    the recurrence; then `h_{t-1} U`, `units * 4 units`. `W` is never formed.
+
+    Args:
+        input_modes: the input modes `n = (n_0, ..., n_{d-1})` (at least 2); `prod(n)` must equal the input size `D`.
+        output_modes: the output modes `m`, as many as `n`; `units = prod(m)`.
+        ranks: the CP rank R (an int or `[R]`); None: `ttrnn.formats.DEFAULT_RANKS["cp"]` (9).
+        blocks: must be None (the block-term format's argument).
+        unit_forget_bias: start the forget gate's bias at 1 (default True, as Keras and the original code).
+        preset: "modern" (default) or "paper": the defaults of `kernel_initializer`, `recurrent_activation` and
+            `shared_recurrent_dropout` (explicit arguments win). modern: `TTGlorotNormal` factors (the dense `W` has
+            Glorot variance), sigmoid gates, one recurrent-dropout mask per gate, as `keras.layers.LSTM`. paper: what
+            the original TT-RNN code (Keras 2 / Theano) computed: `FlatGlorotUniform` factors, Keras-1 `hard_sigmoid`
+            gates, one recurrent-dropout mask shared by the gates.
+        activation: `phi` (default "tanh"; None: linear).
+        recurrent_activation: `sigma`; None: the preset's (sigmoid, or Keras-1 `hard_sigmoid` `clip(0.2 x + 0.5, 0, 1)`:
+            `ttrnn.layers.hard_sigmoid`).
+        use_bias: whether the layer has the bias `b` (default True).
+        kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
+            (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
+            initializer is applied to each factor on its own.
+        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        bias_initializer: for `bias` (default "zeros").
+        kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        bias_regularizer, bias_constraint: for `bias`.
+        activity_regularizer: on the layer's output.
+        dropout: input dropout rate in [0, 1): one mask per sequence on the input values, shared by the gates (one
+            kernel projects them all, as Keras's `implementation=2`).
+        recurrent_dropout: rate in [0, 1) of variational dropout on `h_{t-1}` in the recurrent matmul, one mask per
+            sequence.
+        shared_recurrent_dropout: one recurrent mask shared by the gates (paper) or one per gate (modern, Keras); None:
+            the preset's.
+        return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
+        return_state: also return the final states `[h, c]`.
+        go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
+            steps before the recurrence. Only speed and memory change.
+        recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
+            (XLA loops, hand-scheduled backward pass); "keras": Keras's loop (`keras.ops.scan`), which the other
+            backends always run. Only speed changes.
+        projection_dtype: None or "float32"; "bfloat16": the first contraction of integer inputs in bfloat16.
+        projection_block: frames per block when whole uint8 clips are projected (`ttrnn.layers.kernel`: memory near the
+            clips' own size however long they are); None: blocks of `PROJECTION_BLOCK_FRAMES` for batches of more than
+            `WHOLE_BATCH_FRAMES` frames, smaller ones whole; 0: always whole.
+        input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
+            can enter it (where the paper models apply their pixel scaling).
+        seed: seed of the dropout masks.
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
+
+    Call arguments:
+        sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
+            keeps no float copy of them).
+        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
+            step carries the state through and repeats the previous output, as Keras.
+        training: whether dropout applies.
+
+    Returns:
+        `(batch, units)`, or `(batch, T, units)` with `return_sequences`; with `return_state` the list `[output, h, c]`,
+        each state `(batch, units)`.
+
+    Attributes:
+        units: `prod(m)`.
+        kernel_format: the kernel's `ttrnn.formats` object (first output mode `4 m_0`).
+        kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
+        factors: the kernel's weights in the format's documented layout.
+        full_kernel(): the dense `W` `(D, 4 units)`.
+        recurrent_kernel: `U` `(units, 4 units)`.
+        bias: `b` in Keras's layout.
+        unit_forget_bias: the cell's option (read-only).
+
+    References:
+        F. L. Hitchcock. The Expression of a Tensor or a Polyadic as a Sum of Products. J. Math. Phys. 6, 1927 (the
+            format).
+        T. G. Kolda, B. W. Bader. Tensor Decompositions and Applications. SIAM Review 51(3), 2009, section 3.
+
+    Example (UCF11 frames, 160 x 120 x 3 = 57,600 values, to 256 units):
+
+    >>> import numpy as np
+    >>> import ttrnn
+    >>> layer = ttrnn.CPLSTM(input_modes=[8, 20, 20, 18], output_modes=[4, 4, 4, 4],
+    ...                      ranks=9, return_sequences=True)
+    >>> layer.kernel_param_count
+    3249
+    >>> frames = np.zeros((2, 10, 57600), "uint8")            # (batch, T, D)
+    >>> tuple(layer(frames).shape)
+    (2, 10, 256)
+    """
+
+    FORMAT = "cp"
+
+
+@keras.saving.register_keras_serializable(package="ttrnn")
+class HTLSTM(FormatArguments, FormatLSTM):
+    """Long short-term memory whose input kernel is a hierarchical Tucker tree (HT-LSTM, Yin et al. 2020).
+
+    For each step `t` of a sequence of inputs `x_t` `(D,)`, with the input kernel `W = [W_i | W_f | W_c | W_o]`
+    `(D, 4 units)`, the dense recurrent kernel `U` `(units, 4 units)` in the same blocks and the bias `b` (`sigma` is
+    `recurrent_activation`, `phi` is `activation`):
+
+        i_t = sigma(x_t W_i + h_{t-1} U_i + b_i)                        input gate
+        f_t = sigma(x_t W_f + h_{t-1} U_f + b_f)                        forget gate
+        c_t = f_t * c_{t-1} + i_t * phi(x_t W_c + h_{t-1} U_c + b_c)    cell state
+        o_t = sigma(x_t W_o + h_{t-1} U_o + b_o)                        output gate
+        h_t = o_t * phi(c_t)
+
+    `W` is a hierarchical Tucker tree (`ttrnn.formats.ht`): a balanced binary tree over the `d` mode pairs `(n_k, m_k)`,
+    a leaf factor `A_k` `(n_k, m_k, r_k)` per mode pair and a transfer tensor `B_t` `(r_left, r_right, r_t)` per inner
+    node, the root's rank 1; a node's matrix is
+
+        A_t = (A_left ⊗ A_right) B_t                                    (the root's is W)
+
+    with `sum_k n_k m_k r_k + sum_t r_left r_right r_t` parameters. The gates are folded into the kernel's first output
+    mode (`4 m_0`), so the column blocks of `full_kernel()` are i, f, c, o in Keras's order: with `recurrent_kernel` and
+    `bias` `(4 units,)` they drop into `keras.layers.LSTM` (`set_weights`), which then computes the same outputs.
+
+    Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
+    multiply-adds counted in `ttrnn.formats.tt`), not the `D * 4 units` of a dense kernel, and runs for all steps before
+    the recurrence; then `h_{t-1} U`, `units * 4 units`. `W` is never formed.
+
+    Args:
+        input_modes: the input modes `n = (n_0, ..., n_{d-1})` (at least 2); `prod(n)` must equal the input size `D`.
+        output_modes: the output modes `m`, as many as `n`; `units = prod(m)`.
+        ranks: an int R (every node but the root) or one rank per tree node in post-order, the root's (last) 1; None:
+            `ttrnn.formats.DEFAULT_RANKS["ht"]` (7).
+        blocks: must be None (the block-term format's argument).
+        unit_forget_bias: start the forget gate's bias at 1 (default True, as Keras and the original code).
+        preset: "modern" (default) or "paper": the defaults of `kernel_initializer`, `recurrent_activation` and
+            `shared_recurrent_dropout` (explicit arguments win). modern: `TTGlorotNormal` factors (the dense `W` has
+            Glorot variance), sigmoid gates, one recurrent-dropout mask per gate, as `keras.layers.LSTM`. paper: what
+            the original TT-RNN code (Keras 2 / Theano) computed: `FlatGlorotUniform` factors, Keras-1 `hard_sigmoid`
+            gates, one recurrent-dropout mask shared by the gates.
+        activation: `phi` (default "tanh"; None: linear).
+        recurrent_activation: `sigma`; None: the preset's (sigmoid, or Keras-1 `hard_sigmoid` `clip(0.2 x + 0.5, 0, 1)`:
+            `ttrnn.layers.hard_sigmoid`).
+        use_bias: whether the layer has the bias `b` (default True).
+        kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
+            (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
+            initializer is applied to each factor on its own.
+        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        bias_initializer: for `bias` (default "zeros").
+        kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        bias_regularizer, bias_constraint: for `bias`.
+        activity_regularizer: on the layer's output.
+        dropout: input dropout rate in [0, 1): one mask per sequence on the input values, shared by the gates (one
+            kernel projects them all, as Keras's `implementation=2`).
+        recurrent_dropout: rate in [0, 1) of variational dropout on `h_{t-1}` in the recurrent matmul, one mask per
+            sequence.
+        shared_recurrent_dropout: one recurrent mask shared by the gates (paper) or one per gate (modern, Keras); None:
+            the preset's.
+        return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
+        return_state: also return the final states `[h, c]`.
+        go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
+            steps before the recurrence. Only speed and memory change.
+        recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
+            (XLA loops, hand-scheduled backward pass); "keras": Keras's loop (`keras.ops.scan`), which the other
+            backends always run. Only speed changes.
+        projection_dtype: None or "float32"; "bfloat16": the first contraction of integer inputs in bfloat16.
+        projection_block: frames per block when whole uint8 clips are projected (`ttrnn.layers.kernel`: memory near the
+            clips' own size however long they are); None: blocks of `PROJECTION_BLOCK_FRAMES` for batches of more than
+            `WHOLE_BATCH_FRAMES` frames, smaller ones whole; 0: always whole.
+        input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
+            can enter it (where the paper models apply their pixel scaling).
+        seed: seed of the dropout masks.
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
+
+    Call arguments:
+        sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
+            keeps no float copy of them).
+        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
+            step carries the state through and repeats the previous output, as Keras.
+        training: whether dropout applies.
+
+    Returns:
+        `(batch, units)`, or `(batch, T, units)` with `return_sequences`; with `return_state` the list `[output, h, c]`,
+        each state `(batch, units)`.
+
+    Attributes:
+        units: `prod(m)`.
+        kernel_format: the kernel's `ttrnn.formats` object (first output mode `4 m_0`).
+        kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
+        factors: the kernel's weights in the format's documented layout.
+        full_kernel(): the dense `W` `(D, 4 units)`.
+        recurrent_kernel: `U` `(units, 4 units)`.
+        bias: `b` in Keras's layout.
+        unit_forget_bias: the cell's option (read-only).
+
+    References:
+        M. Yin et al. Compressing Recurrent Neural Networks Using Hierarchical Tucker Tensor Decomposition.
+            arXiv:2005.04366, 2020 (HT-LSTM).
+        W. Hackbusch, S. Kühn. A New Scheme for the Tensor Representation. J. Fourier Anal. Appl. 15(5), 2009; L.
+            Grasedyck. Hierarchical Singular Value Decomposition of Tensors. SIAM J. Matrix Anal. Appl. 31(4), 2010 (the
+            format, with its textbook tree: the HT-RNN papers do not publish theirs).
+
+    Example (UCF11 frames, 160 x 120 x 3 = 57,600 values, to 256 units):
+
+    >>> import numpy as np
+    >>> import ttrnn
+    >>> layer = ttrnn.HTLSTM(input_modes=[8, 20, 20, 18], output_modes=[4, 4, 4, 4],
+    ...                      ranks=7, return_sequences=True)
+    >>> layer.kernel_param_count
+    3255
+    >>> frames = np.zeros((2, 10, 57600), "uint8")            # (batch, T, D)
+    >>> tuple(layer(frames).shape)
+    (2, 10, 256)
+    """
+
+    FORMAT = "ht"
