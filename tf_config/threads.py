@@ -193,11 +193,11 @@ def current_threads():
             "inter_op": int(tf.config.threading.get_inter_op_parallelism_threads())}
 
 
-def _main(argv=None):
+def main(argv=None):
     """``python -m tf_config.threads [flags]``: apply the flags and print the effective settings as JSON."""
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m tf_config.threads", description=_main.__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tf_config.threads", description=main.__doc__,
                                      allow_abbrev=False)
     parser.error = lambda message: parser.exit(2, f"{parser.prog}: error: {message}\n")  # one line, as every CLI
     add_thread_args(parser)
@@ -214,4 +214,4 @@ def _main(argv=None):
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main())
+    raise SystemExit(main())

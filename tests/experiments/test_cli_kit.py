@@ -23,8 +23,7 @@ for module, argv in calls:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            rc = getattr(mod, "main", None) or mod._main
-            rc = rc(argv)
+            rc = mod.main(argv)
         except SystemExit as exc:
             rc = exc.code
     out.append([module, rc, err.getvalue()])

@@ -145,3 +145,28 @@ def test_unknown_depth_and_shortcut_are_clear_errors():
         resnet3d(10, 5, shortcut="C", **SMALL)
     with pytest.raises(ValueError, match="depth 18"):
         wide_resnet3d(18, 5)
+
+
+@pytest.mark.parametrize("kernel, strides, groups", [((3, 7, 7), (1, 2, 2), 1), ((3, 3, 3), (2, 2, 2), 2)])
+def test_strided_conv3d_equals_keras_conv3d_in_outputs_and_gradients(kernel, strides, groups):
+    """StridedConv3D (a sum over stride phases of unstrided convolutions) against keras.layers.Conv3D with the same
+    kernel, strides, "valid" padding and no bias: outputs and the gradients of the kernel and the input."""
+    import tensorflow as tf
+
+    from ttrnn.baselines.video import StridedConv3D
+
+    x = tf.constant(np.random.default_rng(0).standard_normal((2, 7, 13, 12, 4)), dtype=tf.float32)
+    ours = StridedConv3D(6, kernel, strides, groups=groups)
+    ref = keras.layers.Conv3D(6, kernel, strides=strides, padding="valid", use_bias=False, groups=groups)
+    ours.build(x.shape)
+    ref.build(x.shape)
+    ref.kernel.assign(ours.kernel)
+    results = []
+    for layer in (ours, ref):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.cos(y))
+        results.append((y, *tape.gradient(loss, [layer.kernel, x])))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
