@@ -67,3 +67,15 @@ def test_ttdense_save_load_round_trip(tmp_path):
     loaded = keras.saving.load_model(path)
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
     assert loaded.layers[-1].get_config()["tt_ranks"] == list(R)
+
+
+def test_every_public_layer_is_exported_by_ttrnn_itself():
+    """`ttrnn/__init__.py` names its layers without importing Keras; the list must match `ttrnn.layers`."""
+    import ttrnn.layers
+
+    classes = [name for name in ttrnn.layers.__all__
+               if isinstance(getattr(ttrnn.layers, name), type) and issubclass(getattr(ttrnn.layers, name),
+                                                                               keras.layers.Layer)]
+    assert sorted(classes) == sorted(name for name in ttrnn.__all__ if name not in
+                                     ("load_model", "tensorize", "tensorize_model"))
+    assert all(getattr(ttrnn, name) is getattr(ttrnn.layers, name) for name in classes)
