@@ -41,6 +41,7 @@ from experiments.trainer.preflight import (
 from ttrnn.cli import (
     OK,
     RUN_ERROR,
+    USAGE,
     RunError,
     UsageError,
     deferred_interrupts,
@@ -127,9 +128,16 @@ def main(spec, argv=None):
         line = corrupt_clip_line(exc)
         if line is None:
             raise
-        print(f"{parser.prog}: error: {line} (python -m preprocess.check STORE --repair, then preprocess again)",
+        store = getattr(args, "data", None) or "STORE"
+        print(f"{parser.prog}: error: {line} (python -m preprocess.check {store} --repair, then preprocess again)",
               file=sys.stderr)
         return RUN_ERROR
     finally:
         if lock:
             lock.release(cleanup=failed)   # a run directory made for a run that failed before its first file
+
+
+if __name__ == "__main__":   # not a command itself: say which ones are
+    print("python -m experiments.train: error: the trainer is run through a dataset's command: python -m "
+          "experiments.ucf11 (or hollywood2, celebfaces, ucf101) --help", file=sys.stderr)
+    sys.exit(USAGE)

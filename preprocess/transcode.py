@@ -68,6 +68,7 @@ def transcode(src, out, codec, quality=None, workers=None, overwrite=False, prog
         raise IngestError("SRC and OUT are the same store")
     try:
         with FrameStore(src) as s:
+            s.check_shards()   # a source copied without its shard folder: one line now, not one per clip
             ids, n = list(s.index["clip_id"]), len(s)
             splits = {k: {p: [ids[j] for j in rows] for p, rows in v.items()} for k, v in s.splits.items()}
             src_failed = list(s.failed)

@@ -3,13 +3,15 @@ markdown table or JSON lines, and the hidden entry points of its child processes
 
 import argparse
 import json
+import os
+import sys
 import textwrap
 
 from experiments.bench import epoch, scale, store, train, tt, versions
 from experiments.bench.common import epoch_step_child
 from tf_config.console import add_console_args, quiet_console
 from tf_config.memory import apply_memory
-from ttrnn.cli import OneLineParser
+from ttrnn.cli import USAGE, OneLineParser
 
 SECTIONS = {"tt": tt.bench_tt, "versions": versions.bench_versions, "store": store.bench_store,
             "train": train.bench_train, "epoch": epoch.bench_epoch, "scale": scale.bench_scale}
@@ -87,6 +89,33 @@ def parse_args(argv=None):
     return args
 
 
+def store_problem(args):
+    """Before TensorFlow: the one-line problem of a store that `--store` names for the sections run (epoch, scale),
+    exists and opens, but whose shard folder is missing or another store's (`FrameStore.check_shards`); else None.
+    A file that is not a readable store is no problem here: its section writes a new store there, as before."""
+    from ttrnn.store import FrameStore, StoreError
+    sections = args.sections or DEFAULT_SECTIONS
+    paths = []
+    if args.store and "epoch" in sections:
+        paths.append(args.store)
+    if args.store and "scale" in sections:
+        codecs = args.codecs or scale.SCALE_CODECS
+        paths += [scale.scale_store_path(args.store, c, len(codecs) > 1) for c in codecs]
+    for path in dict.fromkeys(map(str, paths)):
+        if not os.path.isfile(path):
+            continue
+        try:
+            store = FrameStore(path)
+        except StoreError:
+            continue
+        with store:
+            try:
+                store.check_shards()
+            except StoreError as exc:
+                return f"{exc}; or remove {path}, and the bench writes a new store there"
+    return None
+
+
 def quiet_retracing():
     """Drop TensorFlow's "triggered tf.function retracing" warning in this process: the bench builds one train step
     per case on purpose (each a different model, `make_train_step` each time, each traced once) and TensorFlow
@@ -106,6 +135,10 @@ def print_table(rows):
 
 def main(argv=None):
     args = parse_args(argv)
+    problem = store_problem(args)
+    if problem:
+        print(f"python -m experiments.bench: error: {problem}", file=sys.stderr)
+        return USAGE
     quiet_console(args.verbose)
     quiet_retracing()
     apply_memory()                   # the trainer's allocator settings, before TensorFlow starts (tf_config.memory)

@@ -38,6 +38,7 @@ from experiments.bench.common import (
 
 SCALE_CLIPS = 1600                       # UCF11: 1,600 clips, 11 classes, 25 groups
 SCALE_GROUPS = 25
+SCALE_CODECS = ("raw", "jpeg")           # the store codecs trained from unless --codecs says otherwise
 
 
 def scale_pool(videos=None, seed=0):
@@ -102,7 +103,7 @@ def bench_scale(args):
     """The section's rows (module docstring), in order."""
     count = 40 if args.quick else SCALE_CLIPS
     lengths = np.maximum(24, ucf11_lengths(count) // 8) if args.quick else ucf11_lengths(count)
-    codecs = args.codecs or ("raw", "jpeg")
+    codecs = args.codecs or SCALE_CODECS
     max_lens = args.max_lens or ((48, 96) if args.quick else (450, 1492))
     yield {"name": "scale_load", "value": round(os.getloadavg()[1], 2),
            "unit": f"load average (5 min) at the start; {cpu_model()}"}

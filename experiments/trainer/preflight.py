@@ -21,18 +21,24 @@ RUNS = Path("runs")   # where runs go without --out (relative to the working dir
 
 
 def open_store(path, spec):
-    """The FrameStore at `path`, checked to be a store this dataset CLI can train on."""
+    """The FrameStore at `path`, checked to be a store this dataset CLI can train on, with its shard folder beside
+    it (`FrameStore.check_shards`: a store copied without OUT.clips/ fails here, in one line, not at its first
+    read after TensorFlow has started)."""
     from ttrnn.store import FrameStore, StoreError
+    from ttrnn.store.schema import rebuild_hint
     if Path(path).is_dir():
         raise UsageError(f"--data {path} is a directory; give the store file (.h5) made by "
                          f"`python -m preprocess.{spec.name} SRC STORE.h5`")
     if not Path(path).is_file():
-        raise UsageError(f"no store at {path} (make one with `python -m preprocess.{spec.name} SRC {path}`)")
+        raise UsageError(f"no store at {path}" + (rebuild_hint(path) or f" (make one with `python -m "
+                                                                        f"preprocess.{spec.name} SRC {path}`)"))
     try:
         store = FrameStore(path)
         kind = store.attrs.get("dataset")
         n = len(store)
     except (StoreError, OSError, KeyError) as exc:
+        if rebuild_hint(path):   # a damaged index beside its shards: the message says how to rebuild it
+            raise UsageError(str(exc)) from None
         raise UsageError(f"{path} is not a ttrnn frame store ({exc})") from None
     if kind not in spec.stores:
         raise UsageError(f"{path} is a {kind!r} store; experiments.{spec.name} trains on "
@@ -42,6 +48,11 @@ def open_store(path, spec):
     if spec.multilabel != bool(store.multilabel):
         raise UsageError(f"{path} is {'multi' if store.multilabel else 'single'}-label; "
                          f"experiments.{spec.name} expects {'multi' if spec.multilabel else 'single'}-label")
+    try:
+        store.check_shards()
+    except StoreError as exc:
+        store.close()
+        raise UsageError(str(exc)) from None
     return store
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from preprocess import ucf11
 from preprocess.synthetic import make_dataset
-from ttrnn.store import FrameStore, shard_dir
+from ttrnn.store import STORE_RECORD, FrameStore, shard_dir
+from ttrnn.store.schema import read_record
 
 SIZE = "32x24"
 KILLS = 30
@@ -91,8 +92,11 @@ def assert_complete(out, clean):
     assert assert_sound(out, clean) == len(clean)
     with FrameStore(out) as s:
         listed = sorted(os.path.basename(s.shard_path(i)) for i in range(len(s)))
+        record = read_record(out)   # the store record says what the index says beyond its rows
+        assert (record["uid"], record["failed"]) == (s.uid, [list(f) for f in s.failed])
+        assert record["params"]["classes"] == s.classes and record["params"]["codec"] == s.codec
     files = sorted(os.listdir(shard_dir(out)))
-    assert files == sorted(listed + [".lock"])  # no temporaries, no unlisted shards left behind
+    assert files == sorted(listed + [".lock", STORE_RECORD])  # no temporaries, no unlisted shards left behind
     assert not [n for n in os.listdir(os.path.dirname(out)) if ".tmp-" in n]
 
 

@@ -9,7 +9,9 @@ Modules, by concern:
     codecs      frame coding per codec and the per-frame CRC-32
     files       the file lock and the atomic write (+ fsync) every writer of the project uses
     writer      `write_shard` (decode workers) and `StoreWriter` (atomic commits, the lock, shard adoption)
-    reader      `FrameStore` (reads, shard cache, page-cache hints, O_DIRECT through `direct_io`)
+    reader      `FrameStore` (reads, shard cache, page-cache hints, O_DIRECT through `direct_io`) and
+                `check_shards` (is the shard folder beside the index, and this store's?)
+    repair      `rebuild_index`: a damaged, truncated or lost index rebuilt from the shard folder
     direct_io   O_DIRECT reads of byte spans
 
 Example::
@@ -23,7 +25,8 @@ This package imports NumPy and h5py, never TensorFlow or Keras (preprocessing wo
 
 from ttrnn.store import direct_io
 from ttrnn.store.codecs import as_stored, decode_jpeg_into, encode_frames, verify_crc
-from ttrnn.store.reader import OPEN_SHARDS, FrameStore, clip_slice
+from ttrnn.store.reader import OPEN_SHARDS, FrameStore, check_shards, clip_slice
+from ttrnn.store.repair import rebuild_index
 from ttrnn.store.schema import (
     CODECS,
     COMPRESSIONS,
@@ -33,6 +36,7 @@ from ttrnn.store.schema import (
     INDEX_FIELDS,
     SCHEMA_VERSION,
     SHARD_SUFFIX,
+    STORE_RECORD,
     CorruptClipError,
     DiskFullError,
     StoreError,
@@ -51,8 +55,8 @@ from ttrnn.store.writer import StoreWriter, write_shard
 __all__ = [
     # layout and parameters
     "SCHEMA_VERSION", "CODECS", "COMPRESSIONS", "DEFAULT_CODEC", "DEFAULT_QUALITY", "FRAMES_PER_CHUNK",
-    "SHARD_SUFFIX", "INDEX_FIELDS", "OPEN_SHARDS", "shard_dir", "store_params", "recoded_params", "params_of",
-    "clip_meta",
+    "SHARD_SUFFIX", "STORE_RECORD", "INDEX_FIELDS", "OPEN_SHARDS", "shard_dir", "store_params", "recoded_params",
+    "params_of", "clip_meta",
     # errors
     "StoreError", "CorruptClipError", "StoreLockedError", "DiskFullError", "is_disk_full", "disk_full_error",
     "corrupt_clip_line",
@@ -60,4 +64,6 @@ __all__ = [
     "encode_frames", "decode_jpeg_into", "as_stored", "verify_crc",
     # writing and reading
     "write_shard", "StoreWriter", "FrameStore", "clip_slice", "direct_io",
+    # first contact and repair
+    "check_shards", "rebuild_index",
 ]

@@ -18,12 +18,15 @@ from ttrnn.store.schema import (
     CorruptClipError,
     StoreError,
     as_text,
-    index_digest,
+    index_intact,
     open_problem,
+    rebuild_hint,
     shard_dir,
+    shard_files,
 )
 
-OPEN_SHARDS = 8  # reader's cache of open shard files per process (each holds HDF5 caches: RSS)
+OPEN_SHARDS = 8
+"""Shard files a reader keeps open per process (each holds HDF5 caches, so more would cost memory)."""
 
 
 def clip_slice(length, max_len=None, frame_skip=1):
@@ -54,13 +57,31 @@ def _dataset_span(d, first, last):
     return int(start), int(max(e.byte_offset + e.size for e in ends) - start)
 
 
+def _shard_uid(path):
+    """The store uid a shard file carries; None when it cannot be read."""
+    try:
+        with h5py.File(path, "r") as f:
+            return as_text(f.attrs.get("store_uid", ""))
+    except (OSError, KeyError, ValueError, RuntimeError):
+        return None
+
+
+def check_shards(path, partial=True):
+    """`FrameStore(path).check_shards(partial)`: StoreError (one line) unless the store at `path` opens and its
+    shard folder is there and its own. What the training CLIs, the bench and `preprocess.check` run first."""
+    with FrameStore(path) as store:
+        store.check_shards(partial)
+
+
 class FrameStore:
     """Reader of a frame store. Metadata is loaded at construction; files for frames are opened lazily on first
     read and re-opened in a forked child, so each worker process has its own handles.
 
     `index` is a numpy structured array sorted by clip id (fields: clip_id, class_name, label, group, length,
     source, fps); row i of `index` is clip i of `read(i)`. `codec` / `quality` say how frames are stored; every
-    read returns uint8 (T, H, W, 3) RGB whatever the codec and checks each frame's checksum (schema 2).
+    read returns uint8 (T, H, W, 3) RGB whatever the codec and checks each frame's checksum (schema 2). `uid` is
+    the store's random id, which its shards carry too. Opening reads the index file only; `check_shards` checks
+    that the shard folder beside it is there and this store's.
 
     Args:
         path: the store's index file.
@@ -80,23 +101,25 @@ class FrameStore:
         self.path = os.fspath(path)
         self._direct_wanted, self._direct = direct, None   # `direct` as asked (None: auto), and as decided
         if not os.path.exists(self.path):
-            raise StoreError(f"store not found: {self.path}")
+            raise StoreError(f"store not found: {self.path}{rebuild_hint(self.path)}")
         try:
             f = h5py.File(self.path, "r")
         except OSError as e:
-            raise StoreError(f"cannot read store {self.path}: {open_problem(e)}") from None
+            raise StoreError(f"cannot read store {self.path}: {open_problem(e)}{rebuild_hint(self.path)}") from None
         try:
             if "ttrnn_store" not in f.attrs or "index" not in f:
-                raise StoreError(f"not a ttrnn frame store: {self.path}")
+                hint = rebuild_hint(self.path)
+                raise StoreError(f"the index of store {self.path} is damaged (no store attributes or rows){hint}"
+                                 if hint else f"not a ttrnn frame store: {self.path}")
             self.schema = int(f.attrs["ttrnn_store"])
             params = json.loads(f.attrs["params_json"])
             raw = f["index"][:]
             self.failed = [(as_text(a), as_text(b)) for a, b in f["failed"][:]]
-            if "index_crc" in f.attrs:
-                split_ids = {n: {p: sg[p][:] for p in sg} for n, sg in f["splits"].items()}
-                if index_digest(f.attrs["params_json"], raw, self.failed, split_ids) != int(f.attrs["index_crc"]):
-                    raise StoreError(f"the index of store {self.path} is damaged (it fails its checksum): rebuild "
-                                     f"it with the same preprocess command and --overwrite")
+            if not index_intact(f, raw, self.failed):
+                raise StoreError(f"the index of store {self.path} is damaged (it fails its checksum)"
+                                 + (rebuild_hint(self.path) or ": make the store again with the same preprocess "
+                                                               "command and --overwrite"))
+            self.uid = as_text(f.attrs.get("uid", ""))
             self._load_index(raw)
             ids = {c: i for i, c in enumerate(self.index["clip_id"])}
             self.splits = {}
@@ -116,7 +139,9 @@ class FrameStore:
         except StoreError:
             raise
         except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:  # what h5py raises for damage
-            raise StoreError(f"damaged or not a ttrnn frame store: {self.path} ({e})") from None
+            hint = rebuild_hint(self.path)
+            raise StoreError(f"the index of store {self.path} is damaged ({e}){hint}" if hint
+                             else f"damaged or not a ttrnn frame store: {self.path} ({e})") from None
         finally:
             f.close()
         self._files = OrderedDict()
@@ -148,6 +173,47 @@ class FrameStore:
     def shard_path(self, i):
         """The file holding clip row `i`'s frames (the store file itself for schema 1)."""
         return self.path if self._shards is None else os.path.join(shard_dir(self.path), self._shards[i])
+
+    def check_shards(self, partial=True):
+        """Check cheaply that the shard folder beside the index is this store's; else StoreError, one line naming
+        the folder and what to copy: the folder is missing, holds none of the clips the index lists (empty, or
+        another store's shards), or its listed shards carry another store's uid; with `partial`, also when some of
+        the listed shards are missing (an incomplete copy). A directory listing and the attrs of two shards: no
+        frame is read (damaged frames are found by `python -m preprocess.check` or by the read that meets them).
+        No-op for schema-1 stores (no folder) and stores without clips.
+
+        Why: a store is two things, OUT and OUT.clips/, and a copy that took only the file ("an HDF5 file") opens
+        fine, then fails on every clip it reads, long after a training run has started TensorFlow."""
+        if self._shards is None or not len(self):
+            return
+        folder, name = shard_dir(self.path), os.path.basename(self.path)
+        both, n = f"both {name} and {name}{SHARD_SUFFIX}/", len(self._shards)
+        if not os.path.isdir(folder):
+            raise StoreError(f"{self.path}: its shard folder {folder}/ is missing: copy it with the index ({both})")
+        there = set(os.listdir(folder))
+        present = [s for s in self._shards if s in there]
+        lists = f"the {n} clip{'s' if n != 1 else ''} its index lists"
+        if not present:
+            others = shard_files(self.path)
+            if not others:
+                raise StoreError(f"{self.path}: its shard folder {folder}/ holds none of {lists} (it has no shard "
+                                 f"files): copy it with the index ({both})")
+            if _shard_uid(os.path.join(folder, others[0])) == self.uid:
+                raise StoreError(f"{self.path}: its shard folder {folder}/ holds none of {lists}, only "
+                                 f"{len(others)} other shard files: copy the folder made with this index ({both})")
+            raise StoreError(f"{self.path}: its shard folder {folder}/ holds another store's shards (none of "
+                             f"{lists}): copy the folder made with this index ({both})")
+        for shard in dict.fromkeys((present[0], present[-1])):
+            uid = _shard_uid(os.path.join(folder, shard))
+            if uid is not None and uid != self.uid:   # unreadable: a damaged clip, for the read that meets it
+                raise StoreError(f"{self.path}: its shard folder {folder}/ holds another store's shards ({shard} "
+                                 f"belongs to store {uid[:8]}, the index to store {self.uid[:8]}): copy the folder "
+                                 f"made with this index ({both})")
+        if partial and len(present) < n:
+            missing = next(s for s in self._shards if s not in there)
+            raise StoreError(f"{self.path}: {n - len(present)} of {lists} have no shard in {folder}/ (e.g. "
+                             f"{missing}; an incomplete copy?): copy {both} again, or drop those clips with "
+                             f"python -m preprocess.check {self.path} --repair")
 
     def nbytes(self):
         """Bytes on disk: the index file plus every listed shard."""

@@ -13,19 +13,27 @@ Layout of a store `OUT` (schema version 2)::
         /splits/<name>/{train,test}   vlen str clip ids
     OUT.clips/        one shard file per clip, written whole by a worker under `.tmp-<unique>.h5`, fsynced and
                       renamed to `c-<unique>.h5`: a shard either exists complete or not at all. Its attrs repeat
-                      the clip's index row (`meta_json`) and the store's uid, so a kill between a shard's rename
-                      and the next index commit loses nothing: the next writer adopts intact shards of this store.
+                      the clip's index row (`meta_json`), the store's uid (`store_uid`) and its parameters
+                      (`params_json`), so a kill between a shard's rename and the next index commit loses nothing:
+                      the next writer adopts intact shards of this store.
         c-*.h5        codec raw: `frames` uint8 (T, H, W, 3), contiguous (one read straight into a batch row);
                       lzf / gzip: `frames` chunked a few frames per chunk with that HDF5 filter;
                       jpeg: `bytes` uint8 (N,) the frames' JPEG files back to back, `offsets` int64 (T + 1,).
                       `crc` uint32 (T,): CRC-32 of each frame as stored (raw frame bytes, or its JPEG bytes),
                       checked on every read (`ttrnn.store.codecs`).
+    OUT.clips/store.json   the store record (`record_text`): uid, created, parameters, splits and failures, with
+                      their CRC-32; replaced atomically by a commit that changes it, before the index.
     OUT.clips/.lock   the writer lock (flock; released by the kernel when the writer dies, even by SIGKILL)
 
 Why this design (and not HDF5's in-place flushes of schema 1): a flush of HDF5 metadata is not atomic, so a
 SIGKILL or a full disk in the middle of one damaged whole stores. Here nothing a reader can see is ever
 written to: shards are immutable once named, the index is replaced whole. Schema-1 stores (one HDF5 file,
 clips under /clips, no checksums) are still read; writing into them is refused (transcode or rebuild them).
+
+Why the shard folder repeats what the index says: the index is one small file, the one a copy most often drops,
+truncates or damages, while the frames (hours of decoding) sit in the folder. The folder alone is therefore enough
+to rebuild the index (`ttrnn.store.repair`): the rows from the shards, the rest from store.json, and the
+parameters and uid also from every shard, so that they survive the loss of store.json too.
 """
 
 from __future__ import annotations
@@ -40,15 +48,25 @@ import h5py
 import numpy as np
 
 SCHEMA_VERSION = 2
+"""The layout this version writes (module docstring); schema-1 stores (one HDF5 file) are still read."""
 CODECS = ("raw", "jpeg", "lzf", "gzip")
-COMPRESSIONS = ("lzf", "gzip", "none")  # schema-1 names; "none" is codec raw
+"""How frames are coded in a shard: raw bytes, JPEG files, or HDF5's lzf / gzip filters (`--codec`)."""
+COMPRESSIONS = ("lzf", "gzip", "none")
+"""The schema-1 names of the codecs (`--compression`, the old option): "none" is codec raw."""
 DEFAULT_QUALITY = 95
-DEFAULT_CODEC = "jpeg"     # what preprocess writes unless told: the trade-off is measured in docs/performance.md
-FRAMES_PER_CHUNK = 4       # lzf / gzip: frames per HDF5 chunk
+"""JPEG quality when none is given (`--quality`)."""
+DEFAULT_CODEC = "jpeg"
+"""What preprocess writes unless told: the size / speed trade-off is measured in docs/performance.md."""
+FRAMES_PER_CHUNK = 4
+"""lzf / gzip: frames per HDF5 chunk (a read decompresses whole chunks)."""
 SHARD_SUFFIX = ".clips"
+"""The shard folder of store `OUT` is `OUT` + this suffix (`shard_dir`)."""
+STORE_RECORD = "store.json"
+"""The store record in the shard folder: uid, parameters, splits and failures (`record_text`), so that the index can
+be rebuilt from the folder alone."""
 
-# Fields of `FrameStore.index` (strings are decoded to numpy unicode in the reader).
 INDEX_FIELDS = ("clip_id", "class_name", "label", "group", "length", "source", "fps")
+"""The fields of `FrameStore.index`, one row per clip (strings decoded to NumPy unicode by the reader)."""
 
 
 # --- errors -----------------------------------------------------------------------------------------------------
@@ -149,6 +167,25 @@ def recoded_params(params, codec, quality=None):
     return store_params(compression=codec, quality=quality, **p)
 
 
+def shard_files(path):
+    """Sorted names of the shard files (c-*.h5) in the shard folder of store `path`; [] when there is no folder."""
+    try:
+        return sorted(n for n in os.listdir(shard_dir(path)) if n.startswith("c-") and n.endswith(".h5"))
+    except OSError:
+        return []
+
+
+def rebuild_hint(path):
+    """"; its shard folder ... holds N clips: rebuild the index from them with ... --repair" when the shard folder
+    of store `path` holds shards or a store record, so an index that is missing or damaged can be rebuilt; else "".
+    The end of the one-line error of a store whose index cannot be read."""
+    n = len(shard_files(path))
+    if not n and not os.path.isfile(record_path(path)):
+        return ""
+    return (f"; its shard folder {shard_dir(path)}/ holds {n} clip{'s' if n != 1 else ''}: rebuild the index from "
+            f"them with python -m preprocess.check {path} --repair")
+
+
 def params_of(path):
     """The parameter dict a store was made with (its `store_params`)."""
     try:
@@ -201,6 +238,57 @@ def index_digest(params_json, rows, failed, splits):
                        {n: {p: [as_text(c) for c in ids] for p, ids in parts.items()} for n, parts in splits.items()}],
                       sort_keys=True)
     return zlib.crc32(text.encode("utf-8"))
+
+
+def index_intact(f, rows, failed):
+    """Whether the open index file `f` (h5py.File) passes its checksum (`index_digest`), given the `rows` and
+    `failed` list read from it; True for indexes written before the checksum existed."""
+    if "index_crc" not in f.attrs:
+        return True
+    split_ids = {n: {p: sg[p][:] for p in sg} for n, sg in f["splits"].items()}
+    return index_digest(f.attrs["params_json"], rows, failed, split_ids) == int(f.attrs["index_crc"])
+
+
+# --- the store record (OUT.clips/store.json) -----------------------------------------------------------------------
+def record_path(path):
+    """The store record of store `path`: OUT.clips/store.json."""
+    return os.path.join(shard_dir(path), STORE_RECORD)
+
+
+def record_text(uid, created, params, splits, failed):
+    """The store record's text: what the index says beyond its rows (uid, creation time, parameters, splits, failed
+    clips) as canonical JSON, with `crc` the CRC-32 of the rest, so a flipped byte is noticed, not believed."""
+    body = {"ttrnn_store": SCHEMA_VERSION, "uid": str(uid), "created": str(created), "params": params,
+            "splits": {n: {p: [str(c) for c in ids] for p, ids in parts.items()} for n, parts in splits.items()},
+            "failed": [[str(a), str(b)] for a, b in failed]}
+    body = json.loads(json.dumps(body, default=json_default))
+    body["crc"] = _record_crc(body)
+    return json.dumps(body, sort_keys=True)
+
+
+def _record_crc(body):
+    return zlib.crc32(json.dumps({k: v for k, v in body.items() if k != "crc"}, sort_keys=True).encode("utf-8"))
+
+
+def read_record(path):
+    """The store record of store `path` as a dict (uid, created, params, splits, failed); None when there is none;
+    StoreError when it is damaged (not JSON, fails its CRC, lacks a field)."""
+    try:
+        with open(record_path(path), "rb") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StoreError(f"cannot read {record_path(path)}: {e.strerror or e}") from None
+    try:
+        body = json.loads(text.decode("utf-8"))
+        if body.get("crc") != _record_crc(body):
+            raise ValueError("it fails its checksum")
+        for key in ("uid", "created", "params", "splits", "failed"):
+            body[key]  # noqa: B018 (a missing field is damage)
+    except (ValueError, KeyError, AttributeError, UnicodeDecodeError) as e:
+        raise StoreError(f"{record_path(path)} is damaged ({e})") from None
+    return body
 
 
 def as_text(x):

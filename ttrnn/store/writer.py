@@ -20,6 +20,7 @@ from ttrnn.store.codecs import encode_frames, stored_frames, verify_crc, write_d
 from ttrnn.store.files import FileLock, atomic_write, fsync_path, remove_file
 from ttrnn.store.schema import (
     SCHEMA_VERSION,
+    STORE_RECORD,
     CorruptClipError,
     StoreError,
     StoreLockedError,
@@ -27,14 +28,18 @@ from ttrnn.store.schema import (
     clip_meta,
     disk_full_error,
     index_digest,
+    index_intact,
     index_row_dtype,
     is_disk_full,
     json_default,
     labels_vector,
     open_problem,
     params_of,
+    rebuild_hint,
+    record_text,
     row_dict,
     shard_dir,
+    shard_files,
 )
 
 
@@ -42,9 +47,10 @@ def write_shard(directory, frames, meta, params, uid):
     """Write one clip as a complete shard file in `directory` and publish it by rename; returns its file name.
 
     `frames`: uint8 (T > 0, H, W, 3) RGB. `meta`: the clip's index fields (`clip_meta`). `params`: the store's
-    (codec, quality, frame size); `uid`: the store's, so that only this store adopts the shard. Called in the
-    decode workers. The folder is not fsynced here: the writer's next commit does it once for all the shards it
-    lists. On any error (a full disk included) the temporary file is removed and the error raised."""
+    (`store_params`: codec, quality, frame size, ...; kept in the shard too); `uid`: the store's, so that only this
+    store adopts the shard. Called in the decode workers. The folder is not fsynced here: the writer's next commit
+    does it once for all the shards it lists. On any error (a full disk included) the temporary file is removed and
+    the error raised."""
     frames = np.asarray(frames)
     h, w = params["height"], params["width"]
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or len(frames) == 0:
@@ -56,6 +62,7 @@ def write_shard(directory, frames, meta, params, uid):
         write_datasets(f, arrays, params["codec"])
         f.attrs["store_uid"] = uid
         f.attrs["meta_json"] = json.dumps(dict(meta, length=len(frames)), default=json_default)
+        f.attrs["params_json"] = json.dumps(params, default=json_default)  # the store's, for a rebuilt index
     name = f"c-{uuid.uuid4().hex}.h5"
     atomic_write(os.path.join(directory, name), hdf5_image(fill),
                  tmp=os.path.join(directory, f".tmp-{uuid.uuid4().hex}.h5"), sync_dir=False)
@@ -93,6 +100,19 @@ def shard_meta(path, uid, strict=False, verify=True):
         return None
 
 
+def clean_temporaries(path):
+    """Remove the leftovers of killed writers of store `path`: temporary shards and records in its shard folder,
+    temporary index files beside it. Only under the store's lock (nobody is writing them then)."""
+    folder = shard_dir(path)
+    for n in os.listdir(folder):
+        if n.startswith(".tmp-"):
+            remove_file(os.path.join(folder, n))
+    d, base = os.path.split(os.path.abspath(path))
+    for n in os.listdir(d):
+        if n.startswith(f".{base}.tmp-"):
+            remove_file(os.path.join(d, n))
+
+
 def lock_store(path):
     """Take the writer lock of store `path` (a `FileLock` on OUT.clips/.lock, making the folder): one writer at a
     time, whatever the timing. StoreLockedError while another process holds it; StoreError when the store's
@@ -122,7 +142,9 @@ class StoreWriter:
 
     Opening an existing store continues it (its committed clips are `done_ids`), after removing the temporary
     files of killed runs and adopting the intact shards they published but did not commit; a store made with
-    other parameters is refused unless `overwrite`, which replaces it by a complete empty one first.
+    other parameters is refused unless `overwrite`, which replaces it by a complete empty one first. So are an
+    index that fails its checksum and a missing index whose shard folder still holds clips: their index is
+    rebuilt from the shards (`ttrnn.store.repair`), not their clips decoded again.
 
     Args:
         path: the store's index file (its shards go to `path` + ".clips/").
@@ -137,12 +159,17 @@ class StoreWriter:
         self.multilabel = bool(self.params["multilabel"])
         self.dir = shard_dir(self.path)
         self.lock = lock_store(self.path)
-        self._last_publish, self._publish_cost, self._dirty = time.perf_counter(), 0.0, False
+        self._last_publish, self._publish_cost, self._dirty, self._record = time.perf_counter(), 0.0, False, None
         try:
-            self._clean_temporaries()
+            clean_temporaries(self.path)
             if os.path.exists(self.path) and not overwrite:
                 self._load_existing()
             else:
+                if not overwrite and shard_files(self.path):
+                    n = len(shard_files(self.path))
+                    raise StoreError(f"{self.path} is missing but its shard folder {self.dir}/ holds {n} clip"
+                                     f"{'s' if n != 1 else ''}: rebuild the index from them with python -m "
+                                     f"preprocess.check {self.path} --repair (or give --overwrite to start anew)")
                 self.uid, self.created = uuid.uuid4().hex, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 self.rows, self.failed_list, self.splits = [], [], {}
                 self.commit()  # an existing store is replaced only by a complete empty one
@@ -156,23 +183,29 @@ class StoreWriter:
         """A writer of the existing store `path` with the parameters it was made with."""
         return cls(path, params_of(path))
 
-    # -- opening --
-    def _clean_temporaries(self):
-        """Leftovers of killed runs (we hold the lock, so nobody is writing them): temporary shards and indexes."""
-        for n in os.listdir(self.dir):
-            if n.startswith(".tmp-"):
-                remove_file(os.path.join(self.dir, n))
-        d, base = os.path.split(os.path.abspath(self.path))
-        for n in os.listdir(d):
-            if n.startswith(f".{base}.tmp-"):
-                remove_file(os.path.join(d, n))
+    @classmethod
+    def restored(cls, path, lock, uid, created, params, rows, failed=(), splits=None):
+        """A writer of store `path` holding `lock` (`lock_store`), with the given state instead of the index's:
+        what `ttrnn.store.repair` commits as the rebuilt index. `rows`: index row dicts (a shard's `meta_json`
+        plus its `shard` name)."""
+        self = cls.__new__(cls)
+        self.path, self.lock, self.dir = os.fspath(path), lock, shard_dir(path)
+        self.params = json.loads(json.dumps(dict(params), default=json_default))
+        self.classes, self.multilabel = list(self.params["classes"]), bool(self.params["multilabel"])
+        self.uid, self.created = str(uid), str(created)
+        self.rows, self.failed_list, self.splits = list(rows), [], {}
+        self.set_failed(failed)
+        self.set_splits(splits or {})
+        self._last_publish, self._publish_cost, self._record = time.perf_counter(), 0.0, None
+        return self
 
+    # -- opening --
     def _load_existing(self):
+        hint = rebuild_hint(self.path) or "; use --overwrite to replace it"
         try:
             f = h5py.File(self.path, "r")
         except OSError as e:
-            raise StoreError(f"cannot open {self.path} for writing ({open_problem(e)}); use --overwrite to "
-                             f"replace it") from None
+            raise StoreError(f"cannot open {self.path} for writing ({open_problem(e)}){hint}") from None
         with f:
             if "ttrnn_store" not in f.attrs:
                 raise StoreError(f"{self.path} exists and is not a ttrnn store (use --overwrite to replace it)")
@@ -182,10 +215,17 @@ class StoreWriter:
             old = json.loads(f.attrs["params_json"])
             self._check_params(old)
             self.uid, self.created = as_text(f.attrs["uid"]), as_text(f.attrs["created"])
-            self.rows = [row_dict(r) for r in f["index"][:]]
-            self.failed_list = [(as_text(a), as_text(b)) for a, b in f["failed"][:]]
-            self.splits = {n: {p: [as_text(c) for c in sg[p][:]] for p in sg} for n, sg in f["splits"].items()}
+            try:
+                raw = f["index"][:]
+                self.failed_list = [(as_text(a), as_text(b)) for a, b in f["failed"][:]]
+                if not index_intact(f, raw, self.failed_list):
+                    raise ValueError("it fails its checksum")
+                self.rows = [row_dict(r) for r in raw]
+                self.splits = {n: {p: [as_text(c) for c in sg[p][:]] for p in sg} for n, sg in f["splits"].items()}
+            except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:  # what h5py raises for damage
+                raise StoreError(f"the index of {self.path} is damaged ({e}){hint}") from None
         self._adopt_shards()
+        self._write_record()   # a store written before the record existed gets one (atomic, under the lock)
 
     def _check_params(self, old):
         if old == self.params:
@@ -283,12 +323,16 @@ class StoreWriter:
 
     # -- committing --
     def commit(self):
-        """Write the whole index under a unique temporary name, fsync, rename it over the store: atomic. The shard
-        folder is fsynced first, so that the shards' renames are durable before the index that lists them."""
+        """Write the whole index under a unique temporary name, fsync, rename it over the store: atomic. The store
+        record (OUT.clips/store.json) is replaced first when it changed, then the shard folder is fsynced, so that
+        the shards' renames and the record are durable before the index that lists them. A record ahead of its
+        index (a kill in between) is harmless: readers and writers read the index; the record is read only to
+        rebuild an index that is lost (`ttrnn.store.repair`)."""
         t0 = time.perf_counter()
         d, base = os.path.split(os.path.abspath(self.path))
-        tmp = os.path.join(d, f".{base}.tmp-{uuid.uuid4().hex}")  # unique: `_clean_temporaries` finds leftovers
+        tmp = os.path.join(d, f".{base}.tmp-{uuid.uuid4().hex}")  # unique: `clean_temporaries` finds leftovers
         try:
+            self._write_record()
             fsync_path(self.dir)
             atomic_write(self.path, hdf5_image(self._write_index), tmp=tmp)
         except BaseException as e:
@@ -297,6 +341,21 @@ class StoreWriter:
             raise
         self._publish_cost = time.perf_counter() - t0
         self._last_publish, self._dirty = time.perf_counter(), False
+
+    def _write_record(self):
+        """Replace OUT.clips/store.json (atomically) when what it says differs from the writer's state."""
+        text = record_text(self.uid, self.created, self.params, self.splits, self.failed_list)
+        if text == self._record:
+            return
+        target = os.path.join(self.dir, STORE_RECORD)
+        try:
+            with open(target, encoding="utf-8") as fh:
+                same = fh.read() == text
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if not same:
+            atomic_write(target, text, tmp=os.path.join(self.dir, f".tmp-{uuid.uuid4().hex}.json"), sync_dir=False)
+        self._record = text
 
     def _write_index(self, f):
         """Fill the new index file `f` (h5py.File) from the writer's state."""
