@@ -1,6 +1,6 @@
 """UCF11 (YouTube Action) layout: SRC/<class>/<group>/<clip>.mpg|.avi -> one frame store.
 
-    python -m preprocess.ucf11 SRC OUT.h5 [--size WxH --frame-skip K --fps F --workers N --compression C
+    python -m preprocess.ucf11 SRC OUT.h5 [--size WxH --frame-skip K --fps F --workers N --codec C
                                            --limit N --overwrite]
 
 Groups come from the pattern v_<name>_<NN> of the group folder (or of the file name), since folder prefixes

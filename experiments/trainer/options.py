@@ -64,13 +64,14 @@ def build_parser(spec):
                    help="train anew in a new run directory (default: the same command run again returns its "
                         "finished run's result, or continues its unfinished run after the last saved epoch)")
     g.add_argument("--workers", type=int, default=None,
-                   help="reader processes (default: one per core, at most 4; 0 = read in the main process)")
+                   help="reader processes (default: none with 2 cores or fewer, else one per core, at most 4; "
+                        "0 = read in the main process)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g.add_argument("--no-tensorboard", action="store_true",
                    help="do not write TensorBoard event files (default: <run dir>/tensorboard/)")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=100, help="training epochs (default %(default)s; the original "
-                                                           "ran 1,001)")
+                                                           "code's: UCF11 1,001, Hollywood2 501, Celebrities 101)")
     g.add_argument("--batch-size", type=int, default=spec.batch_size, help="global batch (default %(default)s)")
     g.add_argument("--lr", type=float, default=None,
                    help=f"learning rate of Adam or SGD (default {spec.lr:g}, the original code's)")

@@ -181,10 +181,15 @@ def test_tensorized_dense_and_model():
     new_model, layer = ttrnn.tensorize_model(model, "tt", (2, 3, 4), (2, 3, 2), "full")
     assert type(layer).__name__ == "TTGRU"
     np.testing.assert_allclose(new_model(X).numpy(), model(X).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tt", "tr", "bt", "cp", "ht"])
+def test_tensorized_dense_at_full_ranks_computes_the_dense_one(name):
     dense = keras.layers.Dense(12, activation="relu")
     dense(X)
-    tt_dense = ttrnn.tensorize(dense, "tt", (2, 3, 4), (2, 3, 2), "full")
-    np.testing.assert_allclose(tt_dense(X).numpy(), dense(X).numpy(), atol=1e-5)
+    new = ttrnn.tensorize(dense, name, (2, 3, 4), (2, 3, 2), "full")
+    assert type(new).__name__ == name.upper() + "Dense"
+    np.testing.assert_allclose(new(X).numpy(), dense(X).numpy(), atol=1e-5)
 
 
 def test_low_rank_tensorization_keeps_the_recurrent_weights():
@@ -197,7 +202,7 @@ def test_low_rank_tensorization_keeps_the_recurrent_weights():
 
 
 @pytest.mark.parametrize("make, call, match", [
-    (lambda: keras.layers.Dense(12), dict(decomposition="cp"), "TTDense only"),
+    (lambda: keras.layers.Dense(12), dict(decomposition="qr"), "unknown decomposition"),
     (lambda: keras.layers.GRU(12, stateful=True), dict(), "stateful"),
     (lambda: keras.layers.GRU(12), dict(input_modes=(2, 3, 3)), "product 18"),
     (lambda: keras.layers.GRU(12), dict(output_modes=(2, 2, 2)), "12 units"),

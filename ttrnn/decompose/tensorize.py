@@ -5,8 +5,8 @@ A `keras.layers.SimpleRNN` / `GRU` / `LSTM` becomes the ttrnn recurrent layer of
 ...) built through its public constructor: its input kernel `(D, gates * units)` decomposed (`ttrnn.decompose`)
 over the modes `n` -> `(gates * m_0, m_1, ...)`, which is how ttrnn folds the gates (the dense kernel's column
 blocks are the gates in Keras order), the recurrent kernel and the biases copied, activations and the options
-ttrnn supports carried over. A `keras.layers.Dense` becomes a `TTDense` (tt only: the other formats have no Dense
-layer). At full ranks (`ranks="full"`) the new layer computes what the old one did.
+ttrnn supports carried over. A `keras.layers.Dense` becomes the Dense layer of the format (`TTDense`, `CPDense`,
+...). At full ranks (`ranks="full"`) the new layer computes what the old one did.
 
 `tensorize_model(model, ...)` rebuilds a functional or Sequential model with its first dense / recurrent layer
 (or the one named) tensorized and every other layer's weights kept.
@@ -38,10 +38,6 @@ def layer_class(kind, decomposition):
     if decomposition not in FORMAT_NAMES:
         raise TensorizeError(f"unknown decomposition {decomposition!r} (choose from "
                              f"{', '.join(FORMAT_NAMES)})")
-    if kind == "Dense":
-        if decomposition != "tt":
-            raise TensorizeError(f"a Dense layer tensorizes to TTDense only (ttrnn has no {decomposition.upper()}"
-                                 "Dense); use --decomposition tt")
     if kind not in layers.KINDS:
         raise TensorizeError(f"cannot tensorize a {kind} layer (Dense, SimpleRNN, GRU and LSTM can be)")
     return layers.layer_class(decomposition, kind)
@@ -95,9 +91,8 @@ def tensorize(layer, decomposition="tt", input_modes=None, output_modes=None, ra
     if kind == "GRU":
         kwargs["reset_after"] = config["reset_after"]
     if kind == "Dense":
-        new = cls(n, m, list(fmt.ranks), activation=config["activation"], use_bias=config["use_bias"],
-                  name=layer.name)
-    elif decomposition == "tt":
+        kwargs = {"activation": config["activation"], "use_bias": config["use_bias"], "name": layer.name}
+    if decomposition == "tt":
         new = cls(n, m, list(fmt.ranks), **kwargs)
     else:
         new = cls(n, m, list(fmt.ranks), blocks=fmt.blocks, **kwargs)
