@@ -314,7 +314,7 @@ def runs_table(title, entries, note=None):
 
 
 def successors_markdown(rows):
-    out = ["## Successors on UCF11 — other tensor formats, input-to-hidden only (README 'Other tensor formats')", "",
+    out = ["## Successors on UCF11 — other tensor formats, input-to-hidden only (docs/layers.md)", "",
            "| Model | # Params ours | Accuracy reported | Protocol reported | Accuracy ours | Protocol ours (folds) |",
            "|---|---|---|---|---|---|"]
     for row in rows:

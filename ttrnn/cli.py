@@ -12,20 +12,27 @@ import signal
 import sys
 from pathlib import Path
 
-# The exit statuses of every CLI of the project (README "Exit statuses"); each failure is one line on stderr.
-#   OK (0)         done (experiments: also when the run directory already holds this command's finished run)
-#   RUN_ERROR (1)  failed while running, or finished with failures left to fix; what is on disk stays consistent
-#                  and the same command continues once the cause is fixed. experiments (RunError): a non-finite
-#                  loss, a failed write, readers that cannot open the store, an unreadable checkpoint (the last good
-#                  checkpoint kept, no metrics.json). preprocess: clips that could not be decoded (listed and
-#                  recorded in the store), a full disk, another process writing the store. preprocess.check:
-#                  damaged clips found.
-#   USAGE (2)      refused before any work (UsageError, a bad option): a bad value or input file, a run directory
-#                  in use, of another command, trained on other data or not creatable, a store made with other
-#                  parameters; nothing already written is lost
-#   SIGINT_STATUS (130), SIGTERM_STATUS (143)   interrupted by Ctrl-C / SIGTERM (`Terminated`): rerun the same
-#                  command to continue
-OK, RUN_ERROR, USAGE, SIGINT_STATUS, SIGTERM_STATUS = 0, 1, 2, 130, 143
+__all__ = ["OK", "RUN_ERROR", "USAGE", "SIGINT_STATUS", "SIGTERM_STATUS", "UsageError", "RunError", "Terminated",
+           "handle_interrupts", "deferred_interrupts", "check_interrupt", "forget_interrupt", "interrupted_status",
+           "REMOVED_OPTIONS", "OneLineParser", "exit_now", "usage_exit", "atomic_write", "write_error"]
+
+# The exit statuses of every CLI of the project; each failure is one line on stderr.
+OK = 0
+"""Done (experiments: also when the run directory already holds this command's finished run)."""
+RUN_ERROR = 1
+"""Failed while running, or finished with failures left to fix; what is on disk stays consistent and the same
+command continues once the cause is fixed. experiments (`RunError`): a non-finite loss, a failed write, readers
+that cannot open the store, a damaged clip, an unreadable checkpoint (the last good checkpoint kept, no
+metrics.json). preprocess: clips that could not be decoded (listed and recorded in the store), a full disk, another
+process writing the store. preprocess.check: damaged clips found."""
+USAGE = 2
+"""Refused before any work (`UsageError`, a bad option): a bad value or input file, a store without its shard
+folder, a run directory in use, of another command, trained on other data or not creatable, a store made with
+other parameters; nothing already written is lost."""
+SIGINT_STATUS = 130
+"""Interrupted by Ctrl-C (`KeyboardInterrupt`): rerun the same command to continue."""
+SIGTERM_STATUS = 143
+"""Interrupted by SIGTERM (`Terminated`, e.g. a scheduler's kill): rerun the same command to continue."""
 
 
 class UsageError(Exception):
@@ -100,11 +107,11 @@ def interrupted_status(exc):
     return SIGTERM_STATUS if isinstance(exc, Terminated) else SIGINT_STATUS
 
 
-# Options of earlier versions that were removed, with the line a command that still passes one gets.
 REMOVED_OPTIONS = {
     "--reader": "--reader was removed in 0.2: the streaming reader is the only one; drop the option",
     "--allocator": "--allocator was removed in 0.2: the tuned allocator is always applied; drop the option",
 }
+"""Options of earlier versions that were removed, with the one line a command that still passes one prints."""
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -21,7 +21,7 @@ def add_args(p):
                    help="TT input-to-hidden layer (TT-GRU, TT-LSTM); same as --decomposition tt")
     g.add_argument("--decomposition", default=None, choices=FORMAT_NAMES,
                    help="tensorized input-to-hidden layer on the paper's modes: tt (TT-RNN), tr (tensor ring), bt "
-                        "(block-term Tucker), cp, ht (hierarchical Tucker) (README 'Other tensor formats')")
+                        "(block-term Tucker), cp, ht (hierarchical Tucker) (docs/layers.md)")
     g.add_argument("--rank", default=None,
                    help="ranks of the tensorized layer: one int R, or a comma list in the format's layout "
                         "(default: tt the paper's 4, others ttrnn.formats.DEFAULT_RANKS, ~3.3k parameters)")

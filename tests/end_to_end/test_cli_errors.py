@@ -97,8 +97,8 @@ def test_finished_run_of_the_same_command_reports_without_tensorflow(stores, tmp
 
 
 def test_the_same_command_again_returns_its_result_and_fresh_trains_anew(stores, tmp_path, monkeypatch):
-    """README "The same command again": without --out, a finished run of the same arguments is returned (the newest
-    of them; no training, no TensorFlow, nothing written); --fresh picks a new directory and trains."""
+    """docs/training.md "The same command again": without --out, a finished run of the same arguments is returned
+    (the newest of them; no training, no TensorFlow, nothing written); --fresh picks a new directory and trains."""
     from experiments import train
     from experiments.ucf11 import SPEC
     argv = ["--data", str(stores["{store}"]), "--epochs", "1", "--quiet", "--no-tensorboard"]

@@ -1,4 +1,4 @@
-"""The README's training options through the real CLI, on the cheapest run that shows each works: the plain GRU on
+"""The documented training options through the real CLI, on the cheapest run that shows each works: the plain GRU on
 a store of 16x12 frames (none of these options depends on the paper's 160x120). --seed, --patience, --optimizer
 sgd, --scaling unit / PixelScaling, and the preprocessing CLIs (preprocess.synthetic, --fps)."""
 import csv
@@ -130,7 +130,7 @@ def test_sgd_and_unit_scaling_reach_the_model(sgd_run, seed_runs):
 
 
 def readme_sgd_rate(lr, step, steps_per_epoch, epochs):
-    """The README's TSN recipe, step `step` (0-based) of a run: lr x0.1 at 1/3 and x0.01 at 2/3 of the epochs, i.e.
+    """The documented TSN recipe, step `step` (0-based) of a run: lr x0.1 at 1/3 and x0.01 at 2/3 of the epochs, i.e.
     once the step starts at or after epoch E/3 (2E/3): step / steps_per_epoch >= E/3."""
     total = steps_per_epoch * epochs
     return lr * 0.1 ** ((3 * step >= total) + (3 * step >= 2 * total))
@@ -138,7 +138,7 @@ def readme_sgd_rate(lr, step, steps_per_epoch, epochs):
 
 def test_sgd_uses_the_documented_momentum_weight_decay_and_schedule(sgd_run):
     """--optimizer sgd over 3 epochs of one step each: the optimizer the trainer built has momentum 0.9 and weight
-    decay 1e-4, its schedule gives every step the README's rate (lr, lr/10, lr/100), and the weights show it: Keras's
+    decay 1e-4, its schedule gives every step the documented rate (lr, lr/10, lr/100), and the weights show it: Keras's
     SGD step is w <- w (1 - wd lr_k) + m_k (m_k the new momentum slot), so the decay each epoch took, fitted from
     the weights before and after and the slot, is 1e-4 x that epoch's rate. TensorBoard's epoch_learning_rate
     shows the same rates."""
@@ -172,7 +172,7 @@ def test_sgd_uses_the_documented_momentum_weight_decay_and_schedule(sgd_run):
 
 def test_sgd_schedule_boundaries_follow_the_readme():
     """The schedule the trainer builds for runs whose steps per epoch divide the clips exactly or not and whose
-    epochs are or are not a multiple of 3: every step's rate is the README's."""
+    epochs are or are not a multiple of 3: every step's rate is the documented one."""
     from argparse import Namespace
 
     from experiments.train import build_optimizer

@@ -33,7 +33,7 @@ def runs(celebfaces_tree, tmp_path_factory):
 
 
 def model_frames(frames, model):
-    """The clip a run's evaluation feeds its model, chosen here by hand from the README and the samplers'
+    """The clip a run's evaluation feeds its model, chosen here by hand from the docs and the samplers'
     definitions (not through ttrnn.data): TT-GRU run = every 2nd frame, the first 3 of those; TT-MLP = the 6
     evenly spaced centre frames floor((k + 1/2) * T / 6)."""
     if model == "tt_gru":

@@ -20,7 +20,7 @@ def random_weights(fmt, seed=0):
 
 
 def interleaved_to_matrix(w, n, m):
-    """Tensor over `(n_1 m_1, ..., n_d m_d)` → `(prod n, prod m)` (the README's reshape / permute rule)."""
+    """Tensor over `(n_1 m_1, ..., n_d m_d)` → `(prod n, prod m)` (the reshape / permute rule of docs/layers.md)."""
     d = len(n)
     w = np.reshape(w, [v for pair in zip(n, m) for v in pair])
     return np.transpose(w, [2 * k for k in range(d)] + [2 * k + 1 for k in range(d)]).reshape(math.prod(n), -1)
@@ -118,7 +118,7 @@ UCF11_N = (8, 20, 20, 18)
 
 
 @pytest.mark.parametrize("gates, name, ranks, blocks, expected", [
-    (4, "bt", 4, 2, 3392), (3, "bt", 4, 2, 3136),          # BT-LSTM / BT-GRU (the README's figures)
+    (4, "bt", 4, 2, 3392), (3, "bt", 4, 2, 3136),          # BT-LSTM / BT-GRU (docs/layers.md)
     (4, "tt", [1, 4, 4, 4, 1], None, 3360), (3, "tt", [1, 4, 4, 4, 1], None, 3232),   # the TT-RNN paper's
 ])
 def test_ucf11_parameter_counts(gates, name, ranks, blocks, expected):

@@ -111,7 +111,7 @@ UCF11_N, UCF11_M = (8, 20, 20, 18), (4, 4, 4, 4)
 
 
 @pytest.mark.parametrize("cls, ranks, blocks, expected", [
-    (ttrnn.BTLSTM, 4, 2, 3392), (ttrnn.BTGRU, 4, 2, 3136),                        # the README's BT figures
+    (ttrnn.BTLSTM, 4, 2, 3392), (ttrnn.BTGRU, 4, 2, 3136),                        # docs/layers.md
     (ttrnn.TRLSTM, 6, None, 6 * 6 * (8 + 20 + 20 + 18 + 16 + 4 + 4 + 4)),      # sum_k r_k dim_k r_{k+1}
     (ttrnn.CPGRU, 9, None, 9 * (1 + 8 * 12 + 20 * 4 + 20 * 4 + 18 * 4)),       # R (1 + sum n_k m_k)
     (ttrnn.HTSimpleRNN, 7, None, 7 * (8 * 4 + 20 * 4 + 20 * 4 + 18 * 4) + 2 * 7 ** 3 + 7 ** 2),

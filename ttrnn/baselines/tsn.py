@@ -27,8 +27,6 @@ def _mobilenet_v2_file(size):
     return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5", "mobilenet_v2/"
 
 
-# name → (constructor name in keras.applications, preprocess module, default input size, feature width,
-#          ImageNet no-top weights file as (file name, url folder) for a given input size)
 BACKBONES = {
     "resnet50": ("ResNet50", "resnet", 224, 2048,
                  lambda s: ("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet/")),
@@ -40,6 +38,8 @@ BACKBONES = {
     "inception_v3": ("InceptionV3", "inception_v3", 299, 2048,
                      lambda s: ("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3/")),
 }
+"""The TSN backbones by name (`--backbone`): (constructor name in `keras.applications`, its preprocess module, default
+input size, feature width, and for an input size the ImageNet no-top weights file as (file name, url folder))."""
 
 
 def _backbone_spec(name):

@@ -117,8 +117,8 @@ class StridedConv3D(layers.Layer):
     out[i] = Σ_j w[j] x[s·i + j] = Σ_r Σ_q w[s·q + r] x[s·(i + q) + r], i.e. phase r convolves x[r::s] with
     w[r::s] at stride 1. Same kernel `(kt, kh, kw, C/groups, filters)` and outputs as `Conv3D(strides=s,
     padding="valid")`, but TensorFlow's CPU gradients of unstrided Conv3D are fast where the strided ones are an
-    order of magnitude slower (the README has the figure). Cost: up to `prod(strides)` unstrided convolutions, each
-    of a kernel phase over an input phase, together about the multiply-adds of the strided one."""
+    order of magnitude slower (docs/performance.md has the figure). Cost: up to `prod(strides)` unstrided
+    convolutions, each of a kernel phase over an input phase, together about the multiply-adds of the strided one."""
 
     def __init__(self, filters, kernel_size, strides, groups=1, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)

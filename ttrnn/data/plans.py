@@ -11,6 +11,8 @@ import numpy as np
 from ttrnn.data import sampling
 
 MODES = ("sequence", "mlp", "tsn", "c3d")
+"""How frames are taken from a clip (`InputSpec.mode`): the first frames as a sequence (the RNNs), a few frames in
+order (the TT-MLP), one frame per segment (TSN), or a window of consecutive frames, cropped (C3D and the 3D CNNs)."""
 
 
 @dataclass

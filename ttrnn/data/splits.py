@@ -10,6 +10,8 @@ import numpy as np
 PAPER_SEED = 11111986
 PAPER_FOLDS = 5
 PROTOCOLS = ("paper", "logo", "store", "holdout")
+"""The split protocols (`--protocol`): the original code's random 5 folds, leave one group out, the store's own
+train / test lists (Hollywood2, UCF101), and one random held-out fraction (the successors' code)."""
 HOLDOUT_FRACTION = 0.2      # the BT-LSTM / TR-LSTM code's test split: 20 % of the clips at random
 
 

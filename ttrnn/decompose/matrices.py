@@ -21,7 +21,7 @@ Ranks a matrix cannot fill (a TT rank above `min(prod left, prod right)`, a leaf
 padded with zeros so the factors keep the shapes the format asks for; `ranks="full"` asks for the ranks at which
 the reconstruction is exact. Why not TensorLy: its `tensor_train_matrix`, `tensor_ring`, `tensor_ring_als` and
 `parafac` are what the tests compare against at small shapes (the UCF11-shape comparison, errors and times, is in
-the README), but it has no block-term or HT decomposition and the layouts differ (CP, TR ranks), so a runtime
+docs/decompose.md), but it has no block-term or HT decomposition and the layouts differ (CP, TR ranks), so a runtime
 dependency would cover half of this file and still need the rest.
 
 Complexity: every method is a few sweeps of SVDs / least-squares fits over unfoldings of the `prod n * prod m`
@@ -104,7 +104,7 @@ def _tr(w, fmt, sweeps=20, tol=1e-6):
     core `(r_0, D_1, r_1)` from the first unfolding's leading r_0 r_1 singular vectors (as many as D_1 gives,
     zero columns past them, where TensorLy refuses), then the TT-SVD sweep with r_0 carried along as the last
     index. Then ALS sweeps from there (`tr_als`): the SVD fixes the split of r_0 r_1 in one step and is not the
-    best fit (the README's table has the errors on the UCF11 kernel, with and without the sweeps)."""
+    best fit (docs/decompose.md has the errors on the UCF11 kernel, with and without the sweeps)."""
     dims, r = tuple(fmt.n) + tuple(fmt.m), list(fmt.ranks)
     mat = np.reshape(w, (dims[0], -1))
     u = _basis(mat, r[0] * r[1])

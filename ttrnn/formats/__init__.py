@@ -11,17 +11,19 @@ starts); the format classes and `FORMATS` (name -> class) load Keras on first us
 import importlib
 
 FORMAT_NAMES = ("tt", "tr", "bt", "cp", "ht")
-# UCF11 LSTM kernel parameters at these ranks (8x20x20x18 -> 4x4x4x4, the TT-LSTM's budget):
-# tt 3,360  tr 3,384  bt (2 blocks) 3,392  cp 3,249  ht 3,255
+"""The format names, in the order tables list them: the values of `--decomposition` and of `layer_class`."""
 DEFAULT_RANKS = {"tt": 4, "tr": 6, "bt": 4, "cp": 9, "ht": 7}
+"""Ranks of each format when none are given: about the TT-LSTM's kernel budget on UCF11 (input modes 8x20x20x18,
+output modes 4x4x4x4): tt 3,360 parameters, tr 3,384, bt (2 blocks) 3,392, cp 3,249, ht 3,255."""
 DEFAULT_BLOCKS = 2
+"""Blocks of the bt format (block-term Tucker) when none are given."""
 
 _CLASSES = {"tt": ("ttrnn.formats.tt", "TensorTrain"), "tr": ("ttrnn.formats.tr", "TensorRing"),
             "bt": ("ttrnn.formats.bt", "BlockTerm"), "cp": ("ttrnn.formats.cp", "CP"),
             "ht": ("ttrnn.formats.ht", "HierarchicalTucker")}
 
-__all__ = ["FORMAT_NAMES", "FORMATS", "DEFAULT_RANKS", "DEFAULT_BLOCKS", "make", "TensorTrain", "TensorRing",
-           "BlockTerm", "CP", "HierarchicalTucker"]
+__all__ = ["FORMAT_NAMES", "FORMATS", "DEFAULT_RANKS", "DEFAULT_BLOCKS", "make", "format_class", "TensorTrain",
+           "TensorRing", "BlockTerm", "CP", "HierarchicalTucker"]
 
 
 def format_class(name):

@@ -71,6 +71,13 @@ def _open(t, leaves, transfer, side):
 
 
 class HierarchicalTucker(ViaTensorTrain):
+    """The hierarchical-Tucker matrix (module docstring): a balanced binary dimension tree over the d mode pairs,
+    a leaf factor `U_k` `(n_k m_k, r_k)` per mode pair and a transfer tensor `B_t` `(r_left, r_right, r_t)` per inner
+    node; `sum_k n_k m_k r_k + sum_t r_left r_right r_t` parameters. `ranks`: an int R (every node but the root) or
+    one rank per node in post-order. `x @ W` runs through exactly equal TT cores (`ViaTensorTrain`).
+
+    References: M. Yin et al., Compressing Recurrent Neural Networks Using Hierarchical Tucker Tensor Decomposition
+    (HT-LSTM, 2020); W. Hackbusch, S. Kühn 2009 and L. Grasedyck 2010 for the format."""
     NAME = "ht"
     MIN_MODES = 2
 

@@ -22,12 +22,15 @@ from ttrnn.layers.pixels import PixelScaling
 from ttrnn.layers.simple_rnn import BTSimpleRNN, CPSimpleRNN, HTSimpleRNN, TRSimpleRNN, TTSimpleRNN
 
 DENSE_LAYERS = (TTDense, TRDense, BTDense, CPDense, HTDense)
+"""The Dense layers, one per format in `ttrnn.formats.FORMAT_NAMES` order."""
 RECURRENT_LAYERS = (TTSimpleRNN, TTGRU, TTLSTM, TRSimpleRNN, TRGRU, TRLSTM, BTSimpleRNN, BTGRU, BTLSTM,
                     CPSimpleRNN, CPGRU, CPLSTM, HTSimpleRNN, HTGRU, HTLSTM)
+"""The recurrent layers: for each format, its SimpleRNN, GRU and LSTM."""
 # What `layer_class` looks up: (format, kind) → class, kind a cell's NAME or "Dense".
 _BY_KIND = {**{(cls.FORMAT, cls.CELL.NAME): cls for cls in RECURRENT_LAYERS},
             **{(cls.FORMAT, "Dense"): cls for cls in DENSE_LAYERS}}
 KINDS = tuple(cell.NAME for cell in CELLS) + ("Dense",)
+"""The layer kinds `layer_class` takes: "SimpleRNN", "GRU", "LSTM" (the cells of `ttrnn.layers.cells`) and "Dense"."""
 
 __all__ = [cls.__name__ for cls in DENSE_LAYERS + RECURRENT_LAYERS] + [
     "PixelScaling", "hard_sigmoid", "DENSE_LAYERS", "RECURRENT_LAYERS", "KINDS", "layer_class"]

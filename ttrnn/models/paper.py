@@ -13,9 +13,12 @@ from ttrnn.layers.pixels import PixelScaling
 from ttrnn.models.shapes import MLP_FRAMES, PAPER_SHAPES, check_frame_shape  # noqa: F401 (re-exported)
 
 L2_ALPHA = 1e-2  # the original: Dense(..., kernel_regularizer=l2(1e-2)) on the classifier
-MLP_HIDDEN_SHAPE = (4, 4, 4, 4)  # 256 hidden units
+MLP_HIDDEN_SHAPE = (4, 4, 4, 4)
+"""The TT-MLP's hidden TT output modes: 256 hidden units."""
 RNN_MODELS = ("gru", "lstm")
+"""The recurrent paper models (`paper_model`'s `model`)."""
 MODELS = ("gru", "lstm", "mlp")
+"""Every paper model: the two RNNs and the TT-MLP."""
 
 
 def _head(h, num_classes, multilabel):

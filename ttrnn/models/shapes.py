@@ -2,8 +2,6 @@
 against a model's TT input modes before TensorFlow starts (`ttrnn.models` builds the models from these)."""
 import math
 
-# Input modes factor H*W*3 of the stored frame; hidden 4x4x4x4 = 256 units; ranks 4. TT-MLP shapes are published
-# nowhere: we fold the 6 frames into the first input mode (design notes).
 PAPER_SHAPES = {
     "ucf11": dict(frame_size=(160, 120), tt_input_shape=(8, 20, 20, 18), tt_output_shape=(4, 4, 4, 4),
                   tt_ranks=(1, 4, 4, 4, 1), units=256, mlp_input_shape=(48, 20, 20, 18)),
@@ -12,7 +10,12 @@ PAPER_SHAPES = {
     "celebfaces": dict(frame_size=(160, 120), tt_input_shape=(4, 20, 20, 36), tt_output_shape=(4, 4, 4, 4),
                        tt_ranks=(1, 4, 4, 4, 1), units=225, mlp_input_shape=(24, 20, 20, 36)),
 }
+"""The paper's shapes per dataset: the stored `frame_size` (width, height), the TT input modes (they factor
+H*W*3 of the frame), the output modes (4x4x4x4 = 256 hidden units; 225 on YouTube Celebrities, as the original code), the
+TT ranks (4) and the TT-MLP's input modes. The TT-MLP's shapes are published nowhere: ours fold its 6 frames into
+the first input mode."""
 MLP_FRAMES = 6
+"""Frames the TT-MLP concatenates into one input (its `mlp_input_shape` holds them in its first mode)."""
 
 
 def check_frame_shape(frame_shape, tt_input_shape, frames=1):
