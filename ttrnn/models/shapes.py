@@ -11,9 +11,9 @@ PAPER_SHAPES = {
                        tt_ranks=(1, 4, 4, 4, 1), units=225, mlp_input_shape=(24, 20, 20, 36)),
 }
 """The paper's shapes per dataset: the stored `frame_size` (width, height), the TT input modes (they factor
-H*W*3 of the frame), the output modes (4x4x4x4 = 256 hidden units; 225 on YouTube Celebrities, as the original code), the
-TT ranks (4) and the TT-MLP's input modes. The TT-MLP's shapes are published nowhere: ours fold its 6 frames into
-the first input mode."""
+H*W*3 of the frame), the output modes (4x4x4x4 = 256 hidden units; 225 on YouTube Celebrities, as the original
+code), the TT ranks (4) and the TT-MLP's input modes. The TT-MLP's shapes are published nowhere: ours fold its 6
+frames into the first input mode."""
 MLP_FRAMES = 6
 """Frames the TT-MLP concatenates into one input (its `mlp_input_shape` holds them in its first mode)."""
 
