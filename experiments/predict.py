@@ -1,6 +1,7 @@
 """Classify raw video files with a trained run: decode as the run's store was made, feed as its evaluation did.
 
     python -m experiments.predict RUN_DIR VIDEO [VIDEO ...] [--top 5] [--json]
+    python -m experiments.predict RUN_DIR VIDEO|CAMERA|URL --stream [--every N] [--top 5] [--json]
 
 Each file is decoded with the preprocessing parameters recorded in the run's config.json (`store.attrs`: frame
 size, frame skip, target fps), so its frames equal what the store would hold for it. The model input is built by
@@ -11,6 +12,10 @@ multi-label Hollywood2, independent sigmoid scores); `--json` prints one object 
 
 A missing or unreadable video is a one-line error for that file; the other files are still predicted and the exit
 status is 2. A bad run directory is a one-line error, exit 2.
+
+`--stream` classifies a video file, a camera index or a stream URL as it plays, with a stateful copy of the model
+and constant memory: a line every N frames (`--every`), at frame = max-len (this command's answer) and at the end
+(`experiments.stream`, also a library: `StreamClassifier`).
 """
 import json
 import os
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.run_dir import CONFIG, MODEL
+from experiments.stream import EVERY_HELP, STREAM_HELP, stream_main
 from tf_config.console import add_console_args, quiet_console
 from ttrnn.cli import OneLineParser, UsageError, exit_now
 from ttrnn.store import clip_slice
@@ -131,13 +137,17 @@ def top_k(probs, classes, k):
 def main(argv=None):
     ap = OneLineParser(prog="python -m experiments.predict", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", help=f"a finished run directory ({CONFIG} + {MODEL})")
-    ap.add_argument("videos", nargs="+", help="video files to classify")
+    ap.add_argument("videos", nargs="+", help="video files to classify (--stream: also camera indices, URLs)")
     ap.add_argument("--top", type=int, default=5, help="classes to show per file (default 5)")
     ap.add_argument("--json", action="store_true", help="one JSON object per file and line")
+    ap.add_argument("--stream", action="store_true", help=STREAM_HELP)
+    ap.add_argument("--every", type=int, default=None, metavar="N", help=EVERY_HELP)
     add_console_args(ap)
     args = ap.parse_args(argv)
     prog = ap.prog
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.stream or args.every is not None:
+        return stream_main(args, prog)
     try:
         if args.top < 1:
             raise UsageError(f"--top must be >= 1, got {args.top}")

@@ -32,6 +32,9 @@ MODEL = "model.keras"             # the trained model
 CURVES = "curves.png"             # loss / accuracy per epoch
 CONFUSION = "confusion.png"       # the test confusion matrix
 TENSORIZED = "tensorized.json"    # experiments.tensorize: what the dense run became
+SAVED_MODEL_DIR = "saved_model"   # experiments.export --format savedmodel: the TensorFlow SavedModel folder
+ONNX_FILE = "model.onnx"          # experiments.export --format onnx
+TFLITE_FILE = "model.tflite"      # experiments.export --format litert
 LOCK = "run.lock"                 # the one writer's flock
 
 

@@ -1,7 +1,8 @@
 """Decode one video file with OpenCV into uint8 RGB frames at a target size.
 
 Pipeline per frame: decode (BGR) -> RGB -> resize (cv2.INTER_AREA, only if the size differs) -> keep or drop
-(fps resampling, then every k-th frame). No TensorFlow here.
+(fps resampling, then every k-th frame). `decode` does it for a whole file; `FrameSampler` is that pipeline
+one frame at a time, for streams (a camera, a long video). No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -77,18 +78,10 @@ def mpeg_ps_problem(path):
     return None
 
 
-def decode(path, size=(160, 120), frame_skip=1, fps=None):
-    """Decode `path` -> (frames uint8 (T, H, W, 3) RGB with (W, H) = size, source fps).
-
-    fps: if given, resample in time to this rate first (source frame floor(j * src_fps / fps) for output j;
-    frames are repeated when fps > src_fps). frame_skip k then keeps frames 0, k, 2k, ... of the result.
-    Raises VideoError (unreadable, not a video, zero frames, truncated AVI or MPEG program stream).
-    """
+def open_video(path):
+    """An opened `cv2.VideoCapture` of the video file `path` (the caller releases it). Raises VideoError: missing,
+    empty, a still image, or not a video OpenCV can open."""
     path = os.fspath(path)
-    w, h = int(size[0]), int(size[1])
-    k = int(frame_skip)
-    if k < 1:
-        raise ValueError("frame_skip must be >= 1")
     if not os.path.isfile(path):
         raise VideoError("file not found")
     if os.path.getsize(path) == 0:
@@ -97,42 +90,86 @@ def decode(path, size=(160, 120), frame_skip=1, fps=None):
     if kind:
         raise VideoError(f"a {kind} image file, not a video")
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError("cannot open as a video (not a video file or unsupported/corrupt container)")
+    return cap
+
+
+def source_fps(cap):
+    """The frame rate an opened capture reports, 0.0 when it reports none (or nonsense)."""
+    src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    return src_fps if np.isfinite(src_fps) and src_fps > 0 else 0.0
+
+
+class FrameSampler:
+    """What preprocessing keeps of each decoded frame, one frame at a time: `sampler(bgr)` returns the frames the
+    next decoded BGR frame contributes, uint8 RGB (H, W, 3) at `size` (W, H): none, one, or the same frame several
+    times (fps resampling above the source rate). `decode` runs it over a whole file; a stream (a camera, a long
+    video) runs it frame by frame, so both keep exactly the same frames.
+
+    fps: if given (and the source has a rate `src_fps` > 0 that differs), resample in time to this rate first
+    (source frame floor(j * src_fps / fps) for output j). frame_skip k then keeps frames 0, k, 2k, ... of the result.
+    `decoded` counts the frames given so far.
+    """
+
+    def __init__(self, size, frame_skip=1, fps=None, src_fps=0.0):
+        self.w, self.h = int(size[0]), int(size[1])
+        self.k = int(frame_skip)
+        if self.k < 1:
+            raise ValueError("frame_skip must be >= 1")
+        self.fps, self.src_fps = fps, float(src_fps)
+        self.resample = fps is not None and self.src_fps > 0 and abs(float(fps) - self.src_fps) > 1e-6
+        self.decoded = 0
+        self._resampled = 0
+
+    def __call__(self, bgr):
+        if self.resample:
+            # each source frame may be emitted 0, 1 or several times
+            reps = 0
+            while int(np.floor(self._resampled * self.src_fps / float(self.fps) + 1e-6)) == self.decoded:
+                reps += 1
+                self._resampled += 1
+            times = [self._resampled - reps + r for r in range(reps)]
+        else:
+            times = [self.decoded]
+        self.decoded += 1
+        sel = [t for t in times if t % self.k == 0]
+        if not sel:
+            return []
+        if bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise VideoError(f"unexpected frame shape {bgr.shape}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if rgb.shape[1] != self.w or rgb.shape[0] != self.h:
+            rgb = cv2.resize(rgb, (self.w, self.h), interpolation=INTERPOLATION)
+        return [rgb] * len(sel)
+
+
+def decode(path, size=(160, 120), frame_skip=1, fps=None):
+    """Decode `path` -> (frames uint8 (T, H, W, 3) RGB with (W, H) = size, source fps).
+
+    fps: if given, resample in time to this rate first (source frame floor(j * src_fps / fps) for output j;
+    frames are repeated when fps > src_fps). frame_skip k then keeps frames 0, k, 2k, ... of the result
+    (`FrameSampler`, one frame at a time).
+    Raises VideoError (unreadable, not a video, zero frames, truncated AVI or MPEG program stream).
+    """
+    path = os.fspath(path)
+    if int(frame_skip) < 1:
+        raise ValueError("frame_skip must be >= 1")
+    cap = open_video(path)
     try:
-        if not cap.isOpened():
-            raise VideoError("cannot open as a video (not a video file or unsupported/corrupt container)")
-        src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if not np.isfinite(src_fps) or src_fps <= 0:
-            src_fps = 0.0
+        src_fps = source_fps(cap)
         header_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        resample = fps is not None and src_fps > 0 and abs(float(fps) - src_fps) > 1e-6
+        sampler = FrameSampler(size, frame_skip, fps, src_fps)
         kept = []
-        n_decoded = 0
-        n_resampled = 0
         while True:
             ok, bgr = cap.read()
             if not ok or bgr is None:
                 break
-            if resample:
-                # each source frame may be emitted 0, 1 or several times
-                reps = 0
-                while int(np.floor(n_resampled * src_fps / float(fps) + 1e-6)) == n_decoded:
-                    reps += 1
-                    n_resampled += 1
-                times = [n_resampled - reps + r for r in range(reps)]
-            else:
-                times = [n_decoded]
-            n_decoded += 1
-            sel = [t for t in times if t % k == 0]
-            if not sel:
-                continue
-            if bgr.ndim != 3 or bgr.shape[2] != 3:
-                raise VideoError(f"unexpected frame shape {bgr.shape}")
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if rgb.shape[1] != w or rgb.shape[0] != h:
-                rgb = cv2.resize(rgb, (w, h), interpolation=INTERPOLATION)
-            kept.extend([rgb] * len(sel))
+            kept.extend(sampler(bgr))
     finally:
         cap.release()
+    n_decoded = sampler.decoded
     # AVI headers carry an exact frame count; far fewer decoded frames means a truncated/corrupt file.
     if path.lower().endswith(".avi") and header_count > 0 and n_decoded < 0.9 * header_count:
         raise VideoError(f"truncated or corrupt: decoded {n_decoded} of {header_count} frames in the header")

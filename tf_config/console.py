@@ -36,6 +36,7 @@ NOISE = [re.compile(p) for p in (
     r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] computation placer already registered",
     r"^[IWE]\d{4} [\d:.]+\s+\d+ mlir_graph_optimization_pass\.cc:\d+\] MLIR V1 optimization pass is not enabled",
     r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+\.cc:\d+\] TF-TRT Warning: Could not find TensorRT",
+    r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$",     # the LiteRT interpreter's (experiments.export)
     # a notice, not a failure: one allocation above 10 % of *free* memory, which the page cache keeps small on a
     # healthy machine (a plain GRU's kernel on the paper's frames fires it on every step); running out is
     # bfc_allocator's

@@ -8,8 +8,11 @@ One module per section, each with the rows it prints and how they are measured i
   in separate processes;
 - `store`: the training reader and the video decoder (frames/s), the store codecs (size, speed, error);
 - `train`: end-to-end training from a store against the step in memory, padding waste, peak RSS;
+- `stream`: single-stream recognition at batch 1 (ms per frame, frames/s) of the paper's TT-GRU and TT-LSTM;
 - `epoch` and `scale` (only when named): real trainer epochs from a cold page cache on a store larger than a
-  memory budget, and on a store of UCF11's size.
+  memory budget, and on a store of UCF11's size;
+- `export` (only when named): the paper's TT-GRU and TT-LSTM exported to SavedModel, ONNX and LiteRT, each
+  artifact's size and one clip's latency at batch 1 on its runtime.
 `common` holds what they share (timing, the trainer's step and runs, bench stores, the worker protocol, the other
 tree); `cli` the command line. The frames come from `preprocess.synthetic`. Figures live in docs/performance.md
 with the commands that reproduce them.

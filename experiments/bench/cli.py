@@ -7,16 +7,19 @@ import os
 import sys
 import textwrap
 
-from experiments.bench import epoch, scale, store, train, tt, versions
+from experiments.bench import epoch, export, scale, store, stream, train, tt, versions
 from experiments.bench.common import epoch_step_child
 from tf_config.console import add_console_args, quiet_console
 from tf_config.memory import apply_memory
 from ttrnn.cli import USAGE, OneLineParser
 
 SECTIONS = {"tt": tt.bench_tt, "versions": versions.bench_versions, "store": store.bench_store,
-            "train": train.bench_train, "epoch": epoch.bench_epoch, "scale": scale.bench_scale}
-DEFAULT_SECTIONS = ("tt", "versions", "store", "train")   # epoch (a 5 GB store, ~10 min) and scale (~1 h): by name
-MODULES = {"tt": tt, "versions": versions, "store": store, "train": train, "epoch": epoch, "scale": scale}
+            "train": train.bench_train, "stream": stream.bench_stream, "epoch": epoch.bench_epoch,
+            "scale": scale.bench_scale, "export": export.bench_export}
+# By name only: epoch (5 GB store, ~10 min), scale (~1 h), export (the export extra's packages, a few minutes).
+DEFAULT_SECTIONS = ("tt", "versions", "store", "train", "stream")
+MODULES = {"tt": tt, "versions": versions, "store": store, "train": train, "stream": stream, "epoch": epoch,
+           "scale": scale, "export": export}
 
 
 def sections_help():
@@ -51,7 +54,8 @@ def parse_args(argv=None):
                    help="store: measure the codecs on the videos in this folder (decoded at 160x120); "
                         "scale: cycle their frames through the store")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    p.add_argument("--frames", type=int, default=None, help="tt, versions: frames per clip (default 100, quick 2)")
+    p.add_argument("--frames", type=int, default=None, help="tt, versions: frames per clip (default 100, quick 2); "
+                                                            "export: of the timed clip (default 16, quick 2)")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions, best taken")
     p.add_argument("--chunks", type=lambda s: [int(v) for v in s.split(",")], default=None,
                    help="tt: also time TTGRU train steps with these time_chunk values, e.g. 0,1,4, "

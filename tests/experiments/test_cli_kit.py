@@ -9,9 +9,9 @@ from helpers import REPO
 
 CLIS = ["experiments.ucf11", "experiments.ucf101", "experiments.hollywood2", "experiments.celebfaces",
         "experiments.tables", "experiments.sweep", "experiments.bench", "experiments.predict", "experiments.launch",
-        "experiments.demo", "experiments.tensorize", "experiments.bench_backends", "preprocess.ucf11",
-        "preprocess.ucf101", "preprocess.hollywood2", "preprocess.celebfaces", "preprocess.folders",
-        "preprocess.synthetic", "preprocess.check", "preprocess.transcode", "tf_config.threads"]
+        "experiments.demo", "experiments.tensorize", "experiments.export", "experiments.bench_backends",
+        "preprocess.ucf11", "preprocess.ucf101", "preprocess.hollywood2", "preprocess.celebfaces",
+        "preprocess.folders", "preprocess.synthetic", "preprocess.check", "preprocess.transcode", "tf_config.threads"]
 
 # One interpreter calls each CLI's main() with the given arguments and reports (status, stderr) per call, and at the
 # end whether TensorFlow got imported by any of them.

@@ -7,7 +7,8 @@ of its kind:
 - `ttrnn.layers.dense`: `TTDense` (the TT-MLP's layer), `TRDense`, `BTDense`, `CPDense`, `HTDense`.
 - `PixelScaling` (uint8 frames → scaled, masked) and the Keras-1 `hard_sigmoid` of the "paper" preset.
 - The backend fast paths the loop and the kernel pick: `fused_scan` (TensorFlow time loop), `projection` and
-  `jax_projection` (long uint8 clips in blocks of time steps).
+  `jax_projection` (long uint8 clips in blocks of time steps); and the export path's loop of plain ops,
+  `plain_scan`, taken while Keras's `model.export` traces a model (`ttrnn.layers.kernel.exporting`).
 
 Importing this package registers every class with Keras's serialization (package "ttrnn": "ttrnn>TTGRU", ...).
 """

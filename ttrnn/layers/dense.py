@@ -14,7 +14,7 @@ from keras import ops
 from ttrnn import formats
 from ttrnn.formats import tt
 from ttrnn.formats.common import is_float
-from ttrnn.layers.kernel import FormatArguments, Kernel, TTArguments
+from ttrnn.layers.kernel import FormatArguments, Kernel, TTArguments, exporting
 
 
 class FormatDense(keras.layers.Layer):
@@ -61,7 +61,8 @@ class FormatDense(keras.layers.Layer):
 
     def call(self, inputs):
         x = ops.convert_to_tensor(inputs)
-        if is_float(x) and x.dtype != self.compute_dtype:   # integer inputs are cast inside the first contraction
+        # Integer inputs are cast inside the first contraction; on the export path (`exporting`) first.
+        if (is_float(x) or exporting()) and x.dtype != self.compute_dtype:
             x = ops.cast(x, self.compute_dtype)
         y = self.kernel.project(x, bounded=False)
         if self.use_bias:

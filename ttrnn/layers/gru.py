@@ -90,6 +90,18 @@ class TTGRU(TTArguments, FormatGRU):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -107,7 +119,7 @@ class TTGRU(TTArguments, FormatGRU):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -124,6 +136,7 @@ class TTGRU(TTArguments, FormatGRU):
         full_kernel(): the dense `W` `(D, 3 units)`.
         recurrent_kernel: `U` `(units, 3 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
         tt_cores, tt_param_count: the cores `G_k` (the same list as `factors`) and `kernel_param_count`.
         reset_after: the cell's option (read-only).
 
@@ -212,6 +225,18 @@ class TRGRU(FormatArguments, FormatGRU):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -229,7 +254,7 @@ class TRGRU(FormatArguments, FormatGRU):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -246,6 +271,7 @@ class TRGRU(FormatArguments, FormatGRU):
         full_kernel(): the dense `W` `(D, 3 units)`.
         recurrent_kernel: `U` `(units, 3 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
         reset_after: the cell's option (read-only).
 
     References:
@@ -332,6 +358,18 @@ class BTGRU(FormatArguments, FormatGRU):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -349,7 +387,7 @@ class BTGRU(FormatArguments, FormatGRU):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -366,6 +404,7 @@ class BTGRU(FormatArguments, FormatGRU):
         full_kernel(): the dense `W` `(D, 3 units)`.
         recurrent_kernel: `U` `(units, 3 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
         reset_after: the cell's option (read-only).
 
     References:
@@ -451,6 +490,18 @@ class CPGRU(FormatArguments, FormatGRU):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -468,7 +519,7 @@ class CPGRU(FormatArguments, FormatGRU):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -485,6 +536,7 @@ class CPGRU(FormatArguments, FormatGRU):
         full_kernel(): the dense `W` `(D, 3 units)`.
         recurrent_kernel: `U` `(units, 3 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
         reset_after: the cell's option (read-only).
 
     References:
@@ -572,6 +624,18 @@ class HTGRU(FormatArguments, FormatGRU):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -589,7 +653,7 @@ class HTGRU(FormatArguments, FormatGRU):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -606,6 +670,7 @@ class HTGRU(FormatArguments, FormatGRU):
         full_kernel(): the dense `W` `(D, 3 units)`.
         recurrent_kernel: `U` `(units, 3 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
         reset_after: the cell's option (read-only).
 
     References:

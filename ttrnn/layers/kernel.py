@@ -9,7 +9,9 @@ the uint8 frames' own size however long the clips are. The policy, measured (doc
 more than `WHOLE_BATCH_FRAMES` frames go in blocks of `PROJECTION_BLOCK_FRAMES` frames, smaller ones whole.
 """
 
+import contextlib
 import importlib
+import sys
 
 import keras
 from keras import ops
@@ -17,10 +19,46 @@ from keras import ops
 from ttrnn.formats import tt
 from ttrnn.formats.common import is_float
 
+# The export path: plain ops only (`exporting`).
+_PLAIN_OPS = {"depth": 0}
+EXPORTERS = "keras.src.export"           # Keras's exporters' package: model.export, keras.export.ExportArchive
+
 PROJECTION_BLOCK_FRAMES = 32      # frames per block of the bounded projection
 WHOLE_BATCH_FRAMES = 2048         # at most this many frames (B x T) go whole by default
 # The bounded projection per backend (a module with `project_in_blocks`); other backends project whole batches.
 BLOCKS = {"tensorflow": "ttrnn.layers.projection", "jax": "ttrnn.layers.jax_projection"}
+
+
+@contextlib.contextmanager
+def plain_ops():
+    """Within it, the ttrnn layers take their export path (`exporting`) whatever traces them."""
+    _PLAIN_OPS["depth"] += 1
+    try:
+        yield
+    finally:
+        _PLAIN_OPS["depth"] -= 1
+
+
+def exporting():
+    """Whether the layers take their export path now: inside `plain_ops()`, or while Keras's exporters trace the
+    model (`model.export(path, format=...)` to a SavedModel, ONNX or LiteRT, or `keras.export.ExportArchive`).
+
+    The export path computes the same function with plain ops that every exporter and runtime takes: the whole
+    projection (no block loop: its TensorList concat is no ONNX op), integer frames cast to float first (no
+    XLA-compiled cast), Keras's loop (`keras.ops.scan`: a while loop of plain ops; no XLA-compiled fused scan,
+    which ONNX and LiteRT's builtin ops cannot hold). Training and `predict` keep the fast path.
+
+    Keras marks an export trace in no other way, so this looks for a frame of its exporters' package on the call
+    stack: a few microseconds per call, once per trace in a traced function.
+    """
+    if _PLAIN_OPS["depth"]:
+        return True
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(EXPORTERS):
+            return True
+        frame = frame.f_back
+    return False
 
 
 class Kernel:
@@ -78,11 +116,20 @@ class Kernel:
         if steps is None:
             return whole()
         if block is not None:                              # asked for explicitly: always blocks
-            return blocks()
+            return _static_shape(blocks(), x)
         if x.shape[0] is not None and x.shape[1] is not None:
-            return blocks() if x.shape[0] * x.shape[1] > WHOLE_BATCH_FRAMES else whole()
+            return _static_shape(blocks(), x) if x.shape[0] * x.shape[1] > WHOLE_BATCH_FRAMES else whole()
         # one trace for every padded length: decided per batch
-        return ops.cond(ops.shape(x)[0] * ops.shape(x)[1] > WHOLE_BATCH_FRAMES, blocks, whole)
+        return _static_shape(ops.cond(ops.shape(x)[0] * ops.shape(x)[1] > WHOLE_BATCH_FRAMES, blocks, whole), x)
+
+
+def _static_shape(z, x):
+    """`z` `(B, T, P)` with the static sizes of `x` `(B, T, D)` where the blocks' loop lost them (a traced
+    TensorFlow graph): a stateful layer's states have a static batch size, which the time loop's states must
+    keep. No op is added."""
+    if keras.backend.backend() == "tensorflow" and hasattr(z, "set_shape"):
+        z.set_shape(tuple(x.shape[:-1]) + (z.shape[-1],))
+    return z
 
 
 class KernelAttributes:

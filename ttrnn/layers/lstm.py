@@ -89,6 +89,18 @@ class TTLSTM(TTArguments, FormatLSTM):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final states `[h, c]`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -106,7 +118,7 @@ class TTLSTM(TTArguments, FormatLSTM):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h, c]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -123,6 +135,7 @@ class TTLSTM(TTArguments, FormatLSTM):
         full_kernel(): the dense `W` `(D, 4 units)`.
         recurrent_kernel: `U` `(units, 4 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h, c]`) and their reset to zeros.
         tt_cores, tt_param_count: the cores `G_k` (the same list as `factors`) and `kernel_param_count`.
         unit_forget_bias: the cell's option (read-only).
 
@@ -209,6 +222,18 @@ class TRLSTM(FormatArguments, FormatLSTM):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final states `[h, c]`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -226,7 +251,7 @@ class TRLSTM(FormatArguments, FormatLSTM):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h, c]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -243,6 +268,7 @@ class TRLSTM(FormatArguments, FormatLSTM):
         full_kernel(): the dense `W` `(D, 4 units)`.
         recurrent_kernel: `U` `(units, 4 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h, c]`) and their reset to zeros.
         unit_forget_bias: the cell's option (read-only).
 
     References:
@@ -327,6 +353,18 @@ class BTLSTM(FormatArguments, FormatLSTM):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final states `[h, c]`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -344,7 +382,7 @@ class BTLSTM(FormatArguments, FormatLSTM):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h, c]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -361,6 +399,7 @@ class BTLSTM(FormatArguments, FormatLSTM):
         full_kernel(): the dense `W` `(D, 4 units)`.
         recurrent_kernel: `U` `(units, 4 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h, c]`) and their reset to zeros.
         unit_forget_bias: the cell's option (read-only).
 
     References:
@@ -444,6 +483,18 @@ class CPLSTM(FormatArguments, FormatLSTM):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final states `[h, c]`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -461,7 +512,7 @@ class CPLSTM(FormatArguments, FormatLSTM):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h, c]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -478,6 +529,7 @@ class CPLSTM(FormatArguments, FormatLSTM):
         full_kernel(): the dense `W` `(D, 4 units)`.
         recurrent_kernel: `U` `(units, 4 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h, c]`) and their reset to zeros.
         unit_forget_bias: the cell's option (read-only).
 
     References:
@@ -563,6 +615,18 @@ class HTLSTM(FormatArguments, FormatLSTM):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final states `[h, c]`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: Keras's 1 (one matmul per gate) or 2 (one for all gates), or the legacy 0: accepted, saved,
+            and without effect (only speed differs in Keras): the kernel here always projects every gate at once.
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -580,7 +644,7 @@ class HTLSTM(FormatArguments, FormatLSTM):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h, c]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h, c]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -597,6 +661,7 @@ class HTLSTM(FormatArguments, FormatLSTM):
         full_kernel(): the dense `W` `(D, 4 units)`.
         recurrent_kernel: `U` `(units, 4 units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h, c]`) and their reset to zeros.
         unit_forget_bias: the cell's option (read-only).
 
     References:

@@ -2,6 +2,8 @@
 import keras
 from keras import ops
 
+from ttrnn.layers.kernel import exporting
+
 SCALINGS = ("paper", "unit")
 # pixel -> pixel * scale + shift
 AFFINE = {"paper": (1.0, -128.0), "unit": (1.0 / 255.0, 0.0)}
@@ -55,8 +57,9 @@ class PixelScaling(keras.layers.Layer):
         if not self.mask_padding:
             return mask
         axes = tuple(range(2, len(inputs.shape)))
-        # uint8 frames: max > 0 makes no frame-sized boolean temporary (long clips, ttrnn.layers.projection)
-        if "uint" in str(inputs.dtype):
+        # uint8 frames: max > 0 makes no frame-sized boolean temporary (long clips, ttrnn.layers.projection); the
+        # export path (`ttrnn.layers.kernel.exporting`) takes `any`, as LiteRT has no builtin max over uint8.
+        if "uint" in str(inputs.dtype) and not exporting():
             frame_mask = ops.greater(ops.max(inputs, axis=axes), 0)
         else:
             frame_mask = ops.any(ops.not_equal(inputs, 0), axis=axes)

@@ -14,7 +14,14 @@ The loop: by default (`time_chunk=0`) all frames are projected first, batch-majo
 (`Kernel.project`), then the recurrence scans over the small projections `(T, B, gates * units)`: on TensorFlow
 with `ttrnn.layers.fused_scan` (XLA loops with a hand-scheduled backward pass), elsewhere, or with
 `recurrence="keras"`, with Keras's loop (`keras.ops.scan`: `lax.scan` on JAX, a `tf.while_loop` on TensorFlow, a
-Python loop on PyTorch). `time_chunk=k > 0` projects k frames at a time inside Keras's loop.
+Python loop on PyTorch). `time_chunk=k > 0` projects k frames at a time inside Keras's loop. `unroll=True` writes
+the steps out one by one (Keras's `unroll`). While Keras's exporters trace a model (`model.export`), the layers take
+their export path (`ttrnn.layers.kernel.exporting`): the whole projection with plain ops, then on TensorFlow the
+while loop of `ttrnn.layers.plain_scan`, which tf2onnx and the LiteRT converter take.
+
+Keras's RNN arguments are all here, with Keras's meaning (`keras.layers.RNN`): `stateful` (the states in variables
+carried from call to call, `reset_state()`; the same loops run from them), `zero_output_for_mask`, `unroll`, and
+`implementation`, which is accepted and saved but changes nothing (one kernel projects every gate).
 
 Compilation: on TensorFlow the layers declare `supports_jit = False`, so `jit_compile="auto"` runs the contractions
 on oneDNN without XLA (faster on CPU: oneDNN beats XLA's CPU dot on them); set `layer.supports_jit = True` to force
@@ -26,17 +33,20 @@ import math
 
 import keras
 from keras import ops
+from keras.src.utils import tracking
 
 from ttrnn import formats
 from ttrnn.formats import tt
 from ttrnn.formats.common import is_float
 from ttrnn.layers.activations import hard_sigmoid
 from ttrnn.layers.cells import StepOps
-from ttrnn.layers.kernel import Kernel
+from ttrnn.layers.kernel import Kernel, exporting
 
 DEFAULT_TIME_CHUNK = 0
 # The recurrence's fast path per backend (a module with `fused_scan`); other backends run Keras's loop.
 FAST_SCAN = {"tensorflow": "ttrnn.layers.fused_scan"}
+# The recurrence on the export path per backend (a module with `plain_scan`); other backends run Keras's loop.
+PLAIN_SCAN = {"tensorflow": "ttrnn.layers.plain_scan"}
 
 PRESETS = {
     # New users: format-aware Glorot weights, logistic gates, cuDNN-style GRU, Keras-style per-gate recurrent dropout.
@@ -46,6 +56,9 @@ PRESETS = {
     "paper": {"kernel_initializer": lambda: tt.FlatGlorotUniform(), "recurrent_activation": hard_sigmoid,
               "reset_after": False, "shared_recurrent_dropout": True},
 }
+# Keras's values of `implementation` (0: a legacy value its configs may hold); here the kernel always projects every
+# gate at once, so the value changes nothing.
+IMPLEMENTATIONS = (0, 1, 2)
 # The serialized weight settings: `{kernel,recurrent,bias}_{initializer,regularizer,constraint}`.
 _SERIALIZED = {"initializer": keras.initializers, "regularizer": keras.regularizers, "constraint": keras.constraints}
 
@@ -60,7 +73,8 @@ class FormatRNN(keras.layers.Layer):
 
     It does what every recurrent layer does whatever its cell and format: the weights (`build`: the kernel's
     factors, `recurrent_kernel` `(units, GATES * units)`, `bias` in the cell's layout), the presets, input scaling,
-    dropout masks, masking, initial and returned states, `go_backwards`, the choice of time loop, `get_config`.
+    dropout masks, masking, initial and returned states, the state variables of a stateful layer, `go_backwards`,
+    `zero_output_for_mask`, the choice of time loop, `get_config`.
 
     A subclass sets `CELL` (a `ttrnn.layers.cells` class) with its `GATES` and `N_STATES` (the per-cell bases
     `FormatSimpleRNN`, `FormatGRU`, `FormatLSTM`) and `FORMAT` (a name of `ttrnn.formats.FORMAT_NAMES`), and puts
@@ -81,9 +95,9 @@ class FormatRNN(keras.layers.Layer):
                  recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, shared_recurrent_dropout=None, return_sequences=False,
-                 return_state=False, go_backwards=False, time_chunk=DEFAULT_TIME_CHUNK, input_scale=1.0,
-                 input_shift=0.0, seed=None, projection_dtype=None, recurrence="fused", projection_block=None,
-                 **kwargs):
+                 return_state=False, go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False,
+                 implementation=2, time_chunk=DEFAULT_TIME_CHUNK, input_scale=1.0, input_shift=0.0, seed=None,
+                 projection_dtype=None, recurrence="fused", projection_block=None, **kwargs):
         options = {name: kwargs.pop(name, default) for name, default in self.CELL.OPTIONS.items()}
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         _check_choice("preset", preset, sorted(PRESETS))
@@ -117,6 +131,12 @@ class FormatRNN(keras.layers.Layer):
         self.shared_recurrent_dropout = bool(
             p["shared_recurrent_dropout"] if shared_recurrent_dropout is None else shared_recurrent_dropout)
         self.return_sequences, self.return_state, self.go_backwards = return_sequences, return_state, go_backwards
+        self.stateful, self.unroll = bool(stateful), bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        _check_choice("implementation", implementation, IMPLEMENTATIONS)
+        self.implementation = implementation
+        self.states = None                                   # the state variables of a stateful layer (build)
+        self._expected_batch_size = None
         if int(time_chunk) < 0:
             raise ValueError(f"time_chunk must be >= 0 (0 = project all frames at once), got {time_chunk}")
         self.time_chunk = int(time_chunk)
@@ -152,13 +172,42 @@ class FormatRNN(keras.layers.Layer):
             self.bias = self.add_weight(shape=self.cell.bias_shape(), name="bias",
                                         initializer=self.cell.bias_initializer(self.bias_initializer),
                                         regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        if self.stateful:                                    # as keras.layers.RNN.build
+            if self.states is not None:
+                self.reset_state()
+            else:
+                if input_shape[0] is None:
+                    raise ValueError("When using `stateful=True` in a RNN, the batch size must be static. Found "
+                                     f"dynamic batch size: sequence.shape={tuple(input_shape)}")
+                self._create_state_variables(int(input_shape[0]))
+                self._expected_batch_size = int(input_shape[0])
+
+    def _create_state_variables(self, batch_size):
+        """The states of a stateful layer, `N_STATES` variables `(batch_size, units)` of zeros. As Keras's RNN, they
+        are not tracked: not among the layer's weights, not saved; `reset_state()` zeroes them."""
+        # Keras's own scope for this (keras.layers.RNN uses it through a decorator): no public API does it.
+        with tracking.DotNotTrackScope(), keras.name_scope(self.name, caller=self):
+            self.states = [keras.Variable(ops.zeros((batch_size, self.units), dtype=self.variable_dtype),
+                                          trainable=False, dtype=self.variable_dtype, name="rnn_state")
+                           for _ in range(self.CELL.N_STATES)]
+
+    def reset_state(self):
+        """Zero the states of a stateful layer (nothing to do for a layer that is not stateful or not built)."""
+        if self.states is not None:
+            for v in self.states:
+                v.assign(ops.zeros_like(v.value))
+
+    def reset_states(self):
+        """Alias of `reset_state` (Keras keeps both names)."""
+        self.reset_state()
 
     # ---- forward -------------------------------------------------------------------------------------------
-    def _project(self, x, dp_mask, training=False):
+    def _project(self, x, dp_mask, training=False, plain=False):
         """`x` `(..., B, D)` frames (uint8 or float) → `(..., B, gates*units)` pre-activations incl. input bias:
-        `((x * input_scale + input_shift) * dp_mask) @ W` (`Kernel.project`)."""
+        `((x * input_scale + input_shift) * dp_mask) @ W` (`Kernel.project`); `plain`: the export path (integer
+        frames cast first, the whole projection: `ttrnn.layers.kernel.exporting`)."""
         x = ops.convert_to_tensor(x)
-        if is_float(x) and x.dtype != self.compute_dtype:
+        if (is_float(x) or plain) and x.dtype != self.compute_dtype:
             x = ops.cast(x, self.compute_dtype)
         scale = None if self.input_scale == 1.0 else self.input_scale
         shift = None if self.input_shift == 0.0 else self.input_shift
@@ -166,7 +215,7 @@ class FormatRNN(keras.layers.Layer):
             scale = dp_mask if scale is None else dp_mask * scale
             shift = None if shift is None else dp_mask * shift
         z = self.kernel.project(x, scale, shift, self.projection_dtype, self.projection_block, training,
-                                bounded=self._bounded())
+                                bounded=self._bounded() and not plain)
         bias = self.cell.input_bias(self.bias)
         return z if bias is None else z + bias
 
@@ -194,37 +243,72 @@ class FormatRNN(keras.layers.Layer):
                    for _ in range(count)]
         return dp, rec
 
+    def _initial_states(self, x, initial_state):
+        """The states the loop starts from: `initial_state` if given, else the state variables of a stateful layer,
+        else zeros. A stateful layer checks a static batch size against its variables' (as Keras)."""
+        if self.stateful and self._expected_batch_size is not None and x.shape[0] is not None \
+                and x.shape[0] != self._expected_batch_size:
+            raise ValueError("If an RNN is stateful, the batch size of the input sequences must be the same as the "
+                             f"batch size of the initial state. Expected batch size: {self._expected_batch_size}, "
+                             f"received batch size: {x.shape[0]}")
+        if initial_state is not None:
+            states = initial_state if isinstance(initial_state, (list, tuple)) else [initial_state]
+        elif self.stateful:
+            states = [ops.convert_to_tensor(v) for v in self.states]
+            if keras.backend.backend() == "torch":          # the assign after the loop is in place (as Keras)
+                states = [ops.copy(s) for s in states]
+        else:
+            batch = ops.shape(x)[0]
+            return [ops.zeros((batch, self.units), dtype=self.compute_dtype) for _ in range(self.CELL.N_STATES)]
+        return [ops.cast(s, self.compute_dtype) for s in states]
+
     def call(self, sequences, initial_state=None, mask=None, training=False):
         x = ops.convert_to_tensor(sequences)
         batch, steps = ops.shape(x)[0], ops.shape(x)[1]
-        if initial_state is None:
-            states = [ops.zeros((batch, self.units), dtype=self.compute_dtype) for _ in range(self.CELL.N_STATES)]
-        else:
-            states = [ops.cast(s, self.compute_dtype) for s in
-                      (initial_state if isinstance(initial_state, (list, tuple)) else [initial_state])]
+        if self.unroll and x.shape[1] is None:
+            raise ValueError("Cannot unroll a RNN if the time dimension is undefined: give the sequences a static "
+                             "length (e.g. `keras.Input(shape=(T, D))`)")
+        states = self._initial_states(x, initial_state)
+        plain = exporting()                                  # the export path: plain ops only
+        time_chunk = 0 if plain else self.time_chunk         # (speed and memory only: exports project first)
         step_mask = ops.ones((batch, steps), dtype="bool") if mask is None else ops.cast(mask, "bool")
         dp_mask, rec_masks = self._masks(batch, x.shape[-1], states[0], training)
-        if not self.time_chunk:                              # project every frame, batch-major, then recur
-            x = self._project(x, None if dp_mask is None else dp_mask[:, None, :], training)
+        if not time_chunk:                                   # project every frame, batch-major, then recur
+            x = self._project(x, None if dp_mask is None else dp_mask[:, None, :], training, plain)
         if self.go_backwards:
             x, step_mask = ops.flip(x, axis=1), ops.flip(step_mask, axis=1)
         x = ops.transpose(x, (1, 0, 2))                      # (T, B, D|GU), time-major
         step_mask = ops.transpose(step_mask, (1, 0))         # (T, B)
         rec_bias = self.cell.recurrent_bias(self.bias)
         fast = FAST_SCAN.get(keras.backend.backend())
-        if self.recurrence == "fused" and not self.time_chunk and fast:   # the backend's own loop
+        export_loop = PLAIN_SCAN.get(keras.backend.backend())
+        if self.unroll:
+            outputs, final = self._unrolled_loop(x, step_mask, states, rec_bias, rec_masks, dp_mask, time_chunk)
+        elif plain and export_loop:                          # the backend's loop of plain ops
+            outputs, final = importlib.import_module(export_loop).plain_scan(
+                self.cell.step, x, step_mask, states, self.recurrent_kernel, rec_bias, rec_masks,
+                return_sequences=self.return_sequences)
+        elif self.recurrence == "fused" and not time_chunk and fast and not plain:   # the backend's own loop
             outputs, final = importlib.import_module(fast).fused_scan(
                 self.cell.step, x, step_mask, states, ops.convert_to_tensor(self.recurrent_kernel), rec_bias,
                 rec_masks, return_sequences=self.return_sequences)
         else:
-            outputs, final = self._keras_loop(x, step_mask, states, rec_bias, rec_masks, dp_mask)
-        return self._outputs(outputs, final)
+            outputs, final = self._keras_loop(x, step_mask, states, rec_bias, rec_masks, dp_mask, time_chunk)
+        if self.stateful:
+            for variable, state in zip(self.states, final):
+                variable.assign(ops.cast(state, variable.dtype))
+        last = final[0]
+        if self.zero_output_for_mask and mask is not None:   # as Keras: zeros at masked steps, states carried
+            if self.return_sequences:
+                outputs = ops.where(step_mask[:, :, None], outputs, ops.zeros_like(outputs))
+            last = ops.where(step_mask[-1][:, None], last, ops.zeros_like(last))
+        return self._outputs(outputs, last, final)
 
-    def _keras_loop(self, x, step_mask, states, rec_bias, rec_masks, dp_mask):
+    def _keras_loop(self, x, step_mask, states, rec_bias, rec_masks, dp_mask, time_chunk):
         """Keras's loop (`keras.ops.scan`) over chunks of `time_chunk` steps (1 when projected already): each
         chunk projects its frames (time_chunk > 0), then runs the cell step by step. The carry is the states
         and the chunk's outputs, and so are the per-chunk outputs (TensorFlow's `ops.scan` wants them alike)."""
-        chunk, steps, batch = self.time_chunk or 1, ops.shape(x)[0], ops.shape(x)[1]
+        chunk, steps, batch = time_chunk or 1, ops.shape(x)[0], ops.shape(x)[1]
         if chunk > 1:                                        # pad T to a multiple of the chunk, padding masked
             pad = (-steps) % chunk
             x = ops.pad(x, [[0, pad], [0, 0], [0, 0]])
@@ -232,10 +316,15 @@ class FormatRNN(keras.layers.Layer):
         x = ops.reshape(x, (-1, chunk, batch, x.shape[-1]))
         step_mask = ops.reshape(step_mask, (-1, chunk, batch, 1))
         step_ops = StepOps(self.recurrent_kernel)
+        # Keras's TensorFlow scan fails on several sequences of unknown length (it checks their static lengths
+        # against each other with a method None lacks): then the mask travels as one more input channel.
+        packed = keras.backend.backend() == "tensorflow" and x.shape[0] is None
+        xs = ops.concatenate([x, ops.cast(step_mask, x.dtype)], axis=-1) if packed else (x, step_mask)
 
         def scan_step(carry, inputs):
-            xc, mc = inputs                                  # (chunk, B, D|GU), (chunk, B, 1)
-            zc = self._project(xc, dp_mask) if self.time_chunk else xc
+            # (chunk, B, D|GU), (chunk, B, 1)
+            xc, mc = (inputs[..., :-1], inputs[..., -1:] > 0) if packed else inputs
+            zc = self._project(xc, dp_mask) if time_chunk else xc
             carry, outs = list(carry[:-1]), []
             for j in range(chunk):
                 new = self.cell.step(zc[j], carry, step_ops, rec_bias, rec_masks)
@@ -245,16 +334,33 @@ class FormatRNN(keras.layers.Layer):
             return carry, carry
 
         init = list(states) + [ops.zeros((chunk, batch, self.units), dtype=states[0].dtype)]
-        final, per_chunk = ops.scan(scan_step, init, (x, step_mask))
+        final, per_chunk = ops.scan(scan_step, init, xs)
         outputs = ops.reshape(per_chunk[-1], (-1, batch, self.units))[:steps] if self.return_sequences else None
         return outputs, list(final[:-1])
 
-    def _outputs(self, outputs, final):
-        """`outputs` `(T, B, U)` time-major (return_sequences) and the final states → what `call` returns."""
+    def _unrolled_loop(self, x, step_mask, states, rec_bias, rec_masks, dp_mask, time_chunk):
+        """The steps written out one by one (`unroll=True`, a static number of steps): no loop op, the same
+        results as `_keras_loop`. `time_chunk > 0` still projects that many frames per contraction."""
+        steps = x.shape[0]
+        chunk = time_chunk or steps
+        step_ops, carry, outs = StepOps(self.recurrent_kernel), list(states), []
+        for t0 in range(0, steps, chunk):
+            zc = self._project(x[t0:t0 + chunk], dp_mask) if time_chunk else x
+            for t in range(t0, min(steps, t0 + chunk)):
+                new = self.cell.step(zc[t - t0], carry, step_ops, rec_bias, rec_masks)
+                m = step_mask[t][:, None]
+                carry = [ops.where(m, s_new, s_old) for s_new, s_old in zip(new, carry)]
+                outs.append(carry[0])
+        outputs = ops.stack(outs, axis=0) if self.return_sequences else None
+        return outputs, carry
+
+    def _outputs(self, outputs, last, final):
+        """`outputs` `(T, B, U)` time-major (return_sequences), the last output and the final states → what
+        `call` returns."""
         if self.return_sequences:
             output = ops.reshape(ops.transpose(outputs, (1, 0, 2)), (ops.shape(outputs)[1], -1, self.units))
         else:
-            output = final[0]
+            output = last
         return [output] + final if self.return_state else output
 
     def compute_mask(self, inputs, mask=None):
@@ -273,7 +379,8 @@ class FormatRNN(keras.layers.Layer):
                        for part, module in _SERIALIZED.items() for w in ("kernel", "recurrent", "bias")})
         config.update({name: getattr(self, name) for name in (
             "preset", "use_bias", "dropout", "recurrent_dropout", "shared_recurrent_dropout", "return_sequences",
-            "return_state", "go_backwards", "time_chunk", "recurrence", "projection_dtype", "projection_block",
+            "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask", "implementation",
+            "time_chunk", "recurrence", "projection_dtype", "projection_block",
             "input_scale", "input_shift", "seed")})
         config.update({"activation": keras.activations.serialize(self.activation),
                        "recurrent_activation": keras.activations.serialize(self.recurrent_activation),

@@ -69,6 +69,18 @@ class TTSimpleRNN(TTArguments, FormatSimpleRNN):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: 0, 1 or 2, accepted and saved so that every ttrnn recurrent layer takes the same arguments
+            (Keras's own `SimpleRNN` has none); without effect (one gate: nothing to split).
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -86,7 +98,7 @@ class TTSimpleRNN(TTArguments, FormatSimpleRNN):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -103,6 +115,7 @@ class TTSimpleRNN(TTArguments, FormatSimpleRNN):
         full_kernel(): the dense `W` `(D, units)`.
         recurrent_kernel: `U` `(units, units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
         tt_cores, tt_param_count: the cores `G_k` (the same list as `factors`) and `kernel_param_count`.
 
     References:
@@ -175,6 +188,18 @@ class TRSimpleRNN(FormatArguments, FormatSimpleRNN):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: 0, 1 or 2, accepted and saved so that every ttrnn recurrent layer takes the same arguments
+            (Keras's own `SimpleRNN` has none); without effect (one gate: nothing to split).
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -192,7 +217,7 @@ class TRSimpleRNN(FormatArguments, FormatSimpleRNN):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -209,6 +234,7 @@ class TRSimpleRNN(FormatArguments, FormatSimpleRNN):
         full_kernel(): the dense `W` `(D, units)`.
         recurrent_kernel: `U` `(units, units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
 
     References:
         Y. Pan et al. Compressing Recurrent Neural Networks with Tensor Ring for Action Recognition. AAAI 2019
@@ -279,6 +305,18 @@ class BTSimpleRNN(FormatArguments, FormatSimpleRNN):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: 0, 1 or 2, accepted and saved so that every ttrnn recurrent layer takes the same arguments
+            (Keras's own `SimpleRNN` has none); without effect (one gate: nothing to split).
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -296,7 +334,7 @@ class BTSimpleRNN(FormatArguments, FormatSimpleRNN):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -313,6 +351,7 @@ class BTSimpleRNN(FormatArguments, FormatSimpleRNN):
         full_kernel(): the dense `W` `(D, units)`.
         recurrent_kernel: `U` `(units, units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
 
     References:
         J. Ye et al. Learning Compact Recurrent Neural Networks with Block-Term Tensor Decomposition. CVPR 2018
@@ -382,6 +421,18 @@ class CPSimpleRNN(FormatArguments, FormatSimpleRNN):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: 0, 1 or 2, accepted and saved so that every ttrnn recurrent layer takes the same arguments
+            (Keras's own `SimpleRNN` has none); without effect (one gate: nothing to split).
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -399,7 +450,7 @@ class CPSimpleRNN(FormatArguments, FormatSimpleRNN):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -416,6 +467,7 @@ class CPSimpleRNN(FormatArguments, FormatSimpleRNN):
         full_kernel(): the dense `W` `(D, units)`.
         recurrent_kernel: `U` `(units, units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
 
     References:
         F. L. Hitchcock. The Expression of a Tensor or a Polyadic as a Sum of Products. J. Math. Phys. 6, 1927 (the
@@ -487,6 +539,18 @@ class HTSimpleRNN(FormatArguments, FormatSimpleRNN):
         return_sequences: return every step's output `(batch, T, units)`, not only the last `(batch, units)`.
         return_state: also return the final state `h`.
         go_backwards: process the sequence in reverse (and return the outputs reversed, as Keras).
+        stateful: keep each call's final states in variables (`states`) and start the next call from them, the sample
+            at index i of a batch continuing the one at index i of the previous batch (as `keras.layers.RNN`): the
+            batch size must be static when the layer is built (e.g. `keras.Input(..., batch_size=B)`) and the same
+            in every call; `reset_state()` zeroes the states. For long sequences fed chunk by chunk (a video as it
+            plays: `ttrnn.models.stateful_copy`). On TensorFlow the same fused loop runs, from the variables' states.
+        unroll: write the time loop out step by step, as Keras (the sequences then need a static length); only speed
+            and memory change (no loop op: faster for a few steps, memory and graph grow with them).
+        zero_output_for_mask: with a mask, a masked step outputs zeros (its states are still carried through), as
+            Keras, also in the last-step output when the last step is masked; False (default): it repeats the
+            previous output.
+        implementation: 0, 1 or 2, accepted and saved so that every ttrnn recurrent layer takes the same arguments
+            (Keras's own `SimpleRNN` has none); without effect (one gate: nothing to split).
         time_chunk: inputs projected per contraction inside the time loop (1: one step at a time); 0 (default): all
             steps before the recurrence. Only speed and memory change.
         recurrence: "fused" (default): with `time_chunk=0` on TensorFlow, the time loop of `ttrnn.layers.fused_scan`
@@ -504,7 +568,7 @@ class HTSimpleRNN(FormatArguments, FormatSimpleRNN):
     Call arguments:
         sequences: `(batch, T, D)` inputs, float or uint8 (integer inputs are cast inside the first contraction, which
             keeps no float copy of them).
-        initial_state: None (zeros) or `[h]`, each `(batch, units)`.
+        initial_state: None (zeros, or a stateful layer's `states`) or `[h]`, each `(batch, units)`.
         mask: `(batch, T)` bool, False for the steps to skip (or from an upstream `keras.layers.Masking`): a skipped
             step carries the state through and repeats the previous output, as Keras.
         training: whether dropout applies.
@@ -521,6 +585,7 @@ class HTSimpleRNN(FormatArguments, FormatSimpleRNN):
         full_kernel(): the dense `W` `(D, units)`.
         recurrent_kernel: `U` `(units, units)`.
         bias: `b` in Keras's layout.
+        states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
 
     References:
         M. Yin et al. Compressing Recurrent Neural Networks Using Hierarchical Tucker Tensor Decomposition.

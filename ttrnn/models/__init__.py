@@ -3,6 +3,8 @@
 - `ttrnn.models.shapes` (no Keras): the paper's TT shapes per dataset and the frame-size check.
 - `ttrnn.models.paper` (Keras): TT-GRU / TT-LSTM, plain GRU / LSTM, TT-MLP classifiers of uint8 frames.
 - `ttrnn.models.saving` : `load_model` for `.keras` files built from ttrnn layers.
+- `ttrnn.models.stateful` (Keras): `stateful_copy` of a trained recurrent model (chunk by chunk, states carried)
+  and `reset_states`.
 
 The baselines (TSN, C3D, 3D-ResNets, non-local) are `ttrnn.baselines`. Names load lazily, so that
 `ttrnn.models.shapes` is read before TensorFlow starts.
@@ -16,6 +18,7 @@ _NAMES = {
                                                "tensor_rnn_layer", "input_to_hidden_params", "RNN_MODELS",
                                                "MODELS", "MLP_HIDDEN_SHAPE")},
     "load_model": "ttrnn.models.saving",
+    **{name: "ttrnn.models.stateful" for name in ("stateful_copy", "reset_states")},
 }
 
 __all__ = sorted(_NAMES)
