@@ -214,3 +214,17 @@ def test_unsupported_layers_and_settings_are_one_line_errors(make, call, match):
     args = dict(decomposition="tt", input_modes=(2, 3, 4), output_modes=(2, 3, 2), ranks=2) | call
     with pytest.raises(TensorizeError, match=match):
         ttrnn.tensorize(layer, **args)
+
+
+def test_unroll_and_zero_output_for_mask_are_carried_over():
+    inp = keras.Input((5, 24))
+    layer = keras.layers.GRU(12, return_sequences=True, unroll=True, zero_output_for_mask=True)
+    keras.Model(inp, layer(keras.layers.Masking(0.0)(inp)))
+    x = X.copy()
+    x[0, :2] = 0.0                                                 # two masked steps: zero outputs there
+    new = ttrnn.tensorize(layer, "tt", (2, 3, 4), (2, 3, 2), "full")
+    assert new.unroll and new.zero_output_for_mask
+    mask = np.any(x != 0, axis=-1)
+    ref = layer(x, mask=mask).numpy()
+    np.testing.assert_allclose(new(x, mask=mask).numpy(), ref, atol=1e-5)
+    assert np.all(ref[0, :2] == 0)

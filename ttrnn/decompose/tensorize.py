@@ -25,7 +25,7 @@ __all__ = ["tensorize", "tensorize_model", "layer_class", "TensorizeError"]
 
 # Keras options carried over as they are (ttrnn's recurrent layers take the same names and meanings).
 _CARRIED = ("activation", "recurrent_activation", "use_bias", "dropout", "recurrent_dropout", "return_sequences",
-            "return_state", "go_backwards")
+            "return_state", "go_backwards", "unroll", "zero_output_for_mask")
 
 
 class TensorizeError(ValueError):
@@ -47,10 +47,9 @@ def _check_settings(layer, kind):
     config = layer.get_config()
     if kind == "Dense":
         return config
-    if config.get("stateful"):
-        raise TensorizeError(f"{layer.name}: stateful recurrent layers are not supported by ttrnn")
-    if config.get("unroll"):
-        raise TensorizeError(f"{layer.name}: unroll=True is not supported by ttrnn (its loops are its own)")
+    if config.get("stateful"):   # its states belong to the batch it was run on: tensorize the weights only
+        raise TensorizeError(f"{layer.name}: a stateful layer; tensorize the model built with stateful=False, then "
+                             "make a stateful copy of the result (ttrnn.models.stateful_copy)")
     return config
 
 
