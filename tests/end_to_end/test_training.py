@@ -166,18 +166,22 @@ def test_dense_gru_baseline_builds_and_trains_a_step():
     import tensorflow as tf
 
     from ttrnn.models import input_to_hidden_params, paper_model
+    # Seeded: on raw pixels - 128 most of the 768 gate pre-activations saturate, so whether a given corner of the
+    # kernel gets a gradient above Adam's epsilon depends on the draw; the whole kernel is compared below.
+    keras.utils.set_random_seed(1)
     model = paper_model("ucf11", "gru", 11, use_tt=False)
     assert input_to_hidden_params(model) == 44_236_800
     opt = keras.optimizers.Adam(1e-4)
     x = np.random.default_rng(0).integers(0, 255, (2, 3, 120, 160, 3)).astype("uint8")
     y = keras.utils.to_categorical([1, 4], 11)
-    before = model.get_layer("input_to_hidden").cell.kernel.numpy()[:5, :5].copy()
+    kernel = model.get_layer("input_to_hidden").cell.kernel
+    before = kernel.numpy().copy()
     with tf.GradientTape() as tape:
         loss = keras.losses.categorical_crossentropy(y, model(x, training=True))
     grads = tape.gradient(loss, model.trainable_variables)
     opt.apply_gradients(zip(grads, model.trainable_variables))
     assert np.isfinite(float(tf.reduce_mean(loss)))
-    assert not np.allclose(before, model.get_layer("input_to_hidden").cell.kernel.numpy()[:5, :5])
+    assert np.all(np.isfinite(kernel.numpy())) and not np.array_equal(before, kernel.numpy())
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
