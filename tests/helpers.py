@@ -56,6 +56,27 @@ def make_store(path, num_classes=4, groups=3, clips_per_group=2, lengths=(6, 12)
     return Path(path)
 
 
+# Runs a CLI's main() in a fresh interpreter and reports on stdout whether TensorFlow got imported.
+DRIVER = """
+import importlib, sys
+module = importlib.import_module(sys.argv[1])
+try:
+    rc = module.main(sys.argv[2:])
+except SystemExit as exc:
+    rc = exc.code
+print("TENSORFLOW_IMPORTED", "tensorflow" in sys.modules)
+sys.exit(rc)
+"""
+
+
+def run_main(module, *args, env=None, cwd=REPO, timeout=120):
+    """Run `module.main(args)` in a fresh interpreter with a bare environment (no TF_CONFIG, no SLURM); its stdout
+    ends with "TENSORFLOW_IMPORTED True|False"."""
+    full_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-c", DRIVER, module, *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd)
+
+
 def run_cli(module, *args, env=None, timeout=600, cwd=None):
     """Run `python -m module args...`; returns the CompletedProcess (text output)."""
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))

@@ -6,25 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, make_store
-
-# Runs a CLI's main() in a fresh interpreter and reports on stdout whether TensorFlow got imported.
-DRIVER = """
-import importlib, sys
-module = importlib.import_module(sys.argv[1])
-try:
-    rc = module.main(sys.argv[2:])
-except SystemExit as exc:
-    rc = exc.code
-print("TENSORFLOW_IMPORTED", "tensorflow" in sys.modules)
-sys.exit(rc)
-"""
-
-
-def run_main(module, *args, env=None, cwd=REPO, timeout=120):
-    full_env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **(env or {})}  # no TF_CONFIG, no SLURM
-    return subprocess.run([sys.executable, "-c", DRIVER, module, *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd)
+from helpers import REPO, make_store, run_main
 
 
 @pytest.fixture(scope="module")

@@ -15,23 +15,9 @@ import pytest
 
 from ttrnn.store import FrameStore, shard_dir
 
-# Runs a CLI's main() in a fresh interpreter and reports on stdout whether TensorFlow got imported.
-DRIVER = """
-import importlib, sys
-module = importlib.import_module(sys.argv[1])
-try:
-    rc = module.main(sys.argv[2:])
-except SystemExit as exc:
-    rc = exc.code
-print("TENSORFLOW_IMPORTED", "tensorflow" in sys.modules)
-sys.exit(rc)
-"""
-
 
 def run_main(module, *args):
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(helpers.REPO)}
-    return subprocess.run([sys.executable, "-c", DRIVER, module, *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=helpers.REPO)
+    return helpers.run_main(module, *args, timeout=300)
 
 
 def small_store(path):
