@@ -42,6 +42,8 @@ def ht_reference(leaves, transfers, tree):
 
 
 def oracle(name, fmt, ws):
+    if name == "tt":        # TensorLy's TT-matrix: cores (r, n, m, r'), tensor (n_1..n_d, m_1..m_d)
+        return tl.tt_matrix_to_tensor([np.asarray(w) for w in ws]).reshape(fmt.input_dim, fmt.output_dim)
     if name == "tr":
         return tl.tr_to_tensor([np.asarray(w) for w in fmt.factors(ws)]).reshape(fmt.input_dim, fmt.output_dim)
     if name == "bt":
@@ -111,6 +113,28 @@ def test_first_matrix_and_rest_compose_to_matmul():
     y1 = x.astype("float32").reshape(-1, mat.shape[0]) @ mat
     got, ref = np.asarray(fmt.rest(y1, ws)), np.asarray(fmt.matmul(x, ws))
     assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("start, count", [(0, 60), (17, 9), (41, 19)])
+def test_rows_equal_the_independent_reconstructions_rows_with_gradients(name, start, count):
+    """`rows` (an integrated layer's state rows) against TensorLy / the HT definition, and its gradient against
+    the gradient of the same rows sliced from `full` (the chain rule through the reconstruction)."""
+    import tensorflow as tf
+    fmt = formats.make(name, N, M, None if name != "tt" else [1, 3, 2, 1], 2 if name == "bt" else None)
+    ws = random_weights(fmt, 7)
+    ref = oracle(name, fmt, ws)[start:start + count]
+    got = np.asarray(fmt.rows(ws, start, count))
+    assert got.shape == (count, fmt.output_dim)
+    assert np.abs(got - ref).max() <= 1e-10 * np.abs(ref).max()
+    probe = np.random.default_rng(8).standard_normal(ref.shape)
+    variables = [tf.Variable(w) for w in ws]
+    with tf.GradientTape(persistent=True) as tape:
+        by_rows = tf.reduce_sum(fmt.rows(variables, start, count) * probe)
+        by_full = tf.reduce_sum(fmt.full(variables)[start:start + count] * probe)
+    for a, b in zip(tape.gradient(by_rows, variables), tape.gradient(by_full, variables)):
+        a, b = np.asarray(a), np.asarray(b)
+        assert np.abs(a - b).max() <= 1e-10 * max(np.abs(b).max(), 1.0)
 
 
 # UCF11 input-to-hidden shapes: input 8x20x20x18, hidden 4x4x4x4, gates folded into the first output mode.

@@ -8,6 +8,11 @@ blocks are the gates in Keras order), the recurrent kernel and the biases copied
 ttrnn supports carried over. A `keras.layers.Dense` becomes the Dense layer of the format (`TTDense`, `CPDense`,
 ...). At full ranks (`ranks="full"`) the new layer computes what the old one did.
 
+`recurrent_format` decomposes the recurrent kernel `(units, gates * units)` too, the same way (over
+`recurrent_input_modes` -> `(gates * m_0, m_1, ...)`, default the layer's output modes both ways) at
+`recurrent_ranks`: the fully decomposed layer (`ttrnn.TTGRU`'s `recurrent_format`), equal to the dense one at
+full ranks.
+
 `tensorize_model(model, ...)` rebuilds a functional or Sequential model with its first dense / recurrent layer
 (or the one named) tensorized and every other layer's weights kept.
 """
@@ -66,10 +71,15 @@ def _modes(layer, kind, input_modes, output_modes, gates):
     return kernel
 
 
-def tensorize(layer, decomposition="tt", input_modes=None, output_modes=None, ranks=None, blocks=None):
+def tensorize(layer, decomposition="tt", input_modes=None, output_modes=None, ranks=None, blocks=None,
+              recurrent_format=None, recurrent_ranks=None, recurrent_input_modes=None, recurrent_output_modes=None,
+              recurrent_blocks=None):
     """The ttrnn counterpart of a built Keras `Dense` / `SimpleRNN` / `GRU` / `LSTM` `layer`, its kernel
     decomposed at `ranks` (an int, the format's rank list, "full" or None = `formats.DEFAULT_RANKS`), built and
-    holding the weights. `input_modes` / `output_modes`: `prod n` = input dimension, `prod m` = units."""
+    holding the weights. `input_modes` / `output_modes`: `prod n` = input dimension, `prod m` = units.
+    `recurrent_format` (recurrent layers): the recurrent kernel decomposed too, in that format over
+    `recurrent_input_modes` -> `recurrent_output_modes` (None: `output_modes` both; products = units) at
+    `recurrent_ranks` (as `ranks`) with `recurrent_blocks` (bt)."""
     kind = type(layer).__name__
     cls = layer_class(kind, decomposition)
     if not layer.built or not layer.weights:
@@ -77,6 +87,15 @@ def tensorize(layer, decomposition="tt", input_modes=None, output_modes=None, ra
     if input_modes is None or output_modes is None:
         raise TensorizeError("give input_modes and output_modes (prod n = input dimension, prod m = units)")
     config = _check_settings(layer, kind)
+    recurrent_given = [recurrent_ranks, recurrent_input_modes, recurrent_output_modes, recurrent_blocks]
+    if recurrent_format is None and any(v is not None for v in recurrent_given):
+        raise TensorizeError("recurrent_ranks, recurrent_input_modes, recurrent_output_modes and recurrent_blocks "
+                             "need recurrent_format")
+    if recurrent_format is not None and kind == "Dense":
+        raise TensorizeError(f"{layer.name}: a Dense layer has no recurrent kernel (recurrent_format)")
+    if recurrent_format is not None and recurrent_format not in FORMAT_NAMES:
+        raise TensorizeError(f"unknown recurrent_format {recurrent_format!r} (choose from "
+                             f"{', '.join(FORMAT_NAMES)})")
     gates = 1 if kind == "Dense" else cls.GATES
     n, m = [int(v) for v in input_modes], [int(v) for v in output_modes]
     kernel = _modes(layer, kind, n, m, gates)
@@ -91,12 +110,25 @@ def tensorize(layer, decomposition="tt", input_modes=None, output_modes=None, ra
         kwargs["reset_after"] = config["reset_after"]
     if kind == "Dense":
         kwargs = {"activation": config["activation"], "use_bias": config["use_bias"], "name": layer.name}
+    rest = [np.asarray(w) for w in layer.get_weights()[1:]]
+    if recurrent_format is not None:       # the recurrent kernel (rest[0]) decomposed the same way
+        rn = [int(v) for v in (m if recurrent_input_modes is None else recurrent_input_modes)]
+        rm = [int(v) for v in (m if recurrent_output_modes is None else recurrent_output_modes)]
+        for name, modes in (("recurrent_input_modes", rn), ("recurrent_output_modes", rm)):
+            if math.prod(modes) != math.prod(m):
+                raise TensorizeError(f"{layer.name}: {name} {modes} have product {math.prod(modes)}, the layer has "
+                                     f"{math.prod(m)} units")
+        rfmt = dec.make_format(recurrent_format, rn, [rm[0] * gates] + rm[1:],
+                               DEFAULT_RANKS[recurrent_format] if recurrent_ranks is None else recurrent_ranks,
+                               recurrent_blocks)
+        rest = dec.decompose(rest[0], rfmt) + rest[1:]
+        kwargs.update(recurrent_format=recurrent_format, recurrent_input_modes=rn, recurrent_output_modes=rm,
+                      recurrent_ranks=list(rfmt.ranks), recurrent_blocks=rfmt.blocks)
     if decomposition == "tt":
         new = cls(n, m, list(fmt.ranks), **kwargs)
     else:
         new = cls(n, m, list(fmt.ranks), blocks=fmt.blocks, **kwargs)
     new.build((None, None, kernel.shape[0]) if kind != "Dense" else (None, kernel.shape[0]))
-    rest = [np.asarray(w) for w in layer.get_weights()[1:]]
     new.set_weights(factors + rest)
     return new
 
@@ -114,11 +146,12 @@ def _target(model, layer_name):
 
 
 def tensorize_model(model, decomposition="tt", input_modes=None, output_modes=None, ranks=None, blocks=None,
-                    layer_name=None):
+                    layer_name=None, **recurrent):
     """A copy of `model` (functional or Sequential) with one layer tensorized (`layer_name`, default the first
-    recurrent layer, else the first Dense) and every other layer's weights kept. Returns `(new_model, new_layer)`."""
+    recurrent layer, else the first Dense) and every other layer's weights kept. Returns `(new_model, new_layer)`.
+    `recurrent`: `tensorize`'s `recurrent_format`, `recurrent_ranks`, ... (the recurrent kernel decomposed too)."""
     old = _target(model, layer_name)
-    new_layer = tensorize(old, decomposition, input_modes, output_modes, ranks, blocks)
+    new_layer = tensorize(old, decomposition, input_modes, output_modes, ranks, blocks, **recurrent)
 
     def clone(layer):
         if layer is old:

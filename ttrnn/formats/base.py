@@ -33,7 +33,7 @@ class Format:
     """A kernel format over input modes `n` and output modes `m` (subclasses add ranks, blocks, the math).
 
     Subclasses set `NAME`, `MIN_MODES` and implement `_check_ranks`, `weight_shapes`, `variance_terms`,
-    `factors`, `full`, `first_matrix`, `rest`.
+    `factors`, `full`, `rows`, `first_matrix`, `rest`.
     """
 
     NAME = None
@@ -107,6 +107,16 @@ class Format:
         else:
             y1 = first_contraction(x, mat, scale, shift, first_dtype)
         return ops.reshape(self.rest(y1, weights), tuple(lead) + (self.output_dim,))
+
+    def rows(self, weights, start, count):
+        """Rows `[start, start + count)` of `full(weights)` without forming it: `(count, prod m)`.
+
+        A layer that reads a block of rows of its matrix (an integrated layer's state rows, `ttrnn.layers`) calls
+        this once per call, so it must cost far less than `full`: the TT-chain formats gather each core at the
+        rows' mode indices (`ttrnn.formats.tt.rows`), the tensor ring its input cores
+        (`ttrnn.formats.tr.TensorRing.rows`). The gradient reaches the gathered slices.
+        """
+        raise NotImplementedError
 
     def tail_modes(self, width):
         """How many trailing input modes the first matrix merges (`common.tail_count`, never all d modes):

@@ -8,6 +8,7 @@ trace(Z_1[:, i_1, :] ... Z_d[:, i_d, :] Z_{d+1}[:, j_1, :] ... Z_{2d}[:, j_d, :]
 
 import math
 
+import numpy as np
 from keras import ops
 
 from ttrnn.formats.base import Format
@@ -46,6 +47,18 @@ class TensorRing(Format):
     def full(self, weights):
         inp, out = merge_chain(weights[:self.d]), merge_chain(weights[self.d:])   # (r0, N, rd), (rd, M, r0)
         return ops.einsum("pns,smp->nm", inp, out)
+
+    def rows(self, weights, start, count):
+        """Rows `[start, start + count)` of `full(weights)`, `(count, prod m)`: each row's input cores gathered at
+        its mode indices and multiplied along the ring, `(count, r_0, r_d)`, then closed by the output cores'
+        chain `(r_d, prod m, r_0)`. Complexity: `count * r^2 * (d r + prod m)` multiply-adds."""
+        idx = np.unravel_index(np.arange(start, start + count), self.n)
+        chain = None
+        for core, i in zip(weights[:self.d], idx):
+            g = ops.transpose(ops.take(core, i, axis=1), (1, 0, 2))      # (count, r_k, r_k+1)
+            chain = g if chain is None else ops.matmul(chain, g)
+        out = merge_chain(weights[self.d:])                                # (r_d, M, r_0)
+        return ops.einsum("cps,smp->cm", chain, out)
 
     def _tail(self):
         # The ring bond width r_{d-t} * r_d does not grow with merging: merge up to 512 input values.

@@ -72,6 +72,32 @@ def full(cores):
     return ops.reshape(w, (w.shape[0], w.shape[1]))
 
 
+def row_indices(n, start, count):
+    """The mode indices of rows `[start, start + count)` of a `(prod n, .)` matrix in row-major order: one int
+    array `(count,)` per mode."""
+    return np.unravel_index(np.arange(start, start + count), tuple(int(v) for v in n))
+
+
+def rows(cores, start, count):
+    """Rows `[start, start + count)` of `full(cores)`, `(count, prod m)`, without forming it: each row of a
+    TT-matrix is the chain `G_1[:, i_1] G_2[:, i_2] ... G_d[:, i_d]` of its modes' core slices, so every core is
+    gathered at the rows' indices and the d chains are contracted side by side.
+
+    Complexity: `count * prod(m) * r^2` multiply-adds (the chain's last product dominates); the gradient reaches
+    the gathered slices only.
+    """
+    idx = row_indices([int(c.shape[1]) for c in cores], start, count)
+    w = None
+    for core, i in zip(cores, idx):
+        g = ops.take(core, i, axis=1)                              # (r, count, m, r')
+        if w is None:
+            w = ops.reshape(g, tuple(g.shape[1:]))                 # r_0 = 1: (count, m_1, r_1)
+            continue
+        b, a = int(w.shape[1]), int(g.shape[2])
+        w = ops.reshape(ops.einsum("cbr,rcms->cbms", w, g), (count, b * a, int(g.shape[3])))
+    return ops.reshape(w, (count, int(w.shape[1])))
+
+
 def _tail(cores, max_inner, max_width):
     """`common.tail_count` for a core list (any number of cores may merge)."""
     def width(t):                                    # r m of the merged last t cores
@@ -242,6 +268,9 @@ class TensorTrain(Format):
     def full(self, weights):
         return full(weights)
 
+    def rows(self, weights, start, count):
+        return rows(weights, start, count)
+
     def first_matrix(self, weights):
         return first_matrix(weights, self.max_inner)
 
@@ -257,6 +286,10 @@ class ViaTensorTrain(Format):
 
     def tt_cores(self, weights):
         raise NotImplementedError
+
+    def rows(self, weights, start, count):
+        """Rows of `full(weights)` through the TT cores' gathered slices (`ttrnn.formats.tt.rows`)."""
+        return rows(self.tt_cores(weights), start, count)
 
     def first_matrix(self, weights):
         return first_matrix(self.tt_cores(weights), max_width=MAX_FIRST_WIDTH)

@@ -14,6 +14,7 @@ import importlib
 import sys
 
 import keras
+import numpy as np
 from keras import ops
 
 from ttrnn.formats import tt
@@ -63,15 +64,18 @@ def exporting():
 
 class Kernel:
     """`fmt`'s weights on a host layer and the projection through them. `build(layer, ...)` creates the weights
-    (`layer.add_weight`, in the format's order, so a layer's saved variables keep their order)."""
+    (`layer.add_weight`, in the format's order, so a layer's saved variables keep their order); `prefix` goes in
+    front of the weights' names (a recurrent kernel's: "recurrent_")."""
 
-    def __init__(self, fmt):
+    def __init__(self, fmt, prefix=""):
         self.format = fmt
+        self.prefix = prefix
         self.weights = None
 
     def build(self, layer, initializer, regularizer=None, constraint=None):
         inits = self.format.initializers(initializer)
-        self.weights = [layer.add_weight(shape=shape, name=name, initializer=init, regularizer=regularizer,
+        self.weights = [layer.add_weight(shape=shape, name=self.prefix + name, initializer=init,
+                                         regularizer=regularizer,
                                          constraint=constraint)
                         for (name, shape), init in zip(self.format.weight_shapes(), inits)]
         return self.weights
@@ -79,6 +83,10 @@ class Kernel:
     def full(self):
         """The dense `(prod n, prod m)` matrix."""
         return self.format.full(self.weights)
+
+    def rows(self, start, count):
+        """Rows `[start, start + count)` of the dense matrix, `(count, prod m)` (`Format.rows`: no full matrix)."""
+        return self.format.rows(self.weights, start, count)
 
     def factors(self):
         """The weights in the format's documented layout (`ttrnn.formats.<name>`)."""
@@ -123,6 +131,28 @@ class Kernel:
         return _static_shape(ops.cond(ops.shape(x)[0] * ops.shape(x)[1] > WHOLE_BATCH_FRAMES, blocks, whole), x)
 
 
+def pad_rows(x, scale, shift, rows):
+    """`[x, 0]`: frames `x` `(..., D)` (float or uint8) padded with zeros to `rows` values, and `scale` / `shift`
+    (None, a number, or a tensor over `(..., D)`, e.g. a dropout mask) padded alike, with zeros, so that the padded
+    values stay 0 through `x * scale + shift`. An integrated layer's matrix has the input in its first D rows
+    (`ttrnn.layers.recurrent.FormatRNN`, `integrated`): `[x, 0] @ W` is the input part of `[x, h] @ W`."""
+    pad = rows - int(x.shape[-1])
+    if pad == 0:
+        return x, scale, shift
+
+    def padded(v):
+        return ops.pad(v, [[0, 0]] * (len(v.shape) - 1) + [[0, pad]])
+
+    if shift is not None:
+        if isinstance(shift, (int, float)):            # a number: a vector that is 0 on the padding
+            shift = np.concatenate([np.full(int(x.shape[-1]), shift, "float32"), np.zeros(pad, "float32")])
+        else:
+            shift = padded(shift)
+    if scale is not None and not isinstance(scale, (int, float)):
+        scale = padded(scale)
+    return padded(x), scale, shift
+
+
 def _static_shape(z, x):
     """`z` `(B, T, P)` with the static sizes of `x` `(B, T, D)` where the blocks' loop lost them (a traced
     TensorFlow graph): a stateful layer's states have a static batch size, which the time loop's states must
@@ -135,9 +165,13 @@ def _static_shape(z, x):
 class KernelAttributes:
     """What a layer with a `Kernel` (`self.kernel`) offers about it, whatever its format."""
 
+    integrated = False          # a recurrent layer's one matrix over [x_t, h_{t-1}] (`FormatRNN`, `integrated`)
+
     def full_kernel(self):
-        """Dense input kernel `(prod n, prod m)` (recurrent layers: `m_0 * gates`, the gate blocks in Keras order)."""
-        return self.kernel.full()
+        """Dense input kernel `(prod n, prod m)` (recurrent layers: `m_0 * gates`, the gate blocks in Keras order;
+        an integrated layer's: the first D rows of its one matrix, `(D, gates * units)`)."""
+        w = self.kernel.full()
+        return w[:self.input_dim] if self.integrated else w
 
     @property
     def factors(self):
@@ -160,7 +194,8 @@ class TTArguments(KernelAttributes):
         self.tt_param_count = self.kernel_param_count
 
     def build(self, input_shape):
-        tt.check_tt_shape(self.tt_input_shape, self.tt_output_shape, self.tt_ranks, input_dim=input_shape[-1])
+        tt.check_tt_shape(self.tt_input_shape, self.tt_output_shape, self.tt_ranks,
+                          input_dim=None if self.integrated else input_shape[-1])
         super().build(input_shape)
         self.tt_cores = self.kernel_weights
 

@@ -19,6 +19,20 @@ the steps out one by one (Keras's `unroll`). While Keras's exporters trace a mod
 their export path (`ttrnn.layers.kernel.exporting`): the whole projection with plain ops, then on TensorFlow the
 while loop of `ttrnn.layers.plain_scan`, which tf2onnx and the LiteRT converter take.
 
+The recurrent kernel `U` `(units, gates * units)` is one dense weight by default. With `recurrent_format` it is
+factorized too, in any format on its own modes (`recurrent_input_modes` -> `recurrent_output_modes`, the gates
+folded into the first output mode as for `W`); with `integrated=True` the layer holds one factorized matrix `V`
+over `[x_t, h_{t-1}]` for all gates (FDHT's integrate-then-decompose, Yin et al., CVPR 2021), rows `[0, D)` for
+the input, `[D, D + units)` for the state, padding after them. Either way every loop still takes a dense `U`:
+`recurrent_kernel` forms it once per call (`Format.full` of the recurrent factors, or `Format.rows` of `V`'s
+state rows), a cost that does not grow with the batch or the clip length, and the gradient flows through that
+reconstruction into the factors. So the fused scan, Keras's loop, `unroll`, stateful layers and the export path
+are the same code for every variant. The integrated input part is `[x_t, 0] @ V`: the frames padded with zeros
+to V's rows inside the projection (`ttrnn.layers.kernel.pad_rows`), so uint8 frames and the bounded projection
+work as for `W`. Why this layout: the frames come first, so their padding is at the end of each row and the
+frames' own values keep their offsets; the state's rows are one contiguous block that `Format.rows` reads off
+together; rows after it absorb the padding that an uneven `D + units` needs to factor into even modes.
+
 Keras's RNN arguments are all here, with Keras's meaning (`keras.layers.RNN`): `stateful` (the states in variables
 carried from call to call, `reset_state()`; the same loops run from them), `zero_output_for_mask`, `unroll`, and
 `implementation`, which is accepted and saved but changes nothing (one kernel projects every gate).
@@ -40,7 +54,7 @@ from ttrnn.formats import tt
 from ttrnn.formats.common import is_float
 from ttrnn.layers.activations import hard_sigmoid
 from ttrnn.layers.cells import StepOps
-from ttrnn.layers.kernel import Kernel, exporting
+from ttrnn.layers.kernel import Kernel, exporting, pad_rows
 
 DEFAULT_TIME_CHUNK = 0
 # The recurrence's fast path per backend (a module with `fused_scan`); other backends run Keras's loop.
@@ -79,9 +93,10 @@ class FormatRNN(keras.layers.Layer):
     A subclass sets `CELL` (a `ttrnn.layers.cells` class) with its `GATES` and `N_STATES` (the per-cell bases
     `FormatSimpleRNN`, `FormatGRU`, `FormatLSTM`) and `FORMAT` (a name of `ttrnn.formats.FORMAT_NAMES`), and puts
     the format's constructor arguments in front of it (`ttrnn.layers.kernel.TTArguments` / `FormatArguments`),
-    which call this constructor with `input_modes, output_modes, ranks, blocks`. The cell's own options (GRU
-    `reset_after`, LSTM `unit_forget_bias`) arrive in `kwargs` and go to the cell. Every argument is documented on
-    the public classes (e.g. `ttrnn.TTGRU`).
+    which call this constructor with `input_modes, output_modes, ranks, blocks`. The recurrent kernel's own
+    arguments (`recurrent_format`, its modes, ranks, blocks; `integrated`) are checked by `_recurrent_spec`. The
+    cell's own options (GRU `reset_after`, LSTM `unit_forget_bias`) arrive in `kwargs` and go to the cell. Every
+    argument is documented on the public classes (e.g. `ttrnn.TTGRU`).
     """
 
     FORMAT = None
@@ -91,13 +106,15 @@ class FormatRNN(keras.layers.Layer):
 
     def __init__(self, input_modes, output_modes, ranks=None, blocks=None, preset="modern", activation="tanh",
                  recurrent_activation=None, use_bias=True, kernel_initializer=None,
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_initializer=None, bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, shared_recurrent_dropout=None, return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False,
                  implementation=2, time_chunk=DEFAULT_TIME_CHUNK, input_scale=1.0, input_shift=0.0, seed=None,
-                 projection_dtype=None, recurrence="fused", projection_block=None, **kwargs):
+                 projection_dtype=None, recurrence="fused", projection_block=None, recurrent_format=None,
+                 recurrent_input_modes=None, recurrent_output_modes=None, recurrent_ranks=None,
+                 recurrent_blocks=None, integrated=False, **kwargs):
         options = {name: kwargs.pop(name, default) for name, default in self.CELL.OPTIONS.items()}
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         _check_choice("preset", preset, sorted(PRESETS))
@@ -110,12 +127,16 @@ class FormatRNN(keras.layers.Layer):
         self.kernel = Kernel(formats.make(self.FORMAT, spec.n, gates, spec.ranks, spec.blocks))
         self.kernel_format = self.kernel.format
         self.kernel_param_count = self.kernel_format.param_count()
+        self._recurrent_spec(spec.m, recurrent_format, recurrent_input_modes, recurrent_output_modes,
+                             recurrent_ranks, recurrent_blocks, integrated)
         options = {k: p.get(k) if v is None else v for k, v in options.items()}
         self.cell = self.CELL(self.units, keras.activations.get(activation), keras.activations.get(
             p["recurrent_activation"] if recurrent_activation is None else recurrent_activation), **options)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(
             p["kernel_initializer"]() if kernel_initializer is None else kernel_initializer)
+        if recurrent_initializer is None:        # a dense U: orthogonal, as Keras; factors: as the input kernel's
+            recurrent_initializer = "orthogonal" if self.recurrent is None else p["kernel_initializer"]()
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -155,18 +176,69 @@ class FormatRNN(keras.layers.Layer):
         self.supports_jit = keras.backend.backend() != "tensorflow"
         self.input_spec = keras.layers.InputSpec(ndim=3)
 
+    def _recurrent_spec(self, output_modes, recurrent_format, input_modes, modes, ranks, blocks, integrated):
+        """The recurrent kernel's arguments checked, kept as attributes, and its `Kernel` (`self.recurrent`, None
+        for a dense `U` or an integrated layer). ValueError (one line) for a bad combination."""
+        self.integrated, self.input_dim = bool(integrated), None
+        given = {name: value for name, value in (("recurrent_input_modes", input_modes),
+                                                 ("recurrent_output_modes", modes), ("recurrent_ranks", ranks),
+                                                 ("recurrent_blocks", blocks)) if value is not None}
+        if self.integrated and recurrent_format is not None:
+            raise ValueError("integrated=True puts the recurrent weights in the one factorized matrix over [x, h]: "
+                             f"recurrent_format must be None, got {recurrent_format!r}")
+        if recurrent_format is None and given:
+            raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to a factorized recurrent "
+                             "kernel only: give recurrent_format too")
+        self.recurrent_format, self.recurrent = recurrent_format, None
+        self.recurrent_input_modes = self.recurrent_output_modes = self.recurrent_ranks = None
+        self.recurrent_blocks = self.recurrent_kernel_format = None
+        self.recurrent_param_count = 0 if self.integrated else self.units * self.CELL.GATES * self.units
+        if recurrent_format is None:
+            return
+        if recurrent_format not in formats.FORMAT_NAMES:
+            raise ValueError(f"unknown recurrent_format {recurrent_format!r} (choose from "
+                             f"{', '.join(formats.FORMAT_NAMES)}, or None for a dense recurrent kernel)")
+        input_modes = output_modes if input_modes is None else input_modes
+        modes = output_modes if modes is None else modes
+        spec = formats.make(recurrent_format, input_modes, modes, ranks, blocks)
+        for name, dim in (("recurrent_input_modes", spec.input_dim), ("recurrent_output_modes", spec.output_dim)):
+            if dim != self.units:
+                raise ValueError(f"{name} multiply to {dim}, not to the layer's {self.units} units")
+        gates = (spec.m[0] * self.CELL.GATES,) + spec.m[1:]
+        self.recurrent = Kernel(formats.make(recurrent_format, spec.n, gates, spec.ranks, spec.blocks),
+                                prefix="recurrent_")
+        self.recurrent_kernel_format = self.recurrent.format
+        self.recurrent_input_modes, self.recurrent_output_modes = list(spec.n), list(spec.m)
+        self.recurrent_ranks, self.recurrent_blocks = list(spec.ranks), spec.blocks
+        self.recurrent_param_count = self.recurrent_kernel_format.param_count()
+
     activation = property(lambda self: self.cell.activation)
     recurrent_activation = property(lambda self: self.cell.recurrent_activation)
 
     # ---- weights -------------------------------------------------------------------------------------------
     def build(self, input_shape):
-        self.kernel_format.check_input_dim(input_shape[-1])
+        self.input_dim = int(input_shape[-1])
+        if not self.integrated:
+            self.kernel_format.check_input_dim(self.input_dim)
+        elif self.kernel_format.input_dim < self.input_dim + self.units:
+            raise ValueError(f"integrated=True: the input modes {list(self.kernel_format.n)} multiply to "
+                             f"{self.kernel_format.input_dim}, fewer than the input's {self.input_dim} values plus "
+                             f"{self.units} units = {self.input_dim + self.units} rows of [x, h]")
         self.kernel_weights = self.kernel.build(self, self.kernel_initializer, self.kernel_regularizer,
                                                 self.kernel_constraint)
-        self.recurrent_kernel = self.add_weight(
-            shape=(self.units, self.CELL.GATES * self.units), name="recurrent_kernel",
-            initializer=self.recurrent_initializer, regularizer=self.recurrent_regularizer,
-            constraint=self.recurrent_constraint)
+        # The weights in this order whatever the recurrent kernel (saved files index them): the input kernel's
+        # factors, the recurrent kernel (a dense U, or its factors; none when integrated), the bias.
+        self._recurrent_kernel = None
+        self.recurrent_weights = []
+        if self.recurrent is not None:
+            self.recurrent_weights = self.recurrent.build(self, self.recurrent_initializer,
+                                                          self.recurrent_regularizer, self.recurrent_constraint)
+        elif not self.integrated:
+            self._recurrent_kernel = self.add_weight(
+                shape=(self.units, self.CELL.GATES * self.units), name="recurrent_kernel",
+                initializer=self.recurrent_initializer, regularizer=self.recurrent_regularizer,
+                constraint=self.recurrent_constraint)
+            self.recurrent_weights = [self._recurrent_kernel]
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(shape=self.cell.bias_shape(), name="bias",
@@ -181,6 +253,24 @@ class FormatRNN(keras.layers.Layer):
                                      f"dynamic batch size: sequence.shape={tuple(input_shape)}")
                 self._create_state_variables(int(input_shape[0]))
                 self._expected_batch_size = int(input_shape[0])
+
+    @property
+    def recurrent_kernel(self):
+        """`U` `(units, GATES * units)`, dense: the weight itself (no `recurrent_format`), the reconstruction of
+        the recurrent factors (`Format.full`), or an integrated layer's rows `[D, D + units)` of its one matrix
+        (`Format.rows`). The time loop runs on this matrix, computed once per call: the gradient flows through
+        the reconstruction into the factors."""
+        if self.integrated:
+            return self.kernel.rows(self.input_dim, self.units)
+        if self.recurrent is not None:
+            return self.recurrent.full()
+        return self._recurrent_kernel
+
+    @property
+    def recurrent_factors(self):
+        """The recurrent kernel's factors in its format's documented layout (`ttrnn.formats.<name>`); None for a
+        dense `U` or an integrated layer (whose one matrix's factors are `factors`)."""
+        return None if self.recurrent is None else self.recurrent.factors()
 
     def _create_state_variables(self, batch_size):
         """The states of a stateful layer, `N_STATES` variables `(batch_size, units)` of zeros. As Keras's RNN, they
@@ -214,6 +304,8 @@ class FormatRNN(keras.layers.Layer):
         if dp_mask is not None:
             scale = dp_mask if scale is None else dp_mask * scale
             shift = None if shift is None else dp_mask * shift
+        if self.integrated:                                  # [x, 0] @ W: the input's rows of the one matrix
+            x, scale, shift = pad_rows(x, scale, shift, self.kernel_format.input_dim)
         z = self.kernel.project(x, scale, shift, self.projection_dtype, self.projection_block, training,
                                 bounded=self._bounded() and not plain)
         bias = self.cell.input_bias(self.bias)
@@ -280,20 +372,23 @@ class FormatRNN(keras.layers.Layer):
         x = ops.transpose(x, (1, 0, 2))                      # (T, B, D|GU), time-major
         step_mask = ops.transpose(step_mask, (1, 0))         # (T, B)
         rec_bias = self.cell.recurrent_bias(self.bias)
+        kernel = self.recurrent_kernel                       # dense U: reconstructed once per call if factorized
         fast = FAST_SCAN.get(keras.backend.backend())
         export_loop = PLAIN_SCAN.get(keras.backend.backend())
         if self.unroll:
-            outputs, final = self._unrolled_loop(x, step_mask, states, rec_bias, rec_masks, dp_mask, time_chunk)
+            outputs, final = self._unrolled_loop(x, step_mask, states, kernel, rec_bias, rec_masks, dp_mask,
+                                                 time_chunk)
         elif plain and export_loop:                          # the backend's loop of plain ops
             outputs, final = importlib.import_module(export_loop).plain_scan(
-                self.cell.step, x, step_mask, states, self.recurrent_kernel, rec_bias, rec_masks,
+                self.cell.step, x, step_mask, states, kernel, rec_bias, rec_masks,
                 return_sequences=self.return_sequences)
         elif self.recurrence == "fused" and not time_chunk and fast and not plain:   # the backend's own loop
             outputs, final = importlib.import_module(fast).fused_scan(
-                self.cell.step, x, step_mask, states, ops.convert_to_tensor(self.recurrent_kernel), rec_bias,
+                self.cell.step, x, step_mask, states, ops.convert_to_tensor(kernel), rec_bias,
                 rec_masks, return_sequences=self.return_sequences)
         else:
-            outputs, final = self._keras_loop(x, step_mask, states, rec_bias, rec_masks, dp_mask, time_chunk)
+            outputs, final = self._keras_loop(x, step_mask, states, kernel, rec_bias, rec_masks, dp_mask,
+                                              time_chunk)
         if self.stateful:
             for variable, state in zip(self.states, final):
                 variable.assign(ops.cast(state, variable.dtype))
@@ -304,7 +399,7 @@ class FormatRNN(keras.layers.Layer):
             last = ops.where(step_mask[-1][:, None], last, ops.zeros_like(last))
         return self._outputs(outputs, last, final)
 
-    def _keras_loop(self, x, step_mask, states, rec_bias, rec_masks, dp_mask, time_chunk):
+    def _keras_loop(self, x, step_mask, states, kernel, rec_bias, rec_masks, dp_mask, time_chunk):
         """Keras's loop (`keras.ops.scan`) over chunks of `time_chunk` steps (1 when projected already): each
         chunk projects its frames (time_chunk > 0), then runs the cell step by step. The carry is the states
         and the chunk's outputs, and so are the per-chunk outputs (TensorFlow's `ops.scan` wants them alike)."""
@@ -315,7 +410,7 @@ class FormatRNN(keras.layers.Layer):
             step_mask = ops.pad(step_mask, [[0, pad], [0, 0]], constant_values=False)
         x = ops.reshape(x, (-1, chunk, batch, x.shape[-1]))
         step_mask = ops.reshape(step_mask, (-1, chunk, batch, 1))
-        step_ops = StepOps(self.recurrent_kernel)
+        step_ops = StepOps(kernel)
         # Keras's TensorFlow scan fails on several sequences of unknown length (it checks their static lengths
         # against each other with a method None lacks): then the mask travels as one more input channel.
         packed = keras.backend.backend() == "tensorflow" and x.shape[0] is None
@@ -338,12 +433,12 @@ class FormatRNN(keras.layers.Layer):
         outputs = ops.reshape(per_chunk[-1], (-1, batch, self.units))[:steps] if self.return_sequences else None
         return outputs, list(final[:-1])
 
-    def _unrolled_loop(self, x, step_mask, states, rec_bias, rec_masks, dp_mask, time_chunk):
+    def _unrolled_loop(self, x, step_mask, states, kernel, rec_bias, rec_masks, dp_mask, time_chunk):
         """The steps written out one by one (`unroll=True`, a static number of steps): no loop op, the same
         results as `_keras_loop`. `time_chunk > 0` still projects that many frames per contraction."""
         steps = x.shape[0]
         chunk = time_chunk or steps
-        step_ops, carry, outs = StepOps(self.recurrent_kernel), list(states), []
+        step_ops, carry, outs = StepOps(kernel), list(states), []
         for t0 in range(0, steps, chunk):
             zc = self._project(x[t0:t0 + chunk], dp_mask) if time_chunk else x
             for t in range(t0, min(steps, t0 + chunk)):
@@ -381,7 +476,8 @@ class FormatRNN(keras.layers.Layer):
             "preset", "use_bias", "dropout", "recurrent_dropout", "shared_recurrent_dropout", "return_sequences",
             "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask", "implementation",
             "time_chunk", "recurrence", "projection_dtype", "projection_block",
-            "input_scale", "input_shift", "seed")})
+            "input_scale", "input_shift", "seed", "recurrent_format", "recurrent_input_modes",
+            "recurrent_output_modes", "recurrent_ranks", "recurrent_blocks", "integrated")})
         config.update({"activation": keras.activations.serialize(self.activation),
                        "recurrent_activation": keras.activations.serialize(self.recurrent_activation),
                        "activity_regularizer": keras.regularizers.serialize(self.activity_regularizer)})

@@ -42,7 +42,8 @@ class TTSimpleRNN(TTArguments, FormatSimpleRNN):
 
     Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
     multiply-adds counted in `ttrnn.formats.tt`), not the `D * units` of a dense kernel, and runs for all steps before
-    the recurrence; then `h_{t-1} U`, `units * units`. `W` is never formed.
+    the recurrence; then `h_{t-1} U`, `units * units` (a factorized `U`, `recurrent_format`, is formed
+    once per call, before the loop). `W` is never formed.
 
     Args:
         tt_input_shape: the input modes `n = (n_0, ..., n_{d-1})`; `prod(n)` must equal the input size `D`.
@@ -56,10 +57,11 @@ class TTSimpleRNN(TTArguments, FormatSimpleRNN):
         kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
             (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
             initializer is applied to each factor on its own.
-        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        recurrent_initializer: for `recurrent_kernel`; None: "orthogonal", as Keras (dense `U`), or the preset's
+            format-aware `kernel_initializer` (factorized `U`: `recurrent_format`).
         bias_initializer: for `bias` (default "zeros").
         kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
-        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel` (each of its factors if factorized).
         bias_regularizer, bias_constraint: for `bias`.
         activity_regularizer: on the layer's output.
         dropout: input dropout rate in [0, 1): one mask per sequence on the input values.
@@ -93,6 +95,23 @@ class TTSimpleRNN(TTArguments, FormatSimpleRNN):
         input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
             can enter it (where the paper models apply their pixel scaling).
         seed: seed of the dropout masks.
+        recurrent_format: None (default): `U` is one dense weight, `(units, units)`; or a format name of
+            `ttrnn.formats.FORMAT_NAMES`: `U` factorized in that format, with the gates folded into its first output
+            mode as in `W`. The time loop runs on the dense `U` as ever (fused scan, Keras's loop, unroll, stateful,
+            export): it is reconstructed once per call (`Format.full`: about `units * units * rank` multiply-adds,
+            against `T * batch * units * units` for the recurrence), and the gradient flows through the
+            reconstruction into the factors.
+        recurrent_input_modes, recurrent_output_modes: `U`'s modes, each multiplying to `units` (e.g. 4x4x4x4 ->
+            4x4x4x4, folded to 4x4x4x4); None: `tt_output_shape` both.
+        recurrent_ranks: `U`'s ranks, as the format's `ranks`; None: `ttrnn.formats.DEFAULT_RANKS`.
+        recurrent_blocks: `U`'s blocks (bt only; None: `ttrnn.formats.DEFAULT_BLOCKS`).
+        integrated: True: integrate-then-decompose (FDHT, Yin et al., CVPR 2021): one factorized matrix `V` over
+            `[x_t, h_{t-1}]` for all gates, in this layer's format, its input modes `tt_input_shape` multiplying to
+            `N >= D + units`: rows `[0, D)` are `W`, rows `[D, D + units)` are `U`, the rest padding (never read; for
+            a `D + units` without even factors). The input part is `[x_t, 0] @ V` through the factors (uint8 frames
+            and the bounded projection included); `U` is rows `[D, D + units)` of `V`, formed once per call
+            (`Format.rows`). `recurrent_format` must be None, and `recurrent_initializer`, `recurrent_regularizer`,
+            `recurrent_constraint` do not apply (the `kernel_*` ones cover `V`).
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
@@ -112,8 +131,12 @@ class TTSimpleRNN(TTArguments, FormatSimpleRNN):
         kernel_format: the kernel's `ttrnn.formats` object.
         kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
         factors: the kernel's weights in the format's documented layout.
-        full_kernel(): the dense `W` `(D, units)`.
-        recurrent_kernel: `U` `(units, units)`.
+        full_kernel(): the dense `W` (integrated: rows `[0, D)` of the one matrix) `(D, units)`.
+        recurrent_kernel: `U` `(units, units)`, dense: the weight, or reconstructed from its factors
+            (`recurrent_format`) or from the integrated matrix's rows `[D, D + units)`.
+        recurrent_factors: `U`'s factors in its format's layout (`recurrent_format`), else None.
+        recurrent_kernel_format, recurrent_param_count: `U`'s `ttrnn.formats` object (or None) and its number of
+            parameters (dense: `units * units`; integrated: 0, they are in `kernel_param_count`).
         bias: `b` in Keras's layout.
         states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
         tt_cores, tt_param_count: the cores `G_k` (the same list as `factors`) and `kernel_param_count`.
@@ -159,7 +182,8 @@ class TRSimpleRNN(FormatArguments, FormatSimpleRNN):
 
     Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
     multiply-adds counted in `ttrnn.formats.tt`), not the `D * units` of a dense kernel, and runs for all steps before
-    the recurrence; then `h_{t-1} U`, `units * units`. `W` is never formed.
+    the recurrence; then `h_{t-1} U`, `units * units` (a factorized `U`, `recurrent_format`, is formed
+    once per call, before the loop). `W` is never formed.
 
     Args:
         input_modes: the input modes `n = (n_0, ..., n_{d-1})`; `prod(n)` must equal the input size `D`.
@@ -175,10 +199,11 @@ class TRSimpleRNN(FormatArguments, FormatSimpleRNN):
         kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
             (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
             initializer is applied to each factor on its own.
-        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        recurrent_initializer: for `recurrent_kernel`; None: "orthogonal", as Keras (dense `U`), or the preset's
+            format-aware `kernel_initializer` (factorized `U`: `recurrent_format`).
         bias_initializer: for `bias` (default "zeros").
         kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
-        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel` (each of its factors if factorized).
         bias_regularizer, bias_constraint: for `bias`.
         activity_regularizer: on the layer's output.
         dropout: input dropout rate in [0, 1): one mask per sequence on the input values.
@@ -212,6 +237,23 @@ class TRSimpleRNN(FormatArguments, FormatSimpleRNN):
         input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
             can enter it (where the paper models apply their pixel scaling).
         seed: seed of the dropout masks.
+        recurrent_format: None (default): `U` is one dense weight, `(units, units)`; or a format name of
+            `ttrnn.formats.FORMAT_NAMES`: `U` factorized in that format, with the gates folded into its first output
+            mode as in `W`. The time loop runs on the dense `U` as ever (fused scan, Keras's loop, unroll, stateful,
+            export): it is reconstructed once per call (`Format.full`: about `units * units * rank` multiply-adds,
+            against `T * batch * units * units` for the recurrence), and the gradient flows through the
+            reconstruction into the factors.
+        recurrent_input_modes, recurrent_output_modes: `U`'s modes, each multiplying to `units` (e.g. 4x4x4x4 ->
+            4x4x4x4, folded to 4x4x4x4); None: `output_modes` both.
+        recurrent_ranks: `U`'s ranks, as the format's `ranks`; None: `ttrnn.formats.DEFAULT_RANKS`.
+        recurrent_blocks: `U`'s blocks (bt only; None: `ttrnn.formats.DEFAULT_BLOCKS`).
+        integrated: True: integrate-then-decompose (FDHT, Yin et al., CVPR 2021): one factorized matrix `V` over
+            `[x_t, h_{t-1}]` for all gates, in this layer's format, its input modes `input_modes` multiplying to
+            `N >= D + units`: rows `[0, D)` are `W`, rows `[D, D + units)` are `U`, the rest padding (never read; for
+            a `D + units` without even factors). The input part is `[x_t, 0] @ V` through the factors (uint8 frames
+            and the bounded projection included); `U` is rows `[D, D + units)` of `V`, formed once per call
+            (`Format.rows`). `recurrent_format` must be None, and `recurrent_initializer`, `recurrent_regularizer`,
+            `recurrent_constraint` do not apply (the `kernel_*` ones cover `V`).
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
@@ -231,8 +273,12 @@ class TRSimpleRNN(FormatArguments, FormatSimpleRNN):
         kernel_format: the kernel's `ttrnn.formats` object.
         kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
         factors: the kernel's weights in the format's documented layout.
-        full_kernel(): the dense `W` `(D, units)`.
-        recurrent_kernel: `U` `(units, units)`.
+        full_kernel(): the dense `W` (integrated: rows `[0, D)` of the one matrix) `(D, units)`.
+        recurrent_kernel: `U` `(units, units)`, dense: the weight, or reconstructed from its factors
+            (`recurrent_format`) or from the integrated matrix's rows `[D, D + units)`.
+        recurrent_factors: `U`'s factors in its format's layout (`recurrent_format`), else None.
+        recurrent_kernel_format, recurrent_param_count: `U`'s `ttrnn.formats` object (or None) and its number of
+            parameters (dense: `units * units`; integrated: 0, they are in `kernel_param_count`).
         bias: `b` in Keras's layout.
         states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
 
@@ -276,7 +322,8 @@ class BTSimpleRNN(FormatArguments, FormatSimpleRNN):
 
     Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
     multiply-adds counted in `ttrnn.formats.tt`), not the `D * units` of a dense kernel, and runs for all steps before
-    the recurrence; then `h_{t-1} U`, `units * units`. `W` is never formed.
+    the recurrence; then `h_{t-1} U`, `units * units` (a factorized `U`, `recurrent_format`, is formed
+    once per call, before the loop). `W` is never formed.
 
     Args:
         input_modes: the input modes `n = (n_0, ..., n_{d-1})` (at least 2); `prod(n)` must equal the input size `D`.
@@ -292,10 +339,11 @@ class BTSimpleRNN(FormatArguments, FormatSimpleRNN):
         kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
             (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
             initializer is applied to each factor on its own.
-        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        recurrent_initializer: for `recurrent_kernel`; None: "orthogonal", as Keras (dense `U`), or the preset's
+            format-aware `kernel_initializer` (factorized `U`: `recurrent_format`).
         bias_initializer: for `bias` (default "zeros").
         kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
-        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel` (each of its factors if factorized).
         bias_regularizer, bias_constraint: for `bias`.
         activity_regularizer: on the layer's output.
         dropout: input dropout rate in [0, 1): one mask per sequence on the input values.
@@ -329,6 +377,23 @@ class BTSimpleRNN(FormatArguments, FormatSimpleRNN):
         input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
             can enter it (where the paper models apply their pixel scaling).
         seed: seed of the dropout masks.
+        recurrent_format: None (default): `U` is one dense weight, `(units, units)`; or a format name of
+            `ttrnn.formats.FORMAT_NAMES`: `U` factorized in that format, with the gates folded into its first output
+            mode as in `W`. The time loop runs on the dense `U` as ever (fused scan, Keras's loop, unroll, stateful,
+            export): it is reconstructed once per call (`Format.full`: about `units * units * rank` multiply-adds,
+            against `T * batch * units * units` for the recurrence), and the gradient flows through the
+            reconstruction into the factors.
+        recurrent_input_modes, recurrent_output_modes: `U`'s modes, each multiplying to `units` (e.g. 4x4x4x4 ->
+            4x4x4x4, folded to 4x4x4x4); None: `output_modes` both.
+        recurrent_ranks: `U`'s ranks, as the format's `ranks`; None: `ttrnn.formats.DEFAULT_RANKS`.
+        recurrent_blocks: `U`'s blocks (bt only; None: `ttrnn.formats.DEFAULT_BLOCKS`).
+        integrated: True: integrate-then-decompose (FDHT, Yin et al., CVPR 2021): one factorized matrix `V` over
+            `[x_t, h_{t-1}]` for all gates, in this layer's format, its input modes `input_modes` multiplying to
+            `N >= D + units`: rows `[0, D)` are `W`, rows `[D, D + units)` are `U`, the rest padding (never read; for
+            a `D + units` without even factors). The input part is `[x_t, 0] @ V` through the factors (uint8 frames
+            and the bounded projection included); `U` is rows `[D, D + units)` of `V`, formed once per call
+            (`Format.rows`). `recurrent_format` must be None, and `recurrent_initializer`, `recurrent_regularizer`,
+            `recurrent_constraint` do not apply (the `kernel_*` ones cover `V`).
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
@@ -348,8 +413,12 @@ class BTSimpleRNN(FormatArguments, FormatSimpleRNN):
         kernel_format: the kernel's `ttrnn.formats` object.
         kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
         factors: the kernel's weights in the format's documented layout.
-        full_kernel(): the dense `W` `(D, units)`.
-        recurrent_kernel: `U` `(units, units)`.
+        full_kernel(): the dense `W` (integrated: rows `[0, D)` of the one matrix) `(D, units)`.
+        recurrent_kernel: `U` `(units, units)`, dense: the weight, or reconstructed from its factors
+            (`recurrent_format`) or from the integrated matrix's rows `[D, D + units)`.
+        recurrent_factors: `U`'s factors in its format's layout (`recurrent_format`), else None.
+        recurrent_kernel_format, recurrent_param_count: `U`'s `ttrnn.formats` object (or None) and its number of
+            parameters (dense: `units * units`; integrated: 0, they are in `kernel_param_count`).
         bias: `b` in Keras's layout.
         states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
 
@@ -393,7 +462,8 @@ class CPSimpleRNN(FormatArguments, FormatSimpleRNN):
 
     Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
     multiply-adds counted in `ttrnn.formats.tt`), not the `D * units` of a dense kernel, and runs for all steps before
-    the recurrence; then `h_{t-1} U`, `units * units`. `W` is never formed.
+    the recurrence; then `h_{t-1} U`, `units * units` (a factorized `U`, `recurrent_format`, is formed
+    once per call, before the loop). `W` is never formed.
 
     Args:
         input_modes: the input modes `n = (n_0, ..., n_{d-1})` (at least 2); `prod(n)` must equal the input size `D`.
@@ -408,10 +478,11 @@ class CPSimpleRNN(FormatArguments, FormatSimpleRNN):
         kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
             (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
             initializer is applied to each factor on its own.
-        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        recurrent_initializer: for `recurrent_kernel`; None: "orthogonal", as Keras (dense `U`), or the preset's
+            format-aware `kernel_initializer` (factorized `U`: `recurrent_format`).
         bias_initializer: for `bias` (default "zeros").
         kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
-        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel` (each of its factors if factorized).
         bias_regularizer, bias_constraint: for `bias`.
         activity_regularizer: on the layer's output.
         dropout: input dropout rate in [0, 1): one mask per sequence on the input values.
@@ -445,6 +516,23 @@ class CPSimpleRNN(FormatArguments, FormatSimpleRNN):
         input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
             can enter it (where the paper models apply their pixel scaling).
         seed: seed of the dropout masks.
+        recurrent_format: None (default): `U` is one dense weight, `(units, units)`; or a format name of
+            `ttrnn.formats.FORMAT_NAMES`: `U` factorized in that format, with the gates folded into its first output
+            mode as in `W`. The time loop runs on the dense `U` as ever (fused scan, Keras's loop, unroll, stateful,
+            export): it is reconstructed once per call (`Format.full`: about `units * units * rank` multiply-adds,
+            against `T * batch * units * units` for the recurrence), and the gradient flows through the
+            reconstruction into the factors.
+        recurrent_input_modes, recurrent_output_modes: `U`'s modes, each multiplying to `units` (e.g. 4x4x4x4 ->
+            4x4x4x4, folded to 4x4x4x4); None: `output_modes` both.
+        recurrent_ranks: `U`'s ranks, as the format's `ranks`; None: `ttrnn.formats.DEFAULT_RANKS`.
+        recurrent_blocks: `U`'s blocks (bt only; None: `ttrnn.formats.DEFAULT_BLOCKS`).
+        integrated: True: integrate-then-decompose (FDHT, Yin et al., CVPR 2021): one factorized matrix `V` over
+            `[x_t, h_{t-1}]` for all gates, in this layer's format, its input modes `input_modes` multiplying to
+            `N >= D + units`: rows `[0, D)` are `W`, rows `[D, D + units)` are `U`, the rest padding (never read; for
+            a `D + units` without even factors). The input part is `[x_t, 0] @ V` through the factors (uint8 frames
+            and the bounded projection included); `U` is rows `[D, D + units)` of `V`, formed once per call
+            (`Format.rows`). `recurrent_format` must be None, and `recurrent_initializer`, `recurrent_regularizer`,
+            `recurrent_constraint` do not apply (the `kernel_*` ones cover `V`).
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
@@ -464,8 +552,12 @@ class CPSimpleRNN(FormatArguments, FormatSimpleRNN):
         kernel_format: the kernel's `ttrnn.formats` object.
         kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
         factors: the kernel's weights in the format's documented layout.
-        full_kernel(): the dense `W` `(D, units)`.
-        recurrent_kernel: `U` `(units, units)`.
+        full_kernel(): the dense `W` (integrated: rows `[0, D)` of the one matrix) `(D, units)`.
+        recurrent_kernel: `U` `(units, units)`, dense: the weight, or reconstructed from its factors
+            (`recurrent_format`) or from the integrated matrix's rows `[D, D + units)`.
+        recurrent_factors: `U`'s factors in its format's layout (`recurrent_format`), else None.
+        recurrent_kernel_format, recurrent_param_count: `U`'s `ttrnn.formats` object (or None) and its number of
+            parameters (dense: `units * units`; integrated: 0, they are in `kernel_param_count`).
         bias: `b` in Keras's layout.
         states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
 
@@ -510,7 +602,8 @@ class HTSimpleRNN(FormatArguments, FormatSimpleRNN):
 
     Cost per step: `x_t W` is a chain of small matmuls over the factors (`ttrnn.formats.base.Format.matmul`,
     multiply-adds counted in `ttrnn.formats.tt`), not the `D * units` of a dense kernel, and runs for all steps before
-    the recurrence; then `h_{t-1} U`, `units * units`. `W` is never formed.
+    the recurrence; then `h_{t-1} U`, `units * units` (a factorized `U`, `recurrent_format`, is formed
+    once per call, before the loop). `W` is never formed.
 
     Args:
         input_modes: the input modes `n = (n_0, ..., n_{d-1})` (at least 2); `prod(n)` must equal the input size `D`.
@@ -526,10 +619,11 @@ class HTSimpleRNN(FormatArguments, FormatSimpleRNN):
         kernel_initializer: for the kernel's factors; None: the preset's. A format-aware initializer
             (`ttrnn.tt.TTGlorotNormal`, `ttrnn.tt.FlatGlorotUniform`) scales the factors for the format; any other Keras
             initializer is applied to each factor on its own.
-        recurrent_initializer: for `recurrent_kernel` (default "orthogonal").
+        recurrent_initializer: for `recurrent_kernel`; None: "orthogonal", as Keras (dense `U`), or the preset's
+            format-aware `kernel_initializer` (factorized `U`: `recurrent_format`).
         bias_initializer: for `bias` (default "zeros").
         kernel_regularizer, kernel_constraint: applied to each factor of the kernel.
-        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel`.
+        recurrent_regularizer, recurrent_constraint: for `recurrent_kernel` (each of its factors if factorized).
         bias_regularizer, bias_constraint: for `bias`.
         activity_regularizer: on the layer's output.
         dropout: input dropout rate in [0, 1): one mask per sequence on the input values.
@@ -563,6 +657,23 @@ class HTSimpleRNN(FormatArguments, FormatSimpleRNN):
         input_scale, input_shift: the layer sees `x * input_scale + input_shift` (default 1 and 0), so raw uint8 frames
             can enter it (where the paper models apply their pixel scaling).
         seed: seed of the dropout masks.
+        recurrent_format: None (default): `U` is one dense weight, `(units, units)`; or a format name of
+            `ttrnn.formats.FORMAT_NAMES`: `U` factorized in that format, with the gates folded into its first output
+            mode as in `W`. The time loop runs on the dense `U` as ever (fused scan, Keras's loop, unroll, stateful,
+            export): it is reconstructed once per call (`Format.full`: about `units * units * rank` multiply-adds,
+            against `T * batch * units * units` for the recurrence), and the gradient flows through the
+            reconstruction into the factors.
+        recurrent_input_modes, recurrent_output_modes: `U`'s modes, each multiplying to `units` (e.g. 4x4x4x4 ->
+            4x4x4x4, folded to 4x4x4x4); None: `output_modes` both.
+        recurrent_ranks: `U`'s ranks, as the format's `ranks`; None: `ttrnn.formats.DEFAULT_RANKS`.
+        recurrent_blocks: `U`'s blocks (bt only; None: `ttrnn.formats.DEFAULT_BLOCKS`).
+        integrated: True: integrate-then-decompose (FDHT, Yin et al., CVPR 2021): one factorized matrix `V` over
+            `[x_t, h_{t-1}]` for all gates, in this layer's format, its input modes `input_modes` multiplying to
+            `N >= D + units`: rows `[0, D)` are `W`, rows `[D, D + units)` are `U`, the rest padding (never read; for
+            a `D + units` without even factors). The input part is `[x_t, 0] @ V` through the factors (uint8 frames
+            and the bounded projection included); `U` is rows `[D, D + units)` of `V`, formed once per call
+            (`Format.rows`). `recurrent_format` must be None, and `recurrent_initializer`, `recurrent_regularizer`,
+            `recurrent_constraint` do not apply (the `kernel_*` ones cover `V`).
         **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
@@ -582,8 +693,12 @@ class HTSimpleRNN(FormatArguments, FormatSimpleRNN):
         kernel_format: the kernel's `ttrnn.formats` object.
         kernel_param_count: the number of the kernel's parameters (what the paper's "# Parameters" column counts).
         factors: the kernel's weights in the format's documented layout.
-        full_kernel(): the dense `W` `(D, units)`.
-        recurrent_kernel: `U` `(units, units)`.
+        full_kernel(): the dense `W` (integrated: rows `[0, D)` of the one matrix) `(D, units)`.
+        recurrent_kernel: `U` `(units, units)`, dense: the weight, or reconstructed from its factors
+            (`recurrent_format`) or from the integrated matrix's rows `[D, D + units)`.
+        recurrent_factors: `U`'s factors in its format's layout (`recurrent_format`), else None.
+        recurrent_kernel_format, recurrent_param_count: `U`'s `ttrnn.formats` object (or None) and its number of
+            parameters (dense: `units * units`; integrated: 0, they are in `kernel_param_count`).
         bias: `b` in Keras's layout.
         states, reset_state(): a stateful layer's state variables (`[h]`) and their reset to zeros.
 

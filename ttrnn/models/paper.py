@@ -51,30 +51,45 @@ def tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks=No
 def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_shape=None, tt_output_shape=None,
                    tt_ranks=None, units=None, preset="modern", dropout=0.25, recurrent_dropout=0.25,
                    scaling="paper", multilabel=False, max_len=None, name=None, projection_dtype=None,
-                   decomposition="tt", ranks=None, blocks=None):
+                   decomposition="tt", ranks=None, blocks=None, recurrent_decomposition=None, recurrent_ranks=None,
+                   integrated=False, recurrent_input_shape=None, recurrent_output_shape=None):
     """(TT-)GRU / (TT-)LSTM over frames -> Dense classifier, as the original Experiment_*.py.
 
     frames uint8 (B, T, *frame_shape) -> PixelScaling (masks zero padding) -> RNN (last state) -> Dense.
     use_tt=False gives the plain Keras GRU / LSTM with a dense (H*W*C, gates*units) input kernel.
     `decomposition` (with use_tt): the input kernel's format, tt (default), tr, bt, cp or ht, with `ranks`
     (an int or the format's list) and `blocks` (bt) — `tensor_rnn_layer`.
+    `recurrent_decomposition`: the hidden-to-hidden kernel in that format too (None: dense), on the modes
+    `recurrent_input_shape` -> `recurrent_output_shape` (None: `tt_output_shape` both) at `recurrent_ranks`
+    (None: the format's default). `integrated=True`: one `decomposition` matrix over `[x_t, h_{t-1}]` for all
+    gates (Yin et al., CVPR 2021); `tt_input_shape` are then its input modes, multiplying to at least H*W*C + units
+    (`ttrnn.TTGRU`'s `integrated`).
     `projection_dtype="bfloat16"`: the TT layer's first contraction runs in bfloat16 (TT models only).
     """
     if projection_dtype not in (None, "float32") and not use_tt:
         raise ValueError("projection_dtype applies to TT models only (use_tt=True)")
     if cell not in RNN_MODELS:
         raise ValueError(f"unknown recurrent cell {cell!r} (choose from {', '.join(RNN_MODELS)})")
+    _check_recurrent(use_tt, recurrent_decomposition, recurrent_ranks, integrated)
     frames = keras.Input((max_len,) + tuple(frame_shape), dtype="uint8", name="frames")
     # TT layers take the uint8 frames and cast + scale one time chunk at a time (docs/performance.md).
     pixels = PixelScaling(scaling, cast=not use_tt, name="pixels")
     x = pixels(frames)
     if use_tt:
-        check_frame_shape(frame_shape, tt_input_shape)
+        if integrated:
+            _check_integrated_rows(frame_shape, tt_input_shape, tt_output_shape)
+        else:
+            check_frame_shape(frame_shape, tt_input_shape)
         scale, shift = pixels.affine()
+        recurrent = {}
+        if recurrent_decomposition is not None:
+            recurrent = dict(recurrent_format=recurrent_decomposition, recurrent_ranks=recurrent_ranks,
+                             recurrent_input_modes=list(recurrent_input_shape or tt_output_shape),
+                             recurrent_output_modes=list(recurrent_output_shape or tt_output_shape))
         rnn = tensor_rnn_layer(decomposition, cell, tt_input_shape, tt_output_shape, tt_ranks, ranks, blocks,
                                preset=preset, dropout=dropout, recurrent_dropout=recurrent_dropout,
                                input_scale=scale, input_shift=shift, projection_dtype=projection_dtype,
-                               name="input_to_hidden")
+                               integrated=integrated, name="input_to_hidden", **recurrent)
     else:
         units = units or math.prod(tt_output_shape)
         kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
@@ -88,7 +103,35 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
     h = rnn(x)
     outputs = _head(h, num_classes, multilabel)
     label = (f"{decomposition}_" if use_tt else "") + cell
+    if recurrent_decomposition is not None:
+        label += f"_rec_{recurrent_decomposition}"
+    if integrated:
+        label += "_integrated"
     return keras.Model(frames, outputs, name=name or label)
+
+
+def _check_recurrent(use_tt, recurrent_decomposition, recurrent_ranks, integrated):
+    """ValueError (one line) for a recurrent decomposition or integrated model the arguments cannot build."""
+    if recurrent_decomposition is not None and recurrent_decomposition not in FORMAT_NAMES:
+        raise ValueError(f"unknown recurrent_decomposition {recurrent_decomposition!r} (choose from "
+                         f"{', '.join(FORMAT_NAMES)}, or None for a dense recurrent kernel)")
+    if not use_tt and (recurrent_decomposition is not None or integrated or recurrent_ranks is not None):
+        raise ValueError("recurrent_decomposition, recurrent_ranks and integrated apply to the tensorized models "
+                         "(use_tt=True), not the plain GRU / LSTM")
+    if integrated and (recurrent_decomposition is not None or recurrent_ranks is not None):
+        raise ValueError("integrated=True factorizes input and recurrent weights as one matrix in the "
+                         "decomposition's format: no recurrent_decomposition or recurrent_ranks")
+    if recurrent_ranks is not None and recurrent_decomposition is None:
+        raise ValueError("recurrent_ranks needs recurrent_decomposition (the recurrent kernel's format)")
+
+
+def _check_integrated_rows(frame_shape, input_shape, output_shape):
+    """ValueError unless the integrated matrix's input modes hold the frame's values and the state's."""
+    rows = math.prod(frame_shape) + math.prod(output_shape)
+    if math.prod(input_shape) < rows:
+        raise ValueError(f"the integrated input modes {tuple(input_shape)} multiply to {math.prod(input_shape)}, "
+                         f"fewer than the {math.prod(frame_shape)} values of a {tuple(frame_shape)} frame plus "
+                         f"{math.prod(output_shape)} units = {rows}")
 
 
 def tt_mlp_classifier(num_classes, frame_shape, tt_input_shape, hidden_shape=MLP_HIDDEN_SHAPE, tt_ranks=(1, 4, 4, 4, 1),
@@ -107,12 +150,18 @@ def tt_mlp_classifier(num_classes, frame_shape, tt_input_shape, hidden_shape=MLP
 
 def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame_shape=None, multilabel=False,
                 scaling="paper", dropout=0.25, recurrent_dropout=0.25, max_len=None, projection_dtype=None,
-                decomposition="tt", ranks=None, blocks=None):
+                decomposition="tt", ranks=None, blocks=None, recurrent_decomposition=None, recurrent_ranks=None,
+                integrated=False):
     """The paper's `model` in ('gru', 'lstm', 'mlp') for `dataset` in PAPER_SHAPES, with its TT shapes.
 
     `frame_shape` defaults to the paper's frame size for the dataset; the TT input modes must factor it.
     `decomposition` / `ranks` / `blocks`: the recurrent models' input kernel format on the same modes
     (`rnn_classifier`); the TT-MLP is TT only.
+    Fully decomposed models (beyond the paper, `rnn_classifier`): `recurrent_decomposition` puts the recurrent
+    kernel in that format on the dataset's `recurrent_input_shape` -> `recurrent_output_shape`, at
+    `recurrent_ranks` (None: the format's default, as `ranks`); `integrated=True` builds one `decomposition`
+    matrix over `[x_t, h_{t-1}]` on the dataset's `integrated_input_shape` (HT is FDHT's, Yin et al., CVPR 2021;
+    the shapes are ours: `PAPER_SHAPES`). ValueError for the TT-MLP or the plain models with either.
     """
     if dataset not in PAPER_SHAPES:
         raise ValueError(f"no paper shapes for dataset {dataset!r} (have {', '.join(PAPER_SHAPES)})")
@@ -122,23 +171,31 @@ def paper_model(dataset, model, num_classes, use_tt=True, preset="modern", frame
     width, height = shapes["frame_size"]
     frame_shape = tuple(frame_shape or (height, width, 3))
     if model == "mlp":
+        if recurrent_decomposition is not None or recurrent_ranks is not None or integrated:
+            raise ValueError("the TT-MLP has no recurrent kernel (no recurrent_decomposition, recurrent_ranks, "
+                             "integrated)")
         if decomposition != "tt" or ranks is not None or blocks is not None:
             raise ValueError("the TT-MLP has a TT kernel with the paper's ranks (no decomposition, ranks, blocks)")
         if projection_dtype not in (None, "float32"):
             raise ValueError("projection_dtype applies to the TT-GRU / TT-LSTM models, not the TT-MLP")
         return tt_mlp_classifier(num_classes, frame_shape, shapes["mlp_input_shape"], tt_ranks=shapes["tt_ranks"],
                                  dropout=dropout, scaling=scaling, multilabel=multilabel)
+    input_shape = shapes["integrated_input_shape" if integrated else "tt_input_shape"]
     return rnn_classifier(num_classes, frame_shape, cell=model, use_tt=use_tt,
-                          tt_input_shape=shapes["tt_input_shape"], tt_output_shape=shapes["tt_output_shape"],
+                          tt_input_shape=input_shape, tt_output_shape=shapes["tt_output_shape"],
                           tt_ranks=shapes["tt_ranks"], units=shapes["units"], preset=preset, dropout=dropout,
                           recurrent_dropout=recurrent_dropout, scaling=scaling, multilabel=multilabel,
                           max_len=max_len, projection_dtype=projection_dtype, decomposition=decomposition,
-                          ranks=ranks, blocks=blocks)
+                          ranks=ranks, blocks=blocks, recurrent_decomposition=recurrent_decomposition,
+                          recurrent_ranks=recurrent_ranks, integrated=integrated,
+                          recurrent_input_shape=shapes["recurrent_input_shape"],
+                          recurrent_output_shape=shapes["recurrent_output_shape"])
 
 
 def input_to_hidden_params(model):
     """The paper's '# Parameters': weights of the input-to-hidden map only (the kernel's factors in any format, TT
-    cores, or the dense input kernel)."""
+    cores, or the dense input kernel). An integrated layer's one matrix holds the hidden-to-hidden weights too:
+    its whole count. The whole model's: `model.count_params()`."""
     layer = model.get_layer("input_to_hidden")
     if hasattr(layer, "kernel_param_count"):
         return int(layer.kernel_param_count)
