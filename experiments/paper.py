@@ -9,6 +9,8 @@ quad-core Intel E7-4850 v2 CPU for UCF11 and on a Tesla K40c GPU for Hollywood2 
 multi-label and scored by mean average precision (MAP); the paper gives no spread for it.
 
 `SUCCESSORS`: the later tensorized LSTMs on UCF11 and the accuracies they report, each with its protocol.
+`PUBLISHED_WHOLE`: the whole-model parameter counts the successors publish (the compression table), each with its
+source and whether we read that place ourselves; `COMPRESSION_MODELS`: our models that table counts.
 """
 from dataclasses import dataclass
 
@@ -101,4 +103,46 @@ SUCCESSORS = (
     ("tr_lstm", "TR-LSTM (Pan et al., AAAI 2019)", 0.869, "one random 20 % test split, 6 sampled frames (their code)"),
     ("ht_lstm", "HT-LSTM (Yin et al.)", 0.879, "not published in a form we could check"),
     ("cp_lstm", "CP-LSTM (ours only)", None, "—"),
+)
+
+# Whole models: the TT-RNN paper counts the input-to-hidden weights only; the successors that factorize the
+# recurrent weights too report whole models. Run labels of ours (experiments.families.rnn) in the compression
+# table's order, per cell: plain, input-only, fully decomposed (recurrent kernel in TT), integrated (TT, HT).
+COMPRESSION_MODELS = ("gru", "tt_gru", "tt_gru_fd", "tt_gru_integrated", "ht_gru_integrated",
+                      "lstm", "tt_lstm", "tt_lstm_fd", "tt_lstm_integrated", "ht_lstm_integrated")
+COMPRESSION_LABELS = {"gru": "GRU", "lstm": "LSTM", "tt_gru": "TT-GRU (input only)", "tt_lstm": "TT-LSTM (input only)",
+                      "tt_gru_fd": "TT-GRU, recurrent kernel in TT", "tt_lstm_fd": "TT-LSTM, recurrent kernel in TT",
+                      "tt_gru_integrated": "TT-GRU integrated", "tt_lstm_integrated": "TT-LSTM integrated",
+                      "ht_gru_integrated": "HT-GRU integrated", "ht_lstm_integrated": "HT-LSTM integrated (FDHT)"}
+FDHT_SOURCE = ("Yin et al.: Towards Extremely Compact RNNs for Video Recognition with Fully Decomposed Hierarchical "
+               "Tucker Structure, CVPR 2021 (arXiv 2104.05758)")
+
+
+@dataclass(frozen=True)
+class PublishedWhole:
+    """A whole-model parameter count a paper publishes: `low` (and `high` where it gives a range over its
+    datasets), or None where we found none; `source` says which paper and where in it; `checked` False where we
+    quote it from another text without having read that place ourselves. `compare_on`: our datasets whose model
+    of the same kind stands beside it."""
+    label: str          # our run label of the same model (the compression table puts ours beside it)
+    name: str
+    low: int
+    high: int
+    datasets: str
+    compare_on: tuple
+    source: str
+    checked: bool
+
+
+PUBLISHED_WHOLE = (
+    PublishedWhole("tt_lstm", "TT-LSTM (Yang et al., ICML 2017)", 268_000, None, "UCF11", ("ucf11",),
+                   "the FDHT paper's UCF11 comparison with TT-, TR- and BT-LSTM: 0.268 M", False),
+    PublishedWhole("ht_lstm_integrated", "FDHT-LSTM (Yin et al., CVPR 2021)", 3_132, 8_808,
+                   "its video datasets (the range over them)", tuple(DATASETS),
+                   "the FDHT paper's abstract: whole models of 3,132 to 8,808 parameters over its datasets", True),
+    PublishedWhole("bt_lstm", "BT-LSTM (Ye et al., CVPR 2018)", None, None, "UCF11", (),
+                   "none found; its abstract's 17,388 times fewer parameters than the standard LSTM we read as the "
+                   "input-to-hidden weights (58,982,400 / 17,388 = 3,392)", True),
+    PublishedWhole("tr_lstm", "TR-LSTM (Pan et al., AAAI 2019)", None, None, "UCF11", (),
+                   "none found in what we could read", True),
 )

@@ -1,11 +1,13 @@
-"""Our parameter counts beside the paper's: the paper models at the paper's frame sizes, and the successors' formats
-on UCF11, computed from the models and kept in param_counts.json.
+"""Our parameter counts beside the paper's: the paper models at the paper's frame sizes, the successors' formats
+on UCF11, and the whole-model counts of the compression table (input-only vs fully decomposed vs integrated),
+computed from the models and kept in param_counts.json.
 
 The tables read the JSON file, so without run directories they need no TensorFlow; `tests/experiments/
 test_tables.py` rebuilds both counts from the models and compares, so the file cannot drift from them. After a
 model change regenerate it with `python -m experiments.tables --write-counts`.
 """
 import json
+import math
 import os
 from pathlib import Path
 
@@ -42,6 +44,37 @@ def paper_model_counts(datasets=tuple(paper.DATASETS)):
     return counts
 
 
+def recurrent_params(model):
+    """Weights of the hidden-to-hidden map of a paper model: the tensorized layer's `recurrent_param_count` (its
+    recurrent factors, the dense kernel, or 0 for an integrated layer, whose one matrix, counted as the input
+    kernel, holds them), else the Keras layer's dense recurrent kernel."""
+    layer = model.get_layer("input_to_hidden")
+    if hasattr(layer, "recurrent_param_count"):
+        return int(layer.recurrent_param_count)
+    return int(math.prod(layer.cell.recurrent_kernel.shape))
+
+
+def compression_counts(datasets=tuple(paper.DATASETS), labels=paper.COMPRESSION_MODELS):
+    """{dataset: {label: (input kernel params, recurrent kernel params, whole model params)}} of the compression
+    table's models (`paper.COMPRESSION_MODELS`) at the paper's frame sizes, from `model.count_params()`; built as
+    `paper_model_counts` builds (variables without values)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from ttrnn.models import input_to_hidden_params, paper_model
+    counts = {}
+    for name in datasets:
+        ds = paper.DATASETS[name]
+        counts[name] = {}
+        for label in labels:
+            with keras.StatelessScope(initialize_variables=False):
+                m = paper_model(name, num_classes=ds.num_classes, multilabel=ds.metric == "map", **model_args(label))
+            counts[name][label] = (input_to_hidden_params(m), recurrent_params(m), int(m.count_params()))
+            del m
+    keras.backend.clear_session()
+    return counts
+
+
 def successor_counts():
     """{label: input-to-hidden params} of `paper.SUCCESSORS` at the UCF11 LSTM shapes (ttrnn.models.shapes
     PAPER_SHAPES, the 4 gates folded into the first output mode): TT at the paper's ranks 4, the others at
@@ -60,9 +93,16 @@ def read_cached():
             dict(data["successors"]))
 
 
+def read_cached_compression():
+    """compression_counts() as stored in param_counts.json."""
+    data = json.loads(COUNTS_FILE.read_text())
+    return {d: {label: tuple(v) for label, v in m.items()} for d, m in data["compression"].items()}
+
+
 def write_cached():
     """Rebuild param_counts.json from the models (needs TensorFlow)."""
-    counts, successors = paper_model_counts(), successor_counts()
+    counts, successors, compression = paper_model_counts(), successor_counts(), compression_counts()
     data = {"paper": {d: {label: list(v) for label, v in m.items()} for d, m in counts.items()},
-            "successors": successors}
+            "successors": successors,
+            "compression": {d: {label: list(v) for label, v in m.items()} for d, m in compression.items()}}
     COUNTS_FILE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")

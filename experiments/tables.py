@@ -11,7 +11,10 @@ runs read "not run". TSN, C3D and 3D CNN runs (R3D, R(2+1)D, …, non-local C2D/
 table (the paper reports no numbers for them), with their test views (clips × crops per video) and per-clip
 accuracy beside the per-video score. A "successors" table puts the TT-RNN's successors on UCF11 (BT-LSTM, TR-LSTM,
 HT-LSTM; CP-LSTM ours only; `experiments.paper.SUCCESSORS`) beside our runs of the same formats
-(`--decomposition`).
+(`--decomposition`). A "compression" table counts WHOLE models: ours input-only, fully decomposed
+(`--recurrent-decomposition`) and integrated (`--integrated`, FDHT's integrate-then-decompose), measured with
+`model.count_params()`, beside the whole-model counts the successors publish (`experiments.paper.PUBLISHED_WHOLE`),
+each marked published or measured.
 """
 import json
 import math
@@ -39,6 +42,28 @@ def successor_rows(groups, counts):
         rows += [{**base, "protocol": proto, "runs": s} for proto, s in found] or [{**base, "protocol": None,
                                                                                   "runs": None}]
     return rows
+
+
+# --- whole models: input-only vs fully decomposed vs integrated --------------------------------------------------
+def compression_report(counts):
+    """The compression table: our whole-model counts per dataset (measured) and the published ones beside ours."""
+    rows = []
+    for name in [d for d in paper.DATASETS if d in counts]:
+        by_label = counts[name]
+        for label in paper.COMPRESSION_MODELS:
+            kernel, recurrent, total = by_label[label]
+            # beside the paper's input-only model of the same cell (the plain models are far larger: no ratio)
+            base = by_label.get(f"tt_{label.split('_')[1]}") if "_" in label else None
+            rows.append({"dataset": name, "model": label, "label": paper.COMPRESSION_LABELS[label],
+                         "input_kernel": kernel, "recurrent_kernel": recurrent, "whole_model": total,
+                         "times_fewer_than_input_only": base[2] / total if base else None, "kind": "measured"})
+    published = []
+    for p in paper.PUBLISHED_WHOLE:
+        ours = {name: counts[name][p.label][2] for name in p.compare_on if p.label in counts.get(name, {})}
+        published.append({"model": p.label, "label": p.name, "published_low": p.low, "published_high": p.high,
+                          "datasets": p.datasets, "source": p.source, "checked": p.checked, "kind": "published",
+                          "ours_whole_model": ours})
+    return {"measured": rows, "published": published, "fdht_source": paper.FDHT_SOURCE}
 
 
 # --- run directories ---------------------------------------------------------------------------------------------
@@ -150,7 +175,7 @@ def group_runs(runs):
 
 
 # --- assembling the tables ---------------------------------------------------------------------------------------
-def build_report(run_paths=(), counts=None, successor_counts=None):
+def build_report(run_paths=(), counts=None, successor_counts=None, compression_counts=None):
     """Everything the tables show, as one JSON-able dict."""
     found_runs, unfinished, warnings = find_runs(run_paths)
     runs = [r for r in found_runs if not r["synthetic"]]
@@ -163,6 +188,8 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
         cached, cached_successors = param_counts.read_cached()
         counts = cached if counts is None else counts
         successor_counts = cached_successors if successor_counts is None else successor_counts
+    if compression_counts is None:
+        compression_counts = param_counts.read_cached_compression()
     datasets = []
     for name, ds in paper.DATASETS.items():
         rows = []
@@ -192,7 +219,7 @@ def build_report(run_paths=(), counts=None, successor_counts=None):
             "formats" if fam is families.rnn and d in paper.DATASETS else "other_runs"
         tables[table].append({"dataset": d, "model": m, "protocol": proto, "runs": summary})
     return {"source": paper.SOURCE, "datasets": datasets, "successors": successor_rows(groups, successor_counts),
-            **tables, "synthetic_runs": synthetic,
+            "compression": compression_report(compression_counts), **tables, "synthetic_runs": synthetic,
             "unfinished_runs": [str(u) for u in unfinished], "ignored_runs": ignored, "caveats": list(paper.CAVEATS),
             "warnings": warnings, "num_runs": len(found_runs)}
 
@@ -261,6 +288,7 @@ def to_markdown(report):
                 fmt_score(p["score"], p["std"]), fmt_runs(s), protocol_cell(row)]) + " |")
         out += ["", f"Params = input-to-hidden weights. Paper runtime on {ds['hardware']}.", ""]
     out += successors_markdown(report["successors"])
+    out += compression_markdown(report["compression"])
     out += ["## Baselines (TSN / C3D / 3D CNNs) from run directories", "",
             "The paper reports no numbers for these models (on UCF11 or any of its datasets); ours only. Score = "
             "per video, averaged over the test views (clips × crops per video); per-clip accuracy beside it.", ""]
@@ -278,7 +306,8 @@ def to_markdown(report):
     out.append("")
     out += runs_table("## Other kernel formats and cells on the paper's datasets (ours only)", report["formats"],
                       "Tensorized GRU / LSTM runs that no row above holds (`--decomposition tr|bt|cp|ht`, "
-                      "`--model gru|lstm`); the paper reports only TT.")
+                      "`--model gru|lstm`, and the fully decomposed and integrated ones: `--recurrent-decomposition`, "
+                      "`--integrated`); the paper reports only TT.")
     out += runs_table("## Other runs (datasets or models without paper numbers)", report["other_runs"])
     out += runs_table("## SYNTHETIC DATA — demos, not comparable with any paper number", report["synthetic_runs"],
                       "Runs on generated videos (`--demo`, `preprocess.synthetic`): they show that the code trains, "
@@ -324,6 +353,37 @@ def successors_markdown(rows):
     return out + ["", "Ours: `python -m experiments.ucf11 --model lstm --decomposition tt|bt|tr|ht|cp` (default "
                   "ranks, ~3.3k parameters each); the successors' protocol: `--protocol holdout --sample-frames 6`.",
                   ""]
+
+
+def fmt_range(low, high):
+    if low is None:
+        return "none found"
+    return fmt_int(low) if high is None else f"{low:,}–{high:,}"
+
+
+def compression_markdown(c):
+    out = ["## Whole models — input-only vs fully decomposed vs integrated (parameter counts)", "",
+           "MEASURED: ours, `model.count_params()` of the paper models at the paper's shapes "
+           "(`python -m experiments.tables --write-counts` recomputes them): the recurrent layer's kernels and bias "
+           "and the classifier (units × classes + classes, most of a fully decomposed model on Celebrities' 47 "
+           "classes). Recurrent kernel 0 = held by the integrated matrix, counted in the input kernel column.", "",
+           "| Dataset | Model (run label) | Input kernel | Recurrent kernel | Whole model | × fewer than input-only |",
+           "|---|---|---|---|---|---|"]
+    for r in c["measured"]:
+        ratio = r["times_fewer_than_input_only"]
+        out.append(f"| {r['dataset']} | {r['label']} (`{r['model']}`) | {fmt_int(r['input_kernel'])} | "
+                   f"{fmt_int(r['recurrent_kernel'])} | {fmt_int(r['whole_model'])} | "
+                   f"{'—' if ratio is None else f'{ratio:,.1f}'} |")
+    out += ["", "PUBLISHED: whole-model counts the successors report, beside ours (measured) of the same model.", "",
+            "| Model | Whole model published | On | Source | Ours, whole model (measured) |", "|---|---|---|---|---|"]
+    for p in c["published"]:
+        ours = ", ".join(f"{d} {fmt_int(n)}" for d, n in p["ours_whole_model"].items()) or "—"
+        checked = "" if p["checked"] else " (quoted from a summary of that paper; we could not read the table itself)"
+        out.append(f"| {p['label']} | {fmt_range(p['published_low'], p['published_high'])} | {p['datasets']} | "
+                   f"{p['source']}{checked} | `{p['model']}`: {ours} |")
+    return out + ["", f"FDHT paper: {c['fdht_source']}. Ours train with `--recurrent-decomposition FORMAT` "
+                  "(fully decomposed) or `--decomposition FORMAT --integrated`; their runs show in the formats "
+                  "table below.", ""]
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 """A trained dense GRU / LSTM run -> a tensorized run directory to fine-tune.
 
     python -m experiments.tensorize RUN_DIR --decomposition tt --rank 4 --out NEW_RUN_DIR [--epochs N] [--lr LR]
+                                    [--recurrent-decomposition FORMAT [--recurrent-rank R]]
     python -m experiments.ucf11 ... (the command it prints: the source's, with --use-tt --decomposition --rank
                                      --epochs N [--lr LR] --out NEW_RUN_DIR) -> fine-tunes from the tensorized
                                      weights
@@ -8,9 +9,10 @@
 RUN_DIR is a finished run of `--model gru|lstm` without `--use-tt`. The new run is built by the trainer's own
 phases from the source's command with the format options added (so its config.json, identity and model are what
 the trainer makes), then its input-to-hidden layer takes `ttrnn.tensorize` of the trained dense layer (recurrent
-kernel and biases copied) and every other layer the trained weights; it is saved as the trainer's epoch-0
-checkpoint, so the printed command resumes it and trains N epochs. NEW_RUN_DIR/tensorized.json records the
-source, the format, the kernel's relative reconstruction error and the test metrics before fine-tuning.
+kernel and biases copied; with --recurrent-decomposition the recurrent kernel decomposed too, on the paper's
+hidden modes) and every other layer the trained weights; it is saved as the trainer's epoch-0 checkpoint, so the
+printed command resumes it and trains N epochs. NEW_RUN_DIR/tensorized.json records the source, the format(s),
+the kernels' relative reconstruction errors and the test metrics before fine-tuning.
 """
 
 import importlib
@@ -27,7 +29,7 @@ from ttrnn.formats import FORMAT_NAMES
 
 # Source options the new command replaces (name -> takes a value).
 REPLACED = {"--out": True, "--epochs": True, "--use-tt": False, "--decomposition": True, "--rank": True,
-            "--blocks": True}
+            "--blocks": True, "--recurrent-decomposition": True, "--recurrent-rank": True, "--integrated": False}
 
 
 def source_argv(command, replaced=REPLACED):
@@ -55,6 +57,11 @@ def parse_args(argv):
     p.add_argument("--rank", default=None, help="an int or the format's rank list (comma separated); "
                                                 "default the format's default ranks")
     p.add_argument("--blocks", type=int, default=None, help="bt only: block terms (default 2)")
+    p.add_argument("--recurrent-decomposition", default=None, choices=FORMAT_NAMES, metavar="FORMAT",
+                   help="decompose the trained recurrent kernel too, in this format (" + ", ".join(FORMAT_NAMES)
+                        + "), on the paper's hidden modes (default: keep it dense)")
+    p.add_argument("--recurrent-rank", default=None,
+                   help="ranks of the recurrent kernel's format: an int or a comma list (default: the format's)")
     p.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs of the new run (default: the "
                                                             "source's)")
     p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate of the new run (default: the "
@@ -89,6 +96,10 @@ def new_command(config, opts):
         argv += ["--rank", str(opts.rank)]
     if opts.blocks is not None:
         argv += ["--blocks", str(opts.blocks)]
+    if opts.recurrent_decomposition is not None:
+        argv += ["--recurrent-decomposition", opts.recurrent_decomposition]
+    if opts.recurrent_rank is not None:
+        argv += ["--recurrent-rank", str(opts.recurrent_rank)]
     if opts.lr is not None:
         argv += ["--lr", repr(opts.lr)]
     return argv
@@ -107,6 +118,16 @@ def trainer_args(spec, argv, source_args):
     if finished:
         raise UsageError(f"{args.out} already holds a finished run")
     return args, lock
+
+
+def recurrent_kwargs(opts, target):
+    """tensorize's recurrent-kernel arguments: the new run's format and ranks (none without
+    --recurrent-decomposition: the recurrent kernel is copied as it is)."""
+    if opts.recurrent_decomposition is None:
+        return {}
+    return {"recurrent_format": opts.recurrent_decomposition, "recurrent_ranks": target.recurrent_ranks,
+            "recurrent_input_modes": target.recurrent_input_modes,
+            "recurrent_output_modes": target.recurrent_output_modes, "recurrent_blocks": target.recurrent_blocks}
 
 
 def copy_weights(source, target, layer):
@@ -134,14 +155,19 @@ def run(opts):
         if lock:
             lock.release()
     module = f"experiments.{spec.name}"
-    print(f"{r.run_dir}: {opts.decomposition} at ranks {record['ranks']}, kernel error {error:.4f}, test accuracy "
-          f"before fine-tuning {metrics['accuracy']:.4f}; fine-tune with\n  python -m {module} {shlex.join(argv)}")
+    recurrent = "" if opts.recurrent_decomposition is None else (
+        f", recurrent kernel {opts.recurrent_decomposition} at ranks {record['recurrent_ranks']}, error "
+        f"{record['recurrent_kernel_relative_error']:.4f}")
+    print(f"{r.run_dir}: {opts.decomposition} at ranks {record['ranks']}, kernel error {error:.4f}{recurrent}, test "
+          f"accuracy before fine-tuning {metrics['accuracy']:.4f}; fine-tune with\n  python -m {module} "
+          f"{shlex.join(argv)}")
     return record
 
 
 def tensorized_run(opts, config, spec, args, argv, threads, cluster):
     """The trainer's build of the new run, the tensorized weights put in, its epoch-0 checkpoint and
     tensorized.json written -> (record, kernel error, test metrics, the Run)."""
+    import keras
     import numpy as np
 
     from experiments.steps import make_local_predict
@@ -156,11 +182,12 @@ def tensorized_run(opts, config, spec, args, argv, threads, cluster):
             (target.tt_input_shape, target.tt_output_shape)
         ranks = target.ranks if hasattr(target, "ranks") else target.tt_ranks
         try:
-            layer = tensorize(dense, opts.decomposition, *modes, ranks=ranks, blocks=getattr(target, "blocks", None))
+            layer = tensorize(dense, opts.decomposition, *modes, ranks=ranks, blocks=getattr(target, "blocks", None),
+                              **recurrent_kwargs(opts, target))
             copy_weights(source, r.model, layer)
         except ValueError as exc:
             raise UsageError(f"cannot tensorize {opts.run_dir}: {exc}") from None
-        kernel = np.asarray(dense.get_weights()[0])
+        kernel, recurrent = (np.asarray(w) for w in dense.get_weights()[:2])
         error = relative_error(np.asarray(layer.full_kernel()), kernel)
         state = train.start_run_dir(r, threads, argv)
         save_checkpoint(r.run_dir, r.model, r.optimizer, state)
@@ -171,6 +198,13 @@ def tensorized_run(opts, config, spec, args, argv, threads, cluster):
                   "params_dense_kernel": int(kernel.size), "params_kernel": int(target.kernel_param_count),
                   "before_fine_tuning": {"test_loss": loss, **{k: v for k, v in metrics.items()
                                                                if isinstance(v, (int, float))}}}
+        if opts.recurrent_decomposition is not None:
+            record.update(recurrent_decomposition=opts.recurrent_decomposition,
+                          recurrent_ranks=np.atleast_1d(target.recurrent_ranks).tolist(),
+                          recurrent_kernel_relative_error=relative_error(
+                              keras.ops.convert_to_numpy(layer.recurrent_kernel), recurrent),
+                          params_dense_recurrent_kernel=int(recurrent.size),
+                          params_recurrent_kernel=int(target.recurrent_param_count))
         atomic_write(r.run_dir / TENSORIZED, json.dumps(record, indent=2))
     finally:
         r.reader.close()
@@ -187,6 +221,10 @@ def main(argv=None):
             raise UsageError(f"--lr must be > 0, got {opts.lr}")
         if opts.rank is not None:
             parse_rank(opts.rank)
+        if opts.recurrent_rank is not None:
+            if opts.recurrent_decomposition is None:
+                raise UsageError("--recurrent-rank applies with --recurrent-decomposition FORMAT")
+            parse_rank(opts.recurrent_rank, "--recurrent-rank")
         read_source(opts.run_dir)
         run(opts)
     except UsageError as exc:

@@ -15,6 +15,11 @@ Rows (frames/s unless said):
 - `ttgru_step_bf16`: the TT-GRU step with `projection_dtype="bfloat16"` (the first contraction in bfloat16);
 - `{fmt}lstm_step` per kernel format (tt, tr, bt, cp, ht; TT at the paper's ranks, the others at
   `ttrnn.formats.DEFAULT_RANKS`, ~3.3 k kernel parameters each) and `{fmt}lstm_step_vs_ttlstm_step`;
+- `tt{cell}_fd_step` / `tt{cell}_integrated_step` (cell gru, lstm): the same step with the recurrent kernel in TT
+  too (fully decomposed: `recurrent_format="tt"` on the paper's hidden modes, default ranks) and with FDHT's
+  integrate-then-decompose (one TT matrix over [x_t, h_{t-1}] on the paper's integrated input modes, the paper's
+  ranks), interleaved with the input-only `tt{cell}_step` on the same frames; `..._vs_tt{cell}_step` is their
+  frames/s over the input-only one's (best vs best, and the median and range of the per-round ratios);
 - `sgemm`: GFLOP/s of a chain of float32 (2048, 2048) matmuls through TensorFlow (all cores), timed with the rest;
 - `ttgru_step_vs_original_scheme` (best vs best) and `..._per_round` (median and range of the per-round ratios);
 - `ttgru_step_flop_fraction` = ttgru_step frames/s x F / sgemm FLOP/s, where F is the FLOP floor of the TT
@@ -24,7 +29,8 @@ Rows (frames/s unless said):
       backward  two products (input and core gradient) per contraction except the first, which reads the
                 frames: they need no gradient, so it has its core gradient only;
       F = sum_k f_k + f_{d-1} + 2 sum_{k<d-1} f_k  (UCF11 TT-GRU, gates in the first mode: 3.86 + 5.87 = 9.73 M).
-`--quick`: the headline cases only (no bfloat16 step, no per-format LSTM rows), sgemm (512, 512).
+`--quick`: the headline cases only (no bfloat16 step, no per-format LSTM rows, no fully decomposed or
+integrated rows), sgemm (512, 512).
 `--chunks 0,1,4`: also TT-GRU steps with those `time_chunk` values, and the projection and step under XLA.
 """
 
@@ -35,6 +41,7 @@ from experiments.bench.common import BATCH, PIXEL_SHIFT, UCF11_CLASSES, round_ra
 SGEMM_N = 2048                  # --quick: QUICK_SGEMM_N (the rate of a smaller product: a smoke figure)
 QUICK_SGEMM_N = 512
 SGEMM_REPS = 4
+DECOMPOSED = ("fd", "integrated")   # the recurrent weights factorized too: fully decomposed, integrated
 
 
 def paper_tt(dataset="ucf11"):
@@ -135,6 +142,23 @@ def format_lstm_layer(fmt):
     return tensor_rnn_layer(fmt, "lstm", n, m, tt_ranks=r, input_shift=PIXEL_SHIFT)
 
 
+def decomposed_layer(cell, integrated=False):
+    """The UCF11 TT-GRU / TT-LSTM (`cell`) with its recurrent kernel in TT on the paper's hidden modes
+    (`ttrnn.models.PAPER_SHAPES` recurrent modes, the format's default ranks), or with `integrated=True` one TT
+    matrix over [x_t, h_{t-1}] on the paper's integrated input modes and ranks, as `ttrnn.models.paper_model`
+    builds them."""
+    from ttrnn.models import PAPER_SHAPES, tensor_rnn_layer
+
+    shapes = PAPER_SHAPES["ucf11"]
+    n, m, r = paper_tt()
+    if integrated:
+        return tensor_rnn_layer("tt", cell, shapes["integrated_input_shape"], m, tt_ranks=r, integrated=True,
+                                input_shift=PIXEL_SHIFT)
+    return tensor_rnn_layer("tt", cell, n, m, tt_ranks=r, recurrent_format="tt",
+                            recurrent_input_modes=shapes["recurrent_input_shape"],
+                            recurrent_output_modes=shapes["recurrent_output_shape"], input_shift=PIXEL_SHIFT)
+
+
 def dense_gru_layer():
     """`keras.layers.GRU` with as many units as the TT-GRU (4x4x4x4 = 256)."""
     import keras
@@ -222,6 +246,9 @@ def bench_tt(args):
         cases += [("ttgru_step_bf16", lambda: classifier_step_case(ttgru_layer(projection_dtype="bfloat16"), x, y))]
         cases += [(f"{fmt}lstm_step", lambda f=fmt: classifier_step_case(format_lstm_layer(f), x, y))
                   for fmt in FORMAT_NAMES]
+        cases += [(f"tt{cell}_{kind}_step",
+                   lambda c=cell, k=kind: classifier_step_case(decomposed_layer(c, k == "integrated"), x, y))
+                  for cell in ("gru", "lstm") for kind in DECOMPOSED]
     if args.chunks:
         cases.append(("tt_projection_xla", lambda: tt_projection_case(x, jit=True)))
         cases.append(("ttgru_step_xla", lambda: classifier_step_case(ttgru_layer(xla=True), x, y, jit_compile=True)))
@@ -253,3 +280,9 @@ def bench_tt(args):
         params = format_lstm_layer(fmt).kernel_param_count
         yield {"name": f"{fmt}lstm_step_vs_ttlstm_step", "value": round(fps[f"{fmt}lstm_step"] / fps["ttlstm_step"], 2),
                "unit": f"x ({params:,} kernel parameters vs TT-LSTM {ttlstm_params:,})"}
+    for cell in ("gru", "lstm"):
+        base = f"tt{cell}_step"
+        for name in [f"tt{cell}_{kind}_step" for kind in DECOMPOSED if f"tt{cell}_{kind}_step" in fps]:
+            median, low, high = round_ratios(rounds, base, name)
+            yield {"name": f"{name}_vs_{base}", "value": round(fps[name] / fps[base], 2),
+                   "unit": f"x (best vs best; per round median {median:.2f}, range {low:.2f}-{high:.2f})"}

@@ -1,7 +1,12 @@
 """The rnn family: TT-RNN (TT-GRU, TT-LSTM), the same cells over the other kernel formats (tr, bt, cp, ht), and the
 plain GRU / LSTM, on the paper's per-dataset shapes (`ttrnn.models.PAPER_SHAPES`).
 
-Run labels: `gru`, `lstm` (plain), `<format>_<cell>` (tensorized: tt_gru, tr_lstm, ...).
+Run labels: `gru`, `lstm` (plain), `<format>_<cell>` (tensorized input kernel: tt_gru, tr_lstm, ...), then a
+suffix for what else is factorized:
+    <format>_<cell>_fd               the recurrent kernel too, in the same format (fully decomposed: tt_lstm_fd)
+    <format>_<cell>_fd_<rformat>     the recurrent kernel in another format (tt_gru_fd_ht)
+    <format>_<cell>_integrated       one factorized matrix over [x_t, h_{t-1}] for all gates (integrate-then-
+                                     decompose; ht_lstm_integrated is FDHT-LSTM)
 """
 from experiments.families import shared
 from ttrnn.cli import UsageError
@@ -10,7 +15,10 @@ from ttrnn.formats import FORMAT_NAMES  # Keras-free: the CLIs check their input
 MODELS = ("gru", "lstm")
 TABLE = "paper"           # tables: the paper's rows (gru, lstm, tt_gru, tt_lstm) and the formats' table
 OPTIONS = ("use_tt", "decomposition", "rank", "blocks", "frame_skip", "sample_frames", "preset",
-           "projection_dtype", "recurrent_dropout") + shared.PAPER_OPTIONS
+           "projection_dtype", "recurrent_dropout", "recurrent_decomposition", "recurrent_rank",
+           "integrated") + shared.PAPER_OPTIONS
+FULLY_DECOMPOSED = "fd"          # label suffixes (module docstring)
+INTEGRATED = "integrated"
 freeze = shared.nothing_frozen
 test_views = shared.one_view
 
@@ -38,16 +46,27 @@ def add_args(p):
                         "AVX512-BF16 or AMX, 8-bit mantissa; docs/performance.md) (default %(default)s)")
     g.add_argument("--recurrent-dropout", type=float, default=0.25,
                    help="recurrent dropout (default %(default)s, the original's)")
+    g.add_argument("--recurrent-decomposition", default=None, choices=FORMAT_NAMES, metavar="FORMAT",
+                   help="also the hidden-to-hidden kernel in a format (fully decomposed), on the paper's hidden "
+                        "modes: one of " + ", ".join(FORMAT_NAMES) + "; needs --decomposition or --use-tt; run "
+                        "label <format>_<cell>_fd (same format) or <format>_<cell>_fd_<FORMAT> (default: dense)")
+    g.add_argument("--recurrent-rank", default=None,
+                   help="ranks of the recurrent kernel's format: an int or a comma list, as --rank (default: the "
+                        "format's default ranks)")
+    g.add_argument("--integrated", action="store_true",
+                   help="integrate-then-decompose (FDHT, Yin et al. CVPR 2021): one matrix over [x_t, h_{t-1}] for "
+                        "all gates in the --decomposition format (ht: FDHT-LSTM), on the paper's integrated modes; "
+                        "run label <format>_<cell>_integrated")
 
 
-def parse_rank(text):
-    """`--rank`: "4" → 4, "1,4,4,4,1" → [1, 4, 4, 4, 1]; UsageError otherwise."""
+def parse_rank(text, option="--rank"):
+    """`--rank` (or `option`): "4" → 4, "1,4,4,4,1" → [1, 4, 4, 4, 1]; UsageError otherwise."""
     try:
         values = [int(v) for v in str(text).split(",")]
     except ValueError:
-        raise UsageError(f"--rank must be an int or a comma list of ints, got {text!r}") from None
+        raise UsageError(f"{option} must be an int or a comma list of ints, got {text!r}") from None
     if any(v < 1 for v in values):
-        raise UsageError(f"--rank entries must be >= 1, got {text!r}")
+        raise UsageError(f"{option} entries must be >= 1, got {text!r}")
     return values[0] if len(values) == 1 else values
 
 
@@ -61,6 +80,7 @@ def validate(args):
         args.rank = parse_rank(args.rank)
     if args.blocks is not None and (args.decomposition != "bt" or args.blocks < 1):
         raise UsageError(f"--blocks N (N >= 1) applies to --decomposition bt only, got {args.blocks}")
+    validate_recurrent(args)
     if args.sample_frames is not None and args.sample_frames < 1:
         raise UsageError(f"--sample-frames must be >= 1, got {args.sample_frames}")
     shared.positive(args, "frame_skip")
@@ -71,6 +91,22 @@ def validate(args):
         raise UsageError("--projection-dtype applies to TT-GRU / TT-LSTM (--model gru|lstm --use-tt)")
 
 
+def validate_recurrent(args):
+    """--recurrent-decomposition / --recurrent-rank / --integrated: they factorize the kernels of a tensorized
+    layer, so they need --decomposition or --use-tt; the integrated matrix already holds the recurrent weights."""
+    if args.recurrent_rank is not None and args.recurrent_decomposition is None:
+        raise UsageError("--recurrent-rank applies with --recurrent-decomposition FORMAT")
+    if args.integrated and args.recurrent_decomposition is not None:
+        raise UsageError("--integrated already factorizes the recurrent weights (one matrix over [x_t, h_t-1]): "
+                         "drop --recurrent-decomposition")
+    for name, given in (("--recurrent-decomposition", args.recurrent_decomposition is not None),
+                        ("--integrated", args.integrated)):
+        if given and not args.use_tt:
+            raise UsageError(f"{name} applies to a tensorized gru/lstm: add --decomposition FORMAT or --use-tt")
+    if args.recurrent_rank is not None:
+        args.recurrent_rank = parse_rank(args.recurrent_rank, "--recurrent-rank")
+
+
 def check_store(args, spec, store):
     """A tensorized kernel (any format) factors the paper's input modes: the store's frames must match them."""
     if args.use_tt:
@@ -78,19 +114,36 @@ def check_store(args, spec, store):
 
 
 def label(args):
-    """gru, lstm, or <format>_<cell> (tt_gru, bt_lstm, ...)."""
+    """gru, lstm, <format>_<cell> (tt_gru, bt_lstm, ...), <format>_<cell>_fd[_<rformat>] (recurrent kernel
+    factorized too) or <format>_<cell>_integrated."""
     if not args.use_tt:
         return args.model
-    return f"{args.decomposition or 'tt'}_{args.model}"
+    fmt = args.decomposition or "tt"
+    base = f"{fmt}_{args.model}"
+    if args.integrated:
+        return f"{base}_{INTEGRATED}"
+    rfmt = args.recurrent_decomposition
+    if rfmt is None:
+        return base
+    return f"{base}_{FULLY_DECOMPOSED}" + ("" if rfmt == fmt else f"_{rfmt}")
 
 
 def parse_label(label):
-    """Run label -> paper_model's arguments (model, use_tt, decomposition), or None when not of this family."""
-    fmt, _, cell = label.rpartition("_")
+    """Run label -> paper_model's arguments (model, use_tt, decomposition[, recurrent_decomposition |
+    integrated]), or None when not of this family."""
     if label in MODELS:
         return {"model": label, "use_tt": False}
-    if cell in MODELS and fmt in FORMAT_NAMES:
-        return {"model": cell, "use_tt": True, "decomposition": fmt}
+    parts = str(label).split("_")
+    if len(parts) < 2 or parts[0] not in FORMAT_NAMES or parts[1] not in MODELS:
+        return None
+    args = {"model": parts[1], "use_tt": True, "decomposition": parts[0]}
+    rest = parts[2:]
+    if not rest:
+        return args
+    if rest == [INTEGRATED]:
+        return {**args, "integrated": True}
+    if rest[0] == FULLY_DECOMPOSED and len(rest) <= 2 and (len(rest) == 1 or rest[1] in FORMAT_NAMES):
+        return {**args, "recurrent_decomposition": rest[1] if len(rest) == 2 else parts[0]}
     return None
 
 
@@ -109,9 +162,31 @@ def build(args, spec, store):
                                   preset=args.preset, frame_shape=frame_shape(store), multilabel=spec.multilabel,
                                   scaling=args.scaling, dropout=args.dropout,
                                   recurrent_dropout=args.recurrent_dropout, projection_dtype=args.projection_dtype,
-                                  decomposition=args.decomposition or "tt", ranks=args.rank, blocks=args.blocks)
+                                  decomposition=args.decomposition or "tt", ranks=args.rank, blocks=args.blocks,
+                                  **recurrent_kwargs(args))
     except ValueError as exc:          # e.g. a --rank list of the wrong length for the format
-        raise UsageError(f"--decomposition/--rank/--blocks: {exc}") from None
+        raise UsageError(f"{format_options(args)}: {exc}") from None
+
+
+def recurrent_kwargs(args):
+    """paper_model's recurrent-kernel arguments of this run; none for a run without them (older runs' configs and
+    the models they rebuild stay what they were)."""
+    kwargs = {}
+    if args.recurrent_decomposition is not None:
+        kwargs.update(recurrent_decomposition=args.recurrent_decomposition, recurrent_ranks=args.recurrent_rank)
+    if args.integrated:
+        kwargs["integrated"] = True
+    return kwargs
+
+
+def format_options(args):
+    """The format options a paper_model ValueError is about, for its one-line message."""
+    names = ["--decomposition", "--rank", "--blocks"]
+    if args.recurrent_decomposition is not None:
+        names += ["--recurrent-decomposition", "--recurrent-rank"]
+    if args.integrated:
+        names.append("--integrated")
+    return "/".join(names)
 
 
 def frame_shape(store):

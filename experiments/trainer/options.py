@@ -13,6 +13,9 @@ from ttrnn.data.splits import PROTOCOLS
 # Arguments that do not change what a run computes; a rerun with different values still resumes.
 NON_IDENTITY_ARGS = ("out", "fresh", "workers", "quiet", "intra_op", "inter_op", "threads_preset", "cluster_spec",
                      "worker_index", "gpus", "cluster", "slurm_port_base", "verbose", "no_tensorboard")
+# Options added after runs were recorded, with the value that computes what those runs computed: at that value they
+# stay out of the identity, so a run recorded before them still resumes and still returns its result.
+LATER_OPTIONS = {"recurrent_decomposition": None, "recurrent_rank": None, "integrated": False}
 
 
 @dataclass
@@ -103,7 +106,8 @@ def model_label(args):
 
 def identity(args):
     """The arguments that define what a run computes (used to recognize the same run for resume), as JSON values."""
-    ident = {k: v for k, v in sorted(vars(args).items()) if k not in NON_IDENTITY_ARGS}
+    ident = {k: v for k, v in sorted(vars(args).items())
+             if k not in NON_IDENTITY_ARGS and not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])}
     return json.loads(json.dumps(ident, default=str))
 
 
