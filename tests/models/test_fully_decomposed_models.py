@@ -30,7 +30,7 @@ def test_fully_decomposed_lstm_counts_its_parts():
     recurrent = make("tt", (4, 4, 4, 4), (16, 4, 4, 4), 4).param_count()
     assert layer.recurrent_param_count == recurrent
     assert model.count_params() == input_to_hidden_params(model) + recurrent + 4 * 256 + head_params(256, 11)
-    assert model.name == "tt_lstm_rec_tt"
+    assert model.name == "tt_lstm_fd"
 
 
 @pytest.mark.parametrize("decomposition", ["ht", "tt"])

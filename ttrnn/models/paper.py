@@ -103,8 +103,8 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
     h = rnn(x)
     outputs = _head(h, num_classes, multilabel)
     label = (f"{decomposition}_" if use_tt else "") + cell
-    if recurrent_decomposition is not None:
-        label += f"_rec_{recurrent_decomposition}"
+    if recurrent_decomposition is not None:          # the run labels of experiments' rnn family: _fd[_<format>]
+        label += "_fd" + ("" if recurrent_decomposition == decomposition else f"_{recurrent_decomposition}")
     if integrated:
         label += "_integrated"
     return keras.Model(frames, outputs, name=name or label)
