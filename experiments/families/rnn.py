@@ -1,5 +1,11 @@
 """The rnn family: TT-RNN (TT-GRU, TT-LSTM), the same cells over the other kernel formats (tr, bt, cp, ht), and the
-plain GRU / LSTM, on the paper's per-dataset shapes (`ttrnn.models.PAPER_SHAPES`).
+plain GRU / LSTM, on the paper's per-dataset shapes (`ttrnn.models.PAPER_SHAPES`; datasets the paper did not use,
+UCF101 and HMDB51, take UCF11's: 160x120 frames).
+
+On a feature store (per-frame CNN features, `FrameStore.features`) the same models run over the features
+(`ttrnn.models.feature_classifier`): input modes that factor the feature width (`--input-modes`, default
+`ttrnn.models.feature_input_modes`), the paper's 4x4x4x4 = 256 hidden units. This is the only family that trains on
+feature stores (`FEATURES`).
 
 Run labels: `gru`, `lstm` (plain), `<format>_<cell>` (tensorized: tt_gru, tr_lstm, ...).
 """
@@ -10,7 +16,8 @@ from ttrnn.formats import FORMAT_NAMES  # Keras-free: the CLIs check their input
 MODELS = ("gru", "lstm")
 TABLE = "paper"           # tables: the paper's rows (gru, lstm, tt_gru, tt_lstm) and the formats' table
 OPTIONS = ("use_tt", "decomposition", "rank", "blocks", "frame_skip", "sample_frames", "preset",
-           "projection_dtype", "recurrent_dropout") + shared.PAPER_OPTIONS
+           "projection_dtype", "recurrent_dropout", "input_modes") + shared.PAPER_OPTIONS
+FEATURES = True           # trains on feature stores too (the trainer refuses them to the other families)
 freeze = shared.nothing_frozen
 test_views = shared.one_view
 
@@ -38,6 +45,9 @@ def add_args(p):
                         "AVX512-BF16 or AMX, 8-bit mantissa; docs/performance.md) (default %(default)s)")
     g.add_argument("--recurrent-dropout", type=float, default=0.25,
                    help="recurrent dropout (default %(default)s, the original's)")
+    g.add_argument("--input-modes", default=None, metavar="N1,N2,...",
+                   help="feature stores: input modes of the tensorized layer, multiplying to the feature width "
+                        "(default: 2048 -> 4,8,8,8, any width F -> four balanced modes; docs/training.md)")
 
 
 def parse_rank(text):
@@ -69,12 +79,57 @@ def validate(args):
         raise UsageError(f"--recurrent-dropout must be in [0, 1), got {args.recurrent_dropout}")
     if args.projection_dtype != "float32" and not args.use_tt:
         raise UsageError("--projection-dtype applies to TT-GRU / TT-LSTM (--model gru|lstm --use-tt)")
+    if args.input_modes is not None:
+        if not args.use_tt:
+            raise UsageError("--input-modes applies to a tensorized gru/lstm (--decomposition or --use-tt)")
+        args.input_modes = parse_modes(args.input_modes)
+
+
+def parse_modes(text):
+    """`--input-modes`: "4,8,8,8" -> [4, 8, 8, 8]; UsageError otherwise."""
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise UsageError(f"--input-modes must be a comma list of ints, got {text!r}") from None
+    if len(values) < 2 or any(v < 1 for v in values):
+        raise UsageError(f"--input-modes needs two or more modes >= 1, got {text!r}")
+    return values
+
+
+def features_of(store):
+    """The store's feature description (`FrameStore.features`: backbone, weights, width, ...), None for frames."""
+    return getattr(store, "features", None)
+
+
+def dataset_shapes(spec):
+    """The paper's shapes this dataset's frame models use: its own, else UCF11's (UCF101, HMDB51: 160x120)."""
+    from ttrnn.models.shapes import PAPER_SHAPES
+    return spec.name if spec.name in PAPER_SHAPES else "ucf11"
 
 
 def check_store(args, spec, store):
-    """A tensorized kernel (any format) factors the paper's input modes: the store's frames must match them."""
-    if args.use_tt:
-        shared.check_tt_frames(label(args), spec, store, "tt_input_shape")
+    """A tensorized kernel (any format) factors the paper's input modes: the store's frames must match them; on a
+    feature store, the input modes must multiply to the feature width."""
+    features = features_of(store)
+    if features is None:
+        if args.input_modes is not None:
+            raise UsageError(f"--input-modes applies to feature stores; {store.path} holds frames (their modes are "
+                             "the paper's)")
+        if args.use_tt:
+            shared.check_tt_frames(label(args), spec, store, "tt_input_shape", dataset=dataset_shapes(spec))
+        return
+    if args.scaling != "paper":
+        raise UsageError(f"--scaling applies to frame stores; {store.path} holds CNN features, which the model "
+                         "takes as stored")
+    if args.use_tt and args.input_modes is not None:
+        from ttrnn.models.shapes import FEATURE_OUTPUT_SHAPE, check_feature_modes
+        if len(args.input_modes) != len(FEATURE_OUTPUT_SHAPE):
+            raise UsageError(f"--input-modes needs {len(FEATURE_OUTPUT_SHAPE)} modes, as many as the hidden modes "
+                             f"{'x'.join(map(str, FEATURE_OUTPUT_SHAPE))}, got {len(args.input_modes)}")
+        try:
+            check_feature_modes(features["width"], args.input_modes)
+        except ValueError as exc:
+            raise UsageError(f"--input-modes: {exc} of {store.path}") from None
 
 
 def label(args):
@@ -102,10 +157,20 @@ def input_spec(args):
 
 
 def build(args, spec, store):
-    """The paper's (tensorized) GRU / LSTM for this dataset, sized to the store's frames and classes."""
+    """The paper's (tensorized) GRU / LSTM for this dataset, sized to the store's frames and classes; over a
+    feature store, `feature_classifier` sized to its feature width."""
     from ttrnn import models
+    features = features_of(store)
     try:
-        return models.paper_model(spec.name, args.model, len(store.classes), use_tt=args.use_tt,
+        if features is not None:
+            return models.feature_classifier(len(store.classes), features["width"], cell=args.model,
+                                             use_tt=args.use_tt, input_modes=args.input_modes, ranks=args.rank,
+                                             preset=args.preset, dropout=args.dropout,
+                                             recurrent_dropout=args.recurrent_dropout, multilabel=spec.multilabel,
+                                             projection_dtype=args.projection_dtype,
+                                             decomposition=args.decomposition or "tt", blocks=args.blocks,
+                                             dtype=str(store.dtype))
+        return models.paper_model(dataset_shapes(spec), args.model, len(store.classes), use_tt=args.use_tt,
                                   preset=args.preset, frame_shape=frame_shape(store), multilabel=spec.multilabel,
                                   scaling=args.scaling, dropout=args.dropout,
                                   recurrent_dropout=args.recurrent_dropout, projection_dtype=args.projection_dtype,

@@ -1,8 +1,9 @@
-"""Builders for the paper's models: TT-GRU / TT-LSTM, plain GRU / LSTM, TT-MLP, with its per-dataset TT shapes.
+"""Builders for the paper's models: TT-GRU / TT-LSTM, plain GRU / LSTM, TT-MLP, with its per-dataset TT shapes; and
+the same RNNs over per-frame CNN features (`feature_classifier`), the setting of the paper's successors.
 
-All models take uint8 frames (batch, T, H, W, 3) and return class probabilities (softmax, or sigmoid for the
-multi-label Hollywood2). The input-to-hidden layer of every model is named "input_to_hidden", which is what the
-paper's "# Parameters" column counts (`input_to_hidden_params`).
+The paper's models take uint8 frames (batch, T, H, W, 3), the feature models float16 features (batch, T, F); all
+return class probabilities (softmax, or sigmoid for the multi-label Hollywood2). The input-to-hidden layer of every
+model is named "input_to_hidden", which is what the paper's "# Parameters" column counts (`input_to_hidden_params`).
 """
 import math
 
@@ -10,7 +11,14 @@ import keras
 
 from ttrnn.formats import FORMAT_NAMES
 from ttrnn.layers.pixels import PixelScaling
-from ttrnn.models.shapes import MLP_FRAMES, PAPER_SHAPES, check_frame_shape  # noqa: F401 (re-exported)
+from ttrnn.models.shapes import (  # noqa: F401 (re-exported)
+    FEATURE_OUTPUT_SHAPE,
+    MLP_FRAMES,
+    PAPER_SHAPES,
+    check_feature_modes,
+    check_frame_shape,
+    feature_input_modes,
+)
 
 L2_ALPHA = 1e-2  # the original: Dense(..., kernel_regularizer=l2(1e-2)) on the classifier
 MLP_HIDDEN_SHAPE = (4, 4, 4, 4)
@@ -76,19 +84,75 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
                                input_scale=scale, input_shift=shift, projection_dtype=projection_dtype,
                                name="input_to_hidden")
     else:
-        units = units or math.prod(tt_output_shape)
-        kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
-        if preset == "paper":
-            from ttrnn.layers.activations import hard_sigmoid
-            kwargs["recurrent_activation"] = hard_sigmoid
-        if cell == "gru":
-            rnn = keras.layers.GRU(units, reset_after=(preset != "paper"), **kwargs)
-        else:
-            rnn = keras.layers.LSTM(units, **kwargs)
+        rnn = _plain_rnn(cell, units or math.prod(tt_output_shape), preset, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, name="input_to_hidden")
     h = rnn(x)
     outputs = _head(h, num_classes, multilabel)
     label = (f"{decomposition}_" if use_tt else "") + cell
     return keras.Model(frames, outputs, name=name or label)
+
+
+def _plain_rnn(cell, units, preset, **kwargs):
+    """Keras's own GRU / LSTM with the paper presets (the paper preset: hard sigmoid gates, reset_after=False)."""
+    if preset == "paper":
+        from ttrnn.layers.activations import hard_sigmoid
+        kwargs["recurrent_activation"] = hard_sigmoid
+    if cell == "gru":
+        return keras.layers.GRU(units, reset_after=(preset != "paper"), **kwargs)
+    return keras.layers.LSTM(units, **kwargs)
+
+
+def feature_classifier(num_classes, width, cell="lstm", use_tt=True, input_modes=None,
+                       output_modes=FEATURE_OUTPUT_SHAPE, ranks=None, units=None, preset="modern", dropout=0.25,
+                       recurrent_dropout=0.25, multilabel=False, max_len=None, name=None, projection_dtype=None,
+                       decomposition="tt", blocks=None, dtype="float16"):
+    """(tensorized) GRU / LSTM over per-frame CNN features -> Dense classifier: the successors' CNN-feature setting
+    (TR-LSTM, Pan et al., AAAI 2019; tednet's UCF11 feature benchmark) on this package's layers.
+
+    features (B, T, F) as stored (float16) -> Masking(0) (cast to float32; the all-zero steps the data feed
+    pre-pads with are masked, as `PixelScaling` masks all-zero frames) -> RNN (last state) -> Dense, as
+    `rnn_classifier` minus the pixel scaling: features enter as they were stored. A step whose features are all
+    exactly zero is masked too: pooled features of a trained backbone never are, but a randomly initialized one
+    can give them (a random MobileNetV2 at 64x64 gives nothing else).
+
+    Args:
+        num_classes: classifier outputs.
+        width: F, values per feature vector (2,048 for InceptionV3 and ResNet50's average pool).
+        cell: "gru" or "lstm".
+        use_tt: a tensorized input-to-hidden kernel in the `decomposition` format (tt, tr, bt, cp, ht) over
+            `input_modes` -> `output_modes`; False: Keras's GRU / LSTM with a dense (F, gates*units) kernel.
+        input_modes: modes whose product is F; default `feature_input_modes(F)` (2,048 -> 4x8x8x8).
+        output_modes: hidden modes (default 4x4x4x4 = 256 units, the paper's).
+        ranks: the format's ranks (an int or its list); default the TT-RNN paper's 4 for tt,
+            `ttrnn.formats.DEFAULT_RANKS` otherwise.
+        units: hidden units of the plain GRU / LSTM (default the product of `output_modes`).
+        preset, dropout, recurrent_dropout, projection_dtype, blocks: as `rnn_classifier`.
+        multilabel: sigmoid outputs (else softmax).
+        max_len: fixed T of the input, or None (any length).
+        dtype: the input's dtype, the feature store's ("float16", or "float32" for a store made so).
+
+    Cost per step: the kernel's projection of F values (a 2,048 x 1,024 dense LSTM kernel: 2.1 M multiply-adds; the
+    TT kernel at ranks 4: about 50 k) plus the recurrent (units, gates*units) product.
+    """
+    if projection_dtype not in (None, "float32") and not use_tt:
+        raise ValueError("projection_dtype applies to tensorized models only (use_tt=True)")
+    if cell not in RNN_MODELS:
+        raise ValueError(f"unknown recurrent cell {cell!r} (choose from {', '.join(RNN_MODELS)})")
+    width = int(width)
+    features = keras.Input((max_len, width), dtype=str(dtype), name="features")
+    # Keras casts a float16 input to the layer's float32 before the call; the mask marks steps not all zero.
+    x = keras.layers.Masking(0.0, dtype="float32", name="steps")(features)
+    kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
+    if use_tt:
+        input_modes = tuple(input_modes or feature_input_modes(width, len(output_modes)))
+        check_feature_modes(width, input_modes)
+        tt_ranks = (1,) + (PAPER_SHAPES["ucf11"]["tt_ranks"][1],) * (len(input_modes) - 1) + (1,)
+        rnn = tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks, ranks, blocks,
+                               preset=preset, projection_dtype=projection_dtype, **kwargs)
+    else:
+        rnn = _plain_rnn(cell, units or math.prod(output_modes), preset, **kwargs)
+    label = (f"{decomposition}_" if use_tt else "") + cell
+    return keras.Model(features, _head(rnn(x), num_classes, multilabel), name=name or label)
 
 
 def tt_mlp_classifier(num_classes, frame_shape, tt_input_shape, hidden_shape=MLP_HIDDEN_SHAPE, tt_ranks=(1, 4, 4, 4, 1),
