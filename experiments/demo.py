@@ -58,7 +58,8 @@ def cached_demo_store(name, data, build_store, args=None, make_videos=None):
 
 def cached_feature_store(frame_store, backbone, args=None, options=()):
     """The per-frame `backbone` features of the cached demo frame store `frame_store`, written once beside it as
-    `<stem>-<backbone>.h5` by `python -m experiments.features FRAME_STORE OUT --backbone BACKBONE *options` in a
+    `<stem>-<backbone>-<options>.h5` (each option without its dashes, so other options make another store) by
+    `python -m experiments.features FRAME_STORE OUT --backbone BACKBONE *options` in a
     child process (the trainer applies its thread and allocator settings before TensorFlow starts in its own
     process, so the backbone cannot run there first); returns its path. Same lock and completion marker as
     `cached_demo_store`."""
@@ -66,7 +67,8 @@ def cached_feature_store(frame_store, backbone, args=None, options=()):
 
     from ttrnn.store.files import FileLock
     frame_store = Path(frame_store)
-    out = frame_store.with_name(f"{frame_store.stem}-{backbone}.h5")
+    out = frame_store.with_name("-".join([frame_store.stem, backbone, *(str(o).lstrip("-") for o in options)])
+                                + ".h5")
     ready = frame_store.with_name(f"{out.stem}.done")
     with FileLock(frame_store.parent / ".lock"):
         if ready.exists():

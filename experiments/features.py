@@ -1,16 +1,17 @@
 """Per-frame CNN features of a frame store: a feature store, the RNNs' input in the successors' setting.
 
     python -m experiments.features FRAME_STORE OUT.h5 --backbone inceptionv3 [--weights imagenet|none|PATH]
-        [--pooling avg|max] [--image-size N] [--frame-skip K | --fps F] [--dtype float16|float32] [--batch N]
+        [--pooling avg|max|none] [--image-size N] [--frame-skip K | --fps F] [--dtype float16|float32] [--batch N]
         [--workers N] [--overwrite] [--quiet]
 
 Every clip of FRAME_STORE (any codec) goes through a `keras.applications` backbone without its classifier (the
-frame resized whole to the backbone's input size, its own preprocess_input, global average or max pooling), and
-its (T, F) features are stored float16 (F = 2,048 for inceptionv3 and resnet50) with the clip's index row; the
-frame store's splits and failed clips are copied. The feature store is a ttrnn store like the frame store: the
-same writer (atomic commits, lock), so a killed or interrupted run keeps what it committed and the same command
-resumes, computing only the clips not yet stored; `python -m preprocess.check OUT.h5` verifies it. Reader
-processes decode the frames ahead of the backbone; `--batch` frames per backbone call (default by device).
+frame resized whole to the backbone's input size, its own preprocess_input, global average or max pooling, or the
+last feature map flattened), and its (T, F) features are stored float16 (F = 2,048 for inceptionv3 and resnet50
+pooled) with the clip's index row; the frame store's splits and failed clips are copied. The feature store is a
+ttrnn store like the frame store: the same writer (atomic commits, lock), so a killed or interrupted run keeps what
+it committed and the same command resumes, computing only the clips not yet stored; `python -m preprocess.check
+OUT.h5` verifies it. Reader processes decode the frames ahead of the backbone; `--batch` frames per backbone call
+(default by device).
 
 Why here and not in preprocess/: preprocessing never imports TensorFlow (its decode workers stay light), and a
 backbone is a Keras model; the library half is `ttrnn.features.extract_store`.
@@ -28,7 +29,7 @@ from ttrnn.cli import OK, RUN_ERROR, USAGE, OneLineParser, exit_now, handle_inte
 
 PROG = "python -m experiments.features"
 FEATURE_DTYPES = ("float16", "float32")   # ttrnn.store.FEATURE_CODECS, spelled here so --help costs no import
-POOLINGS = ("avg", "max")                 # ttrnn.features.POOLINGS, likewise
+POOLINGS = ("avg", "max", "none")         # ttrnn.features.POOLINGS, likewise
 
 
 def build_parser():
@@ -41,7 +42,10 @@ def build_parser():
     ap.add_argument("--weights", default="imagenet",
                     help="imagenet (default: the Keras cache, else a download), none (random init, for trials) or "
                          "the path of the backbone's weights file")
-    ap.add_argument("--pooling", choices=POOLINGS, default="avg", help="spatial pooling of the last feature map")
+    ap.add_argument("--pooling", choices=POOLINGS, default="avg",
+                    help="spatial pooling of the last feature map: avg (default), max, or none (the map flattened, "
+                         "h*w*C values that keep where things are; use a small --image-size, e.g. resnet50 at 64: "
+                         "2x2x2048 = 8192)")
     ap.add_argument("--image-size", type=int, default=None,
                     help="backbone input size in pixels (default its ImageNet size: 299 inceptionv3, 224 else)")
     thin = ap.add_mutually_exclusive_group()

@@ -16,7 +16,7 @@ from ttrnn.formats import FORMAT_NAMES  # Keras-free: the CLIs check their input
 MODELS = ("gru", "lstm")
 TABLE = "paper"           # tables: the paper's rows (gru, lstm, tt_gru, tt_lstm) and the formats' table
 OPTIONS = ("use_tt", "decomposition", "rank", "blocks", "frame_skip", "sample_frames", "preset",
-           "projection_dtype", "recurrent_dropout", "input_modes") + shared.PAPER_OPTIONS
+           "projection_dtype", "recurrent_dropout", "input_modes", "input_scale") + shared.PAPER_OPTIONS
 FEATURES = True           # trains on feature stores too (the trainer refuses them to the other families)
 freeze = shared.nothing_frozen
 test_views = shared.one_view
@@ -48,6 +48,9 @@ def add_args(p):
     g.add_argument("--input-modes", default=None, metavar="N1,N2,...",
                    help="feature stores: input modes of the tensorized layer, multiplying to the feature width "
                         "(default: 2048 -> 4,8,8,8, any width F -> four balanced modes; docs/training.md)")
+    g.add_argument("--input-scale", default="auto", metavar="auto|X",
+                   help="feature stores: multiply the features by X before the input kernel (1: as stored), or "
+                        "auto (default): by 1 / their RMS over up to 64 training clips, recorded in config.json")
 
 
 def parse_rank(text):
@@ -79,6 +82,13 @@ def validate(args):
         raise UsageError(f"--recurrent-dropout must be in [0, 1), got {args.recurrent_dropout}")
     if args.projection_dtype != "float32" and not args.use_tt:
         raise UsageError("--projection-dtype applies to TT-GRU / TT-LSTM (--model gru|lstm --use-tt)")
+    if args.input_scale != "auto":
+        try:
+            args.input_scale = float(args.input_scale)
+        except ValueError:
+            raise UsageError(f"--input-scale must be auto or a number > 0, got {args.input_scale!r}") from None
+        if not args.input_scale > 0:
+            raise UsageError(f"--input-scale must be auto or a number > 0, got {args.input_scale}")
     if args.input_modes is not None:
         if not args.use_tt:
             raise UsageError("--input-modes applies to a tensorized gru/lstm (--decomposition or --use-tt)")
@@ -115,6 +125,8 @@ def check_store(args, spec, store):
         if args.input_modes is not None:
             raise UsageError(f"--input-modes applies to feature stores; {store.path} holds frames (their modes are "
                              "the paper's)")
+        if args.input_scale != "auto":
+            raise UsageError(f"--input-scale applies to feature stores; {store.path} holds frames (see --scaling)")
         if args.use_tt:
             shared.check_tt_frames(label(args), spec, store, "tt_input_shape", dataset=dataset_shapes(spec))
         return
@@ -163,13 +175,15 @@ def build(args, spec, store):
     features = features_of(store)
     try:
         if features is not None:
+            if args.input_scale == "auto":     # measured once; config.json's args record the number
+                args.input_scale = feature_scale(store, train_rows(args, spec, store))
             return models.feature_classifier(len(store.classes), features["width"], cell=args.model,
                                              use_tt=args.use_tt, input_modes=args.input_modes, ranks=args.rank,
                                              preset=args.preset, dropout=args.dropout,
                                              recurrent_dropout=args.recurrent_dropout, multilabel=spec.multilabel,
                                              projection_dtype=args.projection_dtype,
                                              decomposition=args.decomposition or "tt", blocks=args.blocks,
-                                             dtype=str(store.dtype))
+                                             dtype=str(store.dtype), input_scale=args.input_scale)
         return models.paper_model(dataset_shapes(spec), args.model, len(store.classes), use_tt=args.use_tt,
                                   preset=args.preset, frame_shape=frame_shape(store), multilabel=spec.multilabel,
                                   scaling=args.scaling, dropout=args.dropout,
@@ -177,6 +191,26 @@ def build(args, spec, store):
                                   decomposition=args.decomposition or "tt", ranks=args.rank, blocks=args.blocks)
     except ValueError as exc:          # e.g. a --rank list of the wrong length for the format
         raise UsageError(f"--decomposition/--rank/--blocks: {exc}") from None
+
+
+def train_rows(args, spec, store):
+    """The run's training clips (the trainer's split, `experiments.trainer.preflight.split_rows`)."""
+    from experiments.trainer.preflight import split_rows
+    return split_rows(args, spec, store)[1]
+
+
+def feature_scale(store, rows, clips=64):
+    """`--input-scale auto`: 1 / the root mean square of the features of up to `clips` of `rows` (evenly spaced),
+    so the input kernel sees features of about unit scale; 1.0 when they are all zero."""
+    import numpy as np
+    rows = np.asarray(rows)
+    picked = rows[np.linspace(0, len(rows) - 1, min(clips, len(rows))).astype(int)] if len(rows) else rows
+    total, count = 0.0, 0
+    for row in picked:
+        x = store.read(int(row)).astype(np.float64)
+        total, count = total + float(np.square(x).sum()), count + x.size
+    rms = (total / count) ** 0.5 if count else 0.0
+    return 1.0 / rms if rms > 0 else 1.0
 
 
 def frame_shape(store):

@@ -1,5 +1,6 @@
 """The trainer and predict on feature stores (per-frame CNN features): the rnn family's formats and cells train on
-one and record the backbone; the frame-only families and bad --input-modes are one-line errors (exit 2); predict
+one and record the backbone; `--input-scale auto` is measured on the training clips and recorded; the frame-only
+families and bad --input-modes / --input-scale are one-line errors (exit 2); predict
 classifies a video of a feature run as the backbone's own predict and the model's give it; a run whose backbone
 weights file is gone is a one-line error."""
 import json
@@ -63,6 +64,30 @@ def test_plain_gru_trains_on_features(feature_store, tmp_path):
     assert json.loads((out / "config.json").read_text())["input"]["max_len"] == 5
 
 
+def test_input_scale_auto_is_measured_on_the_training_clips_and_recorded(feature_store, tmp_path):
+    """`--input-scale auto` (the default): 1 / RMS of the training clips' features (all of them: fewer than 64), in
+    config.json's args and in the saved model's input kernel."""
+    from ttrnn.store import FrameStore
+    out = tmp_path / "run"
+    res = train(feature_store, out, "--model", "lstm", "--decomposition", "tr")
+    assert res.returncode == 0, res.stderr[-2000:]
+    train_ids = set(json.loads((out / "data.json").read_text())["splits"]["train"])
+    with FrameStore(feature_store) as store:
+        x = np.concatenate([store.read(i).astype(np.float64).ravel() for i in range(len(store))
+                            if str(store.index["clip_id"][i]) in train_ids])
+    scale = json.loads((out / "config.json").read_text())["args"]["input_scale"]
+    assert 0 < len(train_ids) < 44 and scale == pytest.approx(1 / np.sqrt(np.mean(x ** 2)), rel=1e-9)
+    assert _saved_input_scale(out / "model.keras") == pytest.approx(scale)
+
+
+def _saved_input_scale(path):
+    """The `input_scale` of the saved model's input-to-hidden layer."""
+    import zipfile
+    config = json.loads(zipfile.ZipFile(path).read("config.json"))
+    layer = next(x for x in config["config"]["layers"] if x["config"]["name"] == "input_to_hidden")
+    return layer["config"]["input_scale"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "mlp"], "is a feature store (inceptionv3 features); --model mlp trains on frames"),
     (["--model", "tsn"], "--model tsn trains on frames"),
@@ -72,6 +97,8 @@ def test_plain_gru_trains_on_features(feature_store, tmp_path):
     (["--model", "lstm", "--use-tt", "--input-modes", "4,4,4"], "--input-modes needs 4 modes"),
     (["--model", "lstm", "--input-modes", "2,2,4,4"], "--input-modes applies to a tensorized gru/lstm"),
     (["--model", "lstm", "--use-tt", "--scaling", "unit"], "--scaling applies to frame stores"),
+    (["--model", "lstm", "--use-tt", "--input-scale", "0"], "--input-scale must be auto or a number > 0, got 0.0"),
+    (["--model", "lstm", "--use-tt", "--input-scale", "big"], "--input-scale must be auto or a number > 0"),
 ])
 def test_feature_store_usage_errors_are_one_line(feature_store, tmp_path, args, message):
     out = tmp_path / "run"
@@ -81,11 +108,12 @@ def test_feature_store_usage_errors_are_one_line(feature_store, tmp_path, args, 
     assert not out.exists()
 
 
-def test_input_modes_on_a_frame_store_is_a_usage_error(tmp_path):
+@pytest.mark.parametrize("option, value", [("--input-modes", "2,2,4,4"), ("--input-scale", "1")])
+def test_feature_options_on_a_frame_store_are_usage_errors(tmp_path, option, value):
     store = make_store(tmp_path / "frames.h5", num_classes=11, groups=1, clips_per_group=1, lengths=(3, 4))
-    res = run_cli("experiments.ucf11", "--data", store, "--model", "lstm", "--use-tt", "--input-modes", "2,2,4,4",
+    res = run_cli("experiments.ucf11", "--data", store, "--model", "lstm", "--use-tt", option, value,
                   "--out", tmp_path / "run")
-    assert res.returncode == 2 and "--input-modes applies to feature stores" in res.stderr
+    assert res.returncode == 2 and f"{option} applies to feature stores" in res.stderr
 
 
 @pytest.fixture(scope="module")

@@ -72,7 +72,7 @@ def test_usage_errors_are_one_line(stores, tmp_path, args, message):
     assert message in res.stderr and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.slow   # a few minutes on two cores: synthetic tree -> frames -> features -> 15 epochs
+@pytest.mark.slow   # a few minutes on two cores: synthetic tree -> frames -> features -> 40 epochs
 def test_demo_runs_end_to_end(tmp_path):
     env = dict(os.environ, TTRNN_CACHE=str(tmp_path / "cache"))
     out = tmp_path / "demo"
@@ -80,5 +80,6 @@ def test_demo_runs_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["model"] == "tt_lstm" and metrics["fold"] == 0 and metrics["features"]["weights"] is None
+    assert metrics["features"]["pooling"] == "none" and metrics["features"]["width"] == 2 * 2 * 2048
     config = json.loads((out / "config.json").read_text())
     assert config["store"]["synthetic"] and config["store"]["features"]["backbone"] == "resnet50"

@@ -1,5 +1,6 @@
 """RNNs over CNN features: the input modes of a feature width (`ttrnn.models.factor_modes`, the per-width table),
-`feature_classifier` in every format and cell (padded steps masked; the plain LSTM against Keras's own LSTM), and
+`feature_classifier` in every format and cell (padded steps masked; the plain LSTM against Keras's own LSTM; its
+`input_scale` against scaled features), and
 the tables' parameter counts of the feature models (param_counts.json) against the built models."""
 import math
 
@@ -67,6 +68,26 @@ def test_plain_lstm_equals_keras_lstm_on_the_float32_features():
     x = features(3, 6, 32, seed=2)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), keras.ops.convert_to_numpy(ref(x.astype("f4"))),
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["tt", "tr", None])
+def test_input_scale_is_the_features_times_a_constant(fmt):
+    """`input_scale=s` on features x gives what the same weights give on s * x (fed as float32), padding masked;
+    no weight is added."""
+    kwargs = dict(cell="lstm", use_tt=fmt is not None, decomposition=fmt or "tt", output_modes=(2, 2, 2, 2),
+                  units=16, dropout=0.0, recurrent_dropout=0.0)
+    keras.utils.set_random_seed(3)
+    scaled = feature_classifier(4, 64, input_scale=250.0, **kwargs)
+    plain = feature_classifier(4, 64, dtype="float32", **kwargs)
+    assert len(scaled.weights) == len(plain.weights)
+    plain.set_weights(scaled.get_weights())
+    x = features(2, 5, 64, seed=4) * np.float16(0.004)          # a random InceptionV3's scale
+    padded = np.concatenate([np.zeros((2, 2, 64), np.float16), x], axis=1)
+    expect = keras.ops.convert_to_numpy(plain(x.astype("f4") * 250.0))
+    for a in (x, padded):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(scaled(a)), expect, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="input_scale must be > 0"):
+        feature_classifier(4, 64, input_scale=0.0)
 
 
 def test_float32_stores_and_bad_modes():

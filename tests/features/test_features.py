@@ -2,8 +2,8 @@
 own `model.predict` on the same decoded frames, the frame store's index and splits carried over, thinning, resume,
 a SIGKILL during extraction, and the one-line errors.
 
-The backbone is InceptionV3 at its smallest input (75 px) with random weights saved to a file (`--weights PATH`),
-so every run loads the same backbone and nothing is downloaded.
+The backbone is InceptionV3 at its smallest input (75 px; 107 px for the unpooled 2x2 map) with random weights saved
+to a file (`--weights PATH`), so every run loads the same backbone and nothing is downloaded.
 
 Float16 tolerance: a stored value is the float32 feature rounded to float16, so it is within half a float16 unit in
 the last place: 2^-11 of the value for normal numbers (|v| >= 2^-14), 2^-25 absolutely below (subnormals). The
@@ -32,9 +32,11 @@ from ttrnn.features import (  # noqa: E402 (after the importorskip)
     backbone_name,
     extract_frames,
     extract_store,
+    feature_width,
 )
 
 SIZE = 75
+MAP_SIZE = 107    # InceptionV3's smallest input with a 2x2 last feature map
 HALF_ULP, SUBNORMAL, BATCH_NOISE = 2.0 ** -11, 2.0 ** -25, 2e-6
 
 
@@ -89,16 +91,22 @@ def test_backbone_table_and_model():
     assert_float16_of(out, model.predict(x, verbose=0))
 
 
-def test_features_equal_the_backbones_predict(frames, model_and_weights, tmp_path):
+@pytest.mark.parametrize("pooling, size, width", [("avg", SIZE, 2048), ("none", MAP_SIZE, 2 * 2 * 2048)])
+def test_features_equal_the_backbones_predict(frames, model_and_weights, tmp_path, pooling, size, width):
+    """Pooled features, and the unpooled 2x2x2048 map (`pooling="none"`) of the same weights."""
     model, weights = model_and_weights
+    if pooling != "avg":
+        model = backbone_model("inceptionv3", weights=weights, pooling=pooling, image_size=size)
+        assert model.output_shape == (None, width) == (None, feature_width("inceptionv3", pooling, size))
     out = tmp_path / "features.h5"
-    summary = extract_store(frames, out, "inceptionv3", weights=weights, image_size=SIZE, batch=4, workers=0)
+    summary = extract_store(frames, out, "inceptionv3", weights=weights, pooling=pooling, image_size=size, batch=4,
+                            workers=0)
     assert summary["status"] == 0 and summary["new"] == 12 and summary["skipped"] == 0
     with FrameStore(frames) as src, FrameStore(out) as feat:
-        assert feat.features == {"backbone": "inceptionv3", "weights": str(weights), "pooling": "avg", "width": 2048,
-                                 "image_size": SIZE, "source": str(frames), "source_uid": src.uid, "frame_skip": 1,
-                                 "fps": None}
-        assert feat.frame_shape == (2048,) and feat.dtype == np.float16 and feat.codec == "float16"
+        assert feat.features == {"backbone": "inceptionv3", "weights": str(weights), "pooling": pooling,
+                                 "width": width, "image_size": size, "source": str(frames), "source_uid": src.uid,
+                                 "frame_skip": 1, "fps": None}
+        assert feat.frame_shape == (width,) and feat.dtype == np.float16 and feat.codec == "float16"
         assert (feat.attrs["width"], feat.attrs["height"], feat.attrs["dataset"]) == (96, 72, "ucf11")
         for field in ("clip_id", "class_name", "label", "group", "length", "source", "fps"):
             assert (feat.index[field] == src.index[field]).all(), field
@@ -108,7 +116,7 @@ def test_features_equal_the_backbones_predict(frames, model_and_weights, tmp_pat
         assert feat.failed == src.failed
         for i in range(len(src)):
             assert_float16_of(feat.read(i), model.predict(src.read(i), verbose=0))
-        assert feat.read(3, max_len=2, frame_skip=2).shape == (2, 2048)
+        assert feat.read(3, max_len=2, frame_skip=2).shape == (2, width)
 
 
 def test_float32_thinning_and_resume(frames, model_and_weights, tmp_path):

@@ -6,7 +6,7 @@ splits, crash-safe writer, lock, resume, check and repair) whose clips are float
 `FrameStore.features` saying how they were computed; the data feed batches it as it batches frames.
 
 - `backbones`: `BACKBONES`, `backbone_model` (uint8 frames -> float32 features), `extract_frames` (one clip),
-  `FrameBatcher` (fixed-size batches across clips), `default_batch`;
+  `FrameBatcher` (fixed-size batches across clips), `default_batch`, `feature_width`;
 - `extract`: `extract_store`, a frame store -> a feature store (reader processes overlapped with the backbone).
 
 The command line is `python -m experiments.features` (it lives in `experiments/`, as `preprocess/` never imports
@@ -27,11 +27,12 @@ from ttrnn.features.backbones import (
     backbone_name,
     default_batch,
     extract_frames,
+    feature_width,
     image_size_of,
     resolve_weights,
 )
 from ttrnn.features.extract import clip_plans, clip_rate, extract_store, feature_spec
 
 __all__ = ["BACKBONES", "MIN_IMAGE_SIZE", "POOLINGS", "FrameBatcher", "backbone_model", "backbone_name",
-           "default_batch", "extract_frames", "image_size_of", "resolve_weights", "extract_store", "feature_spec",
-           "clip_plans", "clip_rate"]
+           "default_batch", "extract_frames", "feature_width", "image_size_of", "resolve_weights", "extract_store",
+           "feature_spec", "clip_plans", "clip_rate"]

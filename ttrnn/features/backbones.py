@@ -7,6 +7,8 @@ train compact RNNs on CNN features use InceptionV3 (TR-LSTM, Pan et al. AAAI 201
 ResNet50 (tednet's UCF11 benchmark), each 2,048-d after global average pooling.
 """
 
+import functools
+import math
 import os
 
 import numpy as np
@@ -19,8 +21,11 @@ BACKBONES = {spec[0].lower(): spec for spec in TSN_BACKBONES.values()}
 `keras.applications`, preprocess module, default input size, feature width F, ImageNet weight file), keyed by the
 constructor's name lower-cased: inceptionv3, resnet50, resnet101, mobilenetv2, efficientnetb0."""
 
-POOLINGS = ("avg", "max")
-"""How the backbone's last feature map becomes one vector per frame (`keras.applications`' `pooling`)."""
+POOLINGS = ("avg", "max", "none")
+"""How the backbone's last feature map (h, w, C) becomes one vector per frame: "avg" or "max" over space
+(`keras.applications`' `pooling`: C values, the papers' 2,048-d features), or "none": the map flattened, h*w*C
+values that keep where in the frame each feature is (tednet's UCF11 feature benchmark stores such a map, 512x2x2 per
+frame; ResNet50 at 64 px gives 2x2x2048 = 8,192 values, `feature_width`)."""
 
 MIN_IMAGE_SIZE = {"inceptionv3": 75}
 """Smallest input size (pixels, square) a backbone accepts where it is not 32 (`keras.applications` checks)."""
@@ -50,6 +55,29 @@ def image_size_of(name, image_size=None):
     return size
 
 
+@functools.lru_cache(maxsize=None)
+def _map_shape(key, size):
+    """(h, w, C) of backbone `key`'s last feature map at input `size` (its layers built with random weights)."""
+    import keras
+    base = getattr(keras.applications, BACKBONES[key][0])(include_top=False, weights=None, pooling=None,
+                                                          input_shape=(size, size, 3))
+    return tuple(int(d) for d in base.output_shape[1:])
+
+
+def feature_width(name, pooling="avg", image_size=None):
+    """F, the values per frame of `backbone_model(name, pooling=pooling, image_size=image_size)`: the backbone's
+    width (`BACKBONES`, 2,048 for inceptionv3 and resnet50) after "avg" / "max" pooling; h*w*C of its last feature
+    map for "none" (resnet50: 2x2x2048 = 8,192 at 64 px, 7x7x2048 = 100,352 at 224; inceptionv3: 1x1x2048 at
+    75 px, 2x2x2048 at 107, 3x3x2048 at 139). For "none" the backbone's layers are built once per (name, size) to
+    read the map's shape (about a second)."""
+    key = backbone_name(name)
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+    if pooling != "none":
+        return int(BACKBONES[key][3])
+    return math.prod(_map_shape(key, image_size_of(key, image_size)))
+
+
 def resolve_weights(name, weights, image_size=None):
     """The weights `backbone_model` loads, as a local file path or None: None / "none" -> None (random init),
     "imagenet" -> the ImageNet no-top file (`ttrnn.baselines.imagenet_weights_path`: the Keras cache, else a
@@ -71,14 +99,16 @@ def backbone_model(name, weights=None, pooling="avg", image_size=None):
     Each frame is resized whole (bilinear, aspect ratio not kept: the feature describes the whole frame, as the
     papers' extraction does) to `image_size` x `image_size`, passed through the backbone's own `preprocess_input`
     (`ttrnn.baselines.BackbonePreprocess`) and the `keras.applications` backbone without its classifier, pooled
-    over space (`pooling`, "avg" or "max"). F is the backbone's width (`BACKBONES`, 2,048 for inceptionv3 and
-    resnet50).
+    over space (`pooling` "avg" or "max": F is the backbone's width, `BACKBONES`, 2,048 for inceptionv3 and
+    resnet50) or flattened (`pooling="none"`: the last feature map (h, w, C) as h*w*C values, row by row, channels
+    fastest; `feature_width`).
 
     Args:
         name: a `BACKBONES` key (or TSN's spelling).
         weights: None (random init), "imagenet" (`resolve_weights`) or the path of the backbone's weights (a
             `keras.applications` no-top file, or `model.get_layer(name).save_weights(...)`).
-        pooling: "avg" (the papers') or "max".
+        pooling: "avg" (the papers'), "max" or "none" (the map flattened: keeps where things are in the frame,
+            which pooling throws away; pick a small `image_size` so the map is small).
         image_size: the backbone's input size (default its ImageNet size: 299 for inceptionv3, 224 else); smaller
             sizes make tests and trials cheap (inceptionv3 needs >= 75).
 
@@ -93,14 +123,18 @@ def backbone_model(name, weights=None, pooling="avg", image_size=None):
     size = image_size_of(key, image_size)
     path = resolve_weights(key, weights, size)
     ctor = BACKBONES[key][0]
-    base = getattr(keras.applications, ctor)(include_top=False, weights=None, pooling=pooling,
+    base = getattr(keras.applications, ctor)(include_top=False, weights=None,
+                                             pooling=None if pooling == "none" else pooling,
                                              input_shape=(size, size, 3), name=key)
     if path is not None:
         load_weights(base, path)
     frames = keras.Input((None, None, 3), dtype="uint8", name="frames")
     x = layers.Resizing(size, size, name="resize")(frames)   # float32 out; the identity at the same size
     x = BackbonePreprocess(_TSN_NAME[key], name="preprocess")(x)
-    return keras.Model(frames, base(x), name=f"features_{key}")
+    x = base(x)
+    if pooling == "none":
+        x = layers.Flatten(name="feature_map")(x)
+    return keras.Model(frames, x, name=f"features_{key}")
 
 
 def default_batch():

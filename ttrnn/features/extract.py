@@ -16,12 +16,12 @@ from ttrnn.data.plans import ClipPlan
 from ttrnn.data.readers import ReaderPool, default_workers
 from ttrnn.data.sampling import resample_indices
 from ttrnn.features.backbones import (
-    BACKBONES,
     POOLINGS,
     FrameBatcher,
     backbone_model,
     backbone_name,
     default_batch,
+    feature_width,
     image_size_of,
     resolve_weights,
 )
@@ -52,7 +52,7 @@ def feature_spec(source, backbone, weights=None, pooling="avg", image_size=None,
     size = image_size_of(key, image_size)
     path = resolve_weights(key, weights, size)
     return {"backbone": key, "weights": "imagenet" if weights == "imagenet" else path, "pooling": pooling,
-            "width": int(BACKBONES[key][3]), "image_size": size, "source": os.path.abspath(source.path),
+            "width": feature_width(key, pooling, size), "image_size": size, "source": os.path.abspath(source.path),
             "source_uid": source.uid, "frame_skip": int(frame_skip), "fps": None if fps is None else float(fps)}
 
 

@@ -105,7 +105,7 @@ def _plain_rnn(cell, units, preset, **kwargs):
 def feature_classifier(num_classes, width, cell="lstm", use_tt=True, input_modes=None,
                        output_modes=FEATURE_OUTPUT_SHAPE, ranks=None, units=None, preset="modern", dropout=0.25,
                        recurrent_dropout=0.25, multilabel=False, max_len=None, name=None, projection_dtype=None,
-                       decomposition="tt", blocks=None, dtype="float16"):
+                       decomposition="tt", blocks=None, dtype="float16", input_scale=1.0):
     """(tensorized) GRU / LSTM over per-frame CNN features -> Dense classifier: the successors' CNN-feature setting
     (TR-LSTM, Pan et al., AAAI 2019; tednet's UCF11 feature benchmark) on this package's layers.
 
@@ -130,6 +130,12 @@ def feature_classifier(num_classes, width, cell="lstm", use_tt=True, input_modes
         multilabel: sigmoid outputs (else softmax).
         max_len: fixed T of the input, or None (any length).
         dtype: the input's dtype, the feature store's ("float16", or "float32" for a store made so).
+        input_scale: a constant (not trained) the features are multiplied by before the input kernel, so that they
+            reach it at about unit scale whatever the backbone: a randomly initialized InceptionV3's average-pooled
+            features are about 4e-4 (their kernel's projection is then near zero and learns slowly), a random
+            ResNet50's about 2. The trainer's `--input-scale auto` (its default) measures 1 / RMS on training
+            clips. Tensorized layers apply it per time chunk (their `input_scale`); the plain GRU / LSTM through a
+            Rescaling layer.
 
     Cost per step: the kernel's projection of F values (a 2,048 x 1,024 dense LSTM kernel: 2.1 M multiply-adds; the
     TT kernel at ranks 4: about 50 k) plus the recurrent (units, gates*units) product.
@@ -142,7 +148,14 @@ def feature_classifier(num_classes, width, cell="lstm", use_tt=True, input_modes
     features = keras.Input((max_len, width), dtype=str(dtype), name="features")
     # Keras casts a float16 input to the layer's float32 before the call; the mask marks steps not all zero.
     x = keras.layers.Masking(0.0, dtype="float32", name="steps")(features)
+    input_scale = float(input_scale)
+    if not input_scale > 0:
+        raise ValueError(f"input_scale must be > 0, got {input_scale}")
     kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
+    if use_tt and input_scale != 1.0:
+        kwargs["input_scale"] = input_scale
+    elif input_scale != 1.0:       # scaling keeps zero steps zero: the mask Masking computed still holds
+        x = keras.layers.Rescaling(input_scale, name="input_scale")(x)
     if use_tt:
         input_modes = tuple(input_modes or feature_input_modes(width, len(output_modes)))
         check_feature_modes(width, input_modes)

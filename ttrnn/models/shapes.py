@@ -31,6 +31,7 @@ FEATURE_OUTPUT_SHAPE = (4, 4, 4, 4)
 """Output modes of the tensorized RNNs over CNN features: the paper's 4x4x4x4 = 256 hidden units on every dataset
 (`feature_classifier`), so a feature run and a raw-pixel run of one dataset differ only in their input."""
 FEATURE_INPUT_MODES = {
+    8192: (8, 8, 8, 16),   # an unpooled 2x2x2048 map: ResNet50 at 64 px, InceptionV3 at 107 (--pooling none)
     2048: (4, 8, 8, 8),    # InceptionV3, ResNet50 / 101 / 152, Xception
     1536: (4, 6, 8, 8),    # InceptionResNetV2, EfficientNetB3
     1280: (4, 5, 8, 8),    # MobileNetV2, EfficientNetB0 / B1
