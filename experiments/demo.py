@@ -1,4 +1,5 @@
-"""Cached demo stores: synthetic videos -> preprocessing -> one store per dataset demo, built once per machine.
+"""Cached demo stores: synthetic videos -> preprocessing -> one store per dataset demo, built once per machine (and
+for the demos that train on CNN features, the store's features: `cached_feature_store`).
 
     python -m experiments.demo            # where the cache is and what it holds (MB)
     python -m experiments.demo --clear    # delete it (the next --demo builds its store again)
@@ -53,6 +54,35 @@ def cached_demo_store(name, data, build_store, args=None, make_videos=None):
             raise UsageError(f"demo preprocessing failed for {len(summary.get('failed', []))} clips")
         ready.write_text("ok\n")
     return store
+
+
+def cached_feature_store(frame_store, backbone, args=None, options=()):
+    """The per-frame `backbone` features of the cached demo frame store `frame_store`, written once beside it as
+    `<stem>-<backbone>-<options>.h5` (each option without its dashes, so other options make another store) by
+    `python -m experiments.features FRAME_STORE OUT --backbone BACKBONE *options` in a
+    child process (the trainer applies its thread and allocator settings before TensorFlow starts in its own
+    process, so the backbone cannot run there first); returns its path. Same lock and completion marker as
+    `cached_demo_store`."""
+    import subprocess
+
+    from ttrnn.store.files import FileLock
+    frame_store = Path(frame_store)
+    out = frame_store.with_name("-".join([frame_store.stem, backbone, *(str(o).lstrip("-") for o in options)])
+                                + ".h5")
+    ready = frame_store.with_name(f"{out.stem}.done")
+    with FileLock(frame_store.parent / ".lock"):
+        if ready.exists():
+            return out
+        print(f"demo: extracting {backbone} features into {out}", flush=True)
+        quiet = ["--quiet"] if getattr(args, "quiet", False) or not sys.stderr.isatty() else []
+        cmd = [sys.executable, "-m", "experiments.features", str(frame_store), str(out), "--backbone", backbone,
+               *map(str, options), *quiet]
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise UsageError(f"demo feature extraction failed (exit {done.returncode}): {last}")
+        ready.write_text("ok\n")
+    return out
 
 
 def folder_mb(path):

@@ -8,7 +8,8 @@ arXiv 1707.01786 v1. Tables 1 and 2 (UCF11), 4 (Hollywood2) and 6 (YouTube Celeb
 quad-core Intel E7-4850 v2 CPU for UCF11 and on a Tesla K40c GPU for Hollywood2 and Celebrities. Hollywood2 is
 multi-label and scored by mean average precision (MAP); the paper gives no spread for it.
 
-`SUCCESSORS`: the later tensorized LSTMs on UCF11 and the accuracies they report, each with its protocol.
+`SUCCESSORS`: the later tensorized LSTMs on UCF11 and the accuracies they report, each with its protocol;
+`FEATURE_SUCCESSORS`: their numbers on per-frame CNN features (UCF11, HMDB51), with the features and split used.
 `PUBLISHED_WHOLE`: the whole-model parameter counts the successors publish (the compression table), each with its
 source and whether we read that place ourselves; `COMPRESSION_MODELS`: our models that table counts.
 """
@@ -145,4 +146,31 @@ PUBLISHED_WHOLE = (
                    "input-to-hidden weights (58,982,400 / 17,388 = 3,392)", True),
     PublishedWhole("tr_lstm", "TR-LSTM (Pan et al., AAAI 2019)", None, None, "UCF11", (),
                    "none found in what we could read", True),
+)
+
+# The successors' numbers on CNN features (their other table): (dataset, run label, model and paper, reported
+# top-1 accuracy, input-to-hidden parameters reported (a count, or a text saying why there is none), features,
+# split of that number).
+# Pan et al., "Compressing Recurrent Neural Networks with Tensor Ring for Action Recognition", AAAI 2019 (arXiv
+# 1811.07503): its CNN-feature experiments on UCF11 and HMDB51; the accuracies are those the paper's benchmark
+# listings carry; its table's parameter counts, backbone and split could not be checked here, so they read
+# "not confirmed". tednet (github.com/tnbar/tednet, ext/benchmark/experiment_ucf11: draw_result.py's legend,
+# cls_rnn_tn.py's models): LSTMs with input modes 64x32 and hidden 32x64 (2,048 units) over a 512x2x2 feature map
+# per frame, one random 20 % test split (UCF11Info test_rate 0.2), TR ranks 20, TT rank 10.
+FEATURE_SUCCESSORS = (
+    ("ucf11", "tr_lstm", "TR-LSTM (Pan et al., AAAI 2019)", 0.938, "not confirmed", "CNN features (not confirmed)",
+     "not confirmed"),
+    ("hmdb51", "tr_lstm", "TR-LSTM (Pan et al., AAAI 2019)", 0.638, "not confirmed", "CNN features (not confirmed)",
+     "not confirmed"),
+    ("ucf11", "tr_lstm", "TR-LSTM (tednet benchmark)", 0.9209, "none (compression 146x)", "512x2x2 CNN feature map",
+     "one random 20 % test split"),
+    ("ucf11", "tt_lstm", "TT-LSTM (tednet benchmark)", 0.9019, "none (compression 164x)", "512x2x2 CNN feature map",
+     "one random 20 % test split"),
+    ("ucf11", "lstm", "LSTM (tednet benchmark)", 0.8703, "none", "512x2x2 CNN feature map",
+     "one random 20 % test split"),
+)
+FEATURE_SOURCES = (
+    "Pan et al., Compressing Recurrent Neural Networks with Tensor Ring for Action Recognition, AAAI 2019 "
+    "(arXiv 1811.07503)",
+    "tednet, github.com/tnbar/tednet, ext/benchmark/experiment_ucf11 (draw_result.py, model/cls_rnn_tn.py)",
 )

@@ -86,6 +86,27 @@ def successor_counts():
             for label, *_ in paper.SUCCESSORS}
 
 
+def feature_counts(width=2048):
+    """{label: input-to-hidden params} of `paper.FEATURE_SUCCESSORS`' labels over `width` CNN features at our
+    defaults (`ttrnn.models.feature_classifier`: input modes `feature_input_modes(width)`, hidden 4x4x4x4 with the
+    gates in the first output mode, the format's default ranks; a plain cell's dense (F, gates * 256) kernel)."""
+    from ttrnn import formats
+    from ttrnn.models.shapes import FEATURE_OUTPUT_SHAPE, feature_input_modes
+    counts = {}
+    for _, label, *_ in paper.FEATURE_SUCCESSORS:
+        fmt, _, cell = label.rpartition("_")
+        gates = 4 if cell == "lstm" else 3
+        out = (gates * FEATURE_OUTPUT_SHAPE[0],) + tuple(FEATURE_OUTPUT_SHAPE[1:])
+        counts[label] = formats.make(fmt, feature_input_modes(width), out).param_count() if fmt else \
+            width * gates * math.prod(FEATURE_OUTPUT_SHAPE)
+    return counts
+
+
+def read_cached_features():
+    """feature_counts() as stored in param_counts.json."""
+    return dict(json.loads(COUNTS_FILE.read_text())["features"])
+
+
 def read_cached():
     """(paper_model_counts(), successor_counts()) as stored in param_counts.json."""
     data = json.loads(COUNTS_FILE.read_text())
@@ -103,6 +124,6 @@ def write_cached():
     """Rebuild param_counts.json from the models (needs TensorFlow)."""
     counts, successors, compression = paper_model_counts(), successor_counts(), compression_counts()
     data = {"paper": {d: {label: list(v) for label, v in m.items()} for d, m in counts.items()},
-            "successors": successors,
+            "successors": successors, "features": feature_counts(),
             "compression": {d: {label: list(v) for label, v in m.items()} for d, m in compression.items()}}
     COUNTS_FILE.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -10,6 +10,11 @@ the evaluation path of the data pipeline (`ttrnn.data.plan_clip` with training=F
 deterministic evaluation frames. Prints the top-K classes with their probabilities per file (softmax; for the
 multi-label Hollywood2, independent sigmoid scores); `--json` prints one object per file and line.
 
+A run trained on a feature store (per-frame CNN features) classifies the same way, with one step more: the decoded
+frames (the feature store's source frame size, frame skip and rate) are thinned as the extraction did (its
+`--frame-skip` / `--fps`) and passed through the run's backbone with its weights (`ttrnn.features`, recorded in
+config.json), then fed to the model. A run whose backbone weights file is gone is a one-line error.
+
 A missing or unreadable video is a one-line error for that file; the other files are still predicted and the exit
 status is 2. A bad run directory is a one-line error, exit 2.
 
@@ -68,11 +73,13 @@ class Run:
             self.size = (int(self.attrs["width"]), int(self.attrs["height"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"{config_path} is not a ttrnn run config ({exc!r})") from None
+        self.features = config["store"].get("features")   # None: a frame-store run
         self.frame_skip = int(self.attrs.get("frame_skip") or 1)
         self.fps = self.attrs.get("fps")
         self.multilabel = bool(self.attrs.get("multilabel", False))
         self.model_path = model_path
         self._model = None
+        self._backbone = None
 
     @property
     def model(self):
@@ -85,22 +92,58 @@ class Run:
                     from None
         return self._model
 
+    @property
+    def backbone(self):
+        """A feature run's backbone (`ttrnn.features.backbone_model`) with the weights its store was made with;
+        UsageError in one line when they cannot be loaded (a weights file moved or deleted)."""
+        if self._backbone is None:
+            from ttrnn.features import backbone_model
+            f = self.features
+            try:
+                self._backbone = backbone_model(f["backbone"], weights=f.get("weights"),
+                                                pooling=f.get("pooling", "avg"), image_size=f.get("image_size"))
+            except Exception as exc:  # noqa: BLE001 (a missing file, a download refused, a foreign file: one line)
+                text = str(exc).splitlines()[0] if str(exc) else repr(exc)
+                raise UsageError(f"{self.dir} was trained on {f['backbone']} features; its backbone cannot be "
+                                 f"loaded: {text}") from None
+        return self._backbone
+
     def decode(self, path):
-        """uint8 (T, H, W, 3) frames of a video file as the run's store preprocessing made them."""
+        """uint8 (T, H, W, 3) frames of a video file as the run's store preprocessing made them; for a feature run,
+        the store's (T, F) features of them (`extract`)."""
         from preprocess.video import decode
         from ttrnn.store import as_stored
-        frames, _ = decode(path, size=self.size, frame_skip=self.frame_skip, fps=self.fps)
+        frames, src_fps = decode(path, size=self.size, frame_skip=self.frame_skip, fps=self.fps)
+        if self.features is not None:
+            return self.extract(frames, src_fps)
         return as_stored(frames, self.attrs.get("codec", "raw"), self.attrs.get("quality"))  # JPEG stores' loss too
 
+    def extract(self, frames, src_fps):
+        """A feature run: the decoded frames thinned as the feature extraction thinned the stored ones (every
+        frame_skip-th, or resampled to its fps at the stored frames' rate, `ttrnn.features.clip_rate`'s rule) ->
+        (T, F) features of the run's backbone, in the store's dtype."""
+        from ttrnn.data.sampling import resample_indices
+        from ttrnn.features import extract_frames
+        f = self.features
+        if f.get("fps"):
+            rate = float(self.fps) if self.fps else float(src_fps or 0) / self.frame_skip
+            if not rate > 0:
+                raise UsageError("the video has no frame rate, which the run's --fps feature thinning needs")
+            frames = frames[resample_indices(len(frames), rate, float(f["fps"]))]
+        else:
+            frames = frames[::int(f.get("frame_skip") or 1)]
+        return extract_frames(self.backbone, frames, dtype=str(self.attrs.get("codec") or "float16"))
+
     def model_input(self, frames):
-        """uint8 (1, T, H, W, 3): the evaluation feed's input for one clip of stored frames `frames`."""
+        """uint8 (1, T, H, W, 3): the evaluation feed's input for one clip of stored frames `frames` (a feature
+        run: (1, T, F) features in the store's dtype)."""
         from ttrnn.data import InputSpec, padded_length, plan_clip, read_plan
         spec = InputSpec(**self.input)
-        height, width = frames.shape[1:3]
+        height, width = frames.shape[1:3] if frames.ndim == 4 else (None, None)   # crops only: no feature run's
         plan = plan_clip(spec, 0, len(frames), False, None, height, width)
         clip = read_plan(DecodedClip(frames), plan)
         t = padded_length([len(clip)], spec) if spec.mode == "sequence" else spec.num_frames
-        x = np.zeros((1, t) + clip.shape[1:], dtype=np.uint8)
+        x = np.zeros((1, t) + clip.shape[1:], dtype=clip.dtype)
         clip = clip[:t]
         x[0, t - len(clip):] = clip  # pre-padding, as BatchFeed.batches
         return x
@@ -129,6 +172,15 @@ def check_keras_archive(path):
         raise UsageError(f"{path} is damaged (member {damaged} fails its CRC check); rerun the training command")
 
 
+def feature_run(run_dir):
+    """Whether `run_dir`'s config.json says the run trained on a feature store (False when there is none to read:
+    the command that reads it then says what is wrong)."""
+    try:
+        return json.loads((Path(run_dir) / CONFIG).read_text())["store"].get("features") is not None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def top_k(probs, classes, k):
     order = np.argsort(-probs, kind="stable")[:k]
     return [{"class": classes[i], "label": int(i), "probability": float(probs[i])} for i in order]
@@ -147,6 +199,10 @@ def main(argv=None):
     prog = ap.prog
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.stream or args.every is not None:
+        if feature_run(args.run_dir):
+            print(f"{prog}: error: {args.run_dir} was trained on CNN features; --stream classifies frame-store runs "
+                  "only (classify the files without --stream)", file=sys.stderr)
+            return 2
         return stream_main(args, prog)
     try:
         if args.top < 1:
@@ -154,6 +210,8 @@ def main(argv=None):
         run = Run(args.run_dir)
         quiet_console(args.verbose)  # TensorFlow starts with the model
         run.model  # load once, before the first file, so a bad model is one error rather than one per file
+        if run.features is not None:
+            run.backbone  # the same for the backbone of a feature run
     except UsageError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,9 @@ HT-LSTM; CP-LSTM ours only; `experiments.paper.SUCCESSORS`) beside our runs of t
 (`--decomposition`). A "compression" table counts WHOLE models: ours input-only, fully decomposed
 (`--recurrent-decomposition`) and integrated (`--integrated`, FDHT's integrate-then-decompose), measured with
 `model.count_params()`, beside the whole-model counts the successors publish (`experiments.paper.PUBLISHED_WHOLE`),
-each marked published or measured.
+each marked published or measured. A CNN-feature table puts the successors' numbers on per-frame CNN features
+(TR-LSTM's UCF11 and HMDB51, tednet's UCF11 benchmark; `experiments.paper.FEATURE_SUCCESSORS`) beside our runs on
+feature stores, with the backbone each used; runs on feature stores appear there only.
 """
 import json
 import math
@@ -64,6 +66,37 @@ def compression_report(counts):
                           "datasets": p.datasets, "source": p.source, "checked": p.checked, "kind": "published",
                           "ours_whole_model": ours})
     return {"measured": rows, "published": published, "fdht_source": paper.FDHT_SOURCE}
+
+
+# --- the successors on CNN features -------------------------------------------------------------------------------
+def feature_rows(groups, counts):
+    """One row per `paper.FEATURE_SUCCESSORS` entry and protocol of our feature runs of the same dataset and model
+    (or one "not run" row), then a row per group of our feature runs no entry names. `counts`: our input-to-hidden
+    counts per label at the default feature shapes (`param_counts.feature_counts`)."""
+    rows, shown = [], set()
+    for dataset, label, name, reported, params, features, split in paper.FEATURE_SUCCESSORS:
+        base = {"dataset": dataset, "model": label, "label": name, "reported": reported, "reported_params": params,
+                "reported_features": features, "reported_split": split, "ours_params": counts[label]}
+        found = [(key, s) for key, s in groups.items() if key[0] == dataset and key[1] == label]
+        shown |= {key for key, _ in found}
+        rows += [{**base, "protocol": key[2], "runs": s} for key, s in found] or [{**base, "protocol": None,
+                                                                                  "runs": None}]
+    for key, s in groups.items():
+        if key not in shown:
+            rows.append({"dataset": key[0], "model": key[1], "label": key[1], "reported": None,
+                         "reported_params": None, "reported_features": "—", "reported_split": "—",
+                         "ours_params": None, "protocol": key[2], "runs": s})
+    return rows
+
+
+def backbone_cell(summary):
+    """Our runs' features: backbone (weights) and width, e.g. "inceptionv3 (imagenet), 2048"."""
+    f = (summary or {}).get("features") or {}
+    if not f:
+        return "—"
+    weights = f.get("weights")
+    shown = "random init" if weights is None else ("imagenet" if weights == "imagenet" else Path(weights).name)
+    return f"{f.get('backbone')} ({shown}), {f.get('width')}"
 
 
 # --- run directories ---------------------------------------------------------------------------------------------
@@ -150,7 +183,7 @@ def summarize(runs):
         "params_total": sorted({r.get("params_total") for r in kept if r.get("params_total") is not None}),
         "protocol": kept[0].get("protocol"), "split": kept[0].get("split"), "store": kept[0].get("store"),
         "test_views": views_cell(kept[0]), "clip_accuracy": _mean_of(kept, "clip_accuracy"),
-        "run_dirs": [r["run_dir"] for r in kept],
+        "run_dirs": [r["run_dir"] for r in kept], "features": kept[0].get("features"),
         "ignored_run_dirs": ignored,
     }
 
@@ -178,7 +211,8 @@ def group_runs(runs):
 def build_report(run_paths=(), counts=None, successor_counts=None, compression_counts=None):
     """Everything the tables show, as one JSON-able dict."""
     found_runs, unfinished, warnings = find_runs(run_paths)
-    runs = [r for r in found_runs if not r["synthetic"]]
+    runs = [r for r in found_runs if not r["synthetic"] and not r.get("features")]
+    feature_groups = group_runs([r for r in found_runs if not r["synthetic"] and r.get("features")])
     groups = group_runs(runs)
     synthetic_groups = group_runs([r for r in found_runs if r["synthetic"]])
     synthetic = [{"dataset": d, "model": m, "protocol": proto, "runs": s}
@@ -219,7 +253,9 @@ def build_report(run_paths=(), counts=None, successor_counts=None, compression_c
             "formats" if fam is families.rnn and d in paper.DATASETS else "other_runs"
         tables[table].append({"dataset": d, "model": m, "protocol": proto, "runs": summary})
     return {"source": paper.SOURCE, "datasets": datasets, "successors": successor_rows(groups, successor_counts),
-            "compression": compression_report(compression_counts), **tables, "synthetic_runs": synthetic,
+            "compression": compression_report(compression_counts),
+            "features": feature_rows(feature_groups, param_counts.read_cached_features()),
+            **tables, "synthetic_runs": synthetic,
             "unfinished_runs": [str(u) for u in unfinished], "ignored_runs": ignored, "caveats": list(paper.CAVEATS),
             "warnings": warnings, "num_runs": len(found_runs)}
 
@@ -289,6 +325,7 @@ def to_markdown(report):
         out += ["", f"Params = input-to-hidden weights. Paper runtime on {ds['hardware']}.", ""]
     out += successors_markdown(report["successors"])
     out += compression_markdown(report["compression"])
+    out += features_markdown(report["features"])
     out += ["## Baselines (TSN / C3D / 3D CNNs) from run directories", "",
             "The paper reports no numbers for these models (on UCF11 or any of its datasets); ours only. Score = "
             "per video, averaged over the test views (clips × crops per video); per-clip accuracy beside it.", ""]
@@ -384,6 +421,27 @@ def compression_markdown(c):
     return out + ["", f"FDHT paper: {c['fdht_source']}. Ours train with `--recurrent-decomposition FORMAT` "
                   "(fully decomposed) or `--decomposition FORMAT --integrated`; their runs show in the formats "
                   "table below.", ""]
+
+
+def features_markdown(rows):
+    out = ["## The successors on CNN features — RNNs over per-frame CNN features (UCF11, HMDB51)", "",
+           "| Dataset | Model | # Params reported | # Params ours | Accuracy reported | Features reported | "
+           "Split reported | Accuracy ours | Features ours | Protocol ours (folds) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        reported = "—" if row["reported"] is None else f"{row['reported']:.4f}"
+        params = row["reported_params"] if isinstance(row["reported_params"], str) else \
+            fmt_int(row["reported_params"])
+        ours = row["runs"]["params_input_to_hidden"] if row["runs"] else None
+        ours = ", ".join(fmt_int(p) for p in ours) if ours else fmt_int(row["ours_params"])
+        out.append(f"| {row['dataset']} | {row['label']} | {params} | {ours} | {reported} | "
+                   f"{row['reported_features']} | {row['reported_split']} | {fmt_runs(row['runs'])} | "
+                   f"{backbone_cell(row['runs'])} | {protocol_cell(row)} |")
+    return out + ["", "Sources: " + "; ".join(paper.FEATURE_SOURCES) + ". Ours: `python -m experiments.ucf11 "
+                  "(or hmdb51 --split N) --data FEATURES.h5 --model lstm --decomposition tt|tr` on a feature store "
+                  "(`python -m experiments.features`); # Params ours = input-to-hidden at our default shapes over "
+                  "2,048 features (input modes 4x8x8x8, hidden 4x4x4x4), or the runs' own. Runs on feature stores "
+                  "appear in this table only.", ""]
 
 
 def main(argv=None):

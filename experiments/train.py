@@ -1,6 +1,7 @@
-"""The shared trainer behind every dataset CLI (`experiments.ucf11`, `hollywood2`, `celebfaces`, `ucf101`): parse,
-check without TensorFlow (`preflight`), apply the allocator and thread settings (they must precede TensorFlow's
-start), pick the distribution strategy, then the phases of `experiments.trainer`: build -> fit -> report.
+"""The shared trainer behind every dataset CLI (`experiments.ucf11`, `hollywood2`, `celebfaces`, `ucf101`, `hmdb51`):
+parse, check without TensorFlow (`preflight`), apply the allocator and thread settings (they must precede
+TensorFlow's start), pick the distribution strategy, then the phases of `experiments.trainer`: build -> fit ->
+report. Every CLI trains on a frame store or, with the rnn family, on a feature store (per-frame CNN features).
 
 Run directory: config.json, data.json, history.csv, checkpoint.npz, and at the end metrics.json (the "finished"
 marker), model.keras, curves.png, confusion.png, tensorboard/ (experiments/run_dir.py names them).
@@ -139,5 +140,5 @@ def main(spec, argv=None):
 
 if __name__ == "__main__":   # not a command itself: say which ones are
     print("python -m experiments.train: error: the trainer is run through a dataset's command: python -m "
-          "experiments.ucf11 (or hollywood2, celebfaces, ucf101) --help", file=sys.stderr)
+          "experiments.ucf11 (or hollywood2, celebfaces, ucf101, hmdb51) --help", file=sys.stderr)
     sys.exit(USAGE)

@@ -44,9 +44,10 @@ SPEC = DatasetSpec(
 )
 
 
-def split_to_fold(argv):
-    """`--split N` (1-3) → `--protocol store --fold N-1`; other arguments pass through unchanged."""
-    pre = OneLineParser(prog="python -m experiments.ucf101", add_help=False)
+def split_to_fold(argv, prog="python -m experiments.ucf101"):
+    """`--split N` (1-3) → `--protocol store --fold N-1`; other arguments pass through unchanged. `prog` names the
+    command in a usage error (experiments.hmdb51 reads its official splits the same way)."""
+    pre = OneLineParser(prog=prog, add_help=False)
     pre.add_argument("--split", type=int, choices=(1, 2, 3))
     known, rest = pre.parse_known_args(argv)
     if known.split is None:

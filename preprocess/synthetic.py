@@ -8,7 +8,8 @@ frame tells the class reliably and a model has to look at time.
     python -m preprocess.synthetic OUT_DIR [--groups 4 --clips-per-group 3 --frames 24-40 --size 160x120 --seed 0]
 
 UCF11 layout: OUT/<class>/<v_prefix_GG>/<v_prefix_GG_CC>.mpg|.avi (MPEG-1 'PIM1' / XVID), plus an
-`Annotation` folder per class (skipped by the preprocessor, as in the real dataset).
+`Annotation` folder per class (skipped by the preprocessor, as in the real dataset). `--layout hmdb51`: HMDB51's
+class folders and its official split files (`write_synthetic_hmdb51`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ UCF11_CLASSES = [
 ]
 HOLLYWOOD2_ACTIONS = ["AnswerPhone", "DriveCar", "Eat", "FightPerson", "GetOutCar", "HandShake", "HugPerson",
                       "Kiss", "Run", "SitDown", "SitUp", "StandUp"]
+HMDB51_CLASSES = ["brush_hair", "cartwheel", "catch", "chew", "clap", "climb", "climb_stairs", "dive", "draw_sword",
+                  "dribble", "drink", "eat", "fall_floor", "fencing", "flic_flac", "golf", "handstand", "hit", "hug",
+                  "jump", "kick", "kick_ball", "kiss", "laugh", "pick", "pour", "pullup", "punch", "push", "pushup",
+                  "ride_bike", "ride_horse", "run", "shake_hands", "shoot_ball", "shoot_bow", "shoot_gun", "sit",
+                  "situp", "smile", "smoke", "somersault", "stand", "swing_baseball", "sword", "sword_exercise",
+                  "talk", "throw", "turn", "walk", "wave"]
 SOURCE_FPS = 29.97  # UCF11's rate; a valid MPEG-1 frame rate
 FOURCC = {".mpg": "PIM1", ".avi": "XVID"}
 
@@ -247,6 +254,42 @@ def make_dataset(out_dir, classes=11, groups=4, clips_per_group=3, frames=(24, 4
     return out_dir
 
 
+def write_synthetic_hmdb51(root, classes=5, groups=6, clips_per_group=2, frames=(20, 28), size=(160, 120), seed=0):
+    """A synthetic HMDB51-layout tree under `root`; returns `root`.
+
+    root/hmdb51_org/<class>/<Title>_<class>_u_nm_np1_fr_med_<k>.avi: the first `classes` of HMDB51's 51 actions
+    (class c moves as synthetic motion c), `groups` source titles ("Synthetic_Movie_01", ...: HMDB51 cuts several
+    clips from one movie or video, whose title starts the file name) of `clips_per_group` clips each.
+    root/testTrainMulti_7030_splits/<class>_test_split{1,2,3}.txt: the official split files' format (lines
+    `<video>.avi <id>`, 1 = train, 2 = test, 0 = not used). Split s tests the titles g with (g + s) % 3 == 0 and
+    leaves the first clip of the titles with (g + s) % 3 == 2 unused, so each split uses all three ids and keeps
+    a title on one side only, as the official splits keep a source video."""
+    if not 1 <= classes <= len(HMDB51_CLASSES):
+        raise ValueError(f"classes must be 1..{len(HMDB51_CLASSES)}")
+    root = os.fspath(root)
+    videos, lists = os.path.join(root, "hmdb51_org"), os.path.join(root, "testTrainMulti_7030_splits")
+    os.makedirs(lists, exist_ok=True)
+    fmin, fmax = _frames_range(frames)
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(HMDB51_CLASSES[:classes]):
+        os.makedirs(os.path.join(videos, name), exist_ok=True)
+        entries = []
+        for g in range(groups):
+            for k in range(clips_per_group):
+                video = f"Synthetic_Movie_{g + 1:02d}_{name}_u_nm_np1_fr_med_{k}.avi"
+                length = int(rng.integers(fmin, fmax + 1))
+                write_video(os.path.join(videos, name, video), render_clip([c], length, size, rng), fps=30)
+                entries.append((video, g, k))
+        for split in (1, 2, 3):
+            roles = {g: (g + split) % 3 for g in range(groups)}
+            with open(os.path.join(lists, f"{name}_test_split{split}.txt"), "w") as fh:
+                for video, g, k in entries:
+                    use = 2 if roles[g] == 0 else (0 if roles[g] == 2 and k == 0 else 1)
+                    fh.write(f"{video} {use} \n")    # the official files end each line with a space
+    mark_synthetic(videos)
+    return root
+
+
 def _size(s):
     try:
         w, h = s.lower().split("x")
@@ -266,16 +309,21 @@ def _frames_arg(s):
 def main(argv=None):
     ap = OneLineParser(prog="python -m preprocess.synthetic", description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir")
-    ap.add_argument("--layout", default="ucf11", choices=["ucf11", "hollywood2", "celebfaces"])
-    ap.add_argument("--classes", type=int, default=None, help="default: 11 (ucf11), 12 (hollywood2), 47 (celebfaces)")
+    ap.add_argument("--layout", default="ucf11", choices=["ucf11", "hollywood2", "celebfaces", "hmdb51"])
+    ap.add_argument("--classes", type=int, default=None,
+                    help="default: 11 (ucf11), 12 (hollywood2), 47 (celebfaces), 5 (hmdb51)")
     ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--clips-per-group", type=int, default=3)
     ap.add_argument("--frames", type=_frames_arg, default=(24, 40), help="frames per clip: N or MIN-MAX")
     ap.add_argument("--size", type=_size, default=(160, 120), help="WxH of the written videos")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    classes = a.classes or {"ucf11": 11, "hollywood2": 12, "celebfaces": 47}[a.layout]
+    classes = a.classes or {"ucf11": 11, "hollywood2": 12, "celebfaces": 47, "hmdb51": 5}[a.layout]
     try:
+        if a.layout == "hmdb51":
+            print(write_synthetic_hmdb51(a.out_dir, classes=classes, groups=a.groups, clips_per_group=a.clips_per_group,
+                                         frames=a.frames, size=a.size, seed=a.seed))
+            return OK
         path = make_dataset(a.out_dir, classes=classes, groups=a.groups, clips_per_group=a.clips_per_group,
                             frames=a.frames, size=a.size, seed=a.seed, layout=a.layout)
     except ValueError as e:  # bad numbers of classes, layout: a usage error

@@ -8,6 +8,7 @@ The package by concern, in the order data flows:
 - `ttrnn.formats`: the tensor formats of a `(prod n, prod m)` matrix (tt, tr, bt, cp, ht).
 - `ttrnn.layers`: Keras layers with a format as input kernel (`TTGRU`, `TTDense`, ...).
 - `ttrnn.models`: the paper's models; `ttrnn.baselines`: TSN, C3D, 3D-ResNets, non-local.
+- `ttrnn.features`: per-frame CNN features of `keras.applications` backbones, and feature stores.
 - `ttrnn.decompose`: dense matrices and trained Keras layers → formats.
 
 Names are exported lazily (module-level `__getattr__`), so that `import ttrnn.store` and the preprocessing
@@ -27,7 +28,7 @@ _NAMES = {
 }
 # Subpackages reachable as attributes (`ttrnn.formats`); `tt` is the TT format module, `ttrnn.formats.tt`.
 _SUBPACKAGES = {name: f"ttrnn.{name}" for name in ("store", "data", "formats", "layers", "models", "baselines",
-                                                   "decompose")}
+                                                   "decompose", "features")}
 _SUBPACKAGES["tt"] = "ttrnn.formats.tt"
 
 __all__ = list(_NAMES)

@@ -7,7 +7,7 @@ import os
 import sys
 import textwrap
 
-from experiments.bench import epoch, export, scale, store, stream, train, tt, versions
+from experiments.bench import epoch, export, features, scale, store, stream, train, tt, versions
 from experiments.bench.common import epoch_step_child
 from tf_config.console import add_console_args, quiet_console
 from tf_config.memory import apply_memory
@@ -15,11 +15,12 @@ from ttrnn.cli import USAGE, OneLineParser
 
 SECTIONS = {"tt": tt.bench_tt, "versions": versions.bench_versions, "store": store.bench_store,
             "train": train.bench_train, "stream": stream.bench_stream, "epoch": epoch.bench_epoch,
-            "scale": scale.bench_scale, "export": export.bench_export}
-# By name only: epoch (5 GB store, ~10 min), scale (~1 h), export (the export extra's packages, a few minutes).
+            "scale": scale.bench_scale, "export": export.bench_export, "features": features.bench_features}
+# By name only: epoch (5 GB store, ~10 min), scale (~1 h), export (the export extra's packages, a few minutes),
+# features (a 1.2 GB feature store, about a minute).
 DEFAULT_SECTIONS = ("tt", "versions", "store", "train", "stream")
 MODULES = {"tt": tt, "versions": versions, "store": store, "train": train, "stream": stream, "epoch": epoch,
-           "scale": scale, "export": export}
+           "scale": scale, "export": export, "features": features}
 
 
 def sections_help():
@@ -68,8 +69,9 @@ def parse_args(argv=None):
     p.add_argument("--step-every", type=int, default=None,
                    help="scale: time the step alone on every N-th batch of the epoch's plan (default 4; quick 1)")
     p.add_argument("--store", default=None,
-                   help="scale / epoch: the store to train on (written there first if absent or of other lengths "
-                        "or codec; scale with several --codecs: STEM.CODEC.h5 beside it, raw ~45 GB)")
+                   help="scale / epoch / features: the store to train on (written there first if absent or of other "
+                        "lengths or codec; scale with several --codecs: STEM.CODEC.h5 beside it, raw ~45 GB; "
+                        "features: written there anew)")
     add_console_args(p)
     args = p.parse_args(argv)
     for name in args.sections:

@@ -1,5 +1,11 @@
 """The rnn family: TT-RNN (TT-GRU, TT-LSTM), the same cells over the other kernel formats (tr, bt, cp, ht), and the
-plain GRU / LSTM, on the paper's per-dataset shapes (`ttrnn.models.PAPER_SHAPES`).
+plain GRU / LSTM, on the paper's per-dataset shapes (`ttrnn.models.PAPER_SHAPES`; datasets the paper did not use,
+UCF101 and HMDB51, take UCF11's: 160x120 frames).
+
+On a feature store (per-frame CNN features, `FrameStore.features`) the same models run over the features
+(`ttrnn.models.feature_classifier`): input modes that factor the feature width (`--input-modes`, default
+`ttrnn.models.feature_input_modes`), the paper's 4x4x4x4 = 256 hidden units. This is the only family that trains on
+feature stores (`FEATURES`).
 
 Run labels: `gru`, `lstm` (plain), `<format>_<cell>` (tensorized input kernel: tt_gru, tr_lstm, ...), then a
 suffix for what else is factorized:
@@ -16,9 +22,10 @@ MODELS = ("gru", "lstm")
 TABLE = "paper"           # tables: the paper's rows (gru, lstm, tt_gru, tt_lstm) and the formats' table
 OPTIONS = ("use_tt", "decomposition", "rank", "blocks", "frame_skip", "sample_frames", "preset",
            "projection_dtype", "recurrent_dropout", "recurrent_decomposition", "recurrent_rank",
-           "integrated") + shared.PAPER_OPTIONS
+           "integrated", "input_modes", "input_scale") + shared.PAPER_OPTIONS
 FULLY_DECOMPOSED = "fd"          # label suffixes (module docstring)
 INTEGRATED = "integrated"
+FEATURES = True           # trains on feature stores too (the trainer refuses them to the other families)
 freeze = shared.nothing_frozen
 test_views = shared.one_view
 
@@ -55,8 +62,16 @@ def add_args(p):
                         "format's default ranks)")
     g.add_argument("--integrated", action="store_true",
                    help="integrate-then-decompose (FDHT, Yin et al. CVPR 2021): one matrix over [x_t, h_{t-1}] for "
-                        "all gates in the --decomposition format (ht: FDHT-LSTM), on the paper's integrated modes; "
-                        "run label <format>_<cell>_integrated")
+                        "all gates in the --decomposition format (ht: FDHT-LSTM), on the paper's integrated modes "
+                        "(feature stores: --input-modes, default four even modes of width + units); run label "
+                        "<format>_<cell>_integrated")
+    g.add_argument("--input-modes", default=None, metavar="N1,N2,...",
+                   help="feature stores: input modes of the tensorized layer, multiplying to the feature width (with "
+                        "--integrated: to at least the width + units) (default: 2048 -> 4,8,8,8, any width F -> four "
+                        "balanced modes; docs/training.md)")
+    g.add_argument("--input-scale", default="auto", metavar="auto|X",
+                   help="feature stores: multiply the features by X before the input kernel (1: as stored), or "
+                        "auto (default): by 1 / their RMS over up to 64 training clips, recorded in config.json")
 
 
 def parse_rank(text, option="--rank"):
@@ -89,6 +104,39 @@ def validate(args):
         raise UsageError(f"--recurrent-dropout must be in [0, 1), got {args.recurrent_dropout}")
     if args.projection_dtype != "float32" and not args.use_tt:
         raise UsageError("--projection-dtype applies to TT-GRU / TT-LSTM (--model gru|lstm --use-tt)")
+    if args.input_scale != "auto":
+        try:
+            args.input_scale = float(args.input_scale)
+        except ValueError:
+            raise UsageError(f"--input-scale must be auto or a number > 0, got {args.input_scale!r}") from None
+        if not args.input_scale > 0:
+            raise UsageError(f"--input-scale must be auto or a number > 0, got {args.input_scale}")
+    if args.input_modes is not None:
+        if not args.use_tt:
+            raise UsageError("--input-modes applies to a tensorized gru/lstm (--decomposition or --use-tt)")
+        args.input_modes = parse_modes(args.input_modes)
+
+
+def parse_modes(text):
+    """`--input-modes`: "4,8,8,8" -> [4, 8, 8, 8]; UsageError otherwise."""
+    try:
+        values = [int(v) for v in str(text).split(",")]
+    except ValueError:
+        raise UsageError(f"--input-modes must be a comma list of ints, got {text!r}") from None
+    if len(values) < 2 or any(v < 1 for v in values):
+        raise UsageError(f"--input-modes needs two or more modes >= 1, got {text!r}")
+    return values
+
+
+def features_of(store):
+    """The store's feature description (`FrameStore.features`: backbone, weights, width, ...), None for frames."""
+    return getattr(store, "features", None)
+
+
+def dataset_shapes(spec):
+    """The paper's shapes this dataset's frame models use: its own, else UCF11's (UCF101, HMDB51: 160x120)."""
+    from ttrnn.models.shapes import PAPER_SHAPES
+    return spec.name if spec.name in PAPER_SHAPES else "ucf11"
 
 
 def validate_recurrent(args):
@@ -108,9 +156,30 @@ def validate_recurrent(args):
 
 
 def check_store(args, spec, store):
-    """A tensorized kernel (any format) factors the paper's input modes: the store's frames must match them."""
-    if args.use_tt:
-        shared.check_tt_frames(label(args), spec, store, "tt_input_shape")
+    """A tensorized kernel (any format) factors the paper's input modes: the store's frames must match them; on a
+    feature store, the input modes must multiply to the feature width."""
+    features = features_of(store)
+    if features is None:
+        if args.input_modes is not None:
+            raise UsageError(f"--input-modes applies to feature stores; {store.path} holds frames (their modes are "
+                             "the paper's)")
+        if args.input_scale != "auto":
+            raise UsageError(f"--input-scale applies to feature stores; {store.path} holds frames (see --scaling)")
+        if args.use_tt:
+            shared.check_tt_frames(label(args), spec, store, "tt_input_shape", dataset=dataset_shapes(spec))
+        return
+    if args.scaling != "paper":
+        raise UsageError(f"--scaling applies to frame stores; {store.path} holds CNN features, which the model "
+                         "takes as stored")
+    if args.use_tt and args.input_modes is not None:
+        from ttrnn.models.shapes import FEATURE_OUTPUT_SHAPE, check_feature_modes
+        if len(args.input_modes) != len(FEATURE_OUTPUT_SHAPE):
+            raise UsageError(f"--input-modes needs {len(FEATURE_OUTPUT_SHAPE)} modes, as many as the hidden modes "
+                             f"{'x'.join(map(str, FEATURE_OUTPUT_SHAPE))}, got {len(args.input_modes)}")
+        try:
+            check_feature_modes(features["width"], args.input_modes)
+        except ValueError as exc:
+            raise UsageError(f"--input-modes: {exc} of {store.path}") from None
 
 
 def label(args):
@@ -155,10 +224,23 @@ def input_spec(args):
 
 
 def build(args, spec, store):
-    """The paper's (tensorized) GRU / LSTM for this dataset, sized to the store's frames and classes."""
+    """The paper's (tensorized) GRU / LSTM for this dataset, sized to the store's frames and classes; over a
+    feature store, `feature_classifier` sized to its feature width."""
     from ttrnn import models
+    features = features_of(store)
     try:
-        return models.paper_model(spec.name, args.model, len(store.classes), use_tt=args.use_tt,
+        if features is not None:
+            if args.input_scale == "auto":     # measured once; config.json's args record the number
+                args.input_scale = feature_scale(store, train_rows(args, spec, store))
+            return models.feature_classifier(len(store.classes), features["width"], cell=args.model,
+                                             use_tt=args.use_tt, input_modes=args.input_modes, ranks=args.rank,
+                                             preset=args.preset, dropout=args.dropout,
+                                             recurrent_dropout=args.recurrent_dropout, multilabel=spec.multilabel,
+                                             projection_dtype=args.projection_dtype,
+                                             decomposition=args.decomposition or "tt", blocks=args.blocks,
+                                             dtype=str(store.dtype), input_scale=args.input_scale,
+                                             **recurrent_kwargs(args))
+        return models.paper_model(dataset_shapes(spec), args.model, len(store.classes), use_tt=args.use_tt,
                                   preset=args.preset, frame_shape=frame_shape(store), multilabel=spec.multilabel,
                                   scaling=args.scaling, dropout=args.dropout,
                                   recurrent_dropout=args.recurrent_dropout, projection_dtype=args.projection_dtype,
@@ -187,6 +269,26 @@ def format_options(args):
     if args.integrated:
         names.append("--integrated")
     return "/".join(names)
+
+
+def train_rows(args, spec, store):
+    """The run's training clips (the trainer's split, `experiments.trainer.preflight.split_rows`)."""
+    from experiments.trainer.preflight import split_rows
+    return split_rows(args, spec, store)[1]
+
+
+def feature_scale(store, rows, clips=64):
+    """`--input-scale auto`: 1 / the root mean square of the features of up to `clips` of `rows` (evenly spaced),
+    so the input kernel sees features of about unit scale; 1.0 when they are all zero."""
+    import numpy as np
+    rows = np.asarray(rows)
+    picked = rows[np.linspace(0, len(rows) - 1, min(clips, len(rows))).astype(int)] if len(rows) else rows
+    total, count = 0.0, 0
+    for row in picked:
+        x = store.read(int(row)).astype(np.float64)
+        total, count = total + float(np.square(x).sum()), count + x.size
+    rms = (total / count) ** 0.5 if count else 0.0
+    return 1.0 / rms if rms > 0 else 1.0
 
 
 def frame_shape(store):

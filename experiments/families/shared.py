@@ -1,6 +1,7 @@
 """Options and checks that more than one family uses, each defined once: the paper models' pixel scaling and input
-dropout (rnn, mlp), the fixed-length 3D clips and their multi-view test (c3d, video3d), and pretrained weights
-(tsn, video3d). A family lists the ones it reads in its OPTIONS."""
+dropout (rnn, mlp), the fixed-length 3D clips and their multi-view test (c3d, video3d), pretrained weights
+(tsn, video3d), and which families take feature stores (`check_input_kind`). A family lists the options it reads in
+its OPTIONS."""
 from ttrnn.cli import UsageError
 
 PAPER_OPTIONS = ("scaling", "dropout")
@@ -37,14 +38,15 @@ def validate_paper(args):
         raise UsageError(f"--dropout must be in [0, 1), got {args.dropout}")
 
 
-def check_tt_frames(label, spec, store, modes_key, frames=1):
+def check_tt_frames(label, spec, store, modes_key, frames=1, dataset=None):
     """UsageError (before TensorFlow starts) when the store's frames do not factor into the paper's TT input modes
-    `PAPER_SHAPES[spec.name][modes_key]` (`frames` frames folded into them: the TT-MLP's 6); `label` names the
-    model in the message."""
+    `PAPER_SHAPES[dataset][modes_key]` (`dataset` default `spec.name`; `frames` frames folded into them: the
+    TT-MLP's 6); `label` names the model in the message."""
     from ttrnn.models.shapes import PAPER_SHAPES, check_frame_shape
-    if spec.name not in PAPER_SHAPES:
+    dataset = dataset or spec.name
+    if dataset not in PAPER_SHAPES:
         return
-    shapes = PAPER_SHAPES[spec.name]
+    shapes = PAPER_SHAPES[dataset]
     width, height = int(store.attrs["width"]), int(store.attrs["height"])
     try:
         check_frame_shape((height, width, 3), shapes[modes_key], frames)
@@ -54,6 +56,16 @@ def check_tt_frames(label, spec, store, modes_key, frames=1):
         raise UsageError(f"{store.path} holds {width}x{height} frames, but {label} on {spec.name} needs {w}x{h} "
                          f"(its TT input modes {'x'.join(map(str, shapes[modes_key]))} factor {folded}{w}x{h}x3); "
                          f"preprocess the videos with --size {w}x{h}, or train a model without TT") from None
+
+
+def check_input_kind(fam, args, store):
+    """UsageError (before TensorFlow starts) when a feature store (per-frame CNN features, `FrameStore.features`)
+    meets a family that trains on frames only: every family but the rnn one (`FEATURES = True` in its module)."""
+    features = getattr(store, "features", None)
+    if features is not None and not getattr(fam, "FEATURES", False):
+        raise UsageError(f"{store.path} is a feature store ({features.get('backbone')} features); --model "
+                         f"{args.model} trains on frames: give its frame store, or train --model gru|lstm on the "
+                         "features")
 
 
 def check_crop(args, spec, store):

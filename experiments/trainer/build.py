@@ -115,6 +115,7 @@ def start_run_dir(r, threads, argv):
                 "args_identity": r.ident, "command": command_line(r.spec, argv),
                 "store": {"path": str(Path(r.args.data).resolve()), "attrs": r.store.attrs,
                           "classes": list(r.store.classes),
+                          "features": getattr(r.store, "features", None),
                           "synthetic": bool(r.store.attrs.get("synthetic") or r.args.demo)},
                 "split": r.split.description, "num_train": int(len(r.train_rows)), "num_val": int(len(r.val_rows)),
                 "num_test": int(len(r.split.test)), "lr": r.lr, "threads": threads,

@@ -31,12 +31,23 @@ def final_metrics(r, history, loss, final, threads, argv, protocol=None):
         "protocol": r.args.protocol, "fold": r.args.fold, "split": r.split.description, "dataset": r.spec.name,
         "model": model_label(r.args), "command": command_line(r.spec, argv),
         "versions": package_versions(), "threads": threads, "classes": list(r.store.classes),
-        "padding_waste": round(r.train_feed.padding_waste(), 4), **protocol,
+        "padding_waste": round(r.train_feed.padding_waste(), 4),
+        "features": feature_summary(r.store), **protocol,
     })
     for key in ("confusion", "average_precision"):
         if key in final:
             metrics[key] = final[key]
     return metrics
+
+
+def feature_summary(store):
+    """metrics.json "features": the backbone, weights, pooling and width of a feature store's features (what the
+    tables show beside a feature run), None for a frame store."""
+    features = getattr(store, "features", None)
+    if features is None:
+        return None
+    return {k: features.get(k) for k in ("backbone", "weights", "pooling", "width", "image_size", "frame_skip",
+                                         "fps")}
 
 
 def report(r, history, predict, threads, argv):

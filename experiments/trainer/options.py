@@ -40,9 +40,12 @@ def build_parser(spec):
     """The dataset CLI's parser: the run's options, then one argument group per model family (--help)."""
     p = OneLineParser(prog=f"python -m experiments.{spec.name}",
                       usage="%(prog)s (--data STORE.h5 | --demo) [--model MODEL] [options of its group below]",
-                      description=f"Train a model on {spec.name} from a ttrnn frame store. {spec.notes}")
+                      description=f"Train a model on {spec.name} from a ttrnn frame store (or a feature store of "
+                                  f"per-frame CNN features: --model gru|lstm). {spec.notes}")
     g = p.add_argument_group("data and run")
-    g.add_argument("--data", metavar="STORE.h5", help="frame store made by `python -m preprocess.<layout>`")
+    g.add_argument("--data", metavar="STORE.h5",
+                   help="frame store made by `python -m preprocess.<layout>`, or a feature store made from one by "
+                        "`python -m experiments.features` (the rnn family's models then run over the features)")
     demo = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
                     for k, v in spec.demo_defaults.items())
     g.add_argument("--demo", action="store_true",
@@ -52,7 +55,8 @@ def build_parser(spec):
                    help=f"one of {', '.join(families.MODEL_CHOICES)} (default %(default)s); its options are in "
                         "its group below")
     g.add_argument("--max-len", type=int, default=spec.max_len,
-                   help="keep the first N frames of each clip (default %(default)s, the original's)")
+                   help="keep the first N frames (feature vectors on a feature store) of each clip (default "
+                        "%(default)s, the original's)")
     g.add_argument("--protocol", default=spec.protocol, choices=PROTOCOLS,
                    help="paper: the original random 5-fold split (seed 11111986); logo: leave-one-group-out; "
                         "store: the store's own split lists; holdout: one random 20%% test split seeded by "

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import run_dir as rd
+from experiments.families.shared import check_input_kind
 from experiments.trainer.options import family_of, identity, model_label, validate
 from ttrnn.cli import UsageError
 
@@ -21,7 +22,8 @@ RUNS = Path("runs")   # where runs go without --out (relative to the working dir
 
 
 def open_store(path, spec):
-    """The FrameStore at `path`, checked to be a store this dataset CLI can train on, with its shard folder beside
+    """The FrameStore at `path` (frames, or per-frame CNN features), checked to be a store this dataset CLI can
+    train on, with its shard folder beside
     it (`FrameStore.check_shards`: a store copied without OUT.clips/ fails here, in one line, not at its first
     read after TensorFlow has started)."""
     from ttrnn.store import FrameStore, StoreError
@@ -137,6 +139,7 @@ def preflight(args, spec, parser):
     store = open_store(args.data, spec)
     try:
         split, train_rows, val_rows = split_rows(args, spec, store)
+        check_input_kind(family_of(args), args, store)   # a feature store feeds the rnn family only
         family_of(args).check_store(args, spec, store)   # e.g. frames the TT shapes do not factor
         data = fingerprint(store, split, train_rows, val_rows)
     finally:

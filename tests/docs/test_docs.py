@@ -20,7 +20,7 @@ API = DOCS / "api"
 
 # The public API: the top-level namespace and each subpackage's `__all__`.
 PUBLIC_MODULES = ("ttrnn", "ttrnn.store", "ttrnn.data", "ttrnn.formats", "ttrnn.layers", "ttrnn.models",
-                  "ttrnn.decompose", "ttrnn.baselines", "ttrnn.cli")
+                  "ttrnn.decompose", "ttrnn.baselines", "ttrnn.features", "ttrnn.cli")
 DIRECTIVE = re.compile(r"^::: (\S+)", re.M)
 HAND_ANCHOR = re.compile(r"\{ #([\w.]+) \}")
 PYTHON_BLOCK = re.compile(r"^```python[^\n]*\n(.*?)^```", re.M | re.S)

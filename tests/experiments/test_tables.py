@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from helpers import REPO, run_cli
 
 from experiments import param_counts, tables
@@ -201,3 +202,39 @@ def test_runs_without_finite_metrics_are_skipped_and_named(tmp_path, capsys):
     assert sorted(skipped) == sorted([f"skipped {nan}: non-finite accuracy (a diverged run, not a result)",
                                       f"skipped {inf}: non-finite test_loss (a diverged run, not a result)",
                                       f"skipped {null}: non-finite map (a diverged run, not a result)"])
+
+
+def test_feature_runs_go_to_the_cnn_feature_table_only(tmp_path, capsys):
+    """A run on a feature store (metrics.json "features") stands beside TR-LSTM's HMDB51 number, with its backbone,
+    and never in the raw-pixel successors table; a feature run no paper row names gets a row of its own."""
+    runs = tmp_path / "runs"
+    features = {"backbone": "inceptionv3", "weights": "imagenet", "pooling": "avg", "width": 2048}
+    for fold, acc in ((0, 0.60), (1, 0.50)):
+        d = write_run(runs, f"hmdb51-tr_lstm-{fold}", "hmdb51", "tr_lstm", fold, acc, [3.0], protocol="store",
+                      params=2016, store="/data/hmdb51-inceptionv3.h5")
+        metrics = json.loads((d / "metrics.json").read_text())
+        (d / "metrics.json").write_text(json.dumps({**metrics, "features": features}))
+    d = write_run(runs, "ucf11-tr_lstm-f", "ucf11", "tr_lstm", 0, 0.91, [2.0], protocol="holdout", params=2016)
+    (d / "metrics.json").write_text(json.dumps({**json.loads((d / "metrics.json").read_text()),
+                                                "features": {**features, "weights": None, "width": 1280}}))
+    d = write_run(runs, "hmdb51-ht_gru-f", "hmdb51", "ht_gru", 0, 0.40, [2.0], protocol="store", params=1743)
+    (d / "metrics.json").write_text(json.dumps({**json.loads((d / "metrics.json").read_text()),
+                                                "features": features}))
+    code, out = cli(capsys, runs, "--json")
+    assert code == 0
+    report = json.loads(out)
+    rows = report["features"]
+    hmdb = [r for r in rows if r["dataset"] == "hmdb51" and r["model"] == "tr_lstm"]
+    assert len(hmdb) == 1 and hmdb[0]["reported"] == 0.638
+    assert hmdb[0]["runs"]["mean"] == pytest.approx(0.55) and hmdb[0]["runs"]["n"] == 2
+    assert tables.backbone_cell(hmdb[0]["runs"]) == "inceptionv3 (imagenet), 2048"
+    ucf = [r for r in rows if r["dataset"] == "ucf11" and r["model"] == "tr_lstm"]
+    assert all(r["runs"]["mean"] == pytest.approx(0.91) for r in ucf) and len(ucf) == 2   # Pan's and tednet's rows
+    assert [r["runs"] for r in rows if r["model"] == "tt_lstm"] == [None]                  # tednet's TT: not run
+    assert any(r["model"] == "ht_gru" and r["reported"] is None for r in rows)             # ours only
+    assert all(r["runs"] is None for r in report["successors"])         # the raw-pixel table does not take them
+    code, out = cli(capsys, runs)
+    assert "## The successors on CNN features" in out
+    line = next(x for x in out.splitlines() if x.startswith("| hmdb51 | TR-LSTM (Pan et al., AAAI 2019)"))
+    assert "0.6380" in line and "0.550 ± 0.050 (2 folds)" in line and "inceptionv3 (imagenet), 2048" in line
+    assert "not confirmed" in line and "2,016" in line

@@ -33,15 +33,15 @@ class _Lease:
     as some array still views the batch.
     """
 
-    def __init__(self, raw, shape):
+    def __init__(self, raw, shape, dtype=np.uint8):
         self.raw = raw   # the pooled buffer (uint8, aligned); kept alive by this lease while the batch is held
-        self.__array_interface__ = {"version": 3, "typestr": "|u1", "shape": tuple(int(s) for s in shape),
-                                    "data": (raw.ctypes.data, False)}
+        self.__array_interface__ = {"version": 3, "typestr": np.dtype(dtype).str,
+                                    "shape": tuple(int(s) for s in shape), "data": (raw.ctypes.data, False)}
 
 
 class BatchBuffers:
-    """A pool of uint8 batch arrays: `take(shape)` returns a 64-byte aligned array of that shape, carved from an
-    idle buffer of the pool or from a new one.
+    """A pool of batch arrays: `take(shape, dtype)` returns a 64-byte aligned array of that shape and dtype (uint8
+    frames, or a feature store's float16 vectors), carved from an idle byte buffer of the pool or from a new one.
 
     Ownership rule: `take` lends a buffer to the one batch it returns, and the buffer comes back to the pool when
     the last array viewing that batch is freed (a `weakref.finalize` on the batch's `_Lease`, which runs in
@@ -65,9 +65,10 @@ class BatchBuffers:
         self._returned = collections.deque()   # buffers given back by finalizers (any thread), not yet in _idle
         self._lock = threading.Lock()          # `take` from several threads (one feed's tf.data thread each)
 
-    def take(self, shape):
-        """A uint8 array of `shape` (C-contiguous, aligned), lent until every array viewing it is freed."""
-        need = int(np.prod(shape))
+    def take(self, shape, dtype=np.uint8):
+        """An array of `shape` and `dtype` (default uint8; C-contiguous, aligned), lent until every array viewing
+        it is freed."""
+        need = int(np.prod(shape)) * np.dtype(dtype).itemsize
         with self._lock:
             while self._returned:
                 self._idle.append(self._returned.popleft())
@@ -79,6 +80,6 @@ class BatchBuffers:
             else:
                 raw = aligned_empty(max(need, self.capacity))
                 self.allocated += 1
-        lease = _Lease(raw, shape)
+        lease = _Lease(raw, shape, dtype)
         weakref.finalize(lease, self._returned.append, raw).atexit = False
         return np.asarray(lease)

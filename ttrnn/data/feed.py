@@ -16,7 +16,8 @@ from ttrnn.data.readers import ReaderPool
 
 
 class BatchFeed:
-    """Batches of (frames uint8 (B, T, H, W, 3), targets float32 (B, C)) of the store rows `rows`.
+    """Batches of (frames uint8 (B, T, H, W, 3), targets float32 (B, C)) of the store rows `rows`; of a feature
+    store (`FrameStore.features`), (features (B, T, F) in the store's dtype, float16 by default, targets).
 
     Sequence batches are pre-padded with zero frames to `padded_length` (real frames at the end, as the original
     `pad_sequences`); other modes have a fixed T (`spec.num_frames`), and c3d crops H = W = `spec.crop`. Targets are
@@ -51,6 +52,10 @@ class BatchFeed:
         self.lengths = np.array([spec.effective_length(n) for n in self.stored_lengths])
         self.targets = store.label_matrix()[self.rows].astype(np.float32)
         self.height, self.width = int(store.attrs["height"]), int(store.attrs["width"])
+        self.dtype = np.dtype(store.dtype)
+        if spec.mode == "c3d" and store.features is not None:
+            raise ValueError(f"C3D crops frames, but {store.path} is a feature store (per-frame "
+                             f"{store.features['backbone']} features): give a frame store")
         if spec.mode == "c3d" and min(self.height, self.width) < spec.crop:
             raise ValueError(f"C3D crops {spec.crop}x{spec.crop} but the store's frames are "
                              f"{self.width}x{self.height}")
@@ -59,10 +64,10 @@ class BatchFeed:
         return -(-len(self.rows) // self.batch_size)
 
     def frame_shape(self):
-        """(H, W, 3) of one frame of a batch."""
+        """(H, W, 3) of one frame of a batch ((F,) for a feature store)."""
         if self.spec.mode == "c3d":
             return (self.spec.crop, self.spec.crop, 3)
-        return (self.height, self.width, 3)
+        return tuple(self.store.frame_shape)
 
     def batch_length(self, positions):
         """T of the batch holding these positions: padded length (sequence mode) or the fixed frame count."""
@@ -83,7 +88,8 @@ class BatchFeed:
         return plan
 
     def batches(self, epoch=0):
-        """Generator of (x uint8 (B, T, H, W, 3), y float32 (B, C)) for one epoch.
+        """Generator of (x uint8 (B, T, H, W, 3) (a feature store: (B, T, F) in its dtype), y float32 (B, C)) for
+        one epoch.
 
         `x` is lent by the reader's `BatchBuffers`: it stays intact for as long as the caller (or a tensor made from
         it) holds it, and its buffer is reused once it is let go."""
@@ -109,7 +115,7 @@ class BatchFeed:
                 if hints is not None and ahead < len(plan):
                     extents[ahead] = [self._extent(clip) for clip in plan[ahead][1]]
                     hints.will_need(extents[ahead])
-                x = buffers.take((len(clips), t) + self.frame_shape())
+                x = buffers.take((len(clips), t) + self.frame_shape(), self.dtype)
                 for b, clip in enumerate(clips):
                     if in_place:
                         n = reader.read_into(clip, x[b])
@@ -136,7 +142,8 @@ class BatchFeed:
             longest = padded_length(self.lengths, self.spec) if len(self.lengths) else 0
         else:
             longest = self.spec.num_frames
-        return min(self.batch_size, len(self.rows)) * longest * int(np.prod(self.frame_shape()))
+        frame = int(np.prod(self.frame_shape())) * self.dtype.itemsize
+        return min(self.batch_size, len(self.rows)) * longest * frame
 
     def _extent(self, clip):
         """The store span a ClipPlan reads (hints only; explicit frame lists and crops hint the whole clip)."""

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from ttrnn.data.buffers import BatchBuffers
-from ttrnn.store import FrameStore
+from ttrnn.store import CorruptClipError, FrameStore
 
 
 class ReaderError(RuntimeError):
@@ -119,12 +119,21 @@ class ReaderPool:
                 raise ReaderError(_cannot_open(self.path, exc)) from None
         return self
 
-    def imap(self, plans, window):
-        """Yield the frames (uint8 (T, H, W, 3)) of each plan in order; at most `window` reads outstanding."""
+    def imap(self, plans, window, keep_going=False):
+        """Yield the frames (uint8 (T, H, W, 3)) of each plan in order; at most `window` reads outstanding.
+
+        `keep_going`: a clip that cannot be read (`CorruptClipError`: damaged, or its shard missing) is yielded as
+        that exception instead of ending the iteration, so a pass over a whole store (feature extraction) records
+        it and goes on with the next clip."""
         self.start()
         if self.workers == 0:
             for plan in plans:
-                yield read_plan(self._local, plan)
+                try:
+                    yield read_plan(self._local, plan)
+                except CorruptClipError as e:
+                    if not keep_going:
+                        raise
+                    yield e
             return
         pending = collections.deque()
         plans = iter(plans)
@@ -139,7 +148,13 @@ class ReaderPool:
                 pending.append(self._submit(plan))
             if not pending:
                 return
-            yield self._wait(pending.popleft())
+            try:
+                frames = self._wait(pending.popleft())
+            except CorruptClipError as e:
+                if not keep_going:
+                    raise
+                frames = e
+            yield frames
 
     def _submit(self, plan):
         pool = self._pool

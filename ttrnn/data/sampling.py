@@ -12,7 +12,8 @@ indices.
 
 import numpy as np
 
-__all__ = ["tsn_indices", "c3d_window", "crop_box", "mlp_indices", "even_windows", "view_crop_boxes"]
+__all__ = ["tsn_indices", "c3d_window", "crop_box", "mlp_indices", "even_windows", "view_crop_boxes",
+           "resample_indices"]
 
 
 def _rng(rng):
@@ -149,3 +150,18 @@ def view_crop_boxes(height, width, crop=112, num_crops=1):
     if width >= height:
         return [(top, x, size, size) for x in (0, left, width - size)]
     return [(y, left, size, size) for y in (0, top, height - size)]
+
+
+def resample_indices(length, rate, fps):
+    """The stored frames of a clip of `length` frames at `rate` frames/s that a resampling to `fps` frames/s keeps:
+    frame floor(j * rate / fps) for output j = 0, 1, ... while it is in the clip (preprocessing's `--fps` rule,
+    `preprocess.video.FrameSampler`), so frames repeat when `fps` > `rate`. Feature extraction's `--fps` thins a
+    store's frames with it.
+
+    Returns: int64 array, non-decreasing, in `[0, length)`, never empty for `length` >= 1."""
+    length = _check_positive("length", length)
+    if not rate > 0 or not fps > 0:
+        raise ValueError(f"frame rates must be > 0, got rate {rate!r} and fps {fps!r}")
+    count = int(np.ceil(length * float(fps) / float(rate) - 1e-6))
+    idx = np.floor(np.arange(max(1, count)) * float(rate) / float(fps) + 1e-6).astype(np.int64)
+    return idx[idx < length]

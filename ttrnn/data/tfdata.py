@@ -15,7 +15,8 @@ _failures = []     # errors kept by feed generators, raised by the map_batches l
 
 def feed_dataset(feed, epoch_counter):
     """`feed.batches(epoch_counter())` as a `tf.data.Dataset` of (uint8 (B, T, H, W, 3), float32 (B, C)), B and T
-    unknown, prefetching one batch; `epoch_counter` is called at the start of every pass (the epoch seeds it).
+    unknown, prefetching one batch; `epoch_counter` is called at the start of every pass (the epoch seeds it). A
+    feature store's feed gives (B, T, F) in its dtype (`feed.dtype`, float16 by default) instead of frames.
 
     The generator's batches are 64-byte aligned (`BatchBuffers`), so tf.data wraps them without a copy."""
     import tensorflow as tf
@@ -28,7 +29,7 @@ def feed_dataset(feed, epoch_counter):
                 raise
             _failures.append(exc)
 
-    signature = (tf.TensorSpec((None, None) + feed.frame_shape(), tf.uint8),
+    signature = (tf.TensorSpec((None, None) + feed.frame_shape(), tf.as_dtype(feed.dtype)),
                  tf.TensorSpec((None, feed.targets.shape[1]), tf.float32))
     ds = tf.data.Dataset.from_generator(batches, output_signature=signature)
     options = tf.data.Options()

@@ -1,8 +1,9 @@
-"""Builders for the paper's models: TT-GRU / TT-LSTM, plain GRU / LSTM, TT-MLP, with its per-dataset TT shapes.
+"""Builders for the paper's models: TT-GRU / TT-LSTM, plain GRU / LSTM, TT-MLP, with its per-dataset TT shapes; and
+the same RNNs over per-frame CNN features (`feature_classifier`), the setting of the paper's successors.
 
-All models take uint8 frames (batch, T, H, W, 3) and return class probabilities (softmax, or sigmoid for the
-multi-label Hollywood2). The input-to-hidden layer of every model is named "input_to_hidden", which is what the
-paper's "# Parameters" column counts (`input_to_hidden_params`).
+The paper's models take uint8 frames (batch, T, H, W, 3), the feature models float16 features (batch, T, F); all
+return class probabilities (softmax, or sigmoid for the multi-label Hollywood2). The input-to-hidden layer of every
+model is named "input_to_hidden", which is what the paper's "# Parameters" column counts (`input_to_hidden_params`).
 """
 import math
 
@@ -10,7 +11,15 @@ import keras
 
 from ttrnn.formats import FORMAT_NAMES
 from ttrnn.layers.pixels import PixelScaling
-from ttrnn.models.shapes import MLP_FRAMES, PAPER_SHAPES, check_frame_shape  # noqa: F401 (re-exported)
+from ttrnn.models.shapes import (  # noqa: F401 (re-exported)
+    FEATURE_OUTPUT_SHAPE,
+    MLP_FRAMES,
+    PAPER_SHAPES,
+    check_feature_modes,
+    check_frame_shape,
+    feature_input_modes,
+    integrated_input_modes,
+)
 
 L2_ALPHA = 1e-2  # the original: Dense(..., kernel_regularizer=l2(1e-2)) on the classifier
 MLP_HIDDEN_SHAPE = (4, 4, 4, 4)
@@ -91,23 +100,21 @@ def rnn_classifier(num_classes, frame_shape, cell="gru", use_tt=True, tt_input_s
                                input_scale=scale, input_shift=shift, projection_dtype=projection_dtype,
                                integrated=integrated, name="input_to_hidden", **recurrent)
     else:
-        units = units or math.prod(tt_output_shape)
-        kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
-        if preset == "paper":
-            from ttrnn.layers.activations import hard_sigmoid
-            kwargs["recurrent_activation"] = hard_sigmoid
-        if cell == "gru":
-            rnn = keras.layers.GRU(units, reset_after=(preset != "paper"), **kwargs)
-        else:
-            rnn = keras.layers.LSTM(units, **kwargs)
+        rnn = _plain_rnn(cell, units or math.prod(tt_output_shape), preset, dropout=dropout,
+                         recurrent_dropout=recurrent_dropout, name="input_to_hidden")
     h = rnn(x)
     outputs = _head(h, num_classes, multilabel)
+    return keras.Model(frames, outputs,
+                       name=name or _label(use_tt, decomposition, cell, recurrent_decomposition, integrated))
+
+
+def _label(use_tt, decomposition, cell, recurrent_decomposition, integrated):
+    """The model's name, the run label of experiments' rnn family: gru, tt_gru, tt_gru_fd[_<format>],
+    ht_lstm_integrated, ..."""
     label = (f"{decomposition}_" if use_tt else "") + cell
-    if recurrent_decomposition is not None:          # the run labels of experiments' rnn family: _fd[_<format>]
+    if recurrent_decomposition is not None:
         label += "_fd" + ("" if recurrent_decomposition == decomposition else f"_{recurrent_decomposition}")
-    if integrated:
-        label += "_integrated"
-    return keras.Model(frames, outputs, name=name or label)
+    return label + ("_integrated" if integrated else "")
 
 
 def _check_recurrent(use_tt, recurrent_decomposition, recurrent_ranks, integrated):
@@ -132,6 +139,97 @@ def _check_integrated_rows(frame_shape, input_shape, output_shape):
         raise ValueError(f"the integrated input modes {tuple(input_shape)} multiply to {math.prod(input_shape)}, "
                          f"fewer than the {math.prod(frame_shape)} values of a {tuple(frame_shape)} frame plus "
                          f"{math.prod(output_shape)} units = {rows}")
+
+
+def _plain_rnn(cell, units, preset, **kwargs):
+    """Keras's own GRU / LSTM with the paper presets (the paper preset: hard sigmoid gates, reset_after=False)."""
+    if preset == "paper":
+        from ttrnn.layers.activations import hard_sigmoid
+        kwargs["recurrent_activation"] = hard_sigmoid
+    if cell == "gru":
+        return keras.layers.GRU(units, reset_after=(preset != "paper"), **kwargs)
+    return keras.layers.LSTM(units, **kwargs)
+
+
+def feature_classifier(num_classes, width, cell="lstm", use_tt=True, input_modes=None,
+                       output_modes=FEATURE_OUTPUT_SHAPE, ranks=None, units=None, preset="modern", dropout=0.25,
+                       recurrent_dropout=0.25, multilabel=False, max_len=None, name=None, projection_dtype=None,
+                       decomposition="tt", blocks=None, dtype="float16", input_scale=1.0,
+                       recurrent_decomposition=None, recurrent_ranks=None, integrated=False):
+    """(tensorized) GRU / LSTM over per-frame CNN features -> Dense classifier: the successors' CNN-feature setting
+    (TR-LSTM, Pan et al., AAAI 2019; tednet's UCF11 feature benchmark) on this package's layers.
+
+    features (B, T, F) as stored (float16) -> Masking(0) (cast to float32; the all-zero steps the data feed
+    pre-pads with are masked, as `PixelScaling` masks all-zero frames) -> RNN (last state) -> Dense, as
+    `rnn_classifier` minus the pixel scaling: features enter as they were stored. A step whose features are all
+    exactly zero is masked too: pooled features of a trained backbone never are, but a randomly initialized one
+    can give them (a random MobileNetV2 at 64x64 gives nothing else).
+
+    Args:
+        num_classes: classifier outputs.
+        width: F, values per feature vector (2,048 for InceptionV3 and ResNet50's average pool).
+        cell: "gru" or "lstm".
+        use_tt: a tensorized input-to-hidden kernel in the `decomposition` format (tt, tr, bt, cp, ht) over
+            `input_modes` -> `output_modes`; False: Keras's GRU / LSTM with a dense (F, gates*units) kernel.
+        input_modes: modes whose product is F; default `feature_input_modes(F)` (2,048 -> 4x8x8x8).
+        output_modes: hidden modes (default 4x4x4x4 = 256 units, the paper's).
+        ranks: the format's ranks (an int or its list); default the TT-RNN paper's 4 for tt,
+            `ttrnn.formats.DEFAULT_RANKS` otherwise.
+        units: hidden units of the plain GRU / LSTM (default the product of `output_modes`).
+        preset, dropout, recurrent_dropout, projection_dtype, blocks: as `rnn_classifier`.
+        multilabel: sigmoid outputs (else softmax).
+        max_len: fixed T of the input, or None (any length).
+        dtype: the input's dtype, the feature store's ("float16", or "float32" for a store made so).
+        input_scale: a constant (not trained) the features are multiplied by before the input kernel, so that they
+            reach it at about unit scale whatever the backbone: a randomly initialized InceptionV3's average-pooled
+            features are about 4e-4 (their kernel's projection is then near zero and learns slowly), a random
+            ResNet50's about 2. The trainer's `--input-scale auto` (its default) measures 1 / RMS on training
+            clips. Tensorized layers apply it per time chunk (their `input_scale`); the plain GRU / LSTM through a
+            Rescaling layer.
+        recurrent_decomposition, recurrent_ranks: the hidden-to-hidden kernel in a format too, on `output_modes`
+            both ways (as `rnn_classifier`).
+        integrated: one `decomposition` matrix over `[x_t, h_{t-1}]` (as `rnn_classifier`); `input_modes` are then
+            its modes, multiplying to at least F + units (default `integrated_input_modes(F + units)`).
+
+    Cost per step: the kernel's projection of F values (a 2,048 x 1,024 dense LSTM kernel: 2.1 M multiply-adds; the
+    TT kernel at ranks 4: about 50 k) plus the recurrent (units, gates*units) product.
+    """
+    if projection_dtype not in (None, "float32") and not use_tt:
+        raise ValueError("projection_dtype applies to tensorized models only (use_tt=True)")
+    if cell not in RNN_MODELS:
+        raise ValueError(f"unknown recurrent cell {cell!r} (choose from {', '.join(RNN_MODELS)})")
+    _check_recurrent(use_tt, recurrent_decomposition, recurrent_ranks, integrated)
+    width = int(width)
+    features = keras.Input((max_len, width), dtype=str(dtype), name="features")
+    # Keras casts a float16 input to the layer's float32 before the call; the mask marks steps not all zero.
+    x = keras.layers.Masking(0.0, dtype="float32", name="steps")(features)
+    input_scale = float(input_scale)
+    if not input_scale > 0:
+        raise ValueError(f"input_scale must be > 0, got {input_scale}")
+    kwargs = dict(dropout=dropout, recurrent_dropout=recurrent_dropout, name="input_to_hidden")
+    if use_tt and input_scale != 1.0:
+        kwargs["input_scale"] = input_scale
+    elif input_scale != 1.0:       # scaling keeps zero steps zero: the mask Masking computed still holds
+        x = keras.layers.Rescaling(input_scale, name="input_scale")(x)
+    if use_tt:
+        if integrated:
+            input_modes = tuple(input_modes or integrated_input_modes(width + math.prod(output_modes),
+                                                                      len(output_modes)))
+            _check_integrated_rows((width,), input_modes, output_modes)
+            kwargs["integrated"] = True
+        else:
+            input_modes = tuple(input_modes or feature_input_modes(width, len(output_modes)))
+            check_feature_modes(width, input_modes)
+        if recurrent_decomposition is not None:
+            kwargs.update(recurrent_format=recurrent_decomposition, recurrent_ranks=recurrent_ranks,
+                          recurrent_input_modes=list(output_modes), recurrent_output_modes=list(output_modes))
+        tt_ranks = (1,) + (PAPER_SHAPES["ucf11"]["tt_ranks"][1],) * (len(input_modes) - 1) + (1,)
+        rnn = tensor_rnn_layer(decomposition, cell, input_modes, output_modes, tt_ranks, ranks, blocks,
+                               preset=preset, projection_dtype=projection_dtype, **kwargs)
+    else:
+        rnn = _plain_rnn(cell, units or math.prod(output_modes), preset, **kwargs)
+    return keras.Model(features, _head(rnn(x), num_classes, multilabel),
+                       name=name or _label(use_tt, decomposition, cell, recurrent_decomposition, integrated))
 
 
 def tt_mlp_classifier(num_classes, frame_shape, tt_input_shape, hidden_shape=MLP_HIDDEN_SHAPE, tt_ranks=(1, 4, 4, 4, 1),

@@ -1,5 +1,6 @@
-"""The paper's TT shapes per dataset and the frame-size check, without Keras: a CLI checks a store's frame size
-against a model's TT input modes before TensorFlow starts (`ttrnn.models` builds the models from these)."""
+"""The paper's TT shapes per dataset and the frame-size check, and the input modes of the RNNs over CNN features,
+without Keras: a CLI checks a store's frame size (or feature width) against a model's input modes before TensorFlow
+starts (`ttrnn.models` builds the models from these)."""
 import math
 
 PAPER_SHAPES = {
@@ -39,3 +40,73 @@ def check_frame_shape(frame_shape, tt_input_shape, frames=1):
     if dim != math.prod(tt_input_shape):
         raise ValueError(f"frames of shape {tuple(frame_shape)} flatten to {dim} values but the TT input modes "
                          f"{tuple(tt_input_shape)} multiply to {math.prod(tt_input_shape)}")
+
+
+FEATURE_OUTPUT_SHAPE = (4, 4, 4, 4)
+"""Output modes of the tensorized RNNs over CNN features: the paper's 4x4x4x4 = 256 hidden units on every dataset
+(`feature_classifier`), so a feature run and a raw-pixel run of one dataset differ only in their input."""
+FEATURE_INPUT_MODES = {
+    8192: (8, 8, 8, 16),   # an unpooled 2x2x2048 map: ResNet50 at 64 px, InceptionV3 at 107 (--pooling none)
+    2048: (4, 8, 8, 8),    # InceptionV3, ResNet50 / 101 / 152, Xception
+    1536: (4, 6, 8, 8),    # InceptionResNetV2, EfficientNetB3
+    1280: (4, 5, 8, 8),    # MobileNetV2, EfficientNetB0 / B1
+    1024: (4, 4, 8, 8),    # DenseNet121, MobileNet
+    576: (4, 4, 6, 6),     # MobileNetV3Small
+    512: (4, 4, 4, 8),     # VGG16 / 19
+}
+"""Default input modes of a feature width F (`feature_input_modes`): four modes (as many as the output modes, which
+a TT, TR or HT kernel needs), balanced, ascending; equal to `factor_modes(F, 4)`, listed for the backbones'
+widths so the documentation shows them."""
+
+
+def factor_modes(n, d=4):
+    """`n` as `d` integer modes whose product is `n`, as balanced as a greedy split of its prime factors makes them
+    (each prime, largest first, multiplies the smallest mode so far), ascending. Modes of 1 appear only when `n`
+    has fewer than `d` prime factors (a prime width `p` -> `(1, 1, 1, p)`).
+
+    Example: `factor_modes(2048)` -> (4, 8, 8, 8); `factor_modes(1280)` -> (4, 5, 8, 8).
+    """
+    n, d = int(n), int(d)
+    if n < 1 or d < 1:
+        raise ValueError(f"factor_modes needs n >= 1 and d >= 1, got n={n}, d={d}")
+    primes, rest, p = [], n, 2
+    while p * p <= rest:
+        while rest % p == 0:
+            primes.append(p)
+            rest //= p
+        p += 1
+    if rest > 1:
+        primes.append(rest)
+    modes = [1] * d
+    for prime in sorted(primes, reverse=True):
+        modes[modes.index(min(modes))] *= prime
+    return tuple(sorted(modes))
+
+
+def feature_input_modes(width, d=len(FEATURE_OUTPUT_SHAPE)):
+    """The default input modes of features of `width` values: `FEATURE_INPUT_MODES[width]` for four modes, else
+    `factor_modes(width, d)`."""
+    if d == len(FEATURE_OUTPUT_SHAPE) and int(width) in FEATURE_INPUT_MODES:
+        return FEATURE_INPUT_MODES[int(width)]
+    return factor_modes(width, d)
+
+
+def integrated_input_modes(rows, d=len(FEATURE_OUTPUT_SHAPE), slack=0.01):
+    """Input modes of an integrated layer's one matrix over `rows` = input values + units (`integrated=True`):
+    `d` modes whose product N is at least `rows` and at most `slack` above it, the most balanced of those
+    (smallest largest / smallest mode; then the smallest N). `rows` itself often factors badly (a large prime), so
+    a few padding rows buy even modes. Example: 2,048 features + 256 units -> (6, 6, 8, 8) = 2,304 exactly."""
+    rows, best = int(rows), None
+    for n in range(rows, int(math.ceil(rows * (1 + slack))) + 1):
+        modes = factor_modes(n, d)
+        key = (max(modes) / min(modes), n)
+        if best is None or key < best[0]:
+            best = (key, modes)
+    return best[1]
+
+
+def check_feature_modes(width, input_modes):
+    """ValueError unless the input modes multiply to the feature width."""
+    if math.prod(input_modes) != int(width):
+        raise ValueError(f"input modes {'x'.join(map(str, input_modes))} multiply to {math.prod(input_modes)}, not "
+                         f"the feature width {width}")

@@ -1,4 +1,5 @@
-"""The frame store: decoded video clips on disk, written by `preprocess/` and read by training.
+"""The frame store: decoded video clips on disk, written by `preprocess/` and read by training; and the feature
+store, the same store holding per-frame feature vectors (float16 (T, F) per clip) instead of frames.
 
 A store is an HDF5 index file `OUT` plus a folder `OUT.clips/` of shard files, one per clip, each frame coded
 (raw, lzf, gzip or jpeg) and checksummed. Commits survive SIGKILL and a full disk: nothing a reader sees is ever
@@ -19,6 +20,8 @@ Example::
     from ttrnn.store import FrameStore
     with FrameStore("ucf11.h5") as store:
         frames = store.read(0)                  # uint8 (T, H, W, 3) RGB, whatever the codec
+    with FrameStore("ucf11-inceptionv3.h5") as store:   # python -m experiments.features ucf11.h5 ...
+        features = store.read(0)                # float16 (T, 2048); store.features says how they were computed
 
 This package imports NumPy and h5py, never TensorFlow or Keras (preprocessing workers stay light).
 """
@@ -32,6 +35,7 @@ from ttrnn.store.schema import (
     COMPRESSIONS,
     DEFAULT_CODEC,
     DEFAULT_QUALITY,
+    FEATURE_CODECS,
     FRAMES_PER_CHUNK,
     INDEX_FIELDS,
     SCHEMA_VERSION,
@@ -41,10 +45,13 @@ from ttrnn.store.schema import (
     DiskFullError,
     StoreError,
     StoreLockedError,
+    clip_form,
     clip_meta,
     corrupt_clip_line,
     disk_full_error,
+    feature_params,
     is_disk_full,
+    is_feature_store,
     params_of,
     recoded_params,
     shard_dir,
@@ -56,7 +63,7 @@ __all__ = [
     # layout and parameters
     "SCHEMA_VERSION", "CODECS", "COMPRESSIONS", "DEFAULT_CODEC", "DEFAULT_QUALITY", "FRAMES_PER_CHUNK",
     "SHARD_SUFFIX", "STORE_RECORD", "INDEX_FIELDS", "OPEN_SHARDS", "shard_dir", "store_params", "recoded_params",
-    "params_of", "clip_meta",
+    "params_of", "clip_meta", "FEATURE_CODECS", "feature_params", "is_feature_store", "clip_form",
     # errors
     "StoreError", "CorruptClipError", "StoreLockedError", "DiskFullError", "is_disk_full", "disk_full_error",
     "corrupt_clip_line",

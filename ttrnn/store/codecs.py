@@ -1,7 +1,9 @@
 """How a shard stores its frames (codec raw, lzf, gzip or jpeg) and the CRC-32 that guards each frame.
 
-Every codec returns the same thing to a reader: uint8 (T, H, W, 3) RGB frames. The checksum is over the bytes as
-stored (a raw frame's pixels, or a JPEG frame's file bytes), so a damaged frame is found before it is decoded.
+Every frame codec returns the same thing to a reader: uint8 (T, H, W, 3) RGB frames. The checksum is over the bytes
+as stored (a raw frame's pixels, or a JPEG frame's file bytes), so a damaged frame is found before it is decoded.
+A feature store's codec is its dtype (float16 or float32, `FEATURE_CODECS`): (T, F) feature vectors kept as a
+contiguous array, like codec raw, one CRC-32 per frame's vector.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from ttrnn.store.schema import DEFAULT_QUALITY, FRAMES_PER_CHUNK, CorruptClipError
+from ttrnn.store.schema import DEFAULT_QUALITY, FEATURE_CODECS, FRAMES_PER_CHUNK, CorruptClipError
 
 
 def encode_frames(frames, codec, quality=None):
@@ -18,8 +20,9 @@ def encode_frames(frames, codec, quality=None):
 
     raw / lzf / gzip: `frames` (T, H, W, 3) as given (lzf / gzip compress it when written, `write_datasets`);
     jpeg: `bytes` uint8 (N,) the frames' JPEG files back to back and `offsets` int64 (T + 1,), frame t being
-    bytes[offsets[t]:offsets[t + 1]], coded at `quality` (1-100)."""
-    frames = np.ascontiguousarray(frames, np.uint8)
+    bytes[offsets[t]:offsets[t + 1]], coded at `quality` (1-100); float16 / float32 (a feature store): `frames`
+    the (T, F) feature vectors in that dtype."""
+    frames = np.ascontiguousarray(frames, codec if codec in FEATURE_CODECS else np.uint8)
     if codec != "jpeg":
         return {"frames": frames, "crc": np.array([zlib.crc32(f) for f in frames], np.uint32)}
     import cv2

@@ -37,9 +37,10 @@ def supported(path):
 
 
 def read_span(path, offset, out):
-    """Fill `out` (a writable C-contiguous uint8 array) with the `out.size` bytes of `path` from `offset`, read
-    with O_DIRECT. An OSError (EIO on a short read: the file ends before the span) when the bytes are not there."""
-    flat = out.reshape(-1)
+    """Fill `out` (a writable C-contiguous array of any dtype) with the `out.nbytes` bytes of `path` from `offset`,
+    read with O_DIRECT. An OSError (EIO on a short read: the file ends before the span) when the bytes are not
+    there."""
+    flat = out.reshape(-1).view(np.uint8)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     try:
         done, buffer = 0, _buffer()

@@ -18,6 +18,7 @@ from ttrnn.store.schema import (
     CorruptClipError,
     StoreError,
     as_text,
+    clip_form,
     index_intact,
     open_problem,
     rebuild_hint,
@@ -79,7 +80,13 @@ class FrameStore:
 
     `index` is a numpy structured array sorted by clip id (fields: clip_id, class_name, label, group, length,
     source, fps); row i of `index` is clip i of `read(i)`. `codec` / `quality` say how frames are stored; every
-    read returns uint8 (T, H, W, 3) RGB whatever the codec and checks each frame's checksum (schema 2). `uid` is
+    read returns uint8 (T, H, W, 3) RGB whatever the codec and checks each frame's checksum (schema 2).
+
+    A feature store (`python -m experiments.features`) is read the same way: its clips are per-frame feature
+    vectors, and every read returns (T, F) in its dtype (float16 unless made with --dtype float32). `features` is
+    None for a frame store, else the dict of how the features were computed: backbone, weights, pooling, width (F),
+    image_size, source (the frame store's path), source_uid, frame_skip and fps (the thinning of the source's
+    frames). `frame_shape` is (H, W, 3) or (F,), `dtype` uint8 or the feature dtype. `uid` is
     the store's random id, which its shards carry too. Opening reads the index file only; `check_shards` checks
     that the shard folder beside it is there and this store's.
 
@@ -136,6 +143,8 @@ class FrameStore:
                               created=as_text(f.attrs.get("created", "")))
             self.classes = list(params["classes"])
             self.multilabel = bool(params["multilabel"])
+            self.features = params.get("features")
+            self.frame_shape, self.dtype = clip_form(params)
         except StoreError:
             raise
         except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:  # what h5py raises for damage
@@ -341,18 +350,16 @@ class FrameStore:
             return None
         return _dataset_span(d, int(idx[0]), int(idx[-1]))
 
-    def _frame_shape(self):
-        return int(self.attrs["height"]), int(self.attrs["width"]), 3
-
     def read(self, i, max_len=None, frame_skip=1):
-        """Frames 0, k, 2k, ... (k = frame_skip) of clip row `i`, at most `max_len` of them: uint8 (T, H, W, 3)."""
+        """Frames 0, k, 2k, ... (k = frame_skip) of clip row `i`, at most `max_len` of them: uint8 (T, H, W, 3) (a
+        feature store: (T, F) float16 or float32)."""
         i = int(i)
         if int(frame_skip) < 1:
             raise ValueError("frame_skip must be >= 1")
         i = self._row(i)
         length = int(self.index["length"][i])
         idx = np.arange(length)[clip_slice(length, max_len, frame_skip)]
-        out = np.empty((len(idx),) + self._frame_shape(), np.uint8)
+        out = np.empty((len(idx),) + self.frame_shape, self.dtype)
         self._read(i, idx, out)
         return out
 
@@ -392,11 +399,11 @@ class FrameStore:
         i = self._row(i)
         length = int(self.index["length"][i])
         if idx.size == 0:
-            return np.zeros((0,) + self._frame_shape(), np.uint8)
+            return np.zeros((0,) + self.frame_shape, self.dtype)
         if idx.min() < 0 or idx.max() >= length:
             raise IndexError(f"frame index out of range 0..{length - 1} for clip row {i}")
         uniq, inverse = np.unique(idx, return_inverse=True)
-        out = np.empty((len(uniq),) + self._frame_shape(), np.uint8)
+        out = np.empty((len(uniq),) + self.frame_shape, self.dtype)
         self._read(i, uniq, out)
         return out[inverse]
 

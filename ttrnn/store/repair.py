@@ -28,12 +28,14 @@ from collections import Counter
 from dataclasses import dataclass
 
 import h5py
+import numpy as np
 
 from ttrnn.store.codecs import stored_frames, verify_crc
 from ttrnn.store.schema import (
     CorruptClipError,
     StoreError,
     as_text,
+    clip_form,
     read_record,
     shard_dir,
     shard_files,
@@ -48,7 +50,7 @@ class Shard:
     uid: str = None           # the uid of the store that wrote it (None: unreadable)
     meta: dict = None         # its clip's index row
     params: dict = None       # the store's parameters (None in shards written before they were kept)
-    form: tuple = None        # (codec, height, width) of its frames as stored
+    form: tuple = None        # (codec, shape of one frame) of its frames as stored
     problem: str = None       # why it is not an intact clip, else None
 
 
@@ -80,13 +82,15 @@ def scan_shards(path, progress=None):
 
 
 def _form(f, frames):
-    """(codec, height, width) of the open shard `f` whose stored frames are `frames`."""
+    """(codec, shape of one frame) of the open shard `f` whose stored frames are `frames`: ("jpeg", (H, W, 3)),
+    ("raw" / "lzf" / "gzip", (H, W, 3)) or, for a feature store, ("float16" / "float32", (F,))."""
     if "bytes" in f:
         import simplejpeg
         h, w = simplejpeg.decode_jpeg_header(bytes(frames[0]))[:2] if len(frames) else (0, 0)
-        return "jpeg", int(h), int(w)
+        return "jpeg", (int(h), int(w), 3)
     d = f["frames"]
-    return d.compression or "raw", int(d.shape[1]), int(d.shape[2])
+    codec = d.dtype.name if d.dtype != np.uint8 else (d.compression or "raw")
+    return codec, tuple(int(n) for n in d.shape[1:])
 
 
 def salvage_index(path):
@@ -120,7 +124,7 @@ def _agrees(params, shards):
     and for single-label stores each clip's class name at its label."""
     try:
         codec = params.get("codec") or ("raw" if params.get("compression") == "none" else params.get("compression"))
-        form = (codec, int(params["height"]), int(params["width"]))
+        form = (codec, clip_form(params)[0])
         classes = list(params["classes"])
         for s in shards:
             if s.form != form:

@@ -51,6 +51,9 @@ SCHEMA_VERSION = 2
 """The layout this version writes (module docstring); schema-1 stores (one HDF5 file) are still read."""
 CODECS = ("raw", "jpeg", "lzf", "gzip")
 """How frames are coded in a shard: raw bytes, JPEG files, or HDF5's lzf / gzip filters (`--codec`)."""
+FEATURE_CODECS = ("float16", "float32")
+"""How a feature store keeps its per-frame feature vectors: a contiguous array of that dtype, one CRC-32 per frame
+(`feature_params`; written by `python -m experiments.features`)."""
 COMPRESSIONS = ("lzf", "gzip", "none")
 """The schema-1 names of the codecs (`--compression`, the old option): "none" is codec raw."""
 DEFAULT_QUALITY = 95
@@ -161,8 +164,42 @@ def store_params(dataset, width, height, frame_skip=1, fps=None, compression="no
     return p
 
 
+def feature_params(source, features, dtype="float16"):
+    """The parameters of a feature store made from the frame store whose parameters are `source`: the source's
+    dataset, classes, multi-label flag, frame size (the frames the features were computed from, which a raw video
+    must be decoded to before its backbone), frame skip and rate, with codec `dtype` (FEATURE_CODECS) and
+    `features`, the dict that says how they were computed (`FrameStore.features`: backbone, weights, pooling,
+    width F, image_size, source, frame_skip, ...)."""
+    if dtype not in FEATURE_CODECS:
+        raise StoreError(f"feature dtype must be one of {', '.join(FEATURE_CODECS)}, got {dtype!r}")
+    if source.get("features") is not None:
+        raise StoreError("the source is a feature store already: give the frame store it was made from")
+    keep = ("dataset", "width", "height", "frame_skip", "fps", "classes", "multilabel", "synthetic")
+    p = {k: source[k] for k in keep if k in source}
+    p.update(codec=dtype, quality=None, schema_version=SCHEMA_VERSION, features=dict(features))
+    p["features"]["width"] = int(p["features"]["width"])
+    return json.loads(json.dumps(p, default=json_default))
+
+
+def is_feature_store(params):
+    """Whether store parameters `params` (`params_of`, `FrameStore.attrs`) are a feature store's."""
+    return params.get("features") is not None
+
+
+def clip_form(params):
+    """(shape of one frame, dtype) of the clips of a store with parameters `params`: ((H, W, 3), uint8) for a frame
+    store, ((F,), float16 or float32) for a feature store."""
+    features = params.get("features")
+    if features is not None:
+        return (int(features["width"]),), np.dtype(params["codec"])
+    return (int(params["height"]), int(params["width"]), 3), np.dtype(np.uint8)
+
+
 def recoded_params(params, codec, quality=None):
     """`params` of a store (any schema) with another codec: those of its transcoded copy."""
+    if is_feature_store(params):
+        raise StoreError("a feature store cannot be transcoded (its codec is its dtype); extract it again with "
+                         "python -m experiments.features and --dtype")
     p = {k: v for k, v in params.items() if k not in ("compression", "codec", "quality", "schema_version")}
     return store_params(compression=codec, quality=quality, **p)
 

@@ -25,6 +25,7 @@ from ttrnn.store.schema import (
     StoreError,
     StoreLockedError,
     as_text,
+    clip_form,
     clip_meta,
     disk_full_error,
     index_digest,
@@ -46,16 +47,16 @@ from ttrnn.store.schema import (
 def write_shard(directory, frames, meta, params, uid):
     """Write one clip as a complete shard file in `directory` and publish it by rename; returns its file name.
 
-    `frames`: uint8 (T > 0, H, W, 3) RGB. `meta`: the clip's index fields (`clip_meta`). `params`: the store's
-    (`store_params`: codec, quality, frame size, ...; kept in the shard too); `uid`: the store's, so that only this
-    store adopts the shard. Called in the decode workers. The folder is not fsynced here: the writer's next commit
-    does it once for all the shards it lists. On any error (a full disk included) the temporary file is removed and
-    the error raised."""
+    `frames`: uint8 (T > 0, H, W, 3) RGB; for a feature store (T > 0, F) in its dtype (`clip_form`). `meta`: the
+    clip's index fields (`clip_meta`). `params`: the store's (`store_params` or `feature_params`: codec, quality,
+    frame size, ...; kept in the shard too); `uid`: the store's, so that only this store adopts the shard. Called
+    in the decode workers. The folder is not fsynced here: the writer's next commit does it once for all the shards
+    it lists. On any error (a full disk included) the temporary file is removed and the error raised."""
     frames = np.asarray(frames)
-    h, w = params["height"], params["width"]
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (h, w, 3) or len(frames) == 0:
-        raise ValueError(f"clip {meta['clip_id']}: expected uint8 (T>0, {h}, {w}, 3), got {frames.dtype} "
-                         f"{frames.shape}")
+    shape, dtype = clip_form(params)
+    if frames.dtype != dtype or frames.shape[1:] != shape or len(frames) == 0:
+        raise ValueError(f"clip {meta['clip_id']}: expected {dtype} (T>0, {', '.join(map(str, shape))}), got "
+                         f"{frames.dtype} {frames.shape}")
     arrays = encode_frames(frames, params["codec"], params.get("quality"))
 
     def fill(f):
@@ -131,6 +132,15 @@ def lock_store(path):
         raise StoreLockedError(f"{path} is being written by another process (writer lock held); "
                                f"wait for it to finish")
     return lock
+
+
+def _differences(key, old, new):
+    """"key: store OLD vs now NEW" for one parameter; for a dict (a feature store's `features`), per entry that
+    differs ("features.pooling: store 'avg' vs now 'max'")."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return ", ".join(f"{key}.{k}: store {old.get(k)!r} vs now {new.get(k)!r}" for k in keys)
+    return f"{key}: store {old!r} vs now {new!r}"
 
 
 class StoreWriter:
@@ -231,7 +241,7 @@ class StoreWriter:
         if old == self.params:
             return
         diff = sorted(k for k in set(old) | set(self.params) if old.get(k) != self.params.get(k))
-        shown = ", ".join(f"{k}: store {old.get(k)!r} vs now {self.params.get(k)!r}" for k in diff if k != "classes")
+        shown = ", ".join(_differences(k, old.get(k), self.params.get(k)) for k in diff if k != "classes")
         if "classes" in diff:
             shown = (shown + ", " if shown else "") + "class list differs"
         raise StoreError(f"{self.path} was made with different parameters ({shown}); use --overwrite to rebuild it")
@@ -278,7 +288,8 @@ class StoreWriter:
 
     # -- adding --
     def add_clip(self, clip_id, frames, class_name, label, group, source, fps, labels=None):
-        """Write one clip `frames` uint8 (T, H, W, 3) as a shard and add it. `labels`: multi-hot (C,) or None."""
+        """Write one clip `frames` uint8 (T, H, W, 3) (a feature store: (T, F), `clip_form`) as a shard and add
+        it. `labels`: multi-hot (C,) or None."""
         self._check_new(clip_id)
         meta = clip_meta(clip_id, class_name, label, group, source, fps, labels)
         try:
