@@ -3,8 +3,12 @@
 Grid file (JSON object). Axis keys take a list (a scalar means a one-element list); the runs are their cartesian
 product, minus combinations matching an entry of ``exclude``:
 
-    dataset, model, use_tt (bool → --use-tt), decomposition, rank (string: "4" or "1,4,4,4,1"), blocks, max_len,
-    frame_skip, sample_frames, protocol, fold, seed, batch_size, lr, preset
+    dataset, model, use_tt (bool → --use-tt), decomposition, rank (string: "4" or "1,4,4,4,1"), blocks,
+    recurrent_decomposition, recurrent_rank, integrated (bool → --integrated), max_len, frame_skip, sample_frames,
+    protocol, fold, seed, batch_size, lr, preset
+
+A feature store (`python -m experiments.features`) goes in ``data`` like a frame store; the dataset's CLI reads
+which kind it is.
 
 ``null`` in an axis means "leave the flag out" (the CLI's default). Other keys: ``data`` (dataset → store path, or
 null to pass no ``--data``), ``epochs`` (int), ``extra`` (list of extra CLI arguments for every run), ``exclude``
@@ -25,13 +29,17 @@ from pathlib import Path
 from experiments.families import MODEL_CHOICES
 
 # axis name → CLI flag; the order fixes the run-name layout and the flag order
-AXES = ("dataset", "model", "use_tt", "decomposition", "rank", "blocks", "max_len", "frame_skip", "sample_frames",
-        "protocol", "fold", "seed", "batch_size", "lr", "preset")
+AXES = ("dataset", "model", "use_tt", "decomposition", "rank", "blocks", "recurrent_decomposition", "recurrent_rank",
+        "integrated", "max_len", "frame_skip", "sample_frames", "protocol", "fold", "seed", "batch_size", "lr",
+        "preset")
 AXIS_TYPES = {"dataset": str, "model": str, "use_tt": bool, "decomposition": str, "rank": str, "blocks": int,
-              "max_len": int, "frame_skip": int, "sample_frames": int, "protocol": str, "fold": int, "seed": int,
-              "batch_size": int, "lr": float, "preset": str}
-NAME_PREFIX = {"rank": "rank", "blocks": "blocks", "max_len": "len", "frame_skip": "skip", "sample_frames": "frames",
-               "fold": "fold", "seed": "seed", "batch_size": "bs", "lr": "lr", "preset": "preset_"}
+              "recurrent_decomposition": str, "recurrent_rank": str, "integrated": bool, "max_len": int,
+              "frame_skip": int, "sample_frames": int, "protocol": str, "fold": int, "seed": int, "batch_size": int,
+              "lr": float, "preset": str}
+NAME_PREFIX = {"rank": "rank", "blocks": "blocks", "recurrent_decomposition": "rec", "recurrent_rank": "rrank",
+               "max_len": "len", "frame_skip": "skip", "sample_frames": "frames", "fold": "fold", "seed": "seed",
+               "batch_size": "bs", "lr": "lr", "preset": "preset_"}
+FLAG_NAMES = {"use_tt": "tt", "integrated": "integrated"}   # what a true flag axis adds to the run name
 OTHER_KEYS = {"data", "epochs", "extra", "exclude", "command", "threads_preset", "slurm", "description"}
 DEFAULT_COMMAND = ["{python}", "-m", "experiments.{dataset}"]
 GRIDS = Path(__file__).with_name("grids")     # the grids shipped with the package, found by name
@@ -148,9 +156,9 @@ def run_name(values):
         if axis not in values or values[axis] is None:
             continue
         value = values[axis]
-        if axis == "use_tt":
+        if AXIS_TYPES[axis] is bool:
             if value:
-                parts.append("tt")
+                parts.append(FLAG_NAMES[axis])
         elif axis == "lr":
             parts.append(f"lr{value:g}")
         else:
@@ -184,7 +192,7 @@ def expand(grid, runs_dir, threads=None):
             if axis == "dataset" or values[axis] is None:
                 continue
             flag = "--" + axis.replace("_", "-")
-            if axis == "use_tt":
+            if AXIS_TYPES[axis] is bool:
                 command += [flag] if values[axis] else []
             else:
                 command += [flag, str(values[axis])]

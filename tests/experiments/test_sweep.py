@@ -104,6 +104,30 @@ def test_expansion_is_the_cartesian_product_with_flags(tmp_path):
     assert "ucf11-gru-tt-len100-fold0" in names and "ucf11-lstm-fold1" in names
 
 
+def test_fully_decomposed_and_integrated_axes_reach_the_trainers_flags(tmp_path):
+    """The recurrent options are axes too: each run's command carries them and the trainer's parser accepts it."""
+    from experiments import ucf11
+    from experiments.train import build_parser
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({"dataset": "ucf11", "model": "lstm", "decomposition": ["tt", "ht"],
+                                "recurrent_decomposition": [None, "tt"], "recurrent_rank": [None, "2"],
+                                "integrated": [False, True],
+                                "exclude": [{"integrated": True, "recurrent_decomposition": "tt"},
+                                            {"recurrent_decomposition": None, "recurrent_rank": "2"},
+                                            {"integrated": True, "recurrent_rank": "2"}],
+                                "data": {"ucf11": "features.h5"}}))
+    runs = expand(load_grid(path), tmp_path / "runs")
+    names = {r["name"] for r in runs}
+    assert len(runs) == 2 * 4 and "ucf11-lstm-ht-integrated" in names and "ucf11-lstm-tt-rectt-rrank2" in names
+    for r in runs:
+        cmd, v = r["command"], r["values"]
+        assert ("--integrated" in cmd) == v["integrated"]
+        assert ("--recurrent-decomposition" in cmd) == (v["recurrent_decomposition"] is not None)
+        args = build_parser(ucf11.SPEC).parse_args(cmd[3:])
+        assert (args.integrated, args.recurrent_decomposition, args.recurrent_rank) == (
+            v["integrated"], v["recurrent_decomposition"], v["recurrent_rank"])
+
+
 def test_local_parallel_runs_then_skips_finished(tmp_path, grid_file):
     runs_dir = tmp_path / "runs"
     path = grid_file(extra=["--barrier", "2"])
